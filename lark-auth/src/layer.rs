@@ -1,0 +1,267 @@
+//! [`LarkAuthLayer`]: injects `Authorization: Bearer <token>` per attempt, on any tower HTTP
+//! client, and recovers once from a token the platform says is invalid.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use lark_transport::{buffer_json_reply, try_clone_request, Body, ReplayBody, ReplyCode, DEFAULT_JSON_LIMIT};
+use lark_types::{
+    codes, AccessTokenType, AccessTokenTypes, AppType, AuthOptions, BoxError, ConfigError, LarkError, SecretString,
+    TokenError, TokenErrorKind,
+};
+use tower::ServiceExt;
+
+use crate::TokenManager;
+
+/// Which token a request gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenChoice {
+    /// Send no token.
+    None,
+    /// Send a token the caller gave (explicit or user token); never refreshed by the SDK.
+    Given(SecretString),
+    /// A token the [`TokenManager`] provides and refreshes.
+    Managed {
+        /// Tenant or app.
+        kind: AccessTokenType,
+        /// The tenant, for marketplace tenant tokens.
+        tenant_key: Option<String>,
+    },
+}
+
+/// Picks the token for a request from what the API accepts and what the caller gave:
+/// an explicit token wins, then a user token, then a tenant token (marketplace apps need a
+/// `tenant_key`; without one an app token is used where the API accepts it), then an app token.
+pub fn choose_token(opts: &AuthOptions, app_type: AppType) -> Result<TokenChoice, TokenError> {
+    if let Some(t) = &opts.access_token {
+        return Ok(TokenChoice::Given(t.clone()));
+    }
+    if let Some(t) = &opts.user_access_token {
+        return Ok(TokenChoice::Given(t.clone()));
+    }
+    let accepted = opts.accepted;
+    if accepted.is_empty() {
+        return Ok(TokenChoice::None);
+    }
+    let marketplace_without_tenant = app_type == AppType::Marketplace && opts.tenant_key.is_none();
+    if accepted.contains(AccessTokenType::Tenant) && !(marketplace_without_tenant && accepted.contains(AccessTokenType::App)) {
+        if marketplace_without_tenant {
+            return Err(TokenError::new(TokenErrorKind::TenantKeyRequired));
+        }
+        return Ok(TokenChoice::Managed { kind: AccessTokenType::Tenant, tenant_key: opts.tenant_key.clone() });
+    }
+    if accepted.contains(AccessTokenType::App) {
+        return Ok(TokenChoice::Managed { kind: AccessTokenType::App, tenant_key: None });
+    }
+    if accepted == AccessTokenTypes::USER {
+        return Err(TokenError::new(TokenErrorKind::UserTokenRequired));
+    }
+    Err(TokenError::new(TokenErrorKind::NoAcceptableToken))
+}
+
+fn bearer(token: &SecretString) -> Result<HeaderValue, LarkError> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| ConfigError::new("the access token contains characters not allowed in a header"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Adds [`LarkAuthService`] to a tower stack.
+///
+/// ```no_run
+/// # async fn demo(manager: lark_auth::TokenManager) {
+/// use tower::ServiceBuilder;
+/// let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+///     .build_http::<http_body_util::Full<bytes::Bytes>>();
+/// let svc = ServiceBuilder::new().layer(lark_auth::LarkAuthLayer::new(manager)).service(client);
+/// # let _ = svc;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct LarkAuthLayer {
+    manager: TokenManager,
+    json_limit: usize,
+}
+
+impl LarkAuthLayer {
+    /// A layer taking tokens from `manager`.
+    pub fn new(manager: TokenManager) -> Self {
+        LarkAuthLayer { manager, json_limit: DEFAULT_JSON_LIMIT }
+    }
+
+    /// Largest JSON reply buffered to look for token-invalid codes (default 32 MiB).
+    pub fn json_limit(mut self, bytes: usize) -> Self {
+        self.json_limit = bytes;
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for LarkAuthLayer {
+    type Service = LarkAuthService<S>;
+    fn layer(&self, inner: S) -> LarkAuthService<S> {
+        LarkAuthService { inner, manager: self.manager.clone(), json_limit: self.json_limit }
+    }
+}
+
+/// Injects the access token each attempt needs, reading [`AuthOptions`] from the request's
+/// extensions (absent: a tenant token). A request that already has an `Authorization` header is
+/// left alone. When the platform answers 99991663, 99991664 or 99991671 for a managed token, the
+/// cached token is dropped, a new one fetched and the request sent once more (if its body can be
+/// replayed); a second failure is returned as it is, so it never loops.
+///
+/// Works on any tower HTTP service; JSON replies come back buffered, others still streaming.
+#[derive(Clone, Debug)]
+pub struct LarkAuthService<S> {
+    inner: S,
+    manager: TokenManager,
+    json_limit: usize,
+}
+
+impl<S> LarkAuthService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for LarkAuthService<S>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    ReqB: ReplayBody + Send + 'static,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        // Use the service that was polled ready; keep a fresh clone for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let manager = self.manager.clone();
+        let limit = self.json_limit;
+        Box::pin(async move { authorize_and_call(inner, manager, limit, req).await.map_err(|e| Box::new(e) as BoxError) })
+    }
+}
+
+async fn send<S, ReqB, ResB>(mut inner: S, req: Request<ReqB>, limit: usize, ready: bool) -> Result<Response<Body>, LarkError>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    if !ready {
+        inner = inner.ready_oneshot().await.map_err(|e| LarkError::from_boxed(e.into()))?;
+    }
+    let resp = inner.call(req).await.map_err(|e| LarkError::from_boxed(e.into()))?;
+    buffer_json_reply(resp.map(Body::wrap), limit).await
+}
+
+async fn authorize_and_call<S, ReqB, ResB>(
+    inner: S,
+    manager: TokenManager,
+    limit: usize,
+    mut req: Request<ReqB>,
+) -> Result<Response<Body>, LarkError>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayBody,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    if req.headers().contains_key(AUTHORIZATION) {
+        return send(inner, req, limit, true).await;
+    }
+    let opts = req.extensions().get::<AuthOptions>().cloned().unwrap_or_else(|| AuthOptions::accepting(AccessTokenTypes::TENANT));
+    let (kind, tenant_key) = match choose_token(&opts, manager.app_type())? {
+        TokenChoice::None => return send(inner, req, limit, true).await,
+        TokenChoice::Given(token) => {
+            req.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
+            return send(inner, req, limit, true).await;
+        }
+        TokenChoice::Managed { kind, tenant_key } => (kind, tenant_key),
+    };
+    let token = manager.token(kind, tenant_key.as_deref()).await?;
+    let again = try_clone_request(&req);
+    req.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
+    let retry_inner = inner.clone();
+    let resp = send(inner, req, limit, true).await?;
+    let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
+    if !invalid {
+        return Ok(resp);
+    }
+    manager.invalidate(kind, tenant_key.as_deref(), &token).await?;
+    let Some(mut again) = again else {
+        tracing::debug!("token rejected; the body cannot be replayed, so the call is not retried");
+        return Ok(resp);
+    };
+    tracing::debug!(kind = kind.as_str(), "token rejected by the platform; refreshing and retrying once");
+    let fresh = manager.token(kind, tenant_key.as_deref()).await?;
+    again.headers_mut().insert(AUTHORIZATION, bearer(&fresh)?);
+    send(retry_inner, again, limit, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(accepted: AccessTokenTypes) -> AuthOptions {
+        AuthOptions::accepting(accepted)
+    }
+
+    #[test]
+    fn token_choice_rules() {
+        let tenant = TokenChoice::Managed { kind: AccessTokenType::Tenant, tenant_key: None };
+        let app = TokenChoice::Managed { kind: AccessTokenType::App, tenant_key: None };
+        assert_eq!(choose_token(&opts(AccessTokenTypes::TENANT_OR_USER), AppType::SelfBuilt).unwrap(), tenant);
+        assert_eq!(choose_token(&opts(AccessTokenTypes::APP), AppType::SelfBuilt).unwrap(), app);
+        assert_eq!(choose_token(&opts(AccessTokenTypes::NONE), AppType::SelfBuilt).unwrap(), TokenChoice::None);
+        assert_eq!(
+            choose_token(&opts(AccessTokenTypes::USER), AppType::SelfBuilt).unwrap_err().kind(),
+            TokenErrorKind::UserTokenRequired
+        );
+        // Marketplace: a tenant token needs a tenant_key; with none, an app token where accepted.
+        assert_eq!(
+            choose_token(&opts(AccessTokenTypes::TENANT), AppType::Marketplace).unwrap_err().kind(),
+            TokenErrorKind::TenantKeyRequired
+        );
+        assert_eq!(
+            choose_token(&opts(AccessTokenTypes::TENANT.with(AccessTokenType::App)), AppType::Marketplace).unwrap(),
+            app
+        );
+        let mut o = opts(AccessTokenTypes::TENANT);
+        o.tenant_key = Some("t1".into());
+        assert_eq!(
+            choose_token(&o, AppType::Marketplace).unwrap(),
+            TokenChoice::Managed { kind: AccessTokenType::Tenant, tenant_key: Some("t1".into()) }
+        );
+        // The caller's tokens win.
+        o.user_access_token = Some("u-1".into());
+        assert_eq!(choose_token(&o, AppType::Marketplace).unwrap(), TokenChoice::Given("u-1".into()));
+        o.access_token = Some("x-1".into());
+        assert_eq!(choose_token(&o, AppType::Marketplace).unwrap(), TokenChoice::Given("x-1".into()));
+    }
+}

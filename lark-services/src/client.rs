@@ -1,0 +1,501 @@
+//! [`Client`]: owns the tower stack and the token manager; sends raw and typed requests.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method};
+use lark_auth::{Clock, LarkAuthLayer, MemoryStore, TokenManager, TokenStore};
+use lark_transport::{
+    decode_reply, ApiRequest, Body, Download, HttpClient, HttpService, Multipart, RetryPolicy, TimeoutLayer,
+    TraceLayer, DEFAULT_JSON_LIMIT,
+};
+use lark_types::{
+    AccessTokenTypes, AppType, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString, HELPDESK_AUTH_HEADER,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+const SDK_USER_AGENT: &str = concat!("lark-rs/", env!("CARGO_PKG_VERSION"));
+
+/// Settings of a [`Client`]; see [`Client::builder`].
+pub struct ClientBuilder {
+    app_id: String,
+    app_secret: SecretString,
+    domain: Domain,
+    app_type: AppType,
+    store: Option<Arc<dyn TokenStore>>,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    retry: RetryPolicy,
+    default_headers: HeaderMap,
+    helpdesk: Option<HelpdeskCredentials>,
+    http: Option<HttpService>,
+    refresh_margin: Option<Duration>,
+    clock: Option<Arc<dyn Clock>>,
+    json_limit: usize,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("app_id", &self.app_id)
+            .field("app_secret", &self.app_secret)
+            .field("domain", &self.domain)
+            .field("app_type", &self.app_type)
+            .field("timeout", &self.timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("helpdesk", &self.helpdesk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Feishu (default), Lark, or a custom base URL.
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.domain = domain;
+        self
+    }
+
+    /// A custom base URL, e.g. a proxy or `lark-testkit` (same as `domain(Domain::custom(url))`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.domain = Domain::custom(url);
+        self
+    }
+
+    /// Self-built (default) or marketplace.
+    pub fn app_type(mut self, app_type: AppType) -> Self {
+        self.app_type = app_type;
+        self
+    }
+
+    /// Shorthand for `app_type(AppType::Marketplace)`.
+    pub fn marketplace(self) -> Self {
+        self.app_type(AppType::Marketplace)
+    }
+
+    /// Where tokens and the app_ticket are kept (default: an in-process [`MemoryStore`]).
+    /// Share one Redis store between instances of a marketplace app.
+    pub fn token_store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Same as [`token_store`](Self::token_store) for a store that is already shared.
+    pub fn token_store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Total time for a call, retries and waits included (default 90 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Time for one attempt (default 30 s).
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = d;
+        self
+    }
+
+    /// The retry policy (default [`RetryPolicy::default`]; [`RetryPolicy::none`] disables retries).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A header sent on every request (unless the request sets it).
+    pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.default_headers.insert(name, value);
+        self
+    }
+
+    /// Helpdesk credentials, sent as `X-Lark-Helpdesk-Authorization` on `/open-apis/helpdesk/` calls.
+    pub fn helpdesk(mut self, helpdesk_id: impl Into<String>, helpdesk_token: impl Into<SecretString>) -> Self {
+        self.helpdesk = Some(HelpdeskCredentials::new(helpdesk_id, helpdesk_token));
+        self
+    }
+
+    /// Replaces the bottom HTTP service (default: the pooled hyper + rustls [`HttpClient`]).
+    pub fn http_service(mut self, http: HttpService) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Refresh tokens this long before they expire (default 3 min).
+    pub fn token_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = Some(margin);
+        self
+    }
+
+    /// The clock used for token expiry (tests move a [`lark_auth::ManualClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Largest JSON reply held in memory (default 32 MiB).
+    pub fn json_limit(mut self, bytes: usize) -> Self {
+        self.json_limit = bytes;
+        self
+    }
+
+    /// Builds the client: checks the settings and assembles the stack. Makes no network call.
+    pub fn build(self) -> Result<Client, LarkError> {
+        if self.app_id.trim().is_empty() {
+            return Err(ConfigError::new("app_id is empty: pass the app's id (cli_...) to Client::builder").into());
+        }
+        if self.app_secret.is_empty() {
+            return Err(ConfigError::new("app_secret is empty: pass the app's secret to Client::builder").into());
+        }
+        let base_url = self.domain.base_url().to_owned();
+        let uri: http::Uri = base_url
+            .parse()
+            .map_err(|_| ConfigError::new(format!("base URL `{base_url}` is not a URL")))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(ConfigError::new(format!("base URL `{base_url}` must be http(s)://host[:port]")).into());
+        }
+        if self.timeout.is_zero() || self.attempt_timeout.is_zero() {
+            return Err(ConfigError::new("timeouts must be greater than zero").into());
+        }
+        let http = match self.http {
+            Some(h) => h,
+            None => BoxCloneSyncService::new(HttpClient::builder().json_limit(self.json_limit).build()?),
+        };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+
+        // Token endpoints: timeouts and retries, no auth.
+        let token_http = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::total(self.timeout))
+                .layer(tower::retry::RetryLayer::new(self.retry.clone()))
+                .layer(TimeoutLayer::attempt(self.attempt_timeout))
+                .service(http.clone()),
+        );
+        let mut tokens = TokenManager::builder(self.app_id, self.app_secret)
+            .app_type(self.app_type)
+            .base_url(base_url.clone())
+            .store(store)
+            .http(token_http);
+        if let Some(m) = self.refresh_margin {
+            tokens = tokens.refresh_margin(m);
+        }
+        if let Some(c) = self.clock {
+            tokens = tokens.clock(c);
+        }
+        let tokens = tokens.build()?;
+
+        let stack = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(TraceLayer)
+                .layer(TimeoutLayer::total(self.timeout))
+                .layer(tower::retry::RetryLayer::new(self.retry))
+                .layer(TimeoutLayer::attempt(self.attempt_timeout))
+                .layer(LarkAuthLayer::new(tokens.clone()).json_limit(self.json_limit))
+                .service(http),
+        );
+        let helpdesk = match &self.helpdesk {
+            Some(h) => {
+                let raw = format!("{}:{}", h.helpdesk_id(), h.helpdesk_token().expose_secret());
+                let mut v = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(raw))
+                    .map_err(|_| ConfigError::new("helpdesk credentials are not valid header text"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let mut default_headers = self.default_headers;
+        default_headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(SDK_USER_AGENT));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base_url,
+                tokens,
+                stack,
+                default_headers,
+                helpdesk,
+                json_limit: self.json_limit,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    base_url: String,
+    tokens: TokenManager,
+    stack: HttpService,
+    default_headers: HeaderMap,
+    helpdesk: Option<HeaderValue>,
+    json_limit: usize,
+}
+
+/// The Feishu / Lark client. Cheap to clone; clones share the connection pool and tokens.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), lark_types::LarkError> {
+/// use lark_services::Client;
+///
+/// let client = Client::builder("cli_a1b2c3d4e5f6a7b8", "app-secret").build()?;
+/// let user: serde_json::Value = client
+///     .get("/open-apis/contact/v3/users/:user_id")
+///     .path_param("user_id", "ou_1")
+///     .query("user_id_type", "open_id")
+///     .send()
+///     .await?;
+/// println!("{user}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url)
+            .field("tokens", &self.inner.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts building a client for an app.
+    pub fn builder(app_id: impl Into<String>, app_secret: impl Into<SecretString>) -> ClientBuilder {
+        ClientBuilder {
+            app_id: app_id.into(),
+            app_secret: app_secret.into(),
+            domain: Domain::Feishu,
+            app_type: AppType::SelfBuilt,
+            store: None,
+            timeout: Duration::from_secs(90),
+            attempt_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            default_headers: HeaderMap::new(),
+            helpdesk: None,
+            http: None,
+            refresh_margin: None,
+            clock: None,
+            json_limit: DEFAULT_JSON_LIMIT,
+        }
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The token manager: tokens, the app_ticket, the store.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Stores the app_ticket of a marketplace app (the event side does this automatically).
+    pub async fn set_app_ticket(&self, app_ticket: &str) -> Result<(), LarkError> {
+        self.inner.tokens.set_app_ticket(app_ticket).await
+    }
+
+    /// A raw request to any API: `path` is an `/open-apis/...` template with `:name` segments.
+    pub fn request(&self, method: Method, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        RequestBuilder { client: self.clone(), req: ApiRequest::new(method, path), options: RequestOptions::default() }
+    }
+
+    /// A raw `GET`.
+    pub fn get(&self, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    /// A raw `POST`.
+    pub fn post(&self, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    /// A raw `PUT`.
+    pub fn put(&self, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        self.request(Method::PUT, path)
+    }
+
+    /// A raw `PATCH`.
+    pub fn patch(&self, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        self.request(Method::PATCH, path)
+    }
+
+    /// A raw `DELETE`.
+    pub fn delete(&self, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
+        self.request(Method::DELETE, path)
+    }
+
+    /// Sends a prepared request through the stack and returns the reply as it came (JSON replies
+    /// buffered, downloads streaming). Typed APIs build on this.
+    pub async fn execute(&self, req: ApiRequest, options: RequestOptions) -> Result<http::Response<Body>, LarkError> {
+        let path_is_helpdesk = req.path_template().starts_with("/open-apis/helpdesk/");
+        let req = options.apply(req);
+        let mut http_req = req.build(&self.inner.base_url)?;
+        let headers = http_req.headers_mut();
+        for (name, value) in &self.inner.default_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if path_is_helpdesk {
+            if let Some(v) = &self.inner.helpdesk {
+                headers.entry(HELPDESK_AUTH_HEADER).or_insert_with(|| v.clone());
+            }
+        }
+        self.inner.stack.clone().oneshot(http_req).await.map_err(LarkError::from_boxed)
+    }
+
+    /// Sends a prepared request and decodes `data` as `T` (`Err(LarkError::Api)` when `code != 0`).
+    pub async fn execute_json<T: DeserializeOwned>(&self, req: ApiRequest, options: RequestOptions) -> Result<T, LarkError> {
+        let resp = self.execute(req, options).await?;
+        decode_reply(resp, self.inner.json_limit).await
+    }
+
+    /// Sends a prepared request whose reply is a file.
+    pub async fn execute_download(&self, req: ApiRequest, options: RequestOptions) -> Result<Download, LarkError> {
+        let resp = self.execute(req, options).await?;
+        Download::from_response(resp, self.inner.json_limit).await
+    }
+}
+
+/// Per-call settings: who the call acts for and extra headers.
+#[derive(Clone, Debug, Default)]
+pub struct RequestOptions {
+    /// Act for this tenant (marketplace apps).
+    pub tenant_key: Option<String>,
+    /// Send this user access token.
+    pub user_access_token: Option<SecretString>,
+    /// Send this token as is.
+    pub access_token: Option<SecretString>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// A request id, sent as `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+impl RequestOptions {
+    /// Applies the options to a request.
+    pub fn apply(self, mut req: ApiRequest) -> ApiRequest {
+        {
+            let auth = req.auth_mut();
+            if self.tenant_key.is_some() {
+                auth.tenant_key = self.tenant_key;
+            }
+            if self.user_access_token.is_some() {
+                auth.user_access_token = self.user_access_token;
+            }
+            if self.access_token.is_some() {
+                auth.access_token = self.access_token;
+            }
+        }
+        for (name, value) in self.headers {
+            req = req.header(name, value);
+        }
+        if let Some(id) = self.request_id {
+            req = req.header("x-request-id", id);
+        }
+        req
+    }
+}
+
+/// A raw request being built; finish with [`send`](Self::send), [`send_json`](Self::send_json),
+/// [`download`](Self::download) or [`send_raw`](Self::send_raw).
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder {
+    client: Client,
+    req: ApiRequest,
+    options: RequestOptions,
+}
+
+impl fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBuilder").field("req", &self.req).finish_non_exhaustive()
+    }
+}
+
+impl RequestBuilder {
+    /// Fills the `:name` segment of the path (percent-encoded).
+    pub fn path_param(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.req = self.req.path_param(name, value);
+        self
+    }
+
+    /// Adds a query parameter (keys may repeat).
+    pub fn query(mut self, key: impl Into<Cow<'static, str>>, value: impl ToString) -> Self {
+        self.req = self.req.query(key, value);
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        self.req = self.req.json(body);
+        self
+    }
+
+    /// Sets a multipart body (uploads).
+    pub fn multipart(mut self, form: Multipart) -> Self {
+        self.req = self.req.multipart(form);
+        self
+    }
+
+    /// The token types the API accepts (default: tenant). Use `AccessTokenTypes::NONE` for none.
+    pub fn token_types(mut self, accepted: AccessTokenTypes) -> Self {
+        self.req.auth_mut().accepted = accepted;
+        self
+    }
+
+    /// Acts for a tenant (marketplace apps).
+    pub fn tenant_key(mut self, tenant_key: impl Into<String>) -> Self {
+        self.options.tenant_key = Some(tenant_key.into());
+        self
+    }
+
+    /// Sends a user access token (it wins over managed tokens).
+    pub fn user_access_token(mut self, token: impl Into<SecretString>) -> Self {
+        self.options.user_access_token = Some(token.into());
+        self
+    }
+
+    /// Sends this token as is (it wins over everything else).
+    pub fn access_token(mut self, token: impl Into<SecretString>) -> Self {
+        self.options.access_token = Some(token.into());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets `X-Request-Id`.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.options.request_id = Some(id.into());
+        self
+    }
+
+    /// Sends and decodes `data` as `T`.
+    pub async fn send<T: DeserializeOwned>(self) -> Result<T, LarkError> {
+        self.client.execute_json(self.req, self.options).await
+    }
+
+    /// Sends and returns `data` as JSON.
+    pub async fn send_json(self) -> Result<serde_json::Value, LarkError> {
+        self.send().await
+    }
+
+    /// Sends and returns the file of the reply as a stream.
+    pub async fn download(self) -> Result<Download, LarkError> {
+        self.client.execute_download(self.req, self.options).await
+    }
+
+    /// Sends and returns the reply as it came, without looking at `code`.
+    pub async fn send_raw(self) -> Result<http::Response<Body>, LarkError> {
+        self.client.execute(self.req, self.options).await
+    }
+}

@@ -1,0 +1,317 @@
+//! [`ApiRequest`]: method, path template with `:name` values, repeated query keys, headers,
+//! a JSON or multipart body and [`AuthOptions`], turned into an `http::Request<Body>`.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Method;
+use lark_types::{AuthOptions, ConfigError, LarkError};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use serde::Serialize;
+
+use crate::multipart::Multipart;
+use crate::Body;
+
+/// Characters left as they are in a path segment or query component: RFC 3986 unreserved.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `application/json; charset=utf-8`, the content type of JSON request bodies.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Percent-encodes one path segment value (`/`, spaces, unicode and everything else outside
+/// RFC 3986's unreserved set are encoded).
+pub fn encode_path_segment(value: &str) -> Cow<'_, str> {
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).into()
+}
+
+fn encode_query_component(value: &str) -> Cow<'_, str> {
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).into()
+}
+
+enum RequestBody {
+    Empty,
+    Json(Result<Bytes, String>),
+    Multipart(Multipart),
+    Raw { body: Body, content_type: Option<HeaderValue> },
+}
+
+/// A request to one open-platform API, built up and then turned into an `http::Request<Body>`.
+///
+/// ```
+/// use lark_transport::ApiRequest;
+/// use http::Method;
+///
+/// let req = ApiRequest::new(Method::GET, "/open-apis/contact/v3/users/:user_id")
+///     .path_param("user_id", "ou 1/2")
+///     .query("user_id_type", "open_id")
+///     .build("https://open.feishu.cn")
+///     .unwrap();
+/// assert_eq!(req.uri().path(), "/open-apis/contact/v3/users/ou%201%2F2");
+/// assert_eq!(req.uri().query(), Some("user_id_type=open_id"));
+/// ```
+pub struct ApiRequest {
+    method: Method,
+    path: Cow<'static, str>,
+    path_params: Vec<(Cow<'static, str>, String)>,
+    query: Vec<(Cow<'static, str>, String)>,
+    headers: Vec<(Cow<'static, str>, String)>,
+    body: RequestBody,
+    auth: AuthOptions,
+}
+
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("path_params", &self.path_params)
+            .field("query", &self.query)
+            .field("header_names", &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiRequest {
+    /// A request for `path`, an `/open-apis/...` template whose `:name` segments are filled by
+    /// [`path_param`](Self::path_param).
+    pub fn new(method: Method, path: impl Into<Cow<'static, str>>) -> Self {
+        ApiRequest {
+            method,
+            path: path.into(),
+            path_params: Vec::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: RequestBody::Empty,
+            auth: AuthOptions::accepting(lark_types::AccessTokenTypes::TENANT),
+        }
+    }
+
+    /// Fills the `:name` segment of the path; the value is percent-encoded.
+    pub fn path_param(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.path_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a query parameter; a key may be added several times (`ids=a&ids=b`).
+    pub fn query(mut self, key: impl Into<Cow<'static, str>>, value: impl ToString) -> Self {
+        self.query.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// Adds a query parameter when `value` is `Some`.
+    pub fn query_opt<V: ToString>(self, key: impl Into<Cow<'static, str>>, value: Option<V>) -> Self {
+        match value {
+            Some(v) => self.query(key, v),
+            None => self,
+        }
+    }
+
+    /// Adds a header. Invalid names or values are reported by [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets a JSON body (`Content-Type: application/json; charset=utf-8`).
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        self.body = RequestBody::Json(serde_json::to_vec(body).map(Bytes::from).map_err(|e| e.to_string()));
+        self
+    }
+
+    /// Sets a JSON body from bytes that already hold JSON.
+    pub fn json_bytes(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = RequestBody::Json(Ok(body.into()));
+        self
+    }
+
+    /// Sets a `multipart/form-data` body.
+    pub fn multipart(mut self, form: Multipart) -> Self {
+        self.body = RequestBody::Multipart(form);
+        self
+    }
+
+    /// Sets any body with an optional content type.
+    pub fn body(mut self, body: Body, content_type: Option<HeaderValue>) -> Self {
+        self.body = RequestBody::Raw { body, content_type };
+        self
+    }
+
+    /// Sets what the API accepts and what the caller supplied for authorization.
+    pub fn auth(mut self, auth: AuthOptions) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Mutable access to the authorization options.
+    pub fn auth_mut(&mut self) -> &mut AuthOptions {
+        &mut self.auth
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path template.
+    pub fn path_template(&self) -> &str {
+        &self.path
+    }
+
+    /// The path with `:name` segments replaced by their encoded values.
+    pub fn render_path(&self) -> Result<String, ConfigError> {
+        let mut out = String::with_capacity(self.path.len() + 16);
+        let mut used = 0usize;
+        for (i, segment) in self.path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            match segment.strip_prefix(':') {
+                Some(name) => {
+                    let value = self
+                        .path_params
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| {
+                            ConfigError::new(format!("missing path value `{name}` for {}", self.path))
+                        })?;
+                    if value.is_empty() {
+                        return Err(ConfigError::new(format!(
+                            "path value `{name}` for {} is empty",
+                            self.path
+                        )));
+                    }
+                    used += 1;
+                    out.push_str(&encode_path_segment(value));
+                }
+                None => out.push_str(segment),
+            }
+        }
+        if used != self.path_params.len() {
+            let unknown: Vec<_> = self
+                .path_params
+                .iter()
+                .filter(|(n, _)| !self.path.split('/').any(|s| s.strip_prefix(':') == Some(n)))
+                .map(|(n, _)| n.as_ref())
+                .collect();
+            return Err(ConfigError::new(format!(
+                "path {} has no placeholder for {}",
+                self.path,
+                unknown.join(", ")
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Builds the `http::Request` against `base_url` (e.g. `https://open.feishu.cn`), with the
+    /// [`AuthOptions`] attached as an extension.
+    pub fn build(self, base_url: &str) -> Result<http::Request<Body>, LarkError> {
+        let path = self.render_path()?;
+        let mut uri = String::with_capacity(base_url.len() + path.len() + 32);
+        uri.push_str(base_url.trim_end_matches('/'));
+        uri.push_str(&path);
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            uri.push(if i == 0 { '?' } else { '&' });
+            uri.push_str(&encode_query_component(k));
+            uri.push('=');
+            uri.push_str(&encode_query_component(v));
+        }
+        let uri: http::Uri = uri
+            .parse()
+            .map_err(|e| ConfigError::new(format!("invalid request URL (check the base URL): {e}")))?;
+
+        let mut builder = http::Request::builder().method(self.method).uri(uri);
+        let headers = builder.headers_mut().expect("builder has no error yet");
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError::new(format!("invalid header name `{name}`")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| ConfigError::new(format!("invalid value for header `{name}`")))?;
+            headers.append(name, value);
+        }
+        let body = match self.body {
+            RequestBody::Empty => Body::empty(),
+            RequestBody::Json(Ok(bytes)) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+                Body::full(bytes)
+            }
+            RequestBody::Json(Err(e)) => {
+                return Err(ConfigError::new(format!("request body could not be serialized: {e}")).into())
+            }
+            RequestBody::Multipart(form) => {
+                let (content_type, body) = form.into_body();
+                headers.insert(CONTENT_TYPE, content_type);
+                body
+            }
+            RequestBody::Raw { body, content_type } => {
+                if let Some(ct) = content_type {
+                    headers.insert(CONTENT_TYPE, ct);
+                }
+                body
+            }
+        };
+        let mut req = builder
+            .body(body)
+            .map_err(|e| ConfigError::new(format!("invalid request: {e}")))?;
+        req.extensions_mut().insert(self.auth);
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_values_are_encoded() {
+        let req = ApiRequest::new(Method::GET, "/open-apis/x/:a/y/:b")
+            .path_param("a", "a/b c")
+            .path_param("b", "飞书~.-_")
+            .build("http://127.0.0.1:1/")
+            .unwrap();
+        assert_eq!(req.uri().path(), "/open-apis/x/a%2Fb%20c/y/%E9%A3%9E%E4%B9%A6~.-_");
+    }
+
+    #[test]
+    fn missing_unknown_and_empty_path_values_are_config_errors() {
+        let e = ApiRequest::new(Method::GET, "/x/:a").build("http://h").unwrap_err();
+        assert!(e.to_string().contains("missing path value `a`"), "{e}");
+        let e = ApiRequest::new(Method::GET, "/x/:a")
+            .path_param("a", "1")
+            .path_param("zz", "2")
+            .build("http://h")
+            .unwrap_err();
+        assert!(e.to_string().contains("zz"), "{e}");
+        let e = ApiRequest::new(Method::GET, "/x/:a").path_param("a", "").build("http://h").unwrap_err();
+        assert!(matches!(e, LarkError::Config(_)));
+    }
+
+    #[test]
+    fn query_keys_repeat_and_are_encoded() {
+        let req = ApiRequest::new(Method::GET, "/q")
+            .query("user_ids", "a b")
+            .query("user_ids", "c&d")
+            .query_opt("none", None::<u32>)
+            .query_opt("page_size", Some(20))
+            .build("http://h")
+            .unwrap();
+        assert_eq!(req.uri().query(), Some("user_ids=a%20b&user_ids=c%26d&page_size=20"));
+    }
+
+    #[test]
+    fn json_body_and_headers() {
+        let req = ApiRequest::new(Method::POST, "/j")
+            .json(&serde_json::json!({"k": "v"}))
+            .header("x-request-id", "r1")
+            .build("http://h")
+            .unwrap();
+        assert_eq!(req.headers()[CONTENT_TYPE], JSON_CONTENT_TYPE);
+        assert_eq!(req.headers()["x-request-id"], "r1");
+        assert_eq!(req.body().as_bytes().unwrap(), br#"{"k":"v"}"#);
+        assert!(req.extensions().get::<AuthOptions>().is_some());
+        let e = ApiRequest::new(Method::GET, "/j").header("bad header", "v").build("http://h").unwrap_err();
+        assert!(matches!(e, LarkError::Config(_)));
+    }
+}
