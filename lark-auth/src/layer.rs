@@ -165,7 +165,7 @@ where
     }
 }
 
-async fn send<S, ReqB, ResB>(mut inner: S, req: Request<ReqB>, limit: usize, ready: bool) -> Result<Response<Body>, LarkError>
+async fn send<S, ReqB, ResB>(inner: &mut S, req: Request<ReqB>, limit: usize, ready: bool) -> Result<Response<Body>, LarkError>
 where
     S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
@@ -173,55 +173,58 @@ where
     ResB::Error: Into<BoxError>,
 {
     if !ready {
-        inner = inner.ready_oneshot().await.map_err(|e| LarkError::from_boxed(e.into()))?;
+        inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
     }
     let resp = inner.call(req).await.map_err(|e| LarkError::from_boxed(e.into()))?;
     buffer_json_reply(resp.map(Body::wrap), limit).await
 }
 
 async fn authorize_and_call<S, ReqB, ResB>(
-    inner: S,
+    mut inner: S,
     manager: TokenManager,
     limit: usize,
     mut req: Request<ReqB>,
 ) -> Result<Response<Body>, LarkError>
 where
-    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: ReplayBody,
     ResB: http_body::Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
     if req.headers().contains_key(AUTHORIZATION) {
-        return send(inner, req, limit, true).await;
+        return send(&mut inner, req, limit, true).await;
     }
-    let opts = req.extensions().get::<AuthOptions>().cloned().unwrap_or_else(|| AuthOptions::accepting(AccessTokenTypes::TENANT));
-    let (kind, tenant_key) = match choose_token(&opts, manager.app_type())? {
-        TokenChoice::None => return send(inner, req, limit, true).await,
+    let opts = req.extensions().get::<AuthOptions>();
+    let choice = match opts {
+        Some(opts) => choose_token(opts, manager.app_type())?,
+        None => choose_token(&AuthOptions::accepting(AccessTokenTypes::TENANT), manager.app_type())?,
+    };
+    let (kind, tenant_key) = match choice {
+        TokenChoice::None => return send(&mut inner, req, limit, true).await,
         TokenChoice::Given(token) => {
             req.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
-            return send(inner, req, limit, true).await;
+            return send(&mut inner, req, limit, true).await;
         }
         TokenChoice::Managed { kind, tenant_key } => (kind, tenant_key),
     };
-    let token = manager.token(kind, tenant_key.as_deref()).await?;
+    let token = manager.access_token(kind, tenant_key.as_deref()).await?;
     let again = try_clone_request(&req);
-    req.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
-    let retry_inner = inner.clone();
-    let resp = send(inner, req, limit, true).await?;
+    req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
+    let resp = send(&mut inner, req, limit, true).await?;
     let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
     if !invalid {
         return Ok(resp);
     }
-    manager.invalidate(kind, tenant_key.as_deref(), &token).await?;
+    manager.invalidate(kind, tenant_key.as_deref(), token.token()).await?;
     let Some(mut again) = again else {
         tracing::debug!("token rejected; the body cannot be replayed, so the call is not retried");
         return Ok(resp);
     };
     tracing::debug!(kind = kind.as_str(), "token rejected by the platform; refreshing and retrying once");
-    let fresh = manager.token(kind, tenant_key.as_deref()).await?;
-    again.headers_mut().insert(AUTHORIZATION, bearer(&fresh)?);
-    send(retry_inner, again, limit, false).await
+    let fresh = manager.access_token(kind, tenant_key.as_deref()).await?;
+    again.headers_mut().insert(AUTHORIZATION, fresh.header_value().clone());
+    send(&mut inner, again, limit, false).await
 }
 
 #[cfg(test)]

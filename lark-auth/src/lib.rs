@@ -12,7 +12,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use layer::{choose_token, LarkAuthLayer, LarkAuthService, TokenChoice};
-pub use manager::{app_ticket_key, TokenManager, TokenManagerBuilder, APP_TICKET_TTL};
+pub use manager::{app_ticket_key, AccessToken, TokenManager, TokenManagerBuilder, APP_TICKET_TTL};
 #[cfg(feature = "redis")]
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, RedisStoreBuilder};
 pub use store::{LockAttempt, LockToken, MemoryStore, StoreError, TokenStore};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderValue, Method};
 use lark_transport::{decode_bytes, ApiRequest, HttpService};
 use lark_types::{
     codes, AccessTokenType, ApiError, AppCredentials, AppType, AuthOptions, LarkError, SecretString, TokenError,
@@ -145,6 +145,7 @@ impl TokenManagerBuilder {
                 fingerprint,
                 flights: Mutex::new(HashMap::new()),
                 last_resend: Mutex::new(None),
+                hot: std::sync::RwLock::new(Hot::default()),
             }),
         })
     }
@@ -164,6 +165,96 @@ struct Inner {
     fingerprint: String,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     last_resend: Mutex<Option<tokio::time::Instant>>,
+    hot: std::sync::RwLock<Hot>,
+}
+
+/// Most tenants an instance keeps in its in-process token cache before starting over.
+const HOT_TENANTS_MAX: usize = 50_000;
+
+/// In-process copies of tokens in use, with their ready `Authorization` values, so a call with a
+/// cached token touches neither the store nor the allocator much. Entries are valid until their
+/// refresh time; the store stays the source of truth.
+#[derive(Default)]
+struct Hot {
+    app: Option<AccessToken>,
+    tenant: Option<AccessToken>,
+    tenants: HashMap<String, AccessToken>,
+}
+
+impl Hot {
+    fn slot(&mut self, kind: AccessTokenType, tenant: Option<&str>) -> Option<&mut Option<AccessToken>> {
+        match (kind, tenant) {
+            (AccessTokenType::App, _) => Some(&mut self.app),
+            (AccessTokenType::Tenant, None) => Some(&mut self.tenant),
+            _ => None,
+        }
+    }
+
+    fn get(&self, kind: AccessTokenType, tenant: Option<&str>) -> Option<&AccessToken> {
+        match (kind, tenant) {
+            (AccessTokenType::App, _) => self.app.as_ref(),
+            (AccessTokenType::Tenant, None) => self.tenant.as_ref(),
+            (AccessTokenType::Tenant, Some(t)) => self.tenants.get(t),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, kind: AccessTokenType, tenant: Option<&str>, token: AccessToken) {
+        if let Some(slot) = self.slot(kind, tenant) {
+            *slot = Some(token);
+        } else if let Some(t) = tenant {
+            if self.tenants.len() >= HOT_TENANTS_MAX {
+                self.tenants.clear();
+            }
+            self.tenants.insert(t.to_owned(), token);
+        }
+    }
+
+    fn remove_if(&mut self, kind: AccessTokenType, tenant: Option<&str>, token: &SecretString) {
+        if let Some(slot) = self.slot(kind, tenant) {
+            if slot.as_ref().is_some_and(|t| &t.token == token) {
+                *slot = None;
+            }
+        } else if let Some(t) = tenant {
+            if self.tenants.get(t).is_some_and(|e| &e.token == token) {
+                self.tenants.remove(t);
+            }
+        }
+    }
+}
+
+/// An access token with its ready `Authorization: Bearer …` header value (marked sensitive).
+#[derive(Clone)]
+pub struct AccessToken {
+    token: SecretString,
+    header: HeaderValue,
+    refresh_at_ms: u64,
+}
+
+impl AccessToken {
+    fn new(token: SecretString, refresh_at_ms: u64) -> Result<Self, LarkError> {
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            TokenError::new(TokenErrorKind::Unreachable).with_source("the token contains characters not allowed in a header")
+        })?;
+        header.set_sensitive(true);
+        Ok(AccessToken { token, header, refresh_at_ms })
+    }
+
+    /// The token.
+    pub fn token(&self) -> &SecretString {
+        &self.token
+    }
+
+    /// `Bearer <token>`, ready for the `Authorization` header.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.header
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken").field("token", &self.token).finish_non_exhaustive()
+    }
 }
 
 /// Obtains, caches and refreshes the app's access tokens.
@@ -296,15 +387,28 @@ impl TokenManager {
 
     /// A managed token of `kind` (tenant or app).
     pub async fn token(&self, kind: AccessTokenType, tenant_key: Option<&str>) -> Result<SecretString, LarkError> {
+        Ok(self.access_token(kind, tenant_key).await?.token)
+    }
+
+    /// A managed token of `kind` with its ready `Authorization` header value.
+    pub async fn access_token(&self, kind: AccessTokenType, tenant_key: Option<&str>) -> Result<AccessToken, LarkError> {
         let tenant = self.tenant_for(kind, tenant_key)?;
-        let key = self.cache_key(kind, tenant.as_deref());
+        let tenant = tenant.as_deref();
         let now = self.inner.clock.now_unix_ms();
-        if let Some(c) = self.read(&key).await? {
-            if now < c.refresh_at_ms {
-                return Ok(SecretString::new(c.token));
+        {
+            let hot = self.inner.hot.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = hot.get(kind, tenant).filter(|t| now < t.refresh_at_ms) {
+                return Ok(t.clone());
             }
         }
-        self.refresh(kind, tenant.as_deref(), &key).await
+        let key = self.cache_key(kind, tenant);
+        let (token, refresh_at_ms) = match self.read(&key).await? {
+            Some(c) if now < c.refresh_at_ms => (SecretString::new(c.token), c.refresh_at_ms),
+            _ => self.refresh(kind, tenant, &key).await?,
+        };
+        let token = AccessToken::new(token, refresh_at_ms)?;
+        self.inner.hot.write().unwrap_or_else(|e| e.into_inner()).put(kind, tenant, token.clone());
+        Ok(token)
     }
 
     /// Drops a cached token, but only if it is still `token` (so a token another caller just
@@ -319,6 +423,7 @@ impl TokenManager {
             Ok(t) => t,
             Err(_) => return Ok(()),
         };
+        self.inner.hot.write().unwrap_or_else(|e| e.into_inner()).remove_if(kind, tenant.as_deref(), token);
         let key = self.cache_key(kind, tenant.as_deref());
         if let Some(c) = self.read(&key).await? {
             if c.token == token.expose_secret() {
@@ -383,7 +488,7 @@ impl TokenManager {
         }
     }
 
-    async fn refresh(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<SecretString, LarkError> {
+    async fn refresh(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<(SecretString, u64), LarkError> {
         let flight = self.flight(key);
         let result = {
             let _guard = flight.lock().await;
@@ -394,11 +499,11 @@ impl TokenManager {
     }
 
     /// Runs with the in-process flight lock held.
-    async fn refresh_locked(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<SecretString, LarkError> {
+    async fn refresh_locked(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<(SecretString, u64), LarkError> {
         let stale = self.read(key).await?;
         if let Some(c) = &stale {
             if self.inner.clock.now_unix_ms() < c.refresh_at_ms {
-                return Ok(SecretString::new(c.token.clone()));
+                return Ok((SecretString::new(c.token.clone()), c.refresh_at_ms));
             }
         }
         let lock_key = format!("lock:{key}");
@@ -423,7 +528,7 @@ impl TokenManager {
                     wait = (wait * 2).min(Duration::from_millis(200));
                     if let Some(c) = self.read(key).await? {
                         if self.inner.clock.now_unix_ms() < c.refresh_at_ms {
-                            return Ok(SecretString::new(c.token));
+                            return Ok((SecretString::new(c.token), c.refresh_at_ms));
                         }
                     }
                 }
@@ -437,11 +542,11 @@ impl TokenManager {
         tenant: Option<&str>,
         key: &str,
         stale: Option<Cached>,
-    ) -> Result<SecretString, LarkError> {
+    ) -> Result<(SecretString, u64), LarkError> {
         // Another instance may have stored a fresh token between our read and our lock.
         if let Some(c) = self.read(key).await? {
             if self.inner.clock.now_unix_ms() < c.refresh_at_ms {
-                return Ok(SecretString::new(c.token));
+                return Ok((SecretString::new(c.token), c.refresh_at_ms));
             }
         }
         self.fetch_and_store(kind, tenant, key, stale).await
@@ -453,14 +558,15 @@ impl TokenManager {
         tenant: Option<&str>,
         key: &str,
         stale: Option<Cached>,
-    ) -> Result<SecretString, LarkError> {
+    ) -> Result<(SecretString, u64), LarkError> {
         let fetched = match self.fetch(kind, tenant).await {
             Ok(f) => f,
             Err(e) => {
                 let now = self.inner.clock.now_unix_ms();
                 if let Some(c) = stale.filter(|c| now < c.expires_at_ms) {
                     tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
-                    return Ok(SecretString::new(c.token));
+                    // Try again on the next call rather than waiting for the next refresh time.
+                    return Ok((SecretString::new(c.token), now));
                 }
                 return Err(e);
             }
@@ -479,7 +585,7 @@ impl TokenManager {
             self.inner.store.set(key, &cached.encode(), expire).await?;
         }
         tracing::debug!(kind = kind.as_str(), expire_s = expire.as_secs(), "fetched an access token");
-        Ok(SecretString::new(cached.token))
+        Ok((SecretString::new(cached.token), cached.refresh_at_ms))
     }
 
     async fn fetch(&self, kind: AccessTokenType, tenant: Option<&str>) -> Result<(String, Duration), LarkError> {

@@ -18,8 +18,8 @@ pub use body::{try_clone_request, Body, BodyTooLarge, ReplayBody};
 pub use client::{HttpClient, HttpClientBuilder};
 pub use multipart::Multipart;
 pub use reply::{
-    buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, Download,
-    ReplyCode, DEFAULT_JSON_LIMIT,
+    buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, reply_code,
+    Download, ReplyCode, DEFAULT_JSON_LIMIT,
 };
 pub use request::{encode_path_segment, ApiRequest, JSON_CONTENT_TYPE};
 pub use retry::{RetryPolicy, RetryReason};

@@ -27,6 +27,26 @@ struct Head {
     code: i64,
 }
 
+/// The reply's top-level `code`. The platform writes it first (`{"code":0,...`), which is read
+/// without parsing the rest; any other layout falls back to a full parse.
+pub fn reply_code(bytes: &[u8]) -> Option<i64> {
+    let trimmed = bytes.trim_ascii_start();
+    if let Some(rest) = trimmed.strip_prefix(b"{\"code\":") {
+        let rest = rest.trim_ascii_start();
+        let (neg, digits) = match rest.strip_prefix(b"-") {
+            Some(d) => (true, d),
+            None => (false, rest),
+        };
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let next = digits.get(len).copied();
+        if len > 0 && len <= 18 && matches!(next, Some(b',' | b'}' | b' ' | b'\n' | b'\r' | b'\t')) {
+            let value = digits[..len].iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+            return Some(if neg { -value } else { value });
+        }
+    }
+    serde_json::from_slice::<Head>(bytes).ok().map(|h| h.code)
+}
+
 /// Whether a response is JSON by its content type.
 pub fn is_json<B>(resp: &Response<B>) -> bool {
     resp.headers()
@@ -56,8 +76,8 @@ pub async fn buffer_json_reply(
         };
         TransportError::from_boxed(kind, e).with_log_id(log_id_from_headers(&parts.headers))
     })?;
-    if let Ok(head) = serde_json::from_slice::<Head>(&bytes) {
-        parts.extensions.insert(ReplyCode(head.code));
+    if let Some(code) = reply_code(&bytes) {
+        parts.extensions.insert(ReplyCode(code));
     }
     Ok(Response::from_parts(parts, Body::full(bytes)))
 }
@@ -81,7 +101,8 @@ pub fn decode_bytes<T: DeserializeOwned>(
     status: u16,
     headers: &http::HeaderMap,
 ) -> Result<T, LarkError> {
-    let reply: ApiReply<serde_json::Value> = match serde_json::from_slice(bytes) {
+    // One pass: the envelope with `data` kept as raw text, then `data` straight into `T`.
+    let reply: ApiReply<&serde_json::value::RawValue> = match serde_json::from_slice(bytes) {
         Ok(r) => r,
         Err(e) => {
             let msg = if (200..300).contains(&status) {
@@ -98,11 +119,12 @@ pub fn decode_bytes<T: DeserializeOwned>(
     if reply.code != 0 {
         return Err(ApiError::from_reply(reply.code, reply.msg, reply.error, status, headers).into());
     }
-    let data = reply.data.unwrap_or(serde_json::Value::Null);
-    match T::deserialize(&data) {
+    let data = reply.data.map_or("null", |raw| raw.get());
+    match serde_json::from_str::<T>(data) {
         Ok(v) => Ok(v),
-        Err(first) if data.is_null() => T::deserialize(&serde_json::Value::Object(Default::default()))
-            .map_err(|_| decode_error(status, headers, first)),
+        Err(first) if data == "null" => {
+            serde_json::from_str::<T>("{}").map_err(|_| decode_error(status, headers, first))
+        }
         Err(e) => Err(decode_error(status, headers, e)),
     }
 }
@@ -331,6 +353,17 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(e, LarkError::Transport(ref t) if t.kind() == TransportErrorKind::TooLarge), "{e:?}");
+    }
+
+    #[test]
+    fn reply_code_fast_path_and_fallback() {
+        assert_eq!(reply_code(br#"{"code":0,"msg":"ok"}"#), Some(0));
+        assert_eq!(reply_code(br#" {"code": 99991663 ,"msg":"x"}"#), Some(99991663));
+        assert_eq!(reply_code(br#"{"code":-1}"#), Some(-1));
+        assert_eq!(reply_code(br#"{"msg":"x","code":10012}"#), Some(10012));
+        assert_eq!(reply_code(br#"{"msg":"no code"}"#), Some(0));
+        assert_eq!(reply_code(b"<html>"), None);
+        assert_eq!(reply_code(br#"{"code":1.5}"#), None);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 use std::fmt;
+use std::sync::Arc;
 
 /// A secret string (app secret, access token, encrypt key, ticket) whose `Debug` and `Display`
-/// never show its content.
+/// never show its content. Cloning is cheap (shared).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SecretString(Box<str>);
+pub struct SecretString(Arc<str>);
 
 impl SecretString {
     /// Wraps a secret.
     pub fn new(secret: impl Into<String>) -> Self {
-        SecretString(secret.into().into_boxed_str())
+        SecretString(Arc::from(secret.into()))
     }
 
     /// The secret itself. Call this only where the value goes on the wire.

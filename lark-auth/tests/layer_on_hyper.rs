@@ -1,0 +1,69 @@
+//! `LarkAuthLayer` on a plain hyper-util client (not the SDK's stack), over loopback HTTP.
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use lark_auth::{LarkAuthLayer, TokenManager};
+use lark_testkit::{Endpoint, FakePlatform};
+use lark_transport::{HttpClient, HttpService};
+use lark_types::{AccessTokenTypes, AuthOptions};
+use tower::{ServiceBuilder, ServiceExt};
+
+fn manager(p: &FakePlatform) -> TokenManager {
+    let http: HttpService = tower::util::BoxCloneSyncService::new(HttpClient::new().unwrap());
+    TokenManager::builder(p.app_id(), p.app_secret()).base_url(p.base_url()).http(http).build().unwrap()
+}
+
+fn get(p: &FakePlatform, path: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(Method::GET)
+        .uri(format!("{}{path}", p.base_url()))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn injects_tokens_into_a_plain_hyper_client() {
+    let p = FakePlatform::start().await;
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new().layer(LarkAuthLayer::new(manager(&p))).service(hyper);
+
+    for _ in 0..3 {
+        let resp = svc.clone().oneshot(get(&p, "/open-apis/contact/v3/users/ou_1")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], 0);
+    }
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 1);
+
+    // The request's AuthOptions pick the token: here the app token.
+    let mut req = get(&p, "/open-apis/testkit/echo/x");
+    req.extensions_mut().insert(AuthOptions::accepting(AccessTokenTypes::APP));
+    let resp = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(p.hits(Endpoint::AppAccessTokenInternal), 1);
+
+    // A request that carries its own Authorization header is left alone.
+    let mut req = get(&p, "/open-apis/testkit/echo/own");
+    req.headers_mut().insert("authorization", "Bearer u-mine".parse().unwrap());
+    svc.clone().oneshot(req).await.unwrap();
+    let own = p.requests().into_iter().find(|r| r.path == "/open-apis/testkit/echo/own").unwrap();
+    assert_eq!(own.headers["authorization"], "Bearer u-mine");
+}
+
+#[tokio::test]
+async fn refreshes_and_retries_once_on_a_plain_hyper_client() {
+    let p = FakePlatform::start().await;
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new().layer(LarkAuthLayer::new(manager(&p))).service(hyper);
+    svc.clone().oneshot(get(&p, "/open-apis/contact/v3/users/ou_1")).await.unwrap();
+    p.invalidate_tokens();
+    let resp = svc.clone().oneshot(get(&p, "/open-apis/contact/v3/users/ou_1")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 2);
+    let calls = p.requests().iter().filter(|r| r.path.starts_with("/open-apis/contact")).count();
+    assert_eq!(calls, 3, "one call, then one rejected call and its single retry");
+}

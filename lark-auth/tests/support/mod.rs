@@ -1,0 +1,3 @@
+//! Helpers shared by lark-auth's integration tests.
+
+pub(crate) mod redis_server;

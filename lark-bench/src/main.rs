@@ -1,0 +1,372 @@
+//! lark-bench: measures lark-rs against lark-testkit (started in process) or a real base URL.
+//!
+//! ```text
+//! cargo run --release -p lark-bench -- SCENARIO [--base-url URL] [--requests N] [--concurrency C]
+//! ```
+//!
+//! Scenarios:
+//! - `overhead`: the same N `GET /open-apis/contact/v3/users/ou_1` calls through a bare hyper-util
+//!   client with a fixed token and through the SDK's `Client` (cached token, full stack), C at a
+//!   time. CPU time counts only the client's threads (read from /proc), not the in-process server's.
+//! - `stampede`: C concurrent first calls on a cold token cache; counts token fetches.
+//!
+//! With `--base-url`, credentials come from `LARK_APP_ID` and `LARK_APP_SECRET`.
+//! Prints one JSON line per run.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use lark_services::Client;
+use lark_testkit::{Endpoint, FakePlatform};
+use serde_json::json;
+
+const USER_PATH: &str = "/open-apis/contact/v3/users/ou_1";
+const CLIENT_THREAD: &str = "bench-client";
+
+struct Args {
+    scenario: String,
+    base_url: Option<String>,
+    requests: Option<usize>,
+    concurrency: Option<usize>,
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: lark-bench (overhead|stampede) [--base-url URL] [--requests N] [--concurrency C]");
+    ExitCode::from(2)
+}
+
+fn parse_args() -> Option<Args> {
+    let mut it = std::env::args().skip(1);
+    let scenario = it.next()?;
+    let mut args = Args { scenario, base_url: None, requests: None, concurrency: None };
+    while let Some(flag) = it.next() {
+        let value = it.next()?;
+        match flag.as_str() {
+            "--base-url" => args.base_url = Some(value),
+            "--requests" => args.requests = Some(value.parse().ok().filter(|n| *n > 0)?),
+            "--concurrency" => args.concurrency = Some(value.parse().ok().filter(|n| *n > 0)?),
+            _ => return None,
+        }
+    }
+    Some(args)
+}
+
+/// Where the benchmark sends requests: an in-process testkit or a real platform.
+struct Target {
+    base_url: String,
+    app_id: String,
+    app_secret: String,
+    platform: Option<FakePlatform>,
+    _server: Option<tokio::runtime::Runtime>,
+}
+
+fn target(base_url: Option<String>) -> Result<Target, String> {
+    match base_url {
+        Some(url) => {
+            let app_id = std::env::var("LARK_APP_ID").map_err(|_| "--base-url needs LARK_APP_ID")?;
+            let app_secret = std::env::var("LARK_APP_SECRET").map_err(|_| "--base-url needs LARK_APP_SECRET")?;
+            Ok(Target { base_url: url, app_id, app_secret, platform: None, _server: None })
+        }
+        None => {
+            // The fake platform gets its own one-thread runtime, so its CPU is not the client's.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("testkit")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let platform = rt.block_on(FakePlatform::start());
+            Ok(Target {
+                base_url: platform.base_url(),
+                app_id: platform.app_id().to_owned(),
+                app_secret: platform.app_secret().to_owned(),
+                platform: Some(platform),
+                _server: Some(rt),
+            })
+        }
+    }
+}
+
+/// CPU seconds used so far by this process's threads named `name` (Linux /proc; 0 elsewhere).
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        if !stat[open + 1..close].starts_with(name) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // After the name: state is field 0; utime and stime are fields 11 and 12.
+        if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
+            ticks += u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
+        }
+    }
+    ticks as f64 / 100.0
+}
+
+struct Run {
+    req_per_s: f64,
+    cpu_us_per_req: f64,
+    latencies_us: Vec<u64>,
+    errors: usize,
+}
+
+/// Runs `n` calls of `call`, `c` at a time, on the client runtime.
+async fn drive<F, Fut>(n: usize, c: usize, call: F) -> Run
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu0 = thread_cpu_seconds(CLIENT_THREAD);
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..c {
+        let call = call.clone();
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                let t = Instant::now();
+                if !call().await {
+                    errors += 1;
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies_us = Vec::with_capacity(n);
+    let mut errors = 0;
+    for w in workers {
+        let (lat, e) = w.await.expect("worker panicked");
+        latencies_us.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds(CLIENT_THREAD) - cpu0;
+    latencies_us.sort_unstable();
+    Run { req_per_s: n as f64 / elapsed, cpu_us_per_req: cpu * 1e6 / n as f64, latencies_us, errors }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn fetch_token(t: &Target) -> Result<String, String> {
+    let client = Client::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let token = client.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    Ok(token.expose_secret().to_owned())
+}
+
+async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
+    let url: http::Uri = format!("{}{USER_PATH}", t.base_url).parse().map_err(|e| format!("{e}"))?;
+    let auth = format!("Bearer {}", fetch_token(t).await?);
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let bare = HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(c.max(64)).build(connector);
+    let bare_call = {
+        let (bare, url, auth) = (bare.clone(), url.clone(), auth.clone());
+        move || {
+            let req = http::Request::get(url.clone())
+                .header("authorization", auth.as_str())
+                .body(Full::new(Bytes::new()))
+                .expect("valid request");
+            let bare = bare.clone();
+            async move {
+                match bare.request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                        ok && body.is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["code"] == 0))
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    };
+    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let sdk_call = move || {
+        let sdk = sdk.clone();
+        async move { sdk.get(USER_PATH).send_json().await.is_ok() }
+    };
+
+    // Warm both pools, then alternate measured runs and keep each side's best.
+    let warm = (n / 10).clamp(100, 2000);
+    drive(warm, c, bare_call.clone()).await;
+    drive(warm, c, sdk_call.clone()).await;
+    let mut best_bare: Option<Run> = None;
+    let mut best_sdk: Option<Run> = None;
+    let mut errors = 0;
+    for _ in 0..2 {
+        let b = drive(n, c, bare_call.clone()).await;
+        let s = drive(n, c, sdk_call.clone()).await;
+        errors += b.errors + s.errors;
+        if best_bare.as_ref().is_none_or(|x| b.req_per_s > x.req_per_s) {
+            best_bare = Some(b);
+        }
+        if best_sdk.as_ref().is_none_or(|x| s.req_per_s > x.req_per_s) {
+            best_sdk = Some(s);
+        }
+    }
+    let (b, s) = (best_bare.expect("two runs"), best_sdk.expect("two runs"));
+    Ok(json!({
+        "scenario": "overhead",
+        "requests": n,
+        "concurrency": c,
+        "sdk_req_per_s": s.req_per_s.round(),
+        "bare_req_per_s": b.req_per_s.round(),
+        "ratio": (s.req_per_s / b.req_per_s * 1000.0).round() / 1000.0,
+        "sdk_cpu_us_per_req": (s.cpu_us_per_req * 10.0).round() / 10.0,
+        "bare_cpu_us_per_req": (b.cpu_us_per_req * 10.0).round() / 10.0,
+        "sdk_p50_us": percentile(&s.latencies_us, 0.50),
+        "sdk_p99_us": percentile(&s.latencies_us, 0.99),
+        "bare_p50_us": percentile(&b.latencies_us, 0.50),
+        "bare_p99_us": percentile(&b.latencies_us, 0.99),
+        "errors": errors,
+    }))
+}
+
+/// Where the SDK's time goes: the same calls through growing parts of the stack.
+async fn breakdown(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
+    use tower::ServiceExt;
+    let token = fetch_token(t).await?;
+    let auth = format!("Bearer {token}");
+    let http = lark_transport::HttpClient::new().map_err(|e| e.to_string())?;
+    let base = t.base_url.clone();
+    let client_only = {
+        let (http, base, auth) = (http.clone(), base.clone(), auth.clone());
+        move || {
+            let req = lark_transport::ApiRequest::new(http::Method::GET, USER_PATH)
+                .header("authorization", auth.clone())
+                .build(&base);
+            let http = http.clone();
+            async move {
+                match req {
+                    Ok(req) => http.oneshot(req).await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        }
+    };
+    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let stack_raw = {
+        let sdk = sdk.clone();
+        move || {
+            let sdk = sdk.clone();
+            async move { sdk.get(USER_PATH).send_raw().await.is_ok() }
+        }
+    };
+    let full = move || {
+        let sdk = sdk.clone();
+        async move { sdk.get(USER_PATH).send_json().await.is_ok() }
+    };
+    drive(n / 10, c, client_only.clone()).await;
+    let a = drive(n, c, client_only).await;
+    let b = drive(n, c, stack_raw).await;
+    let f = drive(n, c, full).await;
+    Ok(json!({
+        "scenario": "breakdown",
+        "http_client_cpu_us_per_req": (a.cpu_us_per_req * 10.0).round() / 10.0,
+        "stack_no_decode_cpu_us_per_req": (b.cpu_us_per_req * 10.0).round() / 10.0,
+        "full_cpu_us_per_req": (f.cpu_us_per_req * 10.0).round() / 10.0,
+        "errors": a.errors + b.errors + f.errors,
+    }))
+}
+
+async fn stampede(t: &Target, c: usize) -> Result<serde_json::Value, String> {
+    let before = t.platform.as_ref().map(|p| p.hits(Endpoint::TenantAccessTokenInternal));
+    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(c);
+    for _ in 0..c {
+        let sdk = sdk.clone();
+        tasks.push(tokio::spawn(async move { sdk.get(USER_PATH).send_json().await.is_ok() }));
+    }
+    let mut errors = 0;
+    for task in tasks {
+        if !task.await.unwrap_or(false) {
+            errors += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    let fetches = match (&t.platform, before) {
+        (Some(p), Some(b)) => json!(p.hits(Endpoint::TenantAccessTokenInternal) - b),
+        _ => serde_json::Value::Null,
+    };
+    Ok(json!({
+        "scenario": "stampede",
+        "concurrency": c,
+        "token_fetches": fetches,
+        "errors": errors,
+        "elapsed_ms": elapsed.as_millis() as u64,
+    }))
+}
+
+fn main() -> ExitCode {
+    let Some(args) = parse_args() else { return usage() };
+    let t = match target(args.base_url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lark-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client_rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(CLIENT_THREAD)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lark-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = client_rt.block_on(async {
+        match args.scenario.as_str() {
+            "overhead" => overhead(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
+            "stampede" => stampede(&t, args.concurrency.unwrap_or(1000)).await,
+            "breakdown" => breakdown(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
+            other => Err(format!("unknown scenario `{other}`")),
+        }
+    });
+    client_rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lark-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
