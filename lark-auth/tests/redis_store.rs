@@ -1,13 +1,11 @@
 //! `RedisStore` against a real `redis-server` (skipped when it is not installed, unless
 //! `LARK_REQUIRE_REDIS=1`).
 
-mod support;
-
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use lark_auth::{LockAttempt, LockToken, RedisStore, StoreError, TokenStore};
-use support::redis_server::{free_port, RedisServer};
+use lark_testkit::redis_server::{free_port, RedisServer};
 
 /// The bound every test puts on calls that must fail rather than hang.
 const BOUND: Duration = Duration::from_secs(10);

@@ -210,6 +210,12 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
         async move { sdk.get(USER_PATH).send_json().await.is_ok() }
     };
 
+    // For profiling one side alone (e.g. under callgrind): LARK_BENCH_ONLY=bare|sdk.
+    match std::env::var("LARK_BENCH_ONLY").as_deref() {
+        Ok("bare") => return Ok(json!({"only": "bare", "errors": drive(n, c, bare_call).await.errors})),
+        Ok("sdk") => return Ok(json!({"only": "sdk", "errors": drive(n, c, sdk_call).await.errors})),
+        _ => {}
+    }
     // Warm both pools, then alternate measured runs and keep each side's best.
     let warm = (n / 10).clamp(100, 2000);
     drive(warm, c, bare_call.clone()).await;

@@ -82,6 +82,7 @@ mod auth;
 mod body;
 mod fault;
 mod record;
+pub mod redis_server;
 mod reply;
 mod server;
 mod state;

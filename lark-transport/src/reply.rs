@@ -101,32 +101,42 @@ pub fn decode_bytes<T: DeserializeOwned>(
     status: u16,
     headers: &http::HeaderMap,
 ) -> Result<T, LarkError> {
-    // One pass: the envelope with `data` kept as raw text, then `data` straight into `T`.
-    let reply: ApiReply<&serde_json::value::RawValue> = match serde_json::from_slice(bytes) {
-        Ok(r) => r,
+    // Happy path in one pass: the envelope with `data` straight into `T`.
+    let first_err = match serde_json::from_slice::<ApiReply<T>>(bytes) {
+        Ok(reply) if reply.code == 0 => {
+            return match reply.data {
+                Some(v) => Ok(v),
+                None => data_absent(status, headers),
+            };
+        }
+        Ok(reply) => {
+            return Err(ApiError::from_reply(reply.code, reply.msg, reply.error, status, headers).into());
+        }
+        Err(e) => e,
+    };
+    // `data` did not match `T`, or the reply is no envelope: find out which.
+    match serde_json::from_slice::<ApiReply<serde::de::IgnoredAny>>(bytes) {
+        Ok(reply) if reply.code != 0 => {
+            Err(ApiError::from_reply(reply.code, reply.msg, reply.error, status, headers).into())
+        }
+        Ok(_) => Err(decode_error(status, headers, first_err)),
         Err(e) => {
             let msg = if (200..300).contains(&status) {
                 "the reply is not the JSON envelope the API promises"
             } else {
                 "the platform answered an HTTP error without a JSON envelope"
             };
-            return Err(DecodeError::new(status, msg)
-                .with_source(e)
-                .with_log_id(log_id_from_headers(headers))
-                .into());
+            Err(DecodeError::new(status, msg).with_source(e).with_log_id(log_id_from_headers(headers)).into())
         }
-    };
-    if reply.code != 0 {
-        return Err(ApiError::from_reply(reply.code, reply.msg, reply.error, status, headers).into());
     }
-    let data = reply.data.map_or("null", |raw| raw.get());
-    match serde_json::from_str::<T>(data) {
-        Ok(v) => Ok(v),
-        Err(first) if data == "null" => {
-            serde_json::from_str::<T>("{}").map_err(|_| decode_error(status, headers, first))
-        }
-        Err(e) => Err(decode_error(status, headers, e)),
-    }
+}
+
+/// A success without `data`: `T` from JSON `null` (unit, options) or `{}` (structs whose fields
+/// are all optional).
+fn data_absent<T: DeserializeOwned>(status: u16, headers: &http::HeaderMap) -> Result<T, LarkError> {
+    serde_json::from_str::<T>("null")
+        .or_else(|_| serde_json::from_str::<T>("{}"))
+        .map_err(|e| decode_error(status, headers, e))
 }
 
 fn decode_error(status: u16, headers: &http::HeaderMap, e: serde_json::Error) -> LarkError {

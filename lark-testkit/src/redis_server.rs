@@ -1,6 +1,6 @@
 //! Starts a throwaway `redis-server` on a free loopback port for a test.
 //!
-//! Written to be moved into a shared test kit: it depends on the standard library only.
+//! Used by the workspace's Redis tests and available to users' own tests; standard library only.
 //!
 //! If `redis-server` is not on `PATH`, [`RedisServer::start`] returns `None` after printing
 //! `SKIPPED: redis-server not found` to stderr, so the test can return early; with
@@ -21,7 +21,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const START_ATTEMPTS: usize = 3;
 
 /// A running `redis-server`, killed (and its directory removed) on drop.
-pub(crate) struct RedisServer {
+pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
@@ -31,7 +31,7 @@ pub(crate) struct RedisServer {
 impl RedisServer {
     /// Starts a server with no persistence. `None` if `redis-server` is not installed (see the
     /// module docs).
-    pub(crate) fn start() -> Option<RedisServer> {
+    pub fn start() -> Option<RedisServer> {
         Self::start_with_args(&[])
     }
 
@@ -42,7 +42,7 @@ impl RedisServer {
     ///
     /// If the server does not answer within 5 seconds, or if `redis-server` is missing and
     /// `LARK_REQUIRE_REDIS=1`.
-    pub(crate) fn start_with_args(extra_args: &[&str]) -> Option<RedisServer> {
+    pub fn start_with_args(extra_args: &[&str]) -> Option<RedisServer> {
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             match Self::try_start(extra_args) {
@@ -132,7 +132,7 @@ impl RedisServer {
     /// # Panics
     ///
     /// If it does not answer within 5 seconds (e.g. another process took the port meanwhile).
-    pub(crate) fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.kill();
         match self.spawn_and_wait() {
             Ok(()) => {}
@@ -142,17 +142,17 @@ impl RedisServer {
     }
 
     /// The port the server listens on, on 127.0.0.1.
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
     /// `redis://127.0.0.1:<port>/`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     /// Kills the server now (e.g. to test an outage), waiting until it is gone.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -195,7 +195,7 @@ enum Failure {
 }
 
 /// A loopback port nothing listens on right now (it may be taken again at any time).
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener
         .local_addr()

@@ -1,3 +1,0 @@
-//! Helpers shared by lark-auth's integration tests.
-
-pub(crate) mod redis_server;
