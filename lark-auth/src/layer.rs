@@ -10,8 +10,8 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use lark_transport::{buffer_json_reply, try_clone_request, Body, ReplayBody, ReplyCode, DEFAULT_JSON_LIMIT};
 use lark_types::{
-    codes, AccessTokenType, AccessTokenTypes, AppType, AuthOptions, BoxError, ConfigError, LarkError, SecretString,
-    TokenError, TokenErrorKind,
+    codes, AccessTokenType, AccessTokenTypes, AppType, AuthOptions, BoxError, ConfigError, LarkError,
+    SecretString, TokenError, TokenErrorKind,
 };
 use tower::ServiceExt;
 
@@ -48,11 +48,16 @@ pub fn choose_token(opts: &AuthOptions, app_type: AppType) -> Result<TokenChoice
         return Ok(TokenChoice::None);
     }
     let marketplace_without_tenant = app_type == AppType::Marketplace && opts.tenant_key.is_none();
-    if accepted.contains(AccessTokenType::Tenant) && !(marketplace_without_tenant && accepted.contains(AccessTokenType::App)) {
+    if accepted.contains(AccessTokenType::Tenant)
+        && !(marketplace_without_tenant && accepted.contains(AccessTokenType::App))
+    {
         if marketplace_without_tenant {
             return Err(TokenError::new(TokenErrorKind::TenantKeyRequired));
         }
-        return Ok(TokenChoice::Managed { kind: AccessTokenType::Tenant, tenant_key: opts.tenant_key.clone() });
+        return Ok(TokenChoice::Managed {
+            kind: AccessTokenType::Tenant,
+            tenant_key: opts.tenant_key.clone(),
+        });
     }
     if accepted.contains(AccessTokenType::App) {
         return Ok(TokenChoice::Managed { kind: AccessTokenType::App, tenant_key: None });
@@ -161,11 +166,18 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let manager = self.manager.clone();
         let limit = self.json_limit;
-        Box::pin(async move { authorize_and_call(inner, manager, limit, req).await.map_err(|e| Box::new(e) as BoxError) })
+        Box::pin(async move {
+            authorize_and_call(inner, manager, limit, req).await.map_err(|e| Box::new(e) as BoxError)
+        })
     }
 }
 
-async fn send<S, ReqB, ResB>(inner: &mut S, req: Request<ReqB>, limit: usize, ready: bool) -> Result<Response<Body>, LarkError>
+async fn send<S, ReqB, ResB>(
+    inner: &mut S,
+    req: Request<ReqB>,
+    limit: usize,
+    ready: bool,
+) -> Result<Response<Body>, LarkError>
 where
     S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
@@ -239,9 +251,15 @@ mod tests {
     fn token_choice_rules() {
         let tenant = TokenChoice::Managed { kind: AccessTokenType::Tenant, tenant_key: None };
         let app = TokenChoice::Managed { kind: AccessTokenType::App, tenant_key: None };
-        assert_eq!(choose_token(&opts(AccessTokenTypes::TENANT_OR_USER), AppType::SelfBuilt).unwrap(), tenant);
+        assert_eq!(
+            choose_token(&opts(AccessTokenTypes::TENANT_OR_USER), AppType::SelfBuilt).unwrap(),
+            tenant
+        );
         assert_eq!(choose_token(&opts(AccessTokenTypes::APP), AppType::SelfBuilt).unwrap(), app);
-        assert_eq!(choose_token(&opts(AccessTokenTypes::NONE), AppType::SelfBuilt).unwrap(), TokenChoice::None);
+        assert_eq!(
+            choose_token(&opts(AccessTokenTypes::NONE), AppType::SelfBuilt).unwrap(),
+            TokenChoice::None
+        );
         assert_eq!(
             choose_token(&opts(AccessTokenTypes::USER), AppType::SelfBuilt).unwrap_err().kind(),
             TokenErrorKind::UserTokenRequired
@@ -252,7 +270,8 @@ mod tests {
             TokenErrorKind::TenantKeyRequired
         );
         assert_eq!(
-            choose_token(&opts(AccessTokenTypes::TENANT.with(AccessTokenType::App)), AppType::Marketplace).unwrap(),
+            choose_token(&opts(AccessTokenTypes::TENANT.with(AccessTokenType::App)), AppType::Marketplace)
+                .unwrap(),
             app
         );
         let mut o = opts(AccessTokenTypes::TENANT);

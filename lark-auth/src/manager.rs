@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::{HeaderValue, Method};
 use lark_transport::{decode_bytes, ApiRequest, HttpService};
 use lark_types::{
-    codes, AccessTokenType, ApiError, AppCredentials, AppType, AuthOptions, LarkError, SecretString, TokenError,
-    TokenErrorKind,
+    codes, AccessTokenType, ApiError, AppCredentials, AppType, AuthOptions, LarkError, SecretString,
+    TokenError, TokenErrorKind,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -117,9 +117,9 @@ impl TokenManagerBuilder {
 
     /// Builds the manager.
     pub fn build(self) -> Result<TokenManager, LarkError> {
-        let http = self
-            .http
-            .ok_or_else(|| lark_types::ConfigError::new("TokenManager needs an HTTP service: call .http(...)"))?;
+        let http = self.http.ok_or_else(|| {
+            lark_types::ConfigError::new("TokenManager needs an HTTP service: call .http(...)")
+        })?;
         if self.credentials.app_id().is_empty() || self.credentials.app_secret().is_empty() {
             return Err(lark_types::ConfigError::new("app_id and app_secret must not be empty").into());
         }
@@ -233,9 +233,11 @@ pub struct AccessToken {
 
 impl AccessToken {
     fn new(token: SecretString, refresh_at_ms: u64) -> Result<Self, LarkError> {
-        let mut header = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
-            TokenError::new(TokenErrorKind::Unreachable).with_source("the token contains characters not allowed in a header")
-        })?;
+        let mut header =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+                TokenError::new(TokenErrorKind::Unreachable)
+                    .with_source("the token contains characters not allowed in a header")
+            })?;
         header.set_sensitive(true);
         Ok(AccessToken { token, header, refresh_at_ms })
     }
@@ -364,7 +366,11 @@ impl TokenManager {
         )
     }
 
-    fn tenant_for(&self, kind: AccessTokenType, tenant_key: Option<&str>) -> Result<Option<String>, TokenError> {
+    fn tenant_for(
+        &self,
+        kind: AccessTokenType,
+        tenant_key: Option<&str>,
+    ) -> Result<Option<String>, TokenError> {
         match (kind, self.inner.app_type) {
             (AccessTokenType::Tenant, AppType::Marketplace) => match tenant_key {
                 Some(k) if !k.is_empty() => Ok(Some(k.to_owned())),
@@ -386,12 +392,20 @@ impl TokenManager {
     }
 
     /// A managed token of `kind` (tenant or app).
-    pub async fn token(&self, kind: AccessTokenType, tenant_key: Option<&str>) -> Result<SecretString, LarkError> {
+    pub async fn token(
+        &self,
+        kind: AccessTokenType,
+        tenant_key: Option<&str>,
+    ) -> Result<SecretString, LarkError> {
         Ok(self.access_token(kind, tenant_key).await?.token)
     }
 
     /// A managed token of `kind` with its ready `Authorization` header value.
-    pub async fn access_token(&self, kind: AccessTokenType, tenant_key: Option<&str>) -> Result<AccessToken, LarkError> {
+    pub async fn access_token(
+        &self,
+        kind: AccessTokenType,
+        tenant_key: Option<&str>,
+    ) -> Result<AccessToken, LarkError> {
         let tenant = self.tenant_for(kind, tenant_key)?;
         let tenant = tenant.as_deref();
         let now = self.inner.clock.now_unix_ms();
@@ -488,7 +502,12 @@ impl TokenManager {
         }
     }
 
-    async fn refresh(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<(SecretString, u64), LarkError> {
+    async fn refresh(
+        &self,
+        kind: AccessTokenType,
+        tenant: Option<&str>,
+        key: &str,
+    ) -> Result<(SecretString, u64), LarkError> {
         let flight = self.flight(key);
         let result = {
             let _guard = flight.lock().await;
@@ -499,7 +518,12 @@ impl TokenManager {
     }
 
     /// Runs with the in-process flight lock held.
-    async fn refresh_locked(&self, kind: AccessTokenType, tenant: Option<&str>, key: &str) -> Result<(SecretString, u64), LarkError> {
+    async fn refresh_locked(
+        &self,
+        kind: AccessTokenType,
+        tenant: Option<&str>,
+        key: &str,
+    ) -> Result<(SecretString, u64), LarkError> {
         let stale = self.read(key).await?;
         if let Some(c) = &stale {
             if self.inner.clock.now_unix_ms() < c.refresh_at_ms {
@@ -576,11 +600,8 @@ impl TokenManager {
         let lifetime_ms = expire.as_millis() as u64;
         let jitter_ms = fastrand::u64(0..=self.inner.refresh_jitter.as_millis() as u64);
         let margin_ms = (self.inner.refresh_margin.as_millis() as u64 + jitter_ms).min(lifetime_ms / 2);
-        let cached = Cached {
-            refresh_at_ms: now + lifetime_ms - margin_ms,
-            expires_at_ms: now + lifetime_ms,
-            token,
-        };
+        let cached =
+            Cached { refresh_at_ms: now + lifetime_ms - margin_ms, expires_at_ms: now + lifetime_ms, token };
         if lifetime_ms > 0 {
             self.inner.store.set(key, &cached.encode(), expire).await?;
         }
@@ -588,7 +609,11 @@ impl TokenManager {
         Ok((SecretString::new(cached.token), cached.refresh_at_ms))
     }
 
-    async fn fetch(&self, kind: AccessTokenType, tenant: Option<&str>) -> Result<(String, Duration), LarkError> {
+    async fn fetch(
+        &self,
+        kind: AccessTokenType,
+        tenant: Option<&str>,
+    ) -> Result<(String, Duration), LarkError> {
         let creds = &self.inner.credentials;
         match (self.inner.app_type, kind) {
             (AppType::Marketplace, AccessTokenType::Tenant) => {
@@ -626,7 +651,8 @@ impl TokenManager {
                 token_from(reply, AccessTokenType::App)
             }
             (_, kind) => {
-                let path = if kind == AccessTokenType::App { SELF_BUILT_APP_TOKEN } else { SELF_BUILT_TENANT_TOKEN };
+                let path =
+                    if kind == AccessTokenType::App { SELF_BUILT_APP_TOKEN } else { SELF_BUILT_TENANT_TOKEN };
                 let body = serde_json::json!({
                     "app_id": creds.app_id(),
                     "app_secret": creds.app_secret().expose_secret(),
@@ -636,7 +662,11 @@ impl TokenManager {
         }
     }
 
-    async fn post_tenant_token(&self, app_token: &SecretString, tenant_key: &str) -> Result<TokenReply, LarkError> {
+    async fn post_tenant_token(
+        &self,
+        app_token: &SecretString,
+        tenant_key: &str,
+    ) -> Result<TokenReply, LarkError> {
         let body = serde_json::json!({
             "app_access_token": app_token.expose_secret(),
             "tenant_key": tenant_key,
@@ -651,7 +681,10 @@ impl TokenManager {
     }
 
     async fn post(&self, path: &'static str, body: &serde_json::Value) -> Result<TokenReply, LarkError> {
-        let req = ApiRequest::new(Method::POST, path).json(body).auth(AuthOptions::none()).build(&self.inner.base_url)?;
+        let req = ApiRequest::new(Method::POST, path)
+            .json(body)
+            .auth(AuthOptions::none())
+            .build(&self.inner.base_url)?;
         let resp = self
             .inner
             .http
@@ -670,7 +703,9 @@ impl TokenManager {
                 // Not a token reply: report what the platform said, without echoing the body.
                 let err = decode_bytes::<serde_json::Value>(&bytes, parts.status.as_u16(), &parts.headers)
                     .err()
-                    .unwrap_or_else(|| lark_types::DecodeError::new(parts.status.as_u16(), "not a token reply").into());
+                    .unwrap_or_else(|| {
+                        lark_types::DecodeError::new(parts.status.as_u16(), "not a token reply").into()
+                    });
                 Err(unreachable_error(err))
             }
         }

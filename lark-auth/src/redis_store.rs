@@ -40,9 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, Value,
-};
+use redis::{ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, Value};
 
 use crate::store::{LockToken, StoreError, TokenStore};
 
@@ -142,10 +140,7 @@ impl RedisStore {
     ///
     /// Each call is still bounded by the default operation timeout (5 s); configure the manager's
     /// own connection and response timeouts so that its calls fail sooner.
-    pub fn from_connection_manager(
-        conn: ConnectionManager,
-        key_prefix: impl Into<String>,
-    ) -> RedisStore {
+    pub fn from_connection_manager(conn: ConnectionManager, key_prefix: impl Into<String>) -> RedisStore {
         RedisStore {
             conn,
             key_prefix: key_prefix.into().into(),
@@ -163,10 +158,7 @@ impl RedisStore {
     /// checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        self.run("PING", async move {
-            redis::cmd("PING").query_async::<()>(&mut conn).await
-        })
-        .await
+        self.run("PING", async move { redis::cmd("PING").query_async::<()>(&mut conn).await }).await
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -185,10 +177,9 @@ impl RedisStore {
         match tokio::time::timeout(self.operation_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(redis_error(&format!("redis {op} failed"), e)),
-            Err(_) => Err(StoreError::new(
-                format!("redis {op} timed out after {:?}", self.operation_timeout),
-                None,
-            )),
+            Err(_) => {
+                Err(StoreError::new(format!("redis {op} timed out after {:?}", self.operation_timeout), None))
+            }
         }
     }
 }
@@ -196,10 +187,7 @@ impl RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field(
-                "endpoint",
-                &self.endpoint.as_deref().unwrap_or("<connection manager>"),
-            )
+            .field("endpoint", &self.endpoint.as_deref().unwrap_or("<connection manager>"))
             .field("key_prefix", &self.key_prefix)
             .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
@@ -212,12 +200,9 @@ impl TokenStore for RedisStore {
         let mut conn = self.conn.clone();
         let key = self.full_key(key);
         // Read bytes, not `String`: a failed conversion inside `redis` would quote the value.
-        let bytes = self
-            .run("GET", async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                    .await
+        let bytes =
+            self.run("GET", async move {
+                redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut conn).await
             })
             .await?;
         match bytes {
@@ -234,13 +219,7 @@ impl TokenStore for RedisStore {
         let value = value.to_owned();
         let ms = ttl_millis(ttl);
         self.run("SET", async move {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(&value)
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut conn)
-                .await
+            redis::cmd("SET").arg(&key).arg(&value).arg("PX").arg(ms).query_async::<()>(&mut conn).await
         })
         .await
     }
@@ -248,21 +227,10 @@ impl TokenStore for RedisStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let key = self.full_key(key);
-        self.run("DEL", async move {
-            redis::cmd("DEL")
-                .arg(&key)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+        self.run("DEL", async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await }).await
     }
 
-    async fn insert_if_absent(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn insert_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let key = self.full_key(key);
         let value = value.to_owned();
@@ -283,10 +251,7 @@ impl TokenStore for RedisStore {
             Value::Okay => Ok(true),
             Value::SimpleString(s) if s == "OK" => Ok(true),
             Value::Nil => Ok(false),
-            _ => Err(StoreError::new(
-                "redis SET NX returned an unexpected reply",
-                None,
-            )),
+            _ => Err(StoreError::new("redis SET NX returned an unexpected reply", None)),
         }
     }
 
@@ -295,11 +260,7 @@ impl TokenStore for RedisStore {
         let key = self.full_key(key);
         let token = token.as_str().to_owned();
         self.run("unlock script", async move {
-            UNLOCK_SCRIPT
-                .key(&key)
-                .arg(&token)
-                .invoke_async::<()>(&mut conn)
-                .await
+            UNLOCK_SCRIPT.key(&key).arg(&token).invoke_async::<()>(&mut conn).await
         })
         .await
     }
@@ -370,18 +331,10 @@ impl RedisStoreBuilder {
         .await
         {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(redis_error(
-                    &format!("could not connect to redis at {endpoint}"),
-                    e,
-                ))
-            }
+            Ok(Err(e)) => return Err(redis_error(&format!("could not connect to redis at {endpoint}"), e)),
             Err(_) => {
                 return Err(StoreError::new(
-                    format!(
-                        "could not connect to redis at {endpoint} within {:?}",
-                        self.operation_timeout
-                    ),
+                    format!("could not connect to redis at {endpoint} within {:?}", self.operation_timeout),
                     None,
                 ))
             }
@@ -419,9 +372,7 @@ fn describe(info: &ConnectionInfo) -> String {
 
 /// A TTL in whole milliseconds for `PX`: at least 1 ms, at most [`MAX_TTL_MS`].
 fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis())
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_TTL_MS)
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).clamp(1, MAX_TTL_MS)
 }
 
 /// A [`StoreError`] for a failed Redis call, with the Redis error boxed as its source unless it
@@ -454,10 +405,7 @@ mod tests {
         assert!(!s.contains("hunter2"), "{s}");
         assert!(!s.contains("user"), "{s}");
         assert!(s.contains("example.com:6380/3"), "{s}");
-        let s = format!(
-            "{:?}",
-            RedisStore::builder("redis+unix:///tmp/r.sock?pass=hunter2")
-        );
+        let s = format!("{:?}", RedisStore::builder("redis+unix:///tmp/r.sock?pass=hunter2"));
         assert!(!s.contains("hunter2"), "{s}");
         let s = format!("{:?}", RedisStore::builder("http://:hunter2@x"));
         assert!(!s.contains("hunter2"), "{s}");
@@ -465,9 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_url_fails_without_echoing_it() {
-        let e = RedisStore::connect("not a url :hunter2@")
-            .await
-            .unwrap_err();
+        let e = RedisStore::connect("not a url :hunter2@").await.unwrap_err();
         let mut chain = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

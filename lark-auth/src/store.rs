@@ -96,8 +96,7 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 
     /// Stores `value` under `key` for `ttl` only if `key` is absent. Returns whether it stored.
     /// Must be atomic: of concurrent callers, exactly one gets `true`.
-    async fn insert_if_absent(&self, key: &str, value: &str, ttl: Duration)
-        -> Result<bool, StoreError>;
+    async fn insert_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Tries to take a lock named `key` for at most `ttl`. The default builds it on
     /// [`insert_if_absent`](Self::insert_if_absent).
@@ -131,12 +130,7 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
     }
-    async fn insert_if_absent(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn insert_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         (**self).insert_if_absent(key, value, ttl).await
     }
     async fn try_lock(&self, key: &str, ttl: Duration) -> Result<LockAttempt, StoreError> {
@@ -187,10 +181,7 @@ impl MemoryStore {
     /// A store holding at most `max_entries` entries.
     pub fn with_capacity(max_entries: u64) -> Self {
         MemoryStore {
-            cache: moka::future::Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
+            cache: moka::future::Cache::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build(),
         }
     }
 }
@@ -223,12 +214,7 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn insert_if_absent(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn insert_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let entry = self
             .cache
             .entry(key.to_owned())

@@ -36,19 +36,11 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 async fn raw_get(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .expect("raw GET")
+    redis::cmd("GET").arg(key).query_async(conn).await.expect("raw GET")
 }
 
 async fn raw_pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .expect("raw PTTL")
+    redis::cmd("PTTL").arg(key).query_async(conn).await.expect("raw PTTL")
 }
 
 /// The error and all its sources, as one string.
@@ -70,19 +62,13 @@ async fn get_set_delete_round_trip() {
     let mut raw = raw(&server.url()).await;
 
     assert_eq!(store.get("tok").await.unwrap(), None);
-    store
-        .set("tok", "t-secret", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.set("tok", "t-secret", Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.get("tok").await.unwrap().as_deref(), Some("t-secret"));
     let pttl = raw_pttl(&mut raw, "lark:tok").await;
     assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
 
     // Overwriting replaces the value and the TTL.
-    store
-        .set("tok", "t-other", Duration::from_secs(5))
-        .await
-        .unwrap();
+    store.set("tok", "t-other", Duration::from_secs(5)).await.unwrap();
     assert_eq!(store.get("tok").await.unwrap().as_deref(), Some("t-other"));
     let pttl = raw_pttl(&mut raw, "lark:tok").await;
     assert!((4_000..=5_000).contains(&pttl), "PTTL {pttl}");
@@ -100,10 +86,7 @@ async fn entries_expire_after_their_ttl() {
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let mut raw = raw(&server.url()).await;
 
-    store
-        .set("short", "v", Duration::from_millis(50))
-        .await
-        .unwrap();
+    store.set("short", "v", Duration::from_millis(50)).await.unwrap();
     let pttl = raw_pttl(&mut raw, "lark:short").await;
     assert!((1..=50).contains(&pttl), "PTTL {pttl}");
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -113,14 +96,8 @@ async fn entries_expire_after_their_ttl() {
     }
 
     // A TTL under 1 ms is sent as 1 ms, never as 0 (which Redis would reject).
-    store
-        .set("tiny", "v", Duration::from_micros(10))
-        .await
-        .unwrap();
-    assert!(store
-        .insert_if_absent("tiny2", "v", Duration::ZERO)
-        .await
-        .unwrap());
+    store.set("tiny", "v", Duration::from_micros(10)).await.unwrap();
+    assert!(store.insert_if_absent("tiny2", "v", Duration::ZERO).await.unwrap());
     assert!(raw_pttl(&mut raw, "lark:tiny2").await <= 1);
 }
 
@@ -161,36 +138,17 @@ async fn lock_excludes_and_only_its_token_releases_it() {
     let server = redis_server!();
     let store = RedisStore::connect(&server.url()).await.unwrap();
 
-    let LockAttempt::Acquired(token) = store
-        .try_lock("lock:t", Duration::from_secs(5))
-        .await
-        .unwrap()
-    else {
+    let LockAttempt::Acquired(token) = store.try_lock("lock:t", Duration::from_secs(5)).await.unwrap() else {
         panic!("the first lock must be acquired")
     };
-    assert_eq!(
-        store
-            .try_lock("lock:t", Duration::from_secs(5))
-            .await
-            .unwrap(),
-        LockAttempt::Held
-    );
+    assert_eq!(store.try_lock("lock:t", Duration::from_secs(5)).await.unwrap(), LockAttempt::Held);
 
     store.unlock("lock:t", &LockToken::random()).await.unwrap();
-    assert_eq!(
-        store
-            .try_lock("lock:t", Duration::from_secs(5))
-            .await
-            .unwrap(),
-        LockAttempt::Held
-    );
+    assert_eq!(store.try_lock("lock:t", Duration::from_secs(5)).await.unwrap(), LockAttempt::Held);
 
     store.unlock("lock:t", &token).await.unwrap();
     assert!(matches!(
-        store
-            .try_lock("lock:t", Duration::from_secs(5))
-            .await
-            .unwrap(),
+        store.try_lock("lock:t", Duration::from_secs(5)).await.unwrap(),
         LockAttempt::Acquired(_)
     ));
 
@@ -205,30 +163,14 @@ async fn keys_are_prefixed() {
 
     let default = RedisStore::connect(&server.url()).await.unwrap();
     assert_eq!(default.key_prefix(), "lark:");
-    default
-        .set("k", "default", Duration::from_secs(60))
-        .await
-        .unwrap();
+    default.set("k", "default", Duration::from_secs(60)).await.unwrap();
 
-    let custom = RedisStore::builder(&server.url())
-        .key_prefix("app1:")
-        .connect()
-        .await
-        .unwrap();
+    let custom = RedisStore::builder(&server.url()).key_prefix("app1:").connect().await.unwrap();
     assert_eq!(custom.key_prefix(), "app1:");
-    custom
-        .set("k", "custom", Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(custom
-        .insert_if_absent("m", "mark", Duration::from_secs(60))
-        .await
-        .unwrap());
+    custom.set("k", "custom", Duration::from_secs(60)).await.unwrap();
+    assert!(custom.insert_if_absent("m", "mark", Duration::from_secs(60)).await.unwrap());
 
-    assert_eq!(
-        raw_get(&mut raw, "lark:k").await.as_deref(),
-        Some("default")
-    );
+    assert_eq!(raw_get(&mut raw, "lark:k").await.as_deref(), Some("default"));
     assert_eq!(raw_get(&mut raw, "app1:k").await.as_deref(), Some("custom"));
     assert_eq!(raw_get(&mut raw, "app1:m").await.as_deref(), Some("mark"));
     assert_eq!(raw_get(&mut raw, "k").await, None);
@@ -239,16 +181,9 @@ async fn keys_are_prefixed() {
     assert_eq!(default.get("k").await.unwrap().as_deref(), Some("default"));
 
     // A store on a caller-made connection manager prefixes too.
-    let cm = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
+    let cm = redis::Client::open(server.url()).unwrap().get_connection_manager().await.unwrap();
     let shared = RedisStore::from_connection_manager(cm, "cm:");
-    shared
-        .set("k", "via-cm", Duration::from_secs(60))
-        .await
-        .unwrap();
+    shared.set("k", "via-cm", Duration::from_secs(60)).await.unwrap();
     assert_eq!(raw_get(&mut raw, "cm:k").await.as_deref(), Some("via-cm"));
     assert!(format!("{shared:?}").contains("cm:"));
 }
@@ -258,29 +193,16 @@ async fn connect_to_nothing_fails_in_bounded_time() {
     let url = format!("redis://127.0.0.1:{}/", free_port());
     let started = Instant::now();
     let result = tokio::time::timeout(BOUND, RedisStore::connect(&url)).await;
-    let err = result
-        .expect("connect must not hang")
-        .expect_err("nothing listens there");
-    assert!(
-        err.to_string().contains("could not connect"),
-        "{}",
-        chain(&err)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "took {:?}",
-        started.elapsed()
-    );
+    let err = result.expect("connect must not hang").expect_err("nothing listens there");
+    assert!(err.to_string().contains("could not connect"), "{}", chain(&err));
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
 async fn connect_to_a_silent_server_fails_in_bounded_time() {
     // Accepts connections but never answers, like a hung Redis.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "redis://127.0.0.1:{}/",
-        listener.local_addr().unwrap().port()
-    );
+    let url = format!("redis://127.0.0.1:{}/", listener.local_addr().unwrap().port());
     let silent = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
@@ -297,14 +219,8 @@ async fn connect_to_a_silent_server_fails_in_bounded_time() {
             .connect(),
     )
     .await;
-    result
-        .expect("connect must not hang")
-        .expect_err("a silent server is not Redis");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "took {:?}",
-        started.elapsed()
-    );
+    result.expect("connect must not hang").expect_err("a silent server is not Redis");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
     silent.abort();
 }
 
@@ -312,54 +228,34 @@ async fn connect_to_a_silent_server_fails_in_bounded_time() {
 async fn calls_fail_in_bounded_time_while_redis_is_down_then_recover() {
     let mut server = redis_server!();
     let store = RedisStore::connect(&server.url()).await.unwrap();
-    store
-        .set("tok", "t-secret", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.set("tok", "t-secret", Duration::from_secs(60)).await.unwrap();
 
     server.kill();
     for _ in 0..3 {
         let result = tokio::time::timeout(BOUND, store.get("tok")).await;
-        let err = result
-            .expect("get must not hang")
-            .expect_err("redis is down");
+        let err = result.expect("get must not hang").expect_err("redis is down");
         assert!(!chain(&err).contains("t-secret"), "{}", chain(&err));
-        let result =
-            tokio::time::timeout(BOUND, store.set("tok", "t-secret", Duration::from_secs(1))).await;
-        let err = result
-            .expect("set must not hang")
-            .expect_err("redis is down");
+        let result = tokio::time::timeout(BOUND, store.set("tok", "t-secret", Duration::from_secs(1))).await;
+        let err = result.expect("set must not hang").expect_err("redis is down");
         assert!(!chain(&err).contains("t-secret"), "{}", chain(&err));
         let result = tokio::time::timeout(BOUND, store.try_lock("l", Duration::from_secs(1))).await;
-        result
-            .expect("try_lock must not hang")
-            .expect_err("redis is down");
+        result.expect("try_lock must not hang").expect_err("redis is down");
     }
 
     // Back up (empty): the same store reconnects by itself.
     server.restart();
     let deadline = Instant::now() + BOUND;
     loop {
-        match tokio::time::timeout(BOUND, store.get("tok"))
-            .await
-            .expect("get must not hang")
-        {
+        match tokio::time::timeout(BOUND, store.get("tok")).await.expect("get must not hang") {
             Ok(value) => {
                 assert_eq!(value, None, "the restarted server persists nothing");
                 break;
             }
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "did not reconnect: {}",
-                chain(&e)
-            ),
+            Err(e) => assert!(Instant::now() < deadline, "did not reconnect: {}", chain(&e)),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    store
-        .set("tok", "t-new", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.set("tok", "t-new", Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.get("tok").await.unwrap().as_deref(), Some("t-new"));
 }
 
@@ -374,10 +270,7 @@ async fn password_never_shows() {
     assert!(!shown.contains("hunter2"), "{shown}");
 
     let store = builder.connect().await.unwrap();
-    store
-        .set("tok", "t-secret", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.set("tok", "t-secret", Duration::from_secs(60)).await.unwrap();
     let shown = format!("{store:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("t-secret"), "{shown}");

@@ -69,7 +69,8 @@ fn target(base_url: Option<String>) -> Result<Target, String> {
     match base_url {
         Some(url) => {
             let app_id = std::env::var("LARK_APP_ID").map_err(|_| "--base-url needs LARK_APP_ID")?;
-            let app_secret = std::env::var("LARK_APP_SECRET").map_err(|_| "--base-url needs LARK_APP_SECRET")?;
+            let app_secret =
+                std::env::var("LARK_APP_SECRET").map_err(|_| "--base-url needs LARK_APP_SECRET")?;
             Ok(Target { base_url: url, app_id, app_secret, platform: None, _server: None })
         }
         None => {
@@ -193,7 +194,9 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
                     Ok(resp) => {
                         let ok = resp.status().is_success();
                         let body = resp.into_body().collect().await.map(|b| b.to_bytes());
-                        ok && body.is_ok_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["code"] == 0))
+                        ok && body.is_ok_and(|b| {
+                            serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["code"] == 0)
+                        })
                     }
                     Err(_) => false,
                 }
@@ -360,7 +363,9 @@ fn main() -> ExitCode {
         match args.scenario.as_str() {
             "overhead" => overhead(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "stampede" => stampede(&t, args.concurrency.unwrap_or(1000)).await,
-            "breakdown" => breakdown(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
+            "breakdown" => {
+                breakdown(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await
+            }
             other => Err(format!("unknown scenario `{other}`")),
         }
     });

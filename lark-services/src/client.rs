@@ -14,7 +14,8 @@ use lark_transport::{
     TraceLayer, DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
-    AccessTokenTypes, AppType, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString, HELPDESK_AUTH_HEADER,
+    AccessTokenTypes, AppType, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString,
+    HELPDESK_AUTH_HEADER,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -117,7 +118,11 @@ impl ClientBuilder {
     }
 
     /// Helpdesk credentials, sent as `X-Lark-Helpdesk-Authorization` on `/open-apis/helpdesk/` calls.
-    pub fn helpdesk(mut self, helpdesk_id: impl Into<String>, helpdesk_token: impl Into<SecretString>) -> Self {
+    pub fn helpdesk(
+        mut self,
+        helpdesk_id: impl Into<String>,
+        helpdesk_token: impl Into<SecretString>,
+    ) -> Self {
         self.helpdesk = Some(HelpdeskCredentials::new(helpdesk_id, helpdesk_token));
         self
     }
@@ -149,17 +154,22 @@ impl ClientBuilder {
     /// Builds the client: checks the settings and assembles the stack. Makes no network call.
     pub fn build(self) -> Result<Client, LarkError> {
         if self.app_id.trim().is_empty() {
-            return Err(ConfigError::new("app_id is empty: pass the app's id (cli_...) to Client::builder").into());
+            return Err(
+                ConfigError::new("app_id is empty: pass the app's id (cli_...) to Client::builder").into()
+            );
         }
         if self.app_secret.is_empty() {
-            return Err(ConfigError::new("app_secret is empty: pass the app's secret to Client::builder").into());
+            return Err(
+                ConfigError::new("app_secret is empty: pass the app's secret to Client::builder").into()
+            );
         }
         let base_url = self.domain.base_url().to_owned();
-        let uri: http::Uri = base_url
-            .parse()
-            .map_err(|_| ConfigError::new(format!("base URL `{base_url}` is not a URL")))?;
+        let uri: http::Uri =
+            base_url.parse().map_err(|_| ConfigError::new(format!("base URL `{base_url}` is not a URL")))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(ConfigError::new(format!("base URL `{base_url}` must be http(s)://host[:port]")).into());
+            return Err(
+                ConfigError::new(format!("base URL `{base_url}` must be http(s)://host[:port]")).into()
+            );
         }
         if self.timeout.is_zero() || self.attempt_timeout.is_zero() {
             return Err(ConfigError::new("timeouts must be greater than zero").into());
@@ -302,7 +312,11 @@ impl Client {
 
     /// A raw request to any API: `path` is an `/open-apis/...` template with `:name` segments.
     pub fn request(&self, method: Method, path: impl Into<Cow<'static, str>>) -> RequestBuilder {
-        RequestBuilder { client: self.clone(), req: ApiRequest::new(method, path), options: RequestOptions::default() }
+        RequestBuilder {
+            client: self.clone(),
+            req: ApiRequest::new(method, path),
+            options: RequestOptions::default(),
+        }
     }
 
     /// A raw `GET`.
@@ -332,7 +346,11 @@ impl Client {
 
     /// Sends a prepared request through the stack and returns the reply as it came (JSON replies
     /// buffered, downloads streaming). Typed APIs build on this.
-    pub async fn execute(&self, req: ApiRequest, options: RequestOptions) -> Result<http::Response<Body>, LarkError> {
+    pub async fn execute(
+        &self,
+        req: ApiRequest,
+        options: RequestOptions,
+    ) -> Result<http::Response<Body>, LarkError> {
         let path_is_helpdesk = req.path_template().starts_with("/open-apis/helpdesk/");
         let req = options.apply(req);
         let mut http_req = req.build(&self.inner.base_url)?;
@@ -351,13 +369,21 @@ impl Client {
     }
 
     /// Sends a prepared request and decodes `data` as `T` (`Err(LarkError::Api)` when `code != 0`).
-    pub async fn execute_json<T: DeserializeOwned>(&self, req: ApiRequest, options: RequestOptions) -> Result<T, LarkError> {
+    pub async fn execute_json<T: DeserializeOwned>(
+        &self,
+        req: ApiRequest,
+        options: RequestOptions,
+    ) -> Result<T, LarkError> {
         let resp = self.execute(req, options).await?;
         decode_reply(resp, self.inner.json_limit).await
     }
 
     /// Sends a prepared request whose reply is a file.
-    pub async fn execute_download(&self, req: ApiRequest, options: RequestOptions) -> Result<Download, LarkError> {
+    pub async fn execute_download(
+        &self,
+        req: ApiRequest,
+        options: RequestOptions,
+    ) -> Result<Download, LarkError> {
         let resp = self.execute(req, options).await?;
         Download::from_response(resp, self.inner.json_limit).await
     }

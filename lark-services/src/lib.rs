@@ -1,7 +1,7 @@
 //! The Feishu / Lark Open Platform client.
 //!
 //! [`Client`] owns the tower stack (trace → total timeout → retry → attempt timeout → auth →
-//! hyper + rustls) and the [`TokenManager`](lark_auth::TokenManager). Raw calls reach any API:
+//! hyper + rustls) and the [`TokenManager`]. Raw calls reach any API:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lark_types::LarkError> {
@@ -24,8 +24,8 @@
 mod client;
 
 pub use client::{Client, ClientBuilder, RequestBuilder, RequestOptions};
-pub use lark_auth::{MemoryStore, TokenManager, TokenStore};
 #[cfg(feature = "redis")]
 pub use lark_auth::RedisStore;
+pub use lark_auth::{MemoryStore, TokenManager, TokenStore};
 pub use lark_transport::{Body, Download, Multipart, RetryPolicy};
 pub use lark_types::{AccessTokenType, AccessTokenTypes, ApiError, AppType, Domain, LarkError};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lark_auth::{ManualClock, MemoryStore};
 use lark_services::{AccessTokenTypes, Client, ClientBuilder, LarkError, Multipart, RetryPolicy};
-use lark_testkit::{Endpoint, Fault, FakePlatform, FakePlatformConfig};
+use lark_testkit::{Endpoint, FakePlatform, FakePlatformConfig, Fault};
 use lark_types::{TimeoutKind, TokenErrorKind};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +33,8 @@ async fn self_built_tenant_token_is_fetched_once_and_reused() {
     get_user(&c, "ou_2").await.unwrap();
     assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 1);
     assert_eq!(p.hits(Endpoint::AppAccessTokenInternal), 0);
-    let sent: Vec<_> = p.requests().into_iter().filter(|r| r.path.starts_with("/open-apis/contact")).collect();
+    let sent: Vec<_> =
+        p.requests().into_iter().filter(|r| r.path.starts_with("/open-apis/contact")).collect();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].headers["authorization"], sent[1].headers["authorization"]);
     assert!(sent[0].headers["user-agent"].to_str().unwrap().starts_with("lark-rs/"));
@@ -183,7 +184,8 @@ async fn token_invalidated_at_the_server_is_refetched_and_retried_once() {
     p.clear_requests();
     get_user(&c, "ou_1").await.unwrap();
     assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 2);
-    let sent: Vec<_> = p.requests().into_iter().filter(|r| r.path.starts_with("/open-apis/contact")).collect();
+    let sent: Vec<_> =
+        p.requests().into_iter().filter(|r| r.path.starts_with("/open-apis/contact")).collect();
     assert_eq!(sent.len(), 2, "one rejected attempt, one retry");
     assert_ne!(sent[0].headers["authorization"], sent[1].headers["authorization"]);
 }
@@ -203,12 +205,8 @@ async fn a_new_token_that_fails_too_does_not_loop() {
 async fn an_explicit_token_wins_and_is_never_refreshed() {
     let p = FakePlatform::start().await;
     let c = builder(&p).build().unwrap();
-    let reply = c
-        .get("/open-apis/testkit/echo/user")
-        .user_access_token("u-user-token")
-        .send_json()
-        .await
-        .unwrap();
+    let reply =
+        c.get("/open-apis/testkit/echo/user").user_access_token("u-user-token").send_json().await.unwrap();
     assert_eq!(reply["method"], "GET");
     let sent = p.requests().into_iter().find(|r| r.path == "/open-apis/testkit/echo/user").unwrap();
     assert_eq!(sent.headers["authorization"], "Bearer u-user-token");
@@ -320,7 +318,12 @@ async fn multipart_upload_arrives_intact() {
     let image: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let reply = c
         .post("/open-apis/im/v1/images")
-        .multipart(Multipart::new().text("image_type", "message").file_with_type("image", "cat.png", "image/png", image.clone()))
+        .multipart(Multipart::new().text("image_type", "message").file_with_type(
+            "image",
+            "cat.png",
+            "image/png",
+            image.clone(),
+        ))
         .send_json()
         .await
         .unwrap();
@@ -343,12 +346,11 @@ async fn streamed_upload_from_a_reader_and_download_round_trip() {
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let reply = c
         .post("/open-apis/im/v1/files")
-        .multipart(
-            Multipart::new()
-                .text("file_type", "stream")
-                .text("file_name", "报告.bin")
-                .file_reader("file", "报告.bin", std::io::Cursor::new(data.clone())),
-        )
+        .multipart(Multipart::new().text("file_type", "stream").text("file_name", "报告.bin").file_reader(
+            "file",
+            "报告.bin",
+            std::io::Cursor::new(data.clone()),
+        ))
         .send_json()
         .await
         .unwrap();
@@ -385,7 +387,11 @@ async fn different_secrets_never_share_a_cached_token() {
     let store = MemoryStore::new();
     let good = builder(&p).token_store(store.clone()).build().unwrap();
     get_user(&good, "ou_1").await.unwrap();
-    let wrong = Client::builder(p.app_id(), "not-the-secret").base_url(p.base_url()).token_store(store).build().unwrap();
+    let wrong = Client::builder(p.app_id(), "not-the-secret")
+        .base_url(p.base_url())
+        .token_store(store)
+        .build()
+        .unwrap();
     let err = get_user(&wrong, "ou_1").await.unwrap_err();
     assert!(matches!(err, LarkError::Token(ref t) if t.kind() == TokenErrorKind::Fetch), "{err:?}");
     assert_eq!(err.code(), Some(10014));
@@ -415,5 +421,8 @@ fn builder_rejects_bad_configuration() {
     assert!(matches!(Client::builder("cli_1", "").build(), Err(LarkError::Config(_))));
     let err = Client::builder("cli_1", "s").base_url("ftp://x").build().unwrap_err();
     assert!(err.to_string().contains("http"), "{err}");
-    assert!(matches!(Client::builder("cli_1", "s").timeout(Duration::ZERO).build(), Err(LarkError::Config(_))));
+    assert!(matches!(
+        Client::builder("cli_1", "s").timeout(Duration::ZERO).build(),
+        Err(LarkError::Config(_))
+    ));
 }

@@ -55,7 +55,9 @@ async fn self_built_instances_share_one_token() {
     let mut calls = Vec::new();
     for i in 0..90 {
         let c = instances[i % 3].clone();
-        calls.push(tokio::spawn(async move { c.get(USER_PATH).path_param("user_id", "ou_2").send_json().await }));
+        calls.push(tokio::spawn(
+            async move { c.get(USER_PATH).path_param("user_id", "ou_2").send_json().await },
+        ));
     }
     for call in calls {
         call.await.unwrap().unwrap();
@@ -67,10 +69,13 @@ async fn self_built_instances_share_one_token() {
 async fn unreachable_redis_is_a_clear_error_never_a_panic() {
     // Nothing listens on this port.
     let port = free_port();
-    let err = tokio::time::timeout(Duration::from_secs(10), RedisStore::connect(&format!("redis://127.0.0.1:{port}/")))
-        .await
-        .expect("connect is bounded")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        RedisStore::connect(&format!("redis://127.0.0.1:{port}/")),
+    )
+    .await
+    .expect("connect is bounded")
+    .unwrap_err();
     assert!(err.to_string().contains("token store error"), "{err}");
 }
 

@@ -36,13 +36,19 @@ async fn secrets_are_absent_from_debug_and_traces() {
         .helpdesk("hd_1", "helpdesk-token-value")
         .build()
         .unwrap();
-    let builder_debug = format!("{:?}", Client::builder(p.app_id(), p.app_secret()).helpdesk("hd_1", "helpdesk-token-value"));
+    let builder_debug =
+        format!("{:?}", Client::builder(p.app_id(), p.app_secret()).helpdesk("hd_1", "helpdesk-token-value"));
     client.get("/open-apis/contact/v3/users/:id").path_param("id", "ou_1").send_json().await.unwrap();
     client.get("/open-apis/helpdesk/v1/tickets").send_json().await.ok();
     client.set_app_ticket("app-ticket-value").await.unwrap();
     let token = client.tokens().tenant_access_token(None).await.unwrap();
     let token = token.expose_secret().to_owned();
-    let failure = client.get("/open-apis/contact/v3/users/:id").path_param("id", "nobody").send_json().await.unwrap_err();
+    let failure = client
+        .get("/open-apis/contact/v3/users/:id")
+        .path_param("id", "nobody")
+        .send_json()
+        .await
+        .unwrap_err();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("lark.request"), "the trace layer logged: {logs}");

@@ -83,17 +83,12 @@ pub(crate) fn decode_segment(s: &str) -> Cow<'_, str> {
 }
 
 fn now_millis() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-        .to_string()
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()).to_string()
 }
 
 /// A stable 64-bit FNV-1a hash, for deterministic fake chat ids.
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 // ---- messages ----------------------------------------------------------------------------
@@ -115,10 +110,8 @@ fn parse_message_body(body: &[u8], violations: &mut Violations<'_>) -> Map<Strin
     match obj.get("content") {
         Some(Value::String(content)) => {
             if !matches!(serde_json::from_str::<Value>(content), Ok(Value::Object(_))) {
-                violations.push((
-                    "content",
-                    Cow::Borrowed("content must be a JSON object serialised as a string"),
-                ));
+                violations
+                    .push(("content", Cow::Borrowed("content must be a JSON object serialised as a string")));
             }
         }
         Some(_) => violations.push(("content", Cow::Borrowed("content must be a string"))),
@@ -187,14 +180,9 @@ pub(crate) fn send_message(
         Some(t) if RECEIVE_ID_TYPES.contains(&t) => {}
         Some(_) => violations.push((
             "receive_id_type",
-            Cow::Borrowed(
-                "receive_id_type must be one of open_id, user_id, union_id, email, chat_id",
-            ),
+            Cow::Borrowed("receive_id_type must be one of open_id, user_id, union_id, email, chat_id"),
         )),
-        None => violations.push((
-            "receive_id_type",
-            Cow::Borrowed("receive_id_type is required"),
-        )),
+        None => violations.push(("receive_id_type", Cow::Borrowed("receive_id_type is required"))),
     }
     let obj = parse_message_body(body, &mut violations);
     let receive_id = obj.get("receive_id").and_then(Value::as_str).unwrap_or("");
@@ -219,12 +207,7 @@ pub(crate) fn send_message(
 }
 
 /// `POST /open-apis/im/v1/messages/:message_id/reply`.
-pub(crate) fn reply_message(
-    state: &State,
-    parent: &str,
-    body: &[u8],
-    tenant: Option<&Arc<str>>,
-) -> Reply {
+pub(crate) fn reply_message(state: &State, parent: &str, body: &[u8], tenant: Option<&Arc<str>>) -> Reply {
     let mut violations = Violations::new();
     if parent.is_empty() {
         violations.push(("message_id", Cow::Borrowed("message_id is required")));
@@ -234,9 +217,7 @@ pub(crate) fn reply_message(
         return reply::field_violations(&violations);
     }
     let message_id = format!("om_{}", random_hex(32));
-    let chat_id = state
-        .chat_of_message(parent)
-        .unwrap_or_else(|| format!("oc_{:016x}", fnv(parent)));
+    let chat_id = state.chat_of_message(parent).unwrap_or_else(|| format!("oc_{:016x}", fnv(parent)));
     let data = message_data(state, &obj, &message_id, &chat_id, Some(parent), tenant);
     let mut record = record_fields(obj, &message_id, &chat_id, tenant);
     record.insert("reply_to".into(), json!(parent));
@@ -258,11 +239,7 @@ pub(crate) fn get_user(state: &State, id: &str, query: Option<&str>) -> Reply {
     }
     match state.users.find(id, id_type) {
         Some(index) => reply::json_bytes(StatusCode::OK, state.users.reply(index)),
-        None => reply::code(
-            StatusCode::BAD_REQUEST,
-            NO_USER_AUTHORITY,
-            "no user authority error",
-        ),
+        None => reply::code(StatusCode::BAD_REQUEST, NO_USER_AUTHORITY, "no user authority error"),
     }
 }
 
@@ -285,12 +262,7 @@ pub(crate) fn list_users(state: &State, query: Option<&str>) -> Reply {
         Some(t) if t.is_empty() => 0,
         Some(t) => match parse_page_token(&t) {
             Some(offset) if offset <= state.users.len() => offset,
-            _ => {
-                return reply::field_violations(&[(
-                    "page_token",
-                    Cow::Borrowed("invalid page_token"),
-                )])
-            }
+            _ => return reply::field_violations(&[("page_token", Cow::Borrowed("invalid page_token"))]),
         },
     };
     reply::json_bytes(StatusCode::OK, state.users.list_reply(offset, size))
@@ -313,10 +285,8 @@ async fn parse_multipart(
     body: Bytes,
     file_field: &str,
 ) -> Result<(Vec<(String, String)>, Vec<UploadedFile>), String> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or("missing Content-Type")?;
+    let content_type =
+        headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or("missing Content-Type")?;
     let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
     let stream = futures_util::stream::once(async move { Ok::<Bytes, Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
@@ -328,12 +298,7 @@ async fn parse_multipart(
         if file_name.is_some() || name == file_field {
             let content_type = field.content_type().map(|m| m.to_string());
             let data = field.bytes().await.map_err(|e| e.to_string())?;
-            files.push(UploadedFile {
-                field: name,
-                file_name,
-                content_type,
-                data,
-            });
+            files.push(UploadedFile { field: name, file_name, content_type, data });
         } else {
             let text = field.text().await.map_err(|e| e.to_string())?;
             fields.push((name, text));
@@ -343,10 +308,7 @@ async fn parse_multipart(
 }
 
 fn field_value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 /// `POST /open-apis/im/v1/images` and `POST /open-apis/im/v1/files`.
@@ -367,10 +329,7 @@ pub(crate) async fn upload(state: &State, parts: &Parts, body: Bytes, kind: Uplo
     let name = match kind {
         UploadKind::Image => {
             if !field_value(&fields, "image_type").is_some_and(|t| IMAGE_TYPES.contains(&t)) {
-                violations.push((
-                    "image_type",
-                    Cow::Borrowed("image_type must be message or avatar"),
-                ));
+                violations.push(("image_type", Cow::Borrowed("image_type must be message or avatar")));
             }
             file.and_then(|f| f.file_name.clone())
         }
@@ -393,11 +352,7 @@ pub(crate) async fn upload(state: &State, parts: &Parts, body: Bytes, kind: Uplo
     let Some(file) = file.filter(|_| violations.is_empty()) else {
         return reply::field_violations(&violations);
     };
-    let blob = Blob {
-        name,
-        content_type: file.content_type.clone(),
-        data: file.data.clone(),
-    };
+    let blob = Blob { name, content_type: file.content_type.clone(), data: file.data.clone() };
     let (key, data) = match kind {
         UploadKind::Image => {
             let key = format!("img_v3_{}", random_hex(24));
@@ -410,11 +365,7 @@ pub(crate) async fn upload(state: &State, parts: &Parts, body: Bytes, kind: Uplo
             (key, data)
         }
     };
-    let upload = Upload {
-        path: parts.uri.path().to_owned(),
-        fields,
-        files,
-    };
+    let upload = Upload { path: parts.uri.path().to_owned(), fields, files };
     state.push_upload(upload, &key, blob);
     reply::ok_data(data)
 }
@@ -422,18 +373,10 @@ pub(crate) async fn upload(state: &State, parts: &Parts, body: Bytes, kind: Uplo
 /// `Content-Disposition: attachment; filename="..."`, adding RFC 5987 `filename*` when the
 /// name is not plain printable ASCII.
 fn content_disposition(name: &str) -> HeaderValue {
-    let plain = name
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let plain = name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
     let fallback: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' })
         .collect();
     let mut value = format!("attachment; filename=\"{fallback}\"");
     if !plain {
@@ -457,36 +400,23 @@ fn download_reply(body: ReplyBody, content_type: Option<&str>, name: Option<&str
 }
 
 fn resource_not_found() -> Reply {
-    reply::code(
-        StatusCode::BAD_REQUEST,
-        RESOURCE_NOT_FOUND,
-        "resource not found",
-    )
+    reply::code(StatusCode::BAD_REQUEST, RESOURCE_NOT_FOUND, "resource not found")
 }
 
 /// `GET /open-apis/im/v1/images/:image_key`.
 pub(crate) fn download_image(state: &State, key: &str) -> Reply {
     match state.blob(key) {
-        Some(blob) => download_reply(
-            ReplyBody::full(blob.data),
-            blob.content_type.as_deref(),
-            blob.name.as_deref(),
-        ),
+        Some(blob) => {
+            download_reply(ReplyBody::full(blob.data), blob.content_type.as_deref(), blob.name.as_deref())
+        }
         None => resource_not_found(),
     }
 }
 
 /// `GET /open-apis/im/v1/files/:file_key`; `size_<N>` keys stream N generated bytes.
 pub(crate) fn download_file(state: &State, key: &str) -> Reply {
-    if let Some(total) = key
-        .strip_prefix("size_")
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        let body = ReplyBody::Pattern {
-            pattern: state.pattern.clone(),
-            sent: 0,
-            total,
-        };
+    if let Some(total) = key.strip_prefix("size_").and_then(|n| n.parse::<u64>().ok()) {
+        let body = ReplyBody::Pattern { pattern: state.pattern.clone(), sent: 0, total };
         return download_reply(body, None, Some(&format!("size_{total}.bin")));
     }
     match state.blob(key) {
@@ -545,17 +475,11 @@ mod tests {
 
     #[test]
     fn disposition() {
-        assert_eq!(
-            content_disposition("report.pdf"),
-            "attachment; filename=\"report.pdf\""
-        );
+        assert_eq!(content_disposition("report.pdf"), "attachment; filename=\"report.pdf\"");
         assert_eq!(
             content_disposition("报告 1.pdf"),
             "attachment; filename=\"__ 1.pdf\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A%201.pdf"
         );
-        assert_eq!(
-            content_disposition("a\"b"),
-            "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b"
-        );
+        assert_eq!(content_disposition("a\"b"), "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b");
     }
 }

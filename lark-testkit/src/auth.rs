@@ -26,9 +26,7 @@ impl Refusal {
                 BAD_REQUEST,
                 "Bad Request: the body must be a JSON object",
             ),
-            Refusal::BadCredentials => {
-                reply::code(StatusCode::OK, APP_SECRET_INVALID, "app secret invalid")
-            }
+            Refusal::BadCredentials => reply::code(StatusCode::OK, APP_SECRET_INVALID, "app secret invalid"),
         }
     }
 }
@@ -49,9 +47,7 @@ fn str_field<'a>(obj: &'a Map<String, Value>, name: &str) -> &'a str {
 /// Parses the body and checks `app_id` and `app_secret` against the configured app.
 fn with_credentials(state: &State, body: &[u8]) -> Result<Map<String, Value>, Refusal> {
     let obj = parse_object(body)?;
-    if str_field(&obj, "app_id") == state.app_id
-        && str_field(&obj, "app_secret") == state.app_secret
-    {
+    if str_field(&obj, "app_id") == state.app_id && str_field(&obj, "app_secret") == state.app_secret {
         Ok(obj)
     } else {
         Err(Refusal::BadCredentials)
@@ -92,11 +88,7 @@ pub(crate) fn app_token(state: &State, body: &[u8]) -> Reply {
         Err(refusal) => return refusal.reply(),
     };
     if !state.app_ticket_is_valid(str_field(&obj, "app_ticket")) {
-        return reply::code(
-            StatusCode::OK,
-            codes::APP_TICKET_INVALID,
-            "app_ticket is invalid",
-        );
+        return reply::code(StatusCode::OK, codes::APP_TICKET_INVALID, "app_ticket is invalid");
     }
     let (token, expire) = state.issue_token(TokenKind::App { marketplace: true });
     token_reply("app_access_token", &token, expire)
@@ -109,10 +101,7 @@ pub(crate) fn tenant_token(state: &State, body: &[u8]) -> Reply {
         Err(refusal) => return refusal.reply(),
     };
     let app_token = str_field(&obj, "app_access_token");
-    if !matches!(
-        state.token_kind(app_token),
-        Some(TokenKind::App { marketplace: true })
-    ) {
+    if !matches!(state.token_kind(app_token), Some(TokenKind::App { marketplace: true })) {
         return reply::token_error(codes::APP_ACCESS_TOKEN_INVALID);
     }
     let tenant_key = str_field(&obj, "tenant_key");

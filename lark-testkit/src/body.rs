@@ -15,10 +15,7 @@ const PERIOD: usize = 251;
 /// Builds the shared pattern buffer: `CHUNK + PERIOD` bytes, byte `j` = `j % 251`, so that any
 /// chunk of the infinite pattern is a zero-copy slice of it.
 pub(crate) fn pattern_buffer() -> Bytes {
-    (0..CHUNK + PERIOD)
-        .map(|j| (j % PERIOD) as u8)
-        .collect::<Vec<u8>>()
-        .into()
+    (0..CHUNK + PERIOD).map(|j| (j % PERIOD) as u8).collect::<Vec<u8>>().into()
 }
 
 /// Body of every reply the fake platform sends.
@@ -54,11 +51,7 @@ impl Body for ReplyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ReplyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ReplyBody::Pattern {
-                pattern,
-                sent,
-                total,
-            } => {
+            ReplyBody::Pattern { pattern, sent, total } => {
                 if *sent >= *total {
                     return Poll::Ready(None);
                 }
@@ -79,9 +72,7 @@ impl Body for ReplyBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReplyBody::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
+            ReplyBody::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             ReplyBody::Pattern { sent, total, .. } => SizeHint::with_exact(total - sent),
         }
     }
@@ -95,11 +86,7 @@ mod tests {
     #[tokio::test]
     async fn pattern_is_deterministic() {
         let total = 3 * CHUNK as u64 + 17;
-        let mut body = ReplyBody::Pattern {
-            pattern: pattern_buffer(),
-            sent: 0,
-            total,
-        };
+        let mut body = ReplyBody::Pattern { pattern: pattern_buffer(), sent: 0, total };
         assert_eq!(body.size_hint().exact(), Some(total));
         let mut i = 0u64;
         while let Some(frame) = body.frame().await {

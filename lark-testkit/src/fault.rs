@@ -50,11 +50,7 @@ pub(crate) enum FaultKind {
 
 impl Fault {
     fn new(kind: FaultKind) -> Fault {
-        Fault {
-            kind,
-            prefix: None,
-            times: 1,
-        }
+        Fault { kind, prefix: None, times: 1 }
     }
 
     /// Replies with HTTP `status` and the JSON envelope `{"code": <status>, "msg": "injected"}`.
@@ -111,9 +107,7 @@ impl Fault {
         let is_auth = path.starts_with(AUTH_PREFIX);
         match &self.prefix {
             None => !is_auth,
-            Some(p) => {
-                path.starts_with(p.as_str()) && (!is_auth || p.starts_with("/open-apis/auth"))
-            }
+            Some(p) => path.starts_with(p.as_str()) && (!is_auth || p.starts_with("/open-apis/auth")),
         }
     }
 }
@@ -168,30 +162,16 @@ mod tests {
         assert_eq!(q.len(), 2);
 
         // Auth endpoints are untouched by default-scoped and non-auth-scoped faults.
-        assert!(q
-            .take("/open-apis/auth/v3/tenant_access_token/internal")
-            .is_none());
-        assert!(matches!(
-            q.take("/open-apis/contact/v3/users"),
-            Some(FaultKind::RateLimit(3))
-        ));
-        assert!(matches!(
-            q.take("/open-apis/im/v1/messages"),
-            Some(FaultKind::Status(500))
-        ));
-        assert!(matches!(
-            q.take("/open-apis/im/v1/messages"),
-            Some(FaultKind::Status(500))
-        ));
+        assert!(q.take("/open-apis/auth/v3/tenant_access_token/internal").is_none());
+        assert!(matches!(q.take("/open-apis/contact/v3/users"), Some(FaultKind::RateLimit(3))));
+        assert!(matches!(q.take("/open-apis/im/v1/messages"), Some(FaultKind::Status(500))));
+        assert!(matches!(q.take("/open-apis/im/v1/messages"), Some(FaultKind::Status(500))));
         assert!(q.take("/open-apis/im/v1/messages").is_none());
         assert_eq!(q.len(), 0);
 
         q.push(Fault::drop_connection().on_path_prefix("/open-apis/auth/v3"));
         assert!(q.take("/open-apis/im/v1/messages").is_none());
-        assert!(matches!(
-            q.take("/open-apis/auth/v3/app_access_token"),
-            Some(FaultKind::DropConnection)
-        ));
+        assert!(matches!(q.take("/open-apis/auth/v3/app_access_token"), Some(FaultKind::DropConnection)));
         q.push(Fault::drop_connection().on_path_prefix("/"));
         assert!(q.take("/open-apis/auth/v3/app_access_token").is_none());
         q.clear();

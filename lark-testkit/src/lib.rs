@@ -194,22 +194,13 @@ impl FakePlatform {
     /// # Panics
     ///
     /// Panics when called outside a tokio runtime.
-    pub async fn bind(
-        addr: SocketAddr,
-        config: FakePlatformConfig,
-    ) -> std::io::Result<FakePlatform> {
+    pub async fn bind(addr: SocketAddr, config: FakePlatformConfig) -> std::io::Result<FakePlatform> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(&config));
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, state.clone(), shutdown_rx));
-        Ok(FakePlatform {
-            inner: Arc::new(Inner {
-                state,
-                addr,
-                shutdown,
-            }),
-        })
+        Ok(FakePlatform { inner: Arc::new(Inner { state, addr, shutdown }) })
     }
 
     fn state(&self) -> &State {

@@ -26,49 +26,34 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         Some(other) => return Err(format!("unknown command `{other}`")),
         None => return Err("missing command".to_owned()),
     }
-    let mut options = Options {
-        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        config: FakePlatformConfig::default(),
-    };
+    let mut options =
+        Options { addr: SocketAddr::from(([127, 0, 0, 1], 8080)), config: FakePlatformConfig::default() };
     while let Some(arg) = iter.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
             _ => (arg.as_str(), None),
         };
-        let known = [
-            "--addr",
-            "--app-id",
-            "--app-secret",
-            "--users",
-            "--token-ttl",
-        ];
+        let known = ["--addr", "--app-id", "--app-secret", "--users", "--token-ttl"];
         if !known.contains(&flag) {
             return Err(format!("unknown argument `{arg}`"));
         }
         let value = match inline {
             Some(v) => v,
-            None => iter
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("`{flag}` needs a value"))?,
+            None => iter.next().cloned().ok_or_else(|| format!("`{flag}` needs a value"))?,
         };
         match flag {
             "--addr" => {
-                options.addr = value
-                    .parse()
-                    .map_err(|_| format!("`{value}` is not a socket address (host:port)"))?;
+                options.addr =
+                    value.parse().map_err(|_| format!("`{value}` is not a socket address (host:port)"))?;
             }
             "--app-id" if !value.is_empty() => options.config.app_id = value,
             "--app-secret" if !value.is_empty() => options.config.app_secret = value,
             "--users" => {
-                options.config.user_count = value
-                    .parse()
-                    .map_err(|_| format!("`{value}` is not a number of users"))?;
+                options.config.user_count =
+                    value.parse().map_err(|_| format!("`{value}` is not a number of users"))?;
             }
             "--token-ttl" => {
-                let secs: u64 = value
-                    .parse()
-                    .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+                let secs: u64 = value.parse().map_err(|_| format!("`{value}` is not a number of seconds"))?;
                 options.config.token_ttl = Duration::from_secs(secs);
             }
             _ => return Err(format!("`{flag}` needs a non-empty value")),

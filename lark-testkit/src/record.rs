@@ -35,9 +35,7 @@ impl Endpoint {
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::AppAccessTokenInternal => "/open-apis/auth/v3/app_access_token/internal",
-            Endpoint::TenantAccessTokenInternal => {
-                "/open-apis/auth/v3/tenant_access_token/internal"
-            }
+            Endpoint::TenantAccessTokenInternal => "/open-apis/auth/v3/tenant_access_token/internal",
             Endpoint::AppAccessToken => "/open-apis/auth/v3/app_access_token",
             Endpoint::TenantAccessToken => "/open-apis/auth/v3/tenant_access_token",
             Endpoint::AppTicketResend => "/open-apis/auth/v3/app_ticket/resend",

@@ -93,21 +93,14 @@ impl RedisServer {
         self.child = Some(match spawned {
             Ok(child) => child,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(Failure::NotInstalled),
-            Err(e) => {
-                return Err(Failure::DidNotStart(format!(
-                    "cannot spawn redis-server: {e}"
-                )))
-            }
+            Err(e) => return Err(Failure::DidNotStart(format!("cannot spawn redis-server: {e}"))),
         });
         let deadline = Instant::now() + STARTUP_LIMIT;
         loop {
             if self.answers_ping() {
                 return Ok(());
             }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
                 self.child = None;
                 return Err(Failure::DidNotStart(format!(
@@ -197,10 +190,7 @@ enum Failure {
 /// A loopback port nothing listens on right now (it may be taken again at any time).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("local_addr of a bound listener")
-        .port()
+    listener.local_addr().expect("local_addr of a bound listener").port()
 }
 
 fn unique_dir(port: u16) -> PathBuf {

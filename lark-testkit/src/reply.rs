@@ -30,18 +30,13 @@ const JSON: &str = "application/json; charset=utf-8";
 pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Reply {
     let mut reply = Response::new(ReplyBody::full(body));
     *reply.status_mut() = status;
-    reply
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
     reply
 }
 
 /// A reply with `value` as its JSON body.
 pub(crate) fn json_value(status: StatusCode, value: &Value) -> Reply {
-    json_bytes(
-        status,
-        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-    )
+    json_bytes(status, Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
 }
 
 /// `{"code": code, "msg": msg}`.
@@ -51,10 +46,7 @@ pub(crate) fn code(status: StatusCode, code: i64, msg: &str) -> Reply {
 
 /// `{"code": 0, "msg": "success", "data": data}`.
 pub(crate) fn ok_data(data: Value) -> Reply {
-    json_value(
-        StatusCode::OK,
-        &json!({"code": 0, "msg": "success", "data": data}),
-    )
+    json_value(StatusCode::OK, &json!({"code": 0, "msg": "success", "data": data}))
 }
 
 /// HTTP 404 `{"code": 404, "msg": "not found"}`.

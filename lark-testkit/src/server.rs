@@ -40,11 +40,7 @@ impl std::error::Error for DropConnection {}
 
 /// Accepts connections until `shutdown` flips (or its sender is dropped), serving each with
 /// HTTP/1.1 (keep-alive) or h2c.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         if *shutdown.borrow_and_update() {
@@ -113,11 +109,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Drop
     });
 
     let mut reply = if too_large {
-        reply::code(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            reply::FIELD_VALIDATION_FAILED,
-            "request body too large",
-        )
+        reply::code(StatusCode::PAYLOAD_TOO_LARGE, reply::FIELD_VALIDATION_FAILED, "request body too large")
     } else {
         match state.take_fault(parts.uri.path()) {
             None => route(&state, &parts, auth, body).await,
@@ -137,16 +129,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Drop
                     codes::RATE_LIMITED,
                     "request trigger frequency limit",
                 );
-                r.headers_mut()
-                    .insert(RATE_LIMIT_RESET_HEADER, HeaderValue::from(reset));
+                r.headers_mut().insert(RATE_LIMIT_RESET_HEADER, HeaderValue::from(reset));
                 r
             }
             Some(FaultKind::ApiError(c, msg)) => {
-                let status = if reply::is_token_code(c) {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::OK
-                };
+                let status = if reply::is_token_code(c) { StatusCode::BAD_REQUEST } else { StatusCode::OK };
                 reply::code(status, c, &msg)
             }
         }
@@ -170,8 +157,7 @@ enum Route<'a> {
 
 /// The single, non-empty path segment after `prefix`.
 fn segment_after<'a>(rest: &'a str, prefix: &str) -> Option<&'a str> {
-    rest.strip_prefix(prefix)
-        .filter(|s| !s.is_empty() && !s.contains('/'))
+    rest.strip_prefix(prefix).filter(|s| !s.is_empty() && !s.contains('/'))
 }
 
 impl<'a> Route<'a> {
@@ -182,9 +168,7 @@ impl<'a> Route<'a> {
             (&Method::POST, "im/v1/images") => Route::Upload(UploadKind::Image),
             (&Method::POST, "im/v1/files") => Route::Upload(UploadKind::File),
             (&Method::POST, _) => {
-                let id = rest
-                    .strip_suffix("/reply")
-                    .and_then(|r| segment_after(r, "im/v1/messages/"))?;
+                let id = rest.strip_suffix("/reply").and_then(|r| segment_after(r, "im/v1/messages/"))?;
                 Route::ReplyMessage(id)
             }
             (&Method::GET, _) => {
@@ -239,9 +223,7 @@ async fn route(state: &State, parts: &Parts, auth: Auth, body: Bytes) -> Reply {
     let query = parts.uri.query();
     match route {
         Route::SendMessage => api::send_message(state, query, &body, tenant.as_ref()),
-        Route::ReplyMessage(id) => {
-            api::reply_message(state, &decode_segment(id), &body, tenant.as_ref())
-        }
+        Route::ReplyMessage(id) => api::reply_message(state, &decode_segment(id), &body, tenant.as_ref()),
         Route::GetUser(id) => api::get_user(state, &decode_segment(id), query),
         Route::ListUsers => api::list_users(state, query),
         Route::Upload(kind) => api::upload(state, parts, body, kind).await,

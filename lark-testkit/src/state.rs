@@ -110,9 +110,7 @@ fn duration_nanos(d: Duration) -> u64 {
 /// `n` random lowercase hex digits.
 pub(crate) fn random_hex(n: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..n)
-        .map(|_| char::from(HEX[fastrand::usize(..16)]))
-        .collect()
+    (0..n).map(|_| char::from(HEX[fastrand::usize(..16)])).collect()
 }
 
 fn random_token(prefix: &str) -> String {
@@ -128,10 +126,7 @@ impl State {
             app_id: config.app_id.clone(),
             app_secret: config.app_secret.clone(),
             token_ttl_nanos: AtomicU64::new(duration_nanos(config.token_ttl)),
-            tokens: RwLock::new(Tokens {
-                map: HashMap::new(),
-                prune_at: 1024,
-            }),
+            tokens: RwLock::new(Tokens { map: HashMap::new(), prune_at: 1024 }),
             app_ticket: Mutex::new(None),
             hits: Default::default(),
             total: AtomicUsize::new(0),
@@ -156,8 +151,7 @@ impl State {
     }
 
     pub(crate) fn set_token_ttl(&self, ttl: Duration) {
-        self.token_ttl_nanos
-            .store(duration_nanos(ttl), Ordering::Relaxed);
+        self.token_ttl_nanos.store(duration_nanos(ttl), Ordering::Relaxed);
     }
 
     /// Issues a new token of `kind`; returns it and its lifetime in whole seconds.
@@ -169,10 +163,7 @@ impl State {
         });
         let now = Instant::now();
         // Clamped so that absurd TTLs cannot overflow the clock: a century is "forever".
-        let info = TokenInfo {
-            kind,
-            expires_at: now + ttl.min(Duration::from_secs(100 * 365 * 86_400)),
-        };
+        let info = TokenInfo { kind, expires_at: now + ttl.min(Duration::from_secs(100 * 365 * 86_400)) };
         let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
         if tokens.map.len() >= tokens.prune_at {
             tokens.map.retain(|_, t| t.expires_at > now);
@@ -321,19 +312,12 @@ impl State {
     }
 
     pub(crate) fn push_upload(&self, upload: Upload, key: &str, blob: Blob) {
-        self.blobs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), blob);
+        self.blobs.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), blob);
         lock(&self.uploads).push(upload);
     }
 
     pub(crate) fn blob(&self, key: &str) -> Option<Blob> {
-        self.blobs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.blobs.read().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
     }
 
     pub(crate) fn uploads(&self) -> Vec<Upload> {
@@ -365,10 +349,7 @@ mod tests {
         let requests = state.requests();
         assert_eq!(requests.len(), MAX_RECORDED);
         assert_eq!(requests[0].path, "/5");
-        assert_eq!(
-            requests[MAX_RECORDED - 1].path,
-            format!("/{}", MAX_RECORDED + 4)
-        );
+        assert_eq!(requests[MAX_RECORDED - 1].path, format!("/{}", MAX_RECORDED + 4));
     }
 
     #[test]

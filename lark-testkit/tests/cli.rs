@@ -24,14 +24,7 @@ fn bad_arguments_exit_2_with_usage() {
 #[test]
 fn serve_prints_its_address() {
     let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--app-id=cli_cafe",
-            "--app-secret",
-            "s3",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0", "--app-id=cli_cafe", "--app-secret", "s3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -41,14 +34,8 @@ fn serve_prints_its_address() {
     child.kill().unwrap();
     child.wait().unwrap();
     read.unwrap();
-    assert!(
-        line.starts_with("lark-testkit listening on http://127.0.0.1:"),
-        "{line}"
-    );
+    assert!(line.starts_with("lark-testkit listening on http://127.0.0.1:"), "{line}");
     assert!(line.contains(" app_id=cli_cafe "), "{line}");
-    let port = line["lark-testkit listening on http://127.0.0.1:".len()..]
-        .split(' ')
-        .next()
-        .unwrap();
+    let port = line["lark-testkit listening on http://127.0.0.1:".len()..].split(' ').next().unwrap();
     assert!(port.parse::<u16>().unwrap() > 0);
 }

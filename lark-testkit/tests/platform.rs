@@ -28,10 +28,7 @@ struct Reply {
 impl Reply {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
-            )
+            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body[..self.body.len().min(200)]))
         })
     }
 
@@ -42,17 +39,12 @@ impl Reply {
 
 impl Http {
     fn new(platform: &FakePlatform) -> Http {
-        Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: platform.base_url(),
-        }
+        Http { client: Client::builder(TokioExecutor::new()).build_http(), base: platform.base_url() }
     }
 
     fn h2(platform: &FakePlatform) -> Http {
         Http {
-            client: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build_http(),
+            client: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
             base: platform.base_url(),
         }
     }
@@ -64,41 +56,23 @@ impl Http {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Reply, hyper_util::client::legacy::Error> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let res = self
-            .client
-            .request(req.body(Full::new(body)).unwrap())
-            .await?;
+        let res = self.client.request(req.body(Full::new(body)).unwrap()).await?;
         let (parts, body) = res.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Reply { status: parts.status, headers: parts.headers, body })
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Reply {
-        self.try_send(method, path, headers, body)
-            .await
-            .expect("request failed")
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Reply {
+        self.try_send(method, path, headers, body).await.expect("request failed")
     }
 
     async fn get(&self, path: &str, token: &str) -> Reply {
         let auth = format!("Bearer {token}");
-        self.send(Method::GET, path, &[("authorization", &auth)], Bytes::new())
-            .await
+        self.send(Method::GET, path, &[("authorization", &auth)], Bytes::new()).await
     }
 
     async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
@@ -125,10 +99,7 @@ fn creds(p: &FakePlatform) -> Value {
 async fn tenant_token(http: &Http, p: &FakePlatform) -> String {
     let r = http.post_json(TENANT_INTERNAL, None, &creds(p)).await;
     assert_eq!(r.status, StatusCode::OK);
-    r.json()["tenant_access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    r.json()["tenant_access_token"].as_str().expect("token").to_owned()
 }
 
 // ---- tokens ------------------------------------------------------------------------------
@@ -156,13 +127,7 @@ async fn self_built_token_flow() {
     assert_ne!(r.headers["x-tt-logid"], log1, "log ids are unique");
 
     // Wrong secret: HTTP 200, code 10014. Malformed JSON: HTTP 400, code 9499.
-    let r = http
-        .post_json(
-            TENANT_INTERNAL,
-            None,
-            &json!({"app_id": p.app_id(), "app_secret": "nope"}),
-        )
-        .await;
+    let r = http.post_json(TENANT_INTERNAL, None, &json!({"app_id": p.app_id(), "app_secret": "nope"})).await;
     assert_eq!((r.status, r.code()), (StatusCode::OK, 10014));
     let r = http
         .send(
@@ -196,12 +161,11 @@ async fn self_built_token_flow() {
 async fn marketplace_token_flow() {
     let p = FakePlatform::start().await;
     let http = Http::new(&p);
-    let app_body = |ticket: &str| json!({"app_id": p.app_id(), "app_secret": p.app_secret(), "app_ticket": ticket});
+    let app_body =
+        |ticket: &str| json!({"app_id": p.app_id(), "app_secret": p.app_secret(), "app_ticket": ticket});
 
     // No ticket issued yet: 10012.
-    let r = http
-        .post_json(APP_MARKET, None, &app_body("whatever"))
-        .await;
+    let r = http.post_json(APP_MARKET, None, &app_body("whatever")).await;
     assert_eq!((r.status, r.code()), (StatusCode::OK, 10012));
     let r = http.post_json(RESEND, None, &creds(&p)).await;
     assert_eq!(r.json(), json!({"code": 0, "msg": "ok"}));
@@ -218,29 +182,18 @@ async fn marketplace_token_flow() {
     let app_token = v["app_access_token"].as_str().unwrap().to_owned();
 
     let r = http
-        .post_json(
-            TENANT_MARKET,
-            None,
-            &json!({"app_access_token": app_token, "tenant_key": "tenant_42"}),
-        )
+        .post_json(TENANT_MARKET, None, &json!({"app_access_token": app_token, "tenant_key": "tenant_42"}))
         .await;
     let tenant_token = r.json()["tenant_access_token"].as_str().unwrap().to_owned();
     let r = http.get("/open-apis/testkit/echo/x", &tenant_token).await;
     assert_eq!(r.json()["data"]["auth"]["tenant_key"], "tenant_42");
-    assert_eq!(
-        p.requests().pop().unwrap().tenant_key.as_deref(),
-        Some("tenant_42")
-    );
+    assert_eq!(p.requests().pop().unwrap().tenant_key.as_deref(), Some("tenant_42"));
 
     // A self-built app token is not a marketplace app token.
     let v = http.post_json(APP_INTERNAL, None, &creds(&p)).await.json();
     let internal_app = v["app_access_token"].as_str().unwrap();
     let r = http
-        .post_json(
-            TENANT_MARKET,
-            None,
-            &json!({"app_access_token": internal_app, "tenant_key": "tenant_42"}),
-        )
+        .post_json(TENANT_MARKET, None, &json!({"app_access_token": internal_app, "tenant_key": "tenant_42"}))
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, 99991664));
 
@@ -282,15 +235,10 @@ async fn invalid_tokens_are_refused() {
     assert_eq!(http.get(path, &fresh).await.code(), 0);
 
     // Echo: a token is optional, a bad one is refused.
-    let r = http
-        .send(Method::GET, "/open-apis/testkit/echo", &[], Bytes::new())
-        .await;
+    let r = http.send(Method::GET, "/open-apis/testkit/echo", &[], Bytes::new()).await;
     assert_eq!(r.code(), 0);
     assert_eq!(r.json()["data"]["auth"]["kind"], Value::Null);
-    assert_eq!(
-        http.get("/open-apis/testkit/echo", "t-forged").await.code(),
-        99991663
-    );
+    assert_eq!(http.get("/open-apis/testkit/echo", "t-forged").await.code(), 99991663);
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,10 +291,7 @@ async fn injected_faults() {
     let r = http.get(user, &token).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers["x-ogw-ratelimit-reset"], "7");
-    assert_eq!(
-        r.json(),
-        json!({"code": 99991400, "msg": "request trigger frequency limit"})
-    );
+    assert_eq!(r.json(), json!({"code": 99991400, "msg": "request trigger frequency limit"}));
 
     // API errors: token codes come with HTTP 400, others with 200.
     p.inject(Fault::api_error(99991663, "token gone"));
@@ -450,10 +395,7 @@ async fn send_and_reply_messages() {
         )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, 99992402));
-    assert_eq!(
-        r.json()["error"]["field_violations"][0]["field"],
-        "receive_id_type"
-    );
+    assert_eq!(r.json()["error"]["field_violations"][0]["field"], "receive_id_type");
     let r = http
         .post_json(
             "/open-apis/im/v1/messages?receive_id_type=open_id",
@@ -473,12 +415,7 @@ async fn users_and_pagination() {
     let http = Http::new(&p);
     let token = tenant_token(&http, &p).await;
 
-    let r = http
-        .get(
-            "/open-apis/contact/v3/users/u_7?user_id_type=user_id",
-            &token,
-        )
-        .await;
+    let r = http.get("/open-apis/contact/v3/users/u_7?user_id_type=user_id", &token).await;
     let user = r.json()["data"]["user"].clone();
     assert_eq!(user["open_id"], "ou_7");
     assert_eq!(user["union_id"], "on_7");
@@ -512,17 +449,11 @@ async fn users_and_pagination() {
     let expected: Vec<String> = (1..=25).map(|n| format!("ou_{n}")).collect();
     assert_eq!(seen, expected);
 
-    let r = http
-        .get("/open-apis/contact/v3/users?page_token=garbage", &token)
-        .await;
+    let r = http.get("/open-apis/contact/v3/users?page_token=garbage", &token).await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, 99992402));
-    let r = http
-        .get("/open-apis/contact/v3/users?page_size=0", &token)
-        .await;
+    let r = http.get("/open-apis/contact/v3/users?page_size=0", &token).await;
     assert_eq!(r.code(), 99992402);
-    let r = http
-        .get("/open-apis/contact/v3/users?page_size=500", &token)
-        .await;
+    let r = http.get("/open-apis/contact/v3/users?page_size=500", &token).await;
     assert_eq!(r.json()["data"]["items"].as_array().unwrap().len(), 25);
 }
 
@@ -532,10 +463,8 @@ fn multipart(boundary: &str, fields: &[(&str, &str)], file: (&str, &str, &str, &
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
         );
     }
     let (field, file_name, content_type, data) = file;
@@ -559,11 +488,7 @@ async fn upload_then_download_round_trip() {
     let ct = "multipart/form-data; boundary=XyZ123";
     let image: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
 
-    let body = multipart(
-        "XyZ123",
-        &[("image_type", "message")],
-        ("image", "pic.png", "image/png", &image),
-    );
+    let body = multipart("XyZ123", &[("image_type", "message")], ("image", "pic.png", "image/png", &image));
     let r = http
         .send(
             Method::POST,
@@ -574,9 +499,7 @@ async fn upload_then_download_round_trip() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     let image_key = r.json()["data"]["image_key"].as_str().unwrap().to_owned();
-    let r = http
-        .get(&format!("/open-apis/im/v1/images/{image_key}"), &token)
-        .await;
+    let r = http.get(&format!("/open-apis/im/v1/images/{image_key}"), &token).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "image/png");
     assert_eq!(&r.body[..], &image[..]);
@@ -589,17 +512,10 @@ async fn upload_then_download_round_trip() {
         ("file", "report.pdf", "application/pdf", pdf),
     );
     let r = http
-        .send(
-            Method::POST,
-            "/open-apis/im/v1/files",
-            &[("authorization", &auth), ("content-type", ct)],
-            body,
-        )
+        .send(Method::POST, "/open-apis/im/v1/files", &[("authorization", &auth), ("content-type", ct)], body)
         .await;
     let file_key = r.json()["data"]["file_key"].as_str().unwrap().to_owned();
-    let r = http
-        .get(&format!("/open-apis/im/v1/files/{file_key}"), &token)
-        .await;
+    let r = http.get(&format!("/open-apis/im/v1/files/{file_key}"), &token).await;
     assert_eq!(&r.body[..], pdf);
     assert_eq!(r.headers["content-type"], "application/octet-stream");
     assert_eq!(
@@ -610,20 +526,11 @@ async fn upload_then_download_round_trip() {
     let uploads = p.uploads();
     assert_eq!(uploads.len(), 2);
     assert_eq!(uploads[0].path, "/open-apis/im/v1/images");
-    assert_eq!(
-        uploads[0].fields,
-        vec![("image_type".to_owned(), "message".to_owned())]
-    );
+    assert_eq!(uploads[0].fields, vec![("image_type".to_owned(), "message".to_owned())]);
     assert_eq!(uploads[0].files[0].field, "image");
     assert_eq!(uploads[0].files[0].file_name.as_deref(), Some("pic.png"));
-    assert_eq!(
-        uploads[0].files[0].content_type.as_deref(),
-        Some("image/png")
-    );
-    assert_eq!(
-        uploads[1].fields[1],
-        ("file_name".to_owned(), name.to_owned())
-    );
+    assert_eq!(uploads[0].files[0].content_type.as_deref(), Some("image/png"));
+    assert_eq!(uploads[1].fields[1], ("file_name".to_owned(), name.to_owned()));
     assert_eq!(&uploads[1].files[0].data[..], pdf);
 
     // Missing image_type: validation error, not recorded. Unknown key: 234003.
@@ -645,8 +552,7 @@ async fn upload_then_download_round_trip() {
 #[tokio::test]
 async fn generated_download_streams_the_pattern() {
     let p = FakePlatform::start().await;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let n: u64 = 5_000_003;
     let req = Request::get(format!("{}/open-apis/im/v1/files/size_{n}", p.base_url()))
         .header("authorization", "Bearer u-reader")
@@ -682,11 +588,7 @@ async fn echo_keeps_the_raw_request() {
         .send(
             Method::PUT,
             path,
-            &[
-                ("authorization", "Bearer u-someone"),
-                ("x-custom", "one"),
-                ("x-custom", "two"),
-            ],
+            &[("authorization", "Bearer u-someone"), ("x-custom", "one"), ("x-custom", "two")],
             Bytes::from_static(b"payload"),
         )
         .await;
@@ -702,18 +604,13 @@ async fn echo_keeps_the_raw_request() {
     let rec = p.requests().pop().unwrap();
     assert_eq!(rec.method, Method::PUT);
     assert_eq!(rec.path, "/open-apis/testkit/echo/a%2Fb%20c/%E4%B8%AD");
-    assert_eq!(
-        rec.query.as_deref(),
-        Some("q=%E4%B8%AD+x&user_ids=a&user_ids=b")
-    );
+    assert_eq!(rec.query.as_deref(), Some("q=%E4%B8%AD+x&user_ids=a&user_ids=b"));
     assert_eq!(&rec.body[..], b"payload");
     assert_eq!(rec.headers["authorization"], "Bearer u-someone");
 
     // Recorded bodies are truncated to 1 MiB.
     let big = Bytes::from(vec![b'z'; 1024 * 1024 + 10]);
-    let r = http
-        .send(Method::POST, "/open-apis/testkit/echo", &[], big)
-        .await;
+    let r = http.send(Method::POST, "/open-apis/testkit/echo", &[], big).await;
     assert_eq!(r.code(), 0);
     assert_eq!(p.requests().pop().unwrap().body.len(), 1024 * 1024);
 
@@ -734,10 +631,7 @@ async fn h2c_works() {
     let token = tenant_token(&http, &p).await;
     let r = http.get("/open-apis/testkit/echo/h2", &token).await;
     assert_eq!(r.code(), 0);
-    assert_eq!(
-        p.requests().pop().unwrap().tenant_key.as_deref(),
-        Some("tenant_selfbuilt")
-    );
+    assert_eq!(p.requests().pop().unwrap().tenant_key.as_deref(), Some("tenant_selfbuilt"));
 }
 
 #[tokio::test]
@@ -747,24 +641,16 @@ async fn shutdown_stops_accepting() {
     let clone = p.clone();
     drop(p);
     // A live clone keeps it running.
-    let r = Http::new(&clone)
-        .get("/open-apis/testkit/echo", "u-x")
-        .await;
+    let r = Http::new(&clone).get("/open-apis/testkit/echo", "u-x").await;
     assert_eq!(r.code(), 0);
     clone.shutdown();
-    assert!(
-        wait_refused(addr).await,
-        "the listener is closed after shutdown"
-    );
+    assert!(wait_refused(addr).await, "the listener is closed after shutdown");
 
     // Dropping the last handle shuts down too.
     let p = FakePlatform::start().await;
     let addr = p.addr();
     drop(p);
-    assert!(
-        wait_refused(addr).await,
-        "the listener is closed after drop"
-    );
+    assert!(wait_refused(addr).await, "the listener is closed after drop");
 }
 
 async fn wait_refused(addr: std::net::SocketAddr) -> bool {

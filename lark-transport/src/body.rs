@@ -269,7 +269,10 @@ mod tests {
 
     #[tokio::test]
     async fn collect_limited_enforces_limit() {
-        let s = Body::from_stream(futures_util::stream::iter(vec![Ok::<_, BoxError>(Bytes::from(vec![0u8; 100]))]));
+        let s = Body::from_stream(futures_util::stream::iter(vec![Ok::<_, BoxError>(Bytes::from(vec![
+            0u8;
+            100
+        ]))]));
         assert!(s.collect_limited(10).await.is_err());
     }
 }

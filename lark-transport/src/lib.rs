@@ -28,7 +28,8 @@ pub use trace::{Trace, TraceLayer};
 
 /// The type-erased service every layer of the stack wraps: `http::Request<Body>` in,
 /// `http::Response<Body>` out, boxed errors (always a `lark_types::LarkError` inside).
-pub type HttpService = tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, lark_types::BoxError>;
+pub type HttpService =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, lark_types::BoxError>;
 
 /// Re-export of the retry budget type used by [`RetryPolicy::budget`].
 pub use tower::retry::budget::TpsBudget;

@@ -184,7 +184,8 @@ mod tests {
 
     #[tokio::test]
     async fn in_memory_form_layout() {
-        let mut form = Multipart::new().text("image_type", "message").file("image", "a\"b.png", vec![1u8, 2, 3]);
+        let mut form =
+            Multipart::new().text("image_type", "message").file("image", "a\"b.png", vec![1u8, 2, 3]);
         form.boundary = "B".into();
         assert!(form.is_replayable());
         let (ct, body) = form.into_body();

@@ -49,21 +49,15 @@ pub fn reply_code(bytes: &[u8]) -> Option<i64> {
 
 /// Whether a response is JSON by its content type.
 pub fn is_json<B>(resp: &Response<B>) -> bool {
-    resp.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let ct = ct.split(';').next().unwrap_or("").trim();
-            ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
-        })
+    resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
+    })
 }
 
 /// Buffers a JSON reply (up to `limit` bytes) and attaches its [`ReplyCode`]. Non-JSON replies
 /// (downloads) pass through untouched, still streaming. Returns the code when found.
-pub async fn buffer_json_reply(
-    resp: Response<Body>,
-    limit: usize,
-) -> Result<Response<Body>, LarkError> {
+pub async fn buffer_json_reply(resp: Response<Body>, limit: usize) -> Result<Response<Body>, LarkError> {
     if !is_json(&resp) || resp.extensions().get::<ReplyCode>().is_some() {
         return Ok(resp);
     }
@@ -88,10 +82,10 @@ pub async fn decode_reply<T: DeserializeOwned>(resp: Response<Body>, limit: usiz
     let resp = buffer_json_reply(resp, limit).await?;
     let (parts, body) = resp.into_parts();
     let status = parts.status.as_u16();
-    let bytes = body
-        .collect_limited(limit)
-        .await
-        .map_err(|e| TransportError::from_boxed(TransportErrorKind::Body, e).with_log_id(log_id_from_headers(&parts.headers)))?;
+    let bytes = body.collect_limited(limit).await.map_err(|e| {
+        TransportError::from_boxed(TransportErrorKind::Body, e)
+            .with_log_id(log_id_from_headers(&parts.headers))
+    })?;
     decode_bytes(&bytes, status, &parts.headers)
 }
 
@@ -176,7 +170,10 @@ impl Download {
             let value: serde_json::Value = decode_reply(resp, limit).await?;
             return Err(DecodeError::new(status, "expected a file but the reply is JSON")
                 .with_log_id(log_id_from_headers(&headers))
-                .with_source(format!("reply data has {} top-level fields", value.as_object().map_or(0, |o| o.len())))
+                .with_source(format!(
+                    "reply data has {} top-level fields",
+                    value.as_object().map_or(0, |o| o.len())
+                ))
                 .into());
         }
         let (parts, body) = resp.into_parts();
@@ -312,7 +309,10 @@ mod tests {
             decode_reply(json_response(200, r#"{"code":0,"msg":"ok","data":{"a":1}}"#), 1024).await.unwrap();
         assert_eq!(v["a"], 1);
         let e = decode_reply::<serde_json::Value>(
-            json_response(400, r#"{"code":99991663,"msg":"bad token","error":{"troubleshooter":"https://t"}}"#),
+            json_response(
+                400,
+                r#"{"code":99991663,"msg":"bad token","error":{"troubleshooter":"https://t"}}"#,
+            ),
             1024,
         )
         .await
@@ -345,7 +345,8 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let e = decode_reply::<u32>(json_response(200, r#"{"code":0,"data":{"x":1}}"#), 1024).await.unwrap_err();
+        let e =
+            decode_reply::<u32>(json_response(200, r#"{"code":0,"data":{"x":1}}"#), 1024).await.unwrap_err();
         assert!(matches!(e, LarkError::Decode(_)));
     }
 
@@ -362,7 +363,10 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(e, LarkError::Transport(ref t) if t.kind() == TransportErrorKind::TooLarge), "{e:?}");
+        assert!(
+            matches!(e, LarkError::Transport(ref t) if t.kind() == TransportErrorKind::TooLarge),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -378,14 +382,25 @@ mod tests {
 
     #[test]
     fn content_disposition_names() {
-        assert_eq!(content_disposition_file_name("attachment; filename=\"a b.txt\"").as_deref(), Some("a b.txt"));
-        assert_eq!(content_disposition_file_name("attachment; filename=plain.bin").as_deref(), Some("plain.bin"));
         assert_eq!(
-            content_disposition_file_name("attachment; filename=\"x.txt\"; filename*=UTF-8''%E9%A3%9E%E4%B9%A6.txt")
-                .as_deref(),
+            content_disposition_file_name("attachment; filename=\"a b.txt\"").as_deref(),
+            Some("a b.txt")
+        );
+        assert_eq!(
+            content_disposition_file_name("attachment; filename=plain.bin").as_deref(),
+            Some("plain.bin")
+        );
+        assert_eq!(
+            content_disposition_file_name(
+                "attachment; filename=\"x.txt\"; filename*=UTF-8''%E9%A3%9E%E4%B9%A6.txt"
+            )
+            .as_deref(),
             Some("飞书.txt")
         );
-        assert_eq!(content_disposition_file_name("attachment; filename=\"a;b.txt\"").as_deref(), Some("a;b.txt"));
+        assert_eq!(
+            content_disposition_file_name("attachment; filename=\"a;b.txt\"").as_deref(),
+            Some("a;b.txt")
+        );
         assert_eq!(content_disposition_file_name("inline"), None);
     }
 }

@@ -169,14 +169,9 @@ impl ApiRequest {
             }
             match segment.strip_prefix(':') {
                 Some(name) => {
-                    let value = self
-                        .path_params
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v)
-                        .ok_or_else(|| {
-                            ConfigError::new(format!("missing path value `{name}` for {}", self.path))
-                        })?;
+                    let value = self.path_params.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(
+                        || ConfigError::new(format!("missing path value `{name}` for {}", self.path)),
+                    )?;
                     if value.is_empty() {
                         return Err(ConfigError::new(format!(
                             "path value `{name}` for {} is empty",
@@ -252,9 +247,7 @@ impl ApiRequest {
                 body
             }
         };
-        let mut req = builder
-            .body(body)
-            .map_err(|e| ConfigError::new(format!("invalid request: {e}")))?;
+        let mut req = builder.body(body).map_err(|e| ConfigError::new(format!("invalid request: {e}")))?;
         req.extensions_mut().insert(self.auth);
         Ok(req)
     }

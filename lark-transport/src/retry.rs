@@ -108,9 +108,14 @@ impl RetryPolicy {
                 }
             }
             Err(e) => {
-                let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
+                let idempotent = matches!(
+                    *method,
+                    Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+                );
                 match e.downcast_ref::<LarkError>() {
-                    Some(LarkError::Transport(t)) if t.kind() == TransportErrorKind::Connect => Some(RetryReason::Connect),
+                    Some(LarkError::Transport(t)) if t.kind() == TransportErrorKind::Connect => {
+                        Some(RetryReason::Connect)
+                    }
                     Some(LarkError::Transport(t)) if idempotent && t.kind() == TransportErrorKind::Io => {
                         Some(RetryReason::Transient)
                     }
@@ -162,11 +167,20 @@ where
 {
     type Future = tokio::time::Sleep;
 
-    fn retry(&mut self, req: &mut Request<B>, result: &mut Result<Response<RB>, BoxError>) -> Option<Self::Future> {
+    fn retry(
+        &mut self,
+        req: &mut Request<B>,
+        result: &mut Result<Response<RB>, BoxError>,
+    ) -> Option<Self::Future> {
         match Self::classify(req.method(), result) {
             Some(reason) => {
                 let wait = self.next_wait(reason)?;
-                tracing::debug!(attempt = self.attempt, ?reason, wait_ms = wait.as_millis() as u64, "retrying");
+                tracing::debug!(
+                    attempt = self.attempt,
+                    ?reason,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying"
+                );
                 Some(tokio::time::sleep(wait))
             }
             None => {
@@ -210,8 +224,15 @@ mod tests {
             RetryPolicy::classify(&post, &resp(429, None, Some("2"))),
             Some(RetryReason::RateLimited(Some(Duration::from_secs(2))))
         );
-        assert_eq!(RetryPolicy::classify(&post, &resp(200, Some(99991400), None)), Some(RetryReason::RateLimited(None)));
-        assert_eq!(RetryPolicy::classify(&post, &resp(400, Some(99992402), None)), None, "business errors are final");
+        assert_eq!(
+            RetryPolicy::classify(&post, &resp(200, Some(99991400), None)),
+            Some(RetryReason::RateLimited(None))
+        );
+        assert_eq!(
+            RetryPolicy::classify(&post, &resp(400, Some(99992402), None)),
+            None,
+            "business errors are final"
+        );
         assert_eq!(RetryPolicy::classify(&post, &resp(200, Some(0), None)), None);
         let connect: Result<Response<Body>, BoxError> =
             Err(Box::new(LarkError::Transport(TransportError::new(TransportErrorKind::Connect, "refused"))));
@@ -221,8 +242,10 @@ mod tests {
         };
         assert_eq!(RetryPolicy::classify(&post, &io()), None, "a POST may have been processed");
         assert_eq!(RetryPolicy::classify(&get, &io()), Some(RetryReason::Transient));
-        let attempt: Result<Response<Body>, BoxError> =
-            Err(Box::new(LarkError::Timeout(TimeoutError::new(TimeoutKind::Attempt, Duration::from_secs(1)))));
+        let attempt: Result<Response<Body>, BoxError> = Err(Box::new(LarkError::Timeout(TimeoutError::new(
+            TimeoutKind::Attempt,
+            Duration::from_secs(1),
+        ))));
         assert_eq!(RetryPolicy::classify(&get, &attempt), Some(RetryReason::Transient));
         let total: Result<Response<Body>, BoxError> =
             Err(Box::new(LarkError::Timeout(TimeoutError::new(TimeoutKind::Total, Duration::from_secs(1)))));
@@ -231,7 +254,8 @@ mod tests {
 
     #[test]
     fn waits_and_limits() {
-        let mut p = RetryPolicy::default().budget(None).backoff(Duration::from_millis(100), Duration::from_secs(1));
+        let mut p =
+            RetryPolicy::default().budget(None).backoff(Duration::from_millis(100), Duration::from_secs(1));
         for attempt in 0..3 {
             let w = p.next_wait(RetryReason::ServerError).unwrap();
             let cap = Duration::from_millis(100 * (1 << attempt)).min(Duration::from_secs(1));

@@ -107,7 +107,9 @@ where
             return Poll::Ready(r.map_err(Into::into));
         }
         match this.sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Box::new(LarkError::Timeout(TimeoutError::new(*this.kind, *this.after))))),
+            Poll::Ready(()) => {
+                Poll::Ready(Err(Box::new(LarkError::Timeout(TimeoutError::new(*this.kind, *this.after)))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -379,9 +379,9 @@ impl fmt::Display for TokenError {
             TokenErrorKind::AppTicketMissing => f.write_str(
                 "no app_ticket received yet for this marketplace app; a resend was requested, retry shortly",
             ),
-            TokenErrorKind::AppTicketInvalid => f.write_str(
-                "the app_ticket was rejected (code 10012); a resend was requested, retry shortly",
-            ),
+            TokenErrorKind::AppTicketInvalid => {
+                f.write_str("the app_ticket was rejected (code 10012); a resend was requested, retry shortly")
+            }
             TokenErrorKind::TenantKeyRequired => {
                 f.write_str("a marketplace app needs a tenant_key to act for a tenant")
             }
@@ -447,10 +447,8 @@ impl ApiError {
         http_status: u16,
         headers: &http::HeaderMap,
     ) -> Self {
-        let log_id = error
-            .as_ref()
-            .and_then(|e| e.log_id.clone())
-            .or_else(|| crate::log_id_from_headers(headers));
+        let log_id =
+            error.as_ref().and_then(|e| e.log_id.clone()).or_else(|| crate::log_id_from_headers(headers));
         let troubleshooter = error.as_ref().and_then(|e| e.troubleshooter.clone());
         let rate_limit_reset = headers
             .get(crate::RATE_LIMIT_RESET_HEADER)

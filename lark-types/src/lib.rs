@@ -18,8 +18,8 @@ pub use auth::{AccessTokenType, AccessTokenTypes, AuthOptions};
 pub use domain::{AppType, Domain};
 pub use envelope::{ApiReply, ErrorBody, ErrorDetail, FieldViolation, Help, PermissionViolation};
 pub use error::{
-    ApiError, BoxError, ConfigError, DecodeError, LarkError, TimeoutError, TimeoutKind,
-    TokenError, TokenErrorKind, TransportError, TransportErrorKind,
+    ApiError, BoxError, ConfigError, DecodeError, LarkError, TimeoutError, TimeoutKind, TokenError,
+    TokenErrorKind, TransportError, TransportErrorKind,
 };
 pub use secret::{AppCredentials, HelpdeskCredentials, SecretString};
 
