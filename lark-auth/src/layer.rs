@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
-use lark_transport::{buffer_json_reply, try_clone_request, Body, ReplayBody, ReplyCode, DEFAULT_JSON_LIMIT};
+use lark_transport::{
+    buffer_json_reply, try_clone_request, Body, ReplayBody, ReplyCode, TokenRejected, DEFAULT_JSON_LIMIT,
+};
 use lark_types::{
     codes, AccessTokenType, AccessTokenTypes, AppType, AuthOptions, BoxError, ConfigError, LarkError,
     SecretString, TokenError, TokenErrorKind,
@@ -90,12 +92,22 @@ fn bearer(token: &SecretString) -> Result<HeaderValue, LarkError> {
 pub struct LarkAuthLayer {
     manager: TokenManager,
     json_limit: usize,
+    resend_itself: bool,
 }
 
 impl LarkAuthLayer {
     /// A layer taking tokens from `manager`.
     pub fn new(manager: TokenManager) -> Self {
-        LarkAuthLayer { manager, json_limit: DEFAULT_JSON_LIMIT }
+        LarkAuthLayer { manager, json_limit: DEFAULT_JSON_LIMIT, resend_itself: true }
+    }
+
+    /// Whether this layer re-sends a request whose managed token was rejected (default `true`).
+    /// Set `false` when a `tower::retry` layer with [`lark_transport::RetryPolicy`] sits outside
+    /// it: the layer then only drops the token and marks the reply [`TokenRejected`], the retry
+    /// layer re-sends once, and requests need not be copied here in advance.
+    pub fn resend_on_rejected_token(mut self, yes: bool) -> Self {
+        self.resend_itself = yes;
+        self
     }
 
     /// Largest JSON reply buffered to look for token-invalid codes (default 32 MiB).
@@ -108,7 +120,12 @@ impl LarkAuthLayer {
 impl<S> tower::Layer<S> for LarkAuthLayer {
     type Service = LarkAuthService<S>;
     fn layer(&self, inner: S) -> LarkAuthService<S> {
-        LarkAuthService { inner, manager: self.manager.clone(), json_limit: self.json_limit }
+        LarkAuthService {
+            inner,
+            manager: self.manager.clone(),
+            json_limit: self.json_limit,
+            resend_itself: self.resend_itself,
+        }
     }
 }
 
@@ -124,6 +141,7 @@ pub struct LarkAuthService<S> {
     inner: S,
     manager: TokenManager,
     json_limit: usize,
+    resend_itself: bool,
 }
 
 impl<S> LarkAuthService<S> {
@@ -166,8 +184,9 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let manager = self.manager.clone();
         let limit = self.json_limit;
+        let resend = self.resend_itself;
         Box::pin(async move {
-            authorize_and_call(inner, manager, limit, req).await.map_err(|e| Box::new(e) as BoxError)
+            authorize_and_call(inner, manager, limit, resend, req).await.map_err(|e| Box::new(e) as BoxError)
         })
     }
 }
@@ -195,6 +214,7 @@ async fn authorize_and_call<S, ReqB, ResB>(
     mut inner: S,
     manager: TokenManager,
     limit: usize,
+    resend_itself: bool,
     mut req: Request<ReqB>,
 ) -> Result<Response<Body>, LarkError>
 where
@@ -221,14 +241,18 @@ where
         TokenChoice::Managed { kind, tenant_key } => (kind, tenant_key),
     };
     let token = manager.access_token(kind, tenant_key.as_deref()).await?;
-    let again = try_clone_request(&req);
+    let again = if resend_itself { try_clone_request(&req) } else { None };
     req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-    let resp = send(&mut inner, req, limit, true).await?;
+    let mut resp = send(&mut inner, req, limit, true).await?;
     let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
     if !invalid {
         return Ok(resp);
     }
     manager.invalidate(kind, tenant_key.as_deref(), token.token()).await?;
+    if !resend_itself {
+        resp.extensions_mut().insert(TokenRejected);
+        return Ok(resp);
+    }
     let Some(mut again) = again else {
         tracing::debug!("token rejected; the body cannot be replayed, so the call is not retried");
         return Ok(resp);

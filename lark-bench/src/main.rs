@@ -226,7 +226,7 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
     let mut best_bare: Option<Run> = None;
     let mut best_sdk: Option<Run> = None;
     let mut errors = 0;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let b = drive(n, c, bare_call.clone()).await;
         let s = drive(n, c, sdk_call.clone()).await;
         errors += b.errors + s.errors;
@@ -237,7 +237,7 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
             best_sdk = Some(s);
         }
     }
-    let (b, s) = (best_bare.expect("two runs"), best_sdk.expect("two runs"));
+    let (b, s) = (best_bare.expect("three runs"), best_sdk.expect("three runs"));
     Ok(json!({
         "scenario": "overhead",
         "requests": n,
@@ -253,6 +253,135 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
         "bare_p99_us": percentile(&b.latencies_us, 0.99),
         "errors": errors,
     }))
+}
+
+/// Client CPU per call through stacks built up one public layer at a time (best of 3 rounds).
+async fn layers(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
+    use lark_transport::{HttpService, RetryPolicy, TimeoutLayer, TraceLayer};
+    use tower::util::BoxCloneSyncService;
+    use tower::{ServiceBuilder, ServiceExt};
+    let http = lark_transport::HttpClient::new().map_err(|e| e.to_string())?;
+    let boxed_http: HttpService = BoxCloneSyncService::new(http.clone());
+    let manager = lark_auth::TokenManager::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .http(boxed_http.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    manager.tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let auth = lark_auth::LarkAuthLayer::new(manager);
+    let secs = std::time::Duration::from_secs;
+    let variants: Vec<(&str, HttpService)> = vec![
+        ("http", boxed_http.clone()),
+        ("auth", BoxCloneSyncService::new(ServiceBuilder::new().layer(auth.clone()).service(http.clone()))),
+        (
+            "auth_retry",
+            BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .layer(tower::retry::RetryLayer::new(RetryPolicy::default()))
+                    .layer(auth.clone())
+                    .service(http.clone()),
+            ),
+        ),
+        (
+            "auth_retry_timeouts",
+            BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .layer(TimeoutLayer::total(secs(90)))
+                    .layer(tower::retry::RetryLayer::new(RetryPolicy::default()))
+                    .layer(TimeoutLayer::attempt(secs(30)))
+                    .layer(auth.clone())
+                    .service(http.clone()),
+            ),
+        ),
+        (
+            "full_stack",
+            BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .layer(TraceLayer)
+                    .layer(TimeoutLayer::total(secs(90)))
+                    .layer(tower::retry::RetryLayer::new(RetryPolicy::default()))
+                    .layer(TimeoutLayer::attempt(secs(30)))
+                    .layer(auth.clone())
+                    .service(http.clone()),
+            ),
+        ),
+    ];
+    let token = fetch_token(t).await?;
+    let base = t.base_url.clone();
+    let mut best: Vec<f64> = vec![f64::MAX; variants.len()];
+    for _round in 0..3 {
+        for (i, (name, svc)) in variants.iter().enumerate() {
+            let (svc, base, token) = (svc.clone(), base.clone(), token.clone());
+            let needs_header = *name == "http";
+            let call = move || {
+                let mut req = lark_transport::ApiRequest::new(http::Method::GET, USER_PATH);
+                if needs_header {
+                    req = req.header("authorization", format!("Bearer {token}"));
+                }
+                let req = req.build(&base);
+                let svc = svc.clone();
+                async move {
+                    match req {
+                        Ok(req) => svc.oneshot(req).await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+            };
+            let run = drive(n, c, call).await;
+            best[i] = best[i].min(run.cpu_us_per_req);
+        }
+    }
+    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
+        .base_url(t.base_url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let mut client_best = [f64::MAX; 3];
+    for _round in 0..3 {
+        let c1 = sdk.clone();
+        let raw = drive(n, c, move || {
+            let c1 = c1.clone();
+            async move { c1.get(USER_PATH).send_raw().await.is_ok() }
+        })
+        .await;
+        let c2 = sdk.clone();
+        let json_run = drive(n, c, move || {
+            let c2 = c2.clone();
+            async move { c2.get(USER_PATH).send_json().await.is_ok() }
+        })
+        .await;
+        let (bare_client, url) = (
+            HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
+            format!("{}{USER_PATH}", t.base_url),
+        );
+        let auth_header = format!("Bearer {token}");
+        let bare = drive(n, c, move || {
+            let req = http::Request::get(url.as_str())
+                .header("authorization", auth_header.as_str())
+                .body(Full::new(Bytes::new()))
+                .expect("valid request");
+            let bare_client = bare_client.clone();
+            async move {
+                match bare_client.request(req).await {
+                    Ok(resp) => resp.into_body().collect().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        client_best[0] = client_best[0].min(raw.cpu_us_per_req);
+        client_best[1] = client_best[1].min(json_run.cpu_us_per_req);
+        client_best[2] = client_best[2].min(bare.cpu_us_per_req);
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("scenario".into(), json!("layers"));
+    out.insert("bare_no_parse_cpu_us_per_req".into(), json!((client_best[2] * 10.0).round() / 10.0));
+    for ((name, _), cpu) in variants.iter().zip(best) {
+        out.insert(format!("{name}_cpu_us_per_req"), json!((cpu * 10.0).round() / 10.0));
+    }
+    out.insert("client_raw_cpu_us_per_req".into(), json!((client_best[0] * 10.0).round() / 10.0));
+    out.insert("client_json_cpu_us_per_req".into(), json!((client_best[1] * 10.0).round() / 10.0));
+    Ok(serde_json::Value::Object(out))
 }
 
 /// Where the SDK's time goes: the same calls through growing parts of the stack.
@@ -363,6 +492,7 @@ fn main() -> ExitCode {
         match args.scenario.as_str() {
             "overhead" => overhead(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "stampede" => stampede(&t, args.concurrency.unwrap_or(1000)).await,
+            "layers" => layers(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "breakdown" => {
                 breakdown(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await
             }

@@ -174,42 +174,21 @@ impl ClientBuilder {
         if self.timeout.is_zero() || self.attempt_timeout.is_zero() {
             return Err(ConfigError::new("timeouts must be greater than zero").into());
         }
-        let http = match self.http {
-            Some(h) => h,
-            None => BoxCloneSyncService::new(HttpClient::builder().json_limit(self.json_limit).build()?),
-        };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-
-        // Token endpoints: timeouts and retries, no auth.
-        let token_http = BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(TimeoutLayer::total(self.timeout))
-                .layer(tower::retry::RetryLayer::new(self.retry.clone()))
-                .layer(TimeoutLayer::attempt(self.attempt_timeout))
-                .service(http.clone()),
-        );
-        let mut tokens = TokenManager::builder(self.app_id, self.app_secret)
-            .app_type(self.app_type)
-            .base_url(base_url.clone())
-            .store(store)
-            .http(token_http);
-        if let Some(m) = self.refresh_margin {
-            tokens = tokens.refresh_margin(m);
-        }
-        if let Some(c) = self.clock {
-            tokens = tokens.clock(c);
-        }
-        let tokens = tokens.build()?;
-
-        let stack = BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(TraceLayer)
-                .layer(TimeoutLayer::total(self.timeout))
-                .layer(tower::retry::RetryLayer::new(self.retry))
-                .layer(TimeoutLayer::attempt(self.attempt_timeout))
-                .layer(LarkAuthLayer::new(tokens.clone()).json_limit(self.json_limit))
-                .service(http),
-        );
+        let settings = StackSettings {
+            retry: self.retry,
+            timeout: self.timeout,
+            attempt_timeout: self.attempt_timeout,
+            json_limit: self.json_limit,
+        };
+        let token_manager = TokenManager::builder(self.app_id, self.app_secret);
+        let parts = (token_manager, self.app_type, base_url.as_str(), store, self.refresh_margin, self.clock);
+        let (tokens, stack) = match self.http {
+            Some(custom) => build_stack(custom, &settings, parts)?,
+            None => {
+                build_stack(HttpClient::builder().json_limit(self.json_limit).build()?, &settings, parts)?
+            }
+        };
         let helpdesk = match &self.helpdesk {
             Some(h) => {
                 let raw = format!("{}:{}", h.helpdesk_id(), h.helpdesk_token().expose_secret());
@@ -233,6 +212,70 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// The settings every layer of the stack needs.
+struct StackSettings {
+    retry: RetryPolicy,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    json_limit: usize,
+}
+
+/// What the token manager is built from.
+type TokenParts<'a> = (
+    lark_auth::TokenManagerBuilder,
+    AppType,
+    &'a str,
+    Arc<dyn TokenStore>,
+    Option<Duration>,
+    Option<Arc<dyn Clock>>,
+);
+
+/// Builds the token manager and the call stack over the bottom HTTP service `http`. Generic, so
+/// the default hyper client sits in the stack unboxed; the result is erased.
+fn build_stack<H>(
+    http: H,
+    s: &StackSettings,
+    parts: TokenParts<'_>,
+) -> Result<(TokenManager, HttpService), LarkError>
+where
+    H: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = lark_types::BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send + 'static,
+{
+    let (tokens, app_type, base_url, store, refresh_margin, clock) = parts;
+    // Token endpoints: timeouts and retries, no auth.
+    let token_http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(TimeoutLayer::total(s.timeout))
+            .layer(tower::retry::RetryLayer::new(s.retry.clone()))
+            .layer(TimeoutLayer::attempt(s.attempt_timeout))
+            .service(http.clone()),
+    );
+    let mut tokens = tokens.app_type(app_type).base_url(base_url).store(store).http(token_http);
+    if let Some(m) = refresh_margin {
+        tokens = tokens.refresh_margin(m);
+    }
+    if let Some(c) = clock {
+        tokens = tokens.clock(c);
+    }
+    let tokens = tokens.build()?;
+    let stack = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(TraceLayer)
+            .layer(TimeoutLayer::total(s.timeout))
+            .layer(tower::retry::RetryLayer::new(s.retry.clone()))
+            .layer(TimeoutLayer::attempt(s.attempt_timeout))
+            .layer(
+                LarkAuthLayer::new(tokens.clone()).json_limit(s.json_limit).resend_on_rejected_token(false),
+            )
+            .service(http),
+    );
+    Ok((tokens, stack))
 }
 
 struct Inner {

@@ -202,6 +202,33 @@ async fn a_new_token_that_fails_too_does_not_loop() {
 }
 
 #[tokio::test]
+async fn the_token_refresh_retry_happens_even_with_retries_disabled() {
+    let p = FakePlatform::start().await;
+    let c = builder(&p).retry(RetryPolicy::none()).build().unwrap();
+    get_user(&c, "ou_1").await.unwrap();
+    p.invalidate_tokens();
+    get_user(&c, "ou_1").await.unwrap();
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 2);
+    assert_eq!(api_requests(&p, "/open-apis/contact"), 3);
+}
+
+#[tokio::test]
+async fn a_rejected_explicit_token_is_not_retried() {
+    let p = FakePlatform::start().await;
+    let c = builder(&p).build().unwrap();
+    let err = c
+        .get(USER_PATH)
+        .path_param("user_id", "ou_1")
+        .access_token("t-forged")
+        .send_json()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(99991663));
+    assert_eq!(api_requests(&p, "/open-apis/contact"), 1);
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 0);
+}
+
+#[tokio::test]
 async fn an_explicit_token_wins_and_is_never_refreshed() {
     let p = FakePlatform::start().await;
     let c = builder(&p).build().unwrap();
@@ -292,6 +319,36 @@ async fn total_timeout_fires_across_retries() {
     }
     assert_eq!(started.elapsed(), Duration::from_secs(5));
     assert!(api_requests(&p, "/open-apis/contact") >= 2, "the GET was retried after its attempt timed out");
+}
+
+#[tokio::test]
+async fn helpdesk_calls_carry_the_helpdesk_header_and_others_do_not() {
+    let p = FakePlatform::start().await;
+    let c = builder(&p).helpdesk("hd_1", "hd-token").build().unwrap();
+    c.get("/open-apis/helpdesk/v1/tickets").send_json().await.ok();
+    c.get("/open-apis/testkit/echo/other").send_json().await.unwrap();
+    let sent = p.requests();
+    let helpdesk = sent.iter().find(|r| r.path == "/open-apis/helpdesk/v1/tickets").unwrap();
+    // base64("hd_1:hd-token")
+    assert_eq!(helpdesk.headers["x-lark-helpdesk-authorization"], "aGRfMTpoZC10b2tlbg==");
+    let other = sent.iter().find(|r| r.path == "/open-apis/testkit/echo/other").unwrap();
+    assert!(other.headers.get("x-lark-helpdesk-authorization").is_none());
+}
+
+#[tokio::test]
+async fn default_headers_are_sent_unless_the_call_sets_them() {
+    let p = FakePlatform::start().await;
+    let c = builder(&p)
+        .default_header(http::HeaderName::from_static("x-team"), http::HeaderValue::from_static("a"))
+        .build()
+        .unwrap();
+    c.get("/open-apis/testkit/echo/1").send_json().await.unwrap();
+    c.get("/open-apis/testkit/echo/2").header("x-team", "b").send_json().await.unwrap();
+    let sent = p.requests();
+    assert_eq!(sent.iter().find(|r| r.path.ends_with("/1")).unwrap().headers["x-team"], "a");
+    let second: Vec<_> =
+        sent.iter().find(|r| r.path.ends_with("/2")).unwrap().headers.get_all("x-team").iter().collect();
+    assert_eq!(second, ["b"]);
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Stream(UnsyncBoxBody<Bytes, BoxError>),
+    /// A reply body straight from hyper, kept unboxed on the hot path.
+    Incoming(hyper::body::Incoming),
 }
 
 impl Body {
@@ -55,6 +57,11 @@ impl Body {
         }
     }
 
+    /// A reply body from hyper (not replayable).
+    pub fn incoming(body: hyper::body::Incoming) -> Self {
+        Body { kind: Kind::Incoming(body) }
+    }
+
     /// A body streamed from chunks. The result cannot be replayed.
     pub fn from_stream<S, E>(stream: S) -> Self
     where
@@ -71,7 +78,7 @@ impl Body {
         match &self.kind {
             Kind::Empty => Some(Body::empty()),
             Kind::Full(b) => Some(Body { kind: Kind::Full(b.clone()) }),
-            Kind::Stream(_) => None,
+            Kind::Stream(_) | Kind::Incoming(_) => None,
         }
     }
 
@@ -80,7 +87,7 @@ impl Body {
         match &self.kind {
             Kind::Empty => Some(&[]),
             Kind::Full(b) => Some(b.as_deref().unwrap_or(&[])),
-            Kind::Stream(_) => None,
+            Kind::Stream(_) | Kind::Incoming(_) => None,
         }
     }
 
@@ -89,26 +96,8 @@ impl Body {
         match self.kind {
             Kind::Empty => Ok(Bytes::new()),
             Kind::Full(b) => Ok(b.unwrap_or_default()),
-            Kind::Stream(mut s) => {
-                let mut first: Option<Bytes> = None;
-                let mut buf = bytes::BytesMut::new();
-                while let Some(frame) = s.frame().await {
-                    let Ok(data) = frame?.into_data() else { continue };
-                    let total = buf.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
-                    if total > limit {
-                        return Err(Box::new(BodyTooLarge { limit }));
-                    }
-                    match first.take() {
-                        None if buf.is_empty() => first = Some(data),
-                        None => buf.extend_from_slice(&data),
-                        Some(f) => {
-                            buf.extend_from_slice(&f);
-                            buf.extend_from_slice(&data);
-                        }
-                    }
-                }
-                Ok(first.unwrap_or_else(|| buf.freeze()))
-            }
+            Kind::Stream(s) => collect_frames(s, limit).await,
+            Kind::Incoming(s) => collect_frames(s, limit).await,
         }
     }
 
@@ -116,6 +105,37 @@ impl Body {
     pub fn into_data_stream(self) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
         http_body_util::BodyDataStream::new(self)
     }
+}
+
+/// Reads frames into one buffer, failing with [`BodyTooLarge`] past `limit` bytes. A body of one
+/// chunk is returned without copying.
+async fn collect_frames<B>(mut body: B, limit: usize) -> Result<Bytes, BoxError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let total = buf.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
+        if total > limit {
+            return Err(Box::new(BodyTooLarge { limit }));
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            None => buf.extend_from_slice(&data),
+            Some(f) => {
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 impl Default for Body {
@@ -129,7 +149,7 @@ impl fmt::Debug for Body {
         match &self.kind {
             Kind::Empty => f.write_str("Body::Empty"),
             Kind::Full(b) => write!(f, "Body::Full({} bytes)", b.as_ref().map_or(0, Bytes::len)),
-            Kind::Stream(_) => f.write_str("Body::Stream"),
+            Kind::Stream(_) | Kind::Incoming(_) => f.write_str("Body::Stream"),
         }
     }
 }
@@ -167,6 +187,7 @@ impl http_body::Body for Body {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream(s) => Pin::new(s).poll_frame(cx),
+            Kind::Incoming(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
         }
     }
 
@@ -175,6 +196,7 @@ impl http_body::Body for Body {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
             Kind::Stream(s) => s.is_end_stream(),
+            Kind::Incoming(s) => s.is_end_stream(),
         }
     }
 
@@ -183,6 +205,7 @@ impl http_body::Body for Body {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Stream(s) => s.size_hint(),
+            Kind::Incoming(s) => s.size_hint(),
         }
     }
 }

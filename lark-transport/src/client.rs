@@ -133,7 +133,7 @@ impl tower::Service<Request<Body>> for HttpClient {
         let limit = self.json_limit;
         Box::pin(async move {
             let resp = match fut.await {
-                Ok(resp) => resp.map(Body::wrap),
+                Ok(resp) => resp.map(Body::incoming),
                 Err(e) => return Err(Box::new(transport_error(e)) as BoxError),
             };
             buffer_json_reply(resp, limit).await.map_err(|e| Box::new(e) as BoxError)

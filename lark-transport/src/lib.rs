@@ -22,7 +22,7 @@ pub use reply::{
     Download, ReplyCode, DEFAULT_JSON_LIMIT,
 };
 pub use request::{encode_path_segment, ApiRequest, JSON_CONTENT_TYPE};
-pub use retry::{RetryPolicy, RetryReason};
+pub use retry::{RetryPolicy, RetryReason, TokenRejected};
 pub use timeout::{Timeout, TimeoutLayer};
 pub use trace::{Trace, TraceLayer};
 

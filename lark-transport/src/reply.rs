@@ -49,16 +49,16 @@ pub fn reply_code(bytes: &[u8]) -> Option<i64> {
 
 /// Whether a response is JSON by its content type.
 pub fn is_json<B>(resp: &Response<B>) -> bool {
-    resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-        let ct = ct.split(';').next().unwrap_or("").trim();
-        ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
-    })
+    let Some(ct) = resp.headers().get(CONTENT_TYPE) else { return false };
+    let ct = ct.as_bytes();
+    let essence = ct.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+    essence.eq_ignore_ascii_case(b"application/json") || essence.ends_with(b"+json")
 }
 
 /// Buffers a JSON reply (up to `limit` bytes) and attaches its [`ReplyCode`]. Non-JSON replies
 /// (downloads) pass through untouched, still streaming. Returns the code when found.
 pub async fn buffer_json_reply(resp: Response<Body>, limit: usize) -> Result<Response<Body>, LarkError> {
-    if !is_json(&resp) || resp.extensions().get::<ReplyCode>().is_some() {
+    if resp.extensions().get::<ReplyCode>().is_some() || !is_json(&resp) {
         return Ok(resp);
     }
     let (mut parts, body) = resp.into_parts();

@@ -161,6 +161,9 @@ impl ApiRequest {
 
     /// The path with `:name` segments replaced by their encoded values.
     pub fn render_path(&self) -> Result<String, ConfigError> {
+        if self.path_params.is_empty() && !self.path.contains(':') {
+            return Ok(self.path.to_string());
+        }
         let mut out = String::with_capacity(self.path.len() + 16);
         let mut used = 0usize;
         for (i, segment) in self.path.split('/').enumerate() {
@@ -248,7 +251,11 @@ impl ApiRequest {
             }
         };
         let mut req = builder.body(body).map_err(|e| ConfigError::new(format!("invalid request: {e}")))?;
-        req.extensions_mut().insert(self.auth);
+        // No extension means "a tenant token" to the auth layer: skip it in that common case, which
+        // saves an allocation here and in every copy the retry layer makes.
+        if self.auth != AuthOptions::accepting(lark_types::AccessTokenTypes::TENANT) {
+            req.extensions_mut().insert(self.auth);
+        }
         Ok(req)
     }
 }
@@ -303,7 +310,15 @@ mod tests {
         assert_eq!(req.headers()[CONTENT_TYPE], JSON_CONTENT_TYPE);
         assert_eq!(req.headers()["x-request-id"], "r1");
         assert_eq!(req.body().as_bytes().unwrap(), br#"{"k":"v"}"#);
-        assert!(req.extensions().get::<AuthOptions>().is_some());
+        assert!(req.extensions().get::<AuthOptions>().is_none(), "the default (tenant) is left implicit");
+        let req = ApiRequest::new(Method::GET, "/j")
+            .auth(AuthOptions::accepting(lark_types::AccessTokenTypes::APP))
+            .build("http://h")
+            .unwrap();
+        assert_eq!(
+            req.extensions().get::<AuthOptions>().unwrap().accepted,
+            lark_types::AccessTokenTypes::APP
+        );
         let e = ApiRequest::new(Method::GET, "/j").header("bad header", "v").build("http://h").unwrap_err();
         assert!(matches!(e, LarkError::Config(_)));
     }

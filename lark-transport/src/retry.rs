@@ -16,6 +16,14 @@ use tower::retry::budget::{Budget, TpsBudget};
 use crate::body::{try_clone_request, ReplayBody};
 use crate::reply::ReplyCode;
 
+/// Response extension set by the auth layer when the platform rejected a token it manages and it
+/// dropped that token without re-sending itself (because a retry layer sits outside it). The
+/// retry layer then re-sends the request once, at once, so the next attempt gets a fresh token.
+/// This retry does not count against `max_retries` or the budget, and happens even with
+/// [`RetryPolicy::none`]; a second rejection is returned as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRejected;
+
 /// Retry settings. Cheap to clone: the budget is shared.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -25,6 +33,7 @@ pub struct RetryPolicy {
     max_rate_limit_wait: Duration,
     budget: Option<Arc<TpsBudget>>,
     attempt: u32,
+    token_retried: bool,
 }
 
 impl Default for RetryPolicy {
@@ -38,6 +47,7 @@ impl Default for RetryPolicy {
             max_rate_limit_wait: Duration::from_secs(60),
             budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
             attempt: 0,
+            token_retried: false,
         }
     }
 }
@@ -172,6 +182,16 @@ where
         req: &mut Request<B>,
         result: &mut Result<Response<RB>, BoxError>,
     ) -> Option<Self::Future> {
+        if let Ok(resp) = result {
+            if resp.extensions().get::<TokenRejected>().is_some() {
+                if self.token_retried {
+                    return None;
+                }
+                self.token_retried = true;
+                tracing::debug!("token rejected; re-sending once with a fresh token");
+                return Some(tokio::time::sleep(Duration::ZERO));
+            }
+        }
         match Self::classify(req.method(), result) {
             Some(reason) => {
                 let wait = self.next_wait(reason)?;
@@ -267,6 +287,20 @@ mod tests {
         let w = p.next_wait(RetryReason::RateLimited(Some(Duration::from_secs(3)))).unwrap();
         assert!(w >= Duration::from_secs(3) && w <= Duration::from_millis(3250));
         assert_eq!(p.next_wait(RetryReason::RateLimited(Some(Duration::from_secs(11)))), None);
+    }
+
+    #[tokio::test]
+    async fn token_rejection_is_retried_once_even_without_retries() {
+        use tower::retry::Policy;
+        let mut p = RetryPolicy::none();
+        let mut req = Request::new(Body::empty());
+        let rejected = || -> Result<Response<Body>, BoxError> {
+            let mut r = Response::new(Body::empty());
+            r.extensions_mut().insert(TokenRejected);
+            Ok(r)
+        };
+        assert!(p.retry(&mut req, &mut rejected()).is_some());
+        assert!(p.retry(&mut req, &mut rejected()).is_none(), "only once");
     }
 
     #[test]
