@@ -1,4 +1,4 @@
-//! quickstart: send a message with a raw call and print the reply.
+//! quickstart: send a message with a typed call, reply to it with a raw call, print the replies.
 //!
 //! With no `LARK_APP_ID`, it starts lark-testkit (a fake open platform) in process and runs
 //! against it, so it works anywhere with no credentials. With `LARK_APP_ID` and `LARK_APP_SECRET`
@@ -11,6 +11,8 @@
 
 use std::process::ExitCode;
 
+use lark_services::content::{MessageContent, Text};
+use lark_services::im::v1::{CreateMessageRequest, ReceiveIdType};
 use lark_services::Client;
 use serde_json::json;
 
@@ -57,14 +59,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let content = json!({"text": "Hello from lark-rs"}).to_string();
+    // A typed call: `im.v1.message.create`, its request built with setters, its reply typed.
+    let sent = client
+        .im()
+        .v1()
+        .message()
+        .create(
+            CreateMessageRequest::new()
+                .receive_id_type(ReceiveIdType::OpenId)
+                .receive_id(receive_id)
+                .message(&Text::new("Hello from lark-rs")),
+        )
+        .await?;
+    let message_id = sent.message_id.clone().unwrap_or_default();
+    println!("sent message {message_id} to chat {}", sent.chat_id.as_deref().unwrap_or("?"));
+
+    // A raw call reaches any API, including ones newer than the generated code.
     let reply = client
-        .post("/open-apis/im/v1/messages")
-        .query("receive_id_type", "open_id")
-        .json(&json!({"receive_id": receive_id, "msg_type": "text", "content": content}))
+        .post("/open-apis/im/v1/messages/:message_id/reply")
+        .path_param("message_id", message_id)
+        .json(&json!({"msg_type": "text", "content": Text::new("and a reply").to_content()}))
         .send_json()
         .await?;
-    println!("sent message {}", reply["message_id"].as_str().unwrap_or("?"));
+    println!("replied with {}", reply["message_id"].as_str().unwrap_or("?"));
     println!("{}", serde_json::to_string_pretty(&reply)?);
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!   client with a fixed token and through the SDK's `Client` (cached token, full stack), C at a
 //!   time. CPU time counts only the client's threads (read from /proc), not the in-process server's.
 //! - `stampede`: C concurrent first calls on a cold token cache; counts token fetches.
+//! - `ws`: N events through the long connection from lark-testkit, at most C unacked at a time;
+//!   events per second and client CPU per event.
 //!
 //! With `--base-url`, credentials come from `LARK_APP_ID` and `LARK_APP_SECRET`.
 //! Prints one JSON line per run.
@@ -24,6 +26,9 @@ use hyper_util::rt::TokioExecutor;
 use lark_services::Client;
 use lark_testkit::{Endpoint, FakePlatform};
 use serde_json::json;
+
+mod events;
+mod ws;
 
 const USER_PATH: &str = "/open-apis/contact/v3/users/ou_1";
 const CLIENT_THREAD: &str = "bench-client";
@@ -492,6 +497,10 @@ fn main() -> ExitCode {
         match args.scenario.as_str() {
             "overhead" => overhead(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "stampede" => stampede(&t, args.concurrency.unwrap_or(1000)).await,
+            "ws" => ws::ws(&t, args.requests.unwrap_or(50_000), args.concurrency.unwrap_or(256)).await,
+            "events" => {
+                events::events(args.requests.unwrap_or(200_000), args.concurrency.unwrap_or(32)).await
+            }
             "layers" => layers(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "breakdown" => {
                 breakdown(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await

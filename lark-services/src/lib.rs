@@ -20,12 +20,64 @@
 //! ```
 //!
 //! Every reply with `code != 0` is an `Err(LarkError::Api(..))`, never an `Ok`.
+//!
+//! # Typed APIs
+//!
+//! Every server API of the platform's API list is generated as a typed request, grouped as
+//! `client.project().version().resource().method(request)`, which returns a [`Call`]: add
+//! per-call options, then `.await` it.
+//!
+//! ```no_run
+//! # #[cfg(feature = "im")]
+//! # async fn demo(client: lark_services::Client) -> Result<(), lark_types::LarkError> {
+//! use lark_services::content::Text;
+//! use lark_services::im::v1::{CreateMessageRequest, ReceiveIdType};
+//!
+//! let sent = client
+//!     .im()
+//!     .v1()
+//!     .message()
+//!     .create(
+//!         CreateMessageRequest::new()
+//!             .receive_id_type(ReceiveIdType::ChatId)
+//!             .receive_id("oc_1")
+//!             .message(&Text::new("hi")),
+//!     )
+//!     .await?;
+//! println!("{:?}", sent.message_id);
+//! # Ok(()) }
+//! ```
+//!
+//! - Modules: `lark_services::<project>::<version>`, one cargo feature per project (`im` is on
+//!   by default; `full` enables all). The request of `project.version.resource.method` is
+//!   `{Method}{Resource}Request`, its reply `{Method}{Resource}Response`
+//!   (`im.v1.chat.members.create` → `im::v1::CreateChatMembersRequest`); a Rust keyword gets a
+//!   trailing `_` (`type_`, `move_`).
+//! - Requests: path values are the arguments of `new`, query and body fields `impl Into`
+//!   setters; enums keep unknown values as `Unknown(String)`.
+//! - Replies: every field an `Option`, unknown fields ignored, 64-bit integers read from strings
+//!   or numbers.
+//! - Pagination: [`Call::items`] and [`Call::pages`] (streams, with `.limit(n)`); uploads take
+//!   [`UploadFile`]s; downloads return a [`Download`]. Each request's [`TypedRequest::META`]
+//!   holds its method, path, token types and documentation link.
+//! - `content` (feature `im`): message content builders (text with mentions, rich text, image,
+//!   file, cards).
 
+mod call;
 mod client;
+#[cfg(feature = "im")]
+pub mod content;
+mod generated;
+mod pagination;
 
+pub use call::{ApiMeta, Call, FileReply, JsonReply, Outgoing, ReplyKind, TypedRequest, UploadFile};
 pub use client::{Client, ClientBuilder, RequestBuilder, RequestOptions};
+// The project modules (`im`, `contact`, ...); with no project feature there are none.
+#[allow(unused_imports, unreachable_pub)]
+pub use generated::*;
 #[cfg(feature = "redis")]
 pub use lark_auth::RedisStore;
 pub use lark_auth::{MemoryStore, TokenManager, TokenStore};
 pub use lark_transport::{Body, Download, Multipart, RetryPolicy};
 pub use lark_types::{AccessTokenType, AccessTokenTypes, ApiError, AppType, Domain, LarkError};
+pub use pagination::{next_page_token, Items, Pages, Paginated, PaginatedItems};

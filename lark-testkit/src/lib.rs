@@ -80,13 +80,16 @@
 mod api;
 mod auth;
 mod body;
+pub mod events;
 mod fault;
+pub mod push;
 mod record;
 pub mod redis_server;
 mod reply;
 mod server;
 mod state;
 mod users;
+pub mod ws;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -198,6 +201,7 @@ impl FakePlatform {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(&config));
+        state.ws.set_bind_ip(addr.ip());
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, state.clone(), shutdown_rx));
         Ok(FakePlatform { inner: Arc::new(Inner { state, addr, shutdown }) })
@@ -299,9 +303,16 @@ impl FakePlatform {
         self.state().uploads()
     }
 
+    /// The long-connection side: the bootstrap endpoint `/callback/ws/endpoint` and the
+    /// WebSocket server it hands out; push events, inspect acks and pings, inject faults.
+    pub fn ws(&self) -> ws::WsServer {
+        self.state().ws.server()
+    }
+
     /// Stops accepting connections; open connections finish their in-flight requests and
     /// close. Dropping the last clone does the same.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        self.state().ws.shutdown();
     }
 }

@@ -188,6 +188,9 @@ impl<'a> Route<'a> {
 
 async fn route(state: &State, parts: &Parts, auth: Auth, body: Bytes) -> Reply {
     let path = parts.uri.path();
+    if path == lark_events::ws::BOOTSTRAP_PATH {
+        return crate::ws::bootstrap(state, &parts.method, &body);
+    }
     let Some(rest) = path.strip_prefix("/open-apis/") else {
         return reply::not_found();
     };

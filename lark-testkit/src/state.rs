@@ -101,6 +101,8 @@ pub(crate) struct State {
     log_prefix: String,
     log_seq: AtomicU64,
     pub(crate) pattern: Bytes,
+    /// The long-connection side.
+    pub(crate) ws: crate::ws::Hub,
 }
 
 fn duration_nanos(d: Duration) -> u64 {
@@ -141,6 +143,7 @@ impl State {
             log_prefix: format!("{}{}", "tk", random_hex(12)),
             log_seq: AtomicU64::new(0),
             pattern: pattern_buffer(),
+            ws: crate::ws::Hub::new(),
         }
     }
 

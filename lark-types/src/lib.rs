@@ -13,6 +13,7 @@ mod domain;
 mod envelope;
 mod error;
 mod secret;
+pub mod serde_helpers;
 
 pub use auth::{AccessTokenType, AccessTokenTypes, AuthOptions};
 pub use domain::{AppType, Domain};

@@ -1,0 +1,563 @@
+//! Schema trees to Rust types, per generated module.
+//!
+//! Each object becomes a struct, each `enum` list an open enum. A module holds one namespace;
+//! a nested type is named after its field (`sender` → `Sender`; array items take the singular:
+//! `mentions` → `Mention`) and shared by every place with the same name *and* the same shape.
+//! When the name is taken by a different shape, the parent type's name is put in front
+//! (`ChatSender`), then a number is added (`ChatSender2`). Inputs are processed in a fixed
+//! order, so the output is deterministic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::names::{pascal, singular, snake, RESERVED_TYPE_NAMES};
+use crate::spec::Schema;
+
+/// Field names typed as `SecretString` wherever they hold a string: their `Debug` shows nothing.
+pub(crate) const SECRET_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "app_access_token",
+    "tenant_access_token",
+    "user_access_token",
+    "app_ticket",
+    "app_secret",
+];
+
+/// A Rust type of a field (always held in an `Option`, except path values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Ty {
+    /// `String`.
+    Str,
+    /// `bool`.
+    Bool,
+    /// `i32` (`format: int32`).
+    I32,
+    /// `i64`, read from a string or a number (`format: int64`, or a number of unknown format).
+    I64,
+    /// `f64` (`float`, `double`, or `format_hint: float`).
+    F64,
+    /// A decimal kept as text.
+    Decimal,
+    /// `serde_json::Number` (an integer of unknown width deep inside maps).
+    Number,
+    /// `serde_json::Value`: `any`, `anyOf`, or an object without properties.
+    Json,
+    /// `lark_types::SecretString`.
+    Secret,
+    /// An upload part: `crate::UploadFile`.
+    File,
+    /// `Vec<T>`.
+    Vec(Box<Ty>),
+    /// `BTreeMap<String, T>`.
+    Map(Box<Ty>),
+    /// A generated struct.
+    Struct(String),
+    /// A generated open enum.
+    Enum(String),
+}
+
+impl Ty {
+    /// The Rust type, as written in generated code.
+    pub(crate) fn rust(&self) -> String {
+        match self {
+            Ty::Str => "String".into(),
+            Ty::Bool => "bool".into(),
+            Ty::I32 => "i32".into(),
+            Ty::I64 => "i64".into(),
+            Ty::F64 => "f64".into(),
+            Ty::Decimal => "String".into(),
+            Ty::Number => "serde_json::Number".into(),
+            Ty::Json => "serde_json::Value".into(),
+            Ty::Secret => "lark_types::SecretString".into(),
+            Ty::File => "crate::UploadFile".into(),
+            Ty::Vec(t) => format!("Vec<{}>", t.rust()),
+            Ty::Map(t) => format!("std::collections::BTreeMap<String, {}>", t.rust()),
+            Ty::Struct(n) | Ty::Enum(n) => n.clone(),
+        }
+    }
+
+    /// The `json_struct!` kind a field of `Option<Self>` is (de)serialized as (a module of
+    /// `lark_types::serde_helpers`).
+    pub(crate) fn serde_kind(&self) -> Option<&'static str> {
+        match self {
+            Ty::I64 => Some("int64"),
+            Ty::Vec(t) if **t == Ty::I64 => Some("int64_vec"),
+            Ty::Decimal => Some("decimal"),
+            Ty::Secret => Some("secret"),
+            _ => None,
+        }
+    }
+
+    /// A key that identifies the type in a shape.
+    fn key(&self) -> String {
+        format!("{self:?}")
+    }
+
+    /// The same type where no field-level helper can reach: integers of unknown width become
+    /// `serde_json::Number`, decimals and secrets plain values.
+    fn deep(self) -> Ty {
+        match self {
+            Ty::I64 => Ty::Number,
+            Ty::Decimal => Ty::Json,
+            Ty::Secret => Ty::Str,
+            Ty::Vec(t) => Ty::Vec(Box::new(t.deep())),
+            Ty::Map(t) => Ty::Map(Box::new(t.deep())),
+            other => other,
+        }
+    }
+}
+
+/// One struct field.
+#[derive(Clone, Debug)]
+pub(crate) struct Field {
+    /// Rust name.
+    pub(crate) ident: String,
+    /// Name on the wire.
+    pub(crate) wire: String,
+    /// Type (held in an `Option`).
+    pub(crate) ty: Ty,
+    /// Listed as required by the spec.
+    pub(crate) required: bool,
+}
+
+/// A generated struct.
+#[derive(Clone, Debug)]
+pub(crate) struct StructDef {
+    pub(crate) name: String,
+    pub(crate) fields: Vec<Field>,
+    /// Reached from a request: gets setters.
+    pub(crate) settable: bool,
+    /// Where it was first seen, for its doc.
+    pub(crate) origin: String,
+}
+
+/// A generated open enum.
+#[derive(Clone, Debug)]
+pub(crate) struct EnumDef {
+    pub(crate) name: String,
+    /// `(variant, wire value)`.
+    pub(crate) variants: Vec<(String, String)>,
+    pub(crate) origin: String,
+}
+
+/// Which side of a call a schema belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Sent by the caller: structs get setters.
+    Request,
+    /// Received.
+    Response,
+}
+
+/// Counters for the generator's summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) structs: usize,
+    pub(crate) enums: usize,
+    pub(crate) fields: usize,
+    pub(crate) reused: usize,
+}
+
+/// The types of one generated module.
+#[derive(Debug, Default)]
+pub(crate) struct TypeSpace {
+    /// name → shape key.
+    names: BTreeMap<String, String>,
+    pub(crate) structs: BTreeMap<String, StructDef>,
+    pub(crate) enums: BTreeMap<String, EnumDef>,
+    pub(crate) stats: Stats,
+}
+
+impl TypeSpace {
+    /// Claims `name` for something that is not a shared type (a request, an accessor).
+    ///
+    /// # Panics
+    ///
+    /// When the name is taken: two APIs of one module would get the same type name.
+    pub(crate) fn reserve(&mut self, name: &str) {
+        let prev = self.names.insert(name.to_owned(), format!("reserved {name}"));
+        assert!(prev.is_none(), "type name {name} is generated twice in one module");
+    }
+
+    /// Finds the name for a shape: the preferred name, else `parent + preferred`, else with a
+    /// number. Returns the name and whether the shape is new under it.
+    fn alloc(&mut self, preferred: &str, parent: &str, key: &str) -> (String, bool) {
+        let qualified = format!("{parent}{preferred}");
+        let mut candidates = vec![preferred.to_owned(), qualified.clone()];
+        candidates.extend((2..).map(|n| format!("{qualified}{n}")).take(1000));
+        for cand in candidates {
+            if RESERVED_TYPE_NAMES.contains(&cand.as_str()) {
+                continue;
+            }
+            match self.names.get(&cand) {
+                Some(k) if k == key => {
+                    self.stats.reused += 1;
+                    return (cand, false);
+                }
+                Some(_) => continue,
+                None => {
+                    self.names.insert(cand.clone(), key.to_owned());
+                    return (cand, true);
+                }
+            }
+        }
+        unreachable!("a thousand names for {preferred} are taken")
+    }
+
+    /// The type of a schema node.
+    ///
+    /// `preferred` is the name an object or enum here would take, `parent` the name of the
+    /// enclosing type, `origin` a phrase for docs (``"`im.v1.message.create` response"``).
+    pub(crate) fn resolve(
+        &mut self,
+        schema: &Schema,
+        preferred: &str,
+        parent: &str,
+        origin: &str,
+        side: Side,
+    ) -> Ty {
+        match schema.ty.as_deref() {
+            Some("string") => match &schema.enum_values {
+                Some(values) if !values.is_empty() => self.open_enum(values, preferred, parent, origin),
+                _ => Ty::Str,
+            },
+            Some("number") | Some("integer") => match schema.format.as_deref() {
+                Some("int32") => Ty::I32,
+                Some("int64") => Ty::I64,
+                Some("float") | Some("double") => Ty::F64,
+                Some("decimal") => Ty::Decimal,
+                _ if schema.format_hint.as_deref() == Some("float") => Ty::F64,
+                _ => Ty::I64,
+            },
+            Some("boolean") => Ty::Bool,
+            Some("file") => Ty::File,
+            Some("array") => {
+                let item = match &schema.items {
+                    Some(items) => self.resolve(items, preferred, parent, origin, side),
+                    None => Ty::Json,
+                };
+                Ty::Vec(Box::new(if item == Ty::I64 { item } else { item.deep() }))
+            }
+            Some("map") => {
+                let value = match &schema.values {
+                    Some(v) => self.resolve(v, &format!("{preferred}Value"), parent, origin, side),
+                    None => Ty::Json,
+                };
+                Ty::Map(Box::new(value.deep()))
+            }
+            Some("object") if !schema.props().is_empty() => {
+                Ty::Struct(self.object(schema, preferred, parent, origin, side, &[]))
+            }
+            _ => Ty::Json,
+        }
+    }
+
+    /// The fields of an object schema (named and typed, not yet a struct).
+    pub(crate) fn fields(
+        &mut self,
+        schema: &Schema,
+        parent: &str,
+        origin: &str,
+        side: Side,
+        extra_secrets: &[&str],
+    ) -> Vec<Field> {
+        let mut fields: Vec<Field> = Vec::new();
+        for (wire, child) in schema.props() {
+            let mut f =
+                self.field(wire, child, schema.is_required(wire), None, parent, origin, side, extra_secrets);
+            if fields.iter().any(|g| g.ident == f.ident) {
+                let mut n = 2;
+                while fields.iter().any(|g| g.ident == format!("{}_{n}", f.ident)) {
+                    n += 1;
+                }
+                f.ident = format!("{}_{n}", f.ident);
+            }
+            fields.push(f);
+        }
+        fields
+    }
+
+    /// One field: its Rust name and type. A nested object or enum is named `preferred`, or by
+    /// default after the field (the singular for arrays).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn field(
+        &mut self,
+        wire: &str,
+        child: &Schema,
+        required: bool,
+        preferred: Option<String>,
+        parent: &str,
+        origin: &str,
+        side: Side,
+        extra_secrets: &[&str],
+    ) -> Field {
+        let preferred = preferred.unwrap_or_else(|| match child.ty.as_deref() {
+            Some("array") => pascal(&singular(wire)),
+            _ => pascal(wire),
+        });
+        let mut ty = self.resolve(child, &preferred, parent, origin, side);
+        let secret = SECRET_FIELDS.contains(&wire) || extra_secrets.contains(&wire);
+        if secret && ty == Ty::Str {
+            ty = Ty::Secret;
+        }
+        self.stats.fields += 1;
+        Field { ident: snake(wire), wire: wire.to_owned(), ty, required }
+    }
+
+    /// A struct for an object schema; returns its name.
+    pub(crate) fn object(
+        &mut self,
+        schema: &Schema,
+        preferred: &str,
+        parent: &str,
+        origin: &str,
+        side: Side,
+        extra_secrets: &[&str],
+    ) -> String {
+        let fields = self.fields(schema, preferred, origin, side, extra_secrets);
+        self.define_struct(preferred, parent, origin, side, fields)
+    }
+
+    /// Defines (or reuses) a struct with these fields.
+    pub(crate) fn define_struct(
+        &mut self,
+        preferred: &str,
+        parent: &str,
+        origin: &str,
+        side: Side,
+        fields: Vec<Field>,
+    ) -> String {
+        let mut key = String::from("struct{");
+        for f in &fields {
+            let _ = write!(key, "{}:{}:{};", f.wire, f.ty.key(), f.required);
+        }
+        key.push('}');
+        let (name, new) = self.alloc(preferred, parent, &key);
+        if new {
+            self.stats.structs += 1;
+            self.structs.insert(
+                name.clone(),
+                StructDef {
+                    name: name.clone(),
+                    fields,
+                    settable: side == Side::Request,
+                    origin: origin.to_owned(),
+                },
+            );
+        } else if side == Side::Request {
+            if let Some(def) = self.structs.get_mut(&name) {
+                def.settable = true;
+            }
+        }
+        name
+    }
+
+    /// Defines (or reuses) a struct under an exact name, which must be free or hold the same
+    /// shape.
+    pub(crate) fn exact_struct(&mut self, name: &str, origin: &str, side: Side, fields: Vec<Field>) {
+        let got = self.define_struct(name, "", origin, side, fields);
+        assert_eq!(got, name, "type name {name} is taken by another shape");
+    }
+
+    fn open_enum(&mut self, values: &[serde_json::Value], preferred: &str, parent: &str, origin: &str) -> Ty {
+        let mut wires: Vec<String> = Vec::new();
+        for v in values {
+            let w = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if !wires.contains(&w) {
+                wires.push(w);
+            }
+        }
+        let key = format!("enum{wires:?}");
+        let (name, new) = self.alloc(preferred, parent, &key);
+        if new {
+            let mut variants: Vec<(String, String)> = Vec::new();
+            for w in wires {
+                let mut ident = pascal(&w);
+                if ident == "Unknown" {
+                    ident.push_str("Value");
+                }
+                if variants.iter().any(|(i, _)| *i == ident) {
+                    let mut n = 2;
+                    while variants.iter().any(|(i, _)| *i == format!("{ident}{n}")) {
+                        n += 1;
+                    }
+                    ident = format!("{ident}{n}");
+                }
+                variants.push((ident, w));
+            }
+            self.stats.enums += 1;
+            self.enums
+                .insert(name.clone(), EnumDef { name: name.clone(), variants, origin: origin.to_owned() });
+        }
+        Ty::Enum(name)
+    }
+}
+
+/// Escapes text for a Rust string literal.
+pub(crate) fn lit(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Writes a struct with its (de)serialization (and its setters when it is settable).
+pub(crate) fn emit_struct(out: &mut String, def: &StructDef, doc: &str) {
+    let _ = writeln!(out, "/// {doc}");
+    out.push_str("#[derive(Clone, Debug, Default, PartialEq)]\n#[non_exhaustive]\n");
+    let _ = writeln!(out, "pub struct {} {{", def.name);
+    for f in &def.fields {
+        let _ = writeln!(out, "/// `{}`{}.", f.wire, if f.required { " (required)" } else { "" });
+        let _ = writeln!(out, "pub {}: Option<{}>,", f.ident, f.ty.rust());
+    }
+    out.push_str("}\n\n");
+    let fields: Vec<String> = def
+        .fields
+        .iter()
+        .map(|f| match f.ty.serde_kind() {
+            Some(kind) => format!("{}: {} as {kind}", f.ident, lit(&f.wire)),
+            None => format!("{}: {}", f.ident, lit(&f.wire)),
+        })
+        .collect();
+    let _ = writeln!(out, "lark_types::json_struct!({} {{ {} }});\n", def.name, fields.join(", "));
+    if def.settable && !def.fields.is_empty() {
+        let _ = writeln!(out, "impl {} {{", def.name);
+        for f in &def.fields {
+            emit_setter(out, &f.ident, &format!("self.{}", f.ident), &format!("Sets `{}`.", f.wire), &f.ty);
+        }
+        out.push_str("}\n\n");
+    }
+}
+
+/// Method names clippy's `should_implement_trait` expects to come from a std trait when they
+/// take `self` and one argument.
+const STD_TRAIT_METHODS: &[&str] = &[
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "rem",
+    "shl",
+    "shr",
+    "bitand",
+    "bitor",
+    "bitxor",
+    "eq",
+    "cmp",
+    "partial_cmp",
+    "from_iter",
+    "extend",
+    "hash",
+];
+
+/// Writes a builder setter `name` that stores `Some(value)` into `place`.
+pub(crate) fn emit_setter(out: &mut String, name: &str, place: &str, doc: &str, ty: &Ty) {
+    let _ = writeln!(out, "/// {doc}");
+    let (param, value) = setter_param(ty);
+    if STD_TRAIT_METHODS.contains(&name) {
+        // A field named like a std operator method (`add`, `sub`, ...): the setter keeps the
+        // platform's name, which clippy would read as a missing trait impl.
+        out.push_str("#[allow(clippy::should_implement_trait)]\n");
+    }
+    let _ = writeln!(out, "pub fn {name}(mut self, value: {param}) -> Self {{");
+    let _ = writeln!(out, "{place} = Some({value});");
+    out.push_str("self\n}\n\n");
+}
+
+/// The parameter type of a setter for `ty`, and the expression that turns `value` into `ty`.
+pub(crate) fn setter_param(ty: &Ty) -> (String, &'static str) {
+    match ty {
+        Ty::Vec(item) => (
+            format!("impl IntoIterator<Item = impl Into<{}>>", item.rust()),
+            "value.into_iter().map(Into::into).collect()",
+        ),
+        other => (format!("impl Into<{}>", other.rust()), "value.into()"),
+    }
+}
+
+/// Writes an open enum.
+pub(crate) fn emit_enum(out: &mut String, def: &EnumDef, doc: &str) {
+    out.push_str("lark_types::open_enum! {\n");
+    let _ = writeln!(out, "/// {doc}");
+    let _ = writeln!(out, "pub enum {} {{", def.name);
+    for (ident, wire) in &def.variants {
+        let _ = writeln!(out, "/// `{}`", wire.replace('`', "'"));
+        let _ = writeln!(out, "{ident} = {},", lit(wire));
+    }
+    out.push_str("}\n}\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(json: &str) -> Schema {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn same_name_and_shape_is_one_type_and_different_shapes_are_qualified() {
+        let mut ts = TypeSpace::default();
+        let a = schema(
+            r#"{"type":"object","properties":{"sender":{"type":"object","properties":{"id":{"type":"string"}}}}}"#,
+        );
+        let b = schema(
+            r#"{"type":"object","properties":{"sender":{"type":"object","properties":{"id":{"type":"number","format":"int64"}}}}}"#,
+        );
+        let first = ts.object(&a, "ARes", "", "a", Side::Response, &[]);
+        let again = ts.object(&a, "ARes", "", "a", Side::Request, &[]);
+        let other = ts.object(&b, "BRes", "", "b", Side::Response, &[]);
+        assert_eq!(first, again);
+        assert!(ts.structs["Sender"].settable, "reuse from a request makes it settable");
+        assert_eq!(ts.structs["BRes"].fields[0].ty, Ty::Struct("BResSender".into()));
+        assert_eq!(ts.structs["BResSender"].fields[0].ty, Ty::I64);
+        assert_eq!(other, "BRes");
+    }
+
+    #[test]
+    fn scalars_containers_and_enums() {
+        let mut ts = TypeSpace::default();
+        let s = schema(
+            r#"{"type":"object","properties":{
+                "a":{"type":"number"},"b":{"type":"number","format_hint":"float"},
+                "c":{"type":"array","items":{"type":"number","format":"int64"}},
+                "d":{"type":"map","values":{"type":"number"}},
+                "e":{"type":"string","enum":["x-y","1","unknown"]},
+                "f":{"type":"object"},"g":{"anyOf":[{"type":"string"}]},
+                "access_token":{"type":"string"},"Type":{"type":"boolean"}}}"#,
+        );
+        ts.object(&s, "Top", "", "t", Side::Response, &[]);
+        let f = &ts.structs["Top"].fields;
+        let tys: Vec<String> = f.iter().map(|f| f.ty.rust()).collect();
+        assert_eq!(
+            tys,
+            [
+                "i64",
+                "f64",
+                "Vec<i64>",
+                "std::collections::BTreeMap<String, serde_json::Number>",
+                "E",
+                "serde_json::Value",
+                "serde_json::Value",
+                "lark_types::SecretString",
+                "bool"
+            ]
+        );
+        assert_eq!(f[2].ty.serde_kind(), Some("int64_vec"));
+        assert_eq!(f[8].ident, "type_");
+        let variants: Vec<&str> = ts.enums["E"].variants.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(variants, ["XY", "V1", "UnknownValue"]);
+    }
+
+    #[test]
+    fn reserved_names_are_avoided() {
+        let mut ts = TypeSpace::default();
+        let s = schema(
+            r#"{"type":"object","properties":{"option":{"type":"object","properties":{"k":{"type":"string"}}}}}"#,
+        );
+        ts.object(&s, "Top", "", "t", Side::Response, &[]);
+        assert!(ts.structs.contains_key("TopOption"));
+        assert!(!ts.structs.contains_key("Option"));
+    }
+}
