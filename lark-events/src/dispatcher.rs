@@ -601,20 +601,65 @@ impl EventDispatcher {
                     tracing::debug!(event_id = id, "duplicate delivery not dispatched");
                     return Ok(Outcome::Duplicate);
                 }
-                Some((store, key))
+                Some(DedupMark { store: Some(store.clone()), key })
             }
             _ => None,
         };
         match guarded(future, &registered.event_type).await {
-            Ok(()) => Ok(Outcome::Handled),
+            Ok(()) => {
+                if let Some(mut mark) = mark {
+                    mark.keep();
+                }
+                Ok(Outcome::Handled)
+            }
             Err(e) => {
-                if let Some((store, key)) = mark {
-                    if let Err(err) = store.delete(&key).await {
-                        tracing::warn!(error = %err, "could not release the dedup mark of a failed event");
-                    }
+                if let Some(mut mark) = mark {
+                    mark.release().await;
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// A dedup mark taken for a delivery whose handler is running. It is kept when the handler
+/// succeeds and released when it fails, so the platform's retry is dispatched. When the
+/// delivery is abandoned mid-way (the webhook request was dropped, the long connection's ack
+/// timeout cancelled the handler), dropping the guard releases the mark in the background.
+struct DedupMark {
+    store: Option<Arc<dyn TokenStore>>,
+    key: String,
+}
+
+impl DedupMark {
+    fn keep(&mut self) {
+        self.store = None;
+    }
+
+    async fn release(&mut self) {
+        if let Some(store) = self.store.take() {
+            if let Err(err) = store.delete(&self.key).await {
+                tracing::warn!(error = %err, "could not release the dedup mark of a failed event");
+            }
+        }
+    }
+}
+
+impl Drop for DedupMark {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else { return };
+        let key = std::mem::take(&mut self.key);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(err) = store.delete(&key).await {
+                        tracing::warn!(error = %err, "could not release the dedup mark of an abandoned event");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                "the dedup mark of an abandoned event is kept until its TTL: no runtime to release it"
+            ),
         }
     }
 }

@@ -252,6 +252,59 @@ async fn a_failing_handler_gets_500_and_its_retry_is_dispatched() {
     assert_eq!(status, 500, "a panicking handler is a failure, not a crash");
 }
 
+#[tokio::test]
+async fn an_abandoned_delivery_releases_its_dedup_mark_so_the_retry_is_dispatched() {
+    let store = Arc::new(MemoryStore::new());
+    let calls = Calls::default();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let (c, st) = (calls.clone(), started.clone());
+    let d = builder()
+        .token_store(store.clone())
+        .dedup()
+        .on::<MessageReceive, _, _>(move |_ctx, _ev| {
+            let (c, st) = (c.clone(), st.clone());
+            async move {
+                c.hit();
+                if c.get() == 1 {
+                    // The first delivery hangs until it is abandoned (the platform gave up on
+                    // the request, or the long connection's ack timeout cancelled it).
+                    st.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let s = signer();
+    let envelope = message_event(&s, "hi");
+    let event_id = envelope["header"]["event_id"].as_str().unwrap().to_owned();
+    let key = format!("event_seen:{event_id}");
+
+    let first = tokio::spawn({
+        let (d, body) = (d.clone(), s.seal(&envelope));
+        async move { send(&d, &body).await }
+    });
+    started.notified().await;
+    assert!(store.get(&key).await.unwrap().is_some(), "the mark is taken while the handler runs");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    // The mark is released by a task the dropped delivery spawned: let it run (bounded).
+    let mut released = false;
+    for _ in 0..1_000 {
+        if store.get(&key).await.unwrap().is_none() {
+            released = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(released, "the abandoned delivery's dedup mark was not released");
+    assert_eq!(send(&d, &s.seal(&envelope)).await, (200, json!({"msg": "success"})));
+    assert_eq!(calls.get(), 2, "the platform's retry is dispatched");
+    assert_eq!(send(&d, &s.seal(&envelope)).await, (200, json!({"msg": "success"})));
+    assert_eq!(calls.get(), 2, "and a later duplicate is not");
+}
+
 /// Flips one byte of `b` at `i`.
 fn flip(b: &Bytes, i: usize) -> Bytes {
     let mut v = b.to_vec();

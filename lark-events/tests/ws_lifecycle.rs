@@ -204,6 +204,80 @@ async fn a_silent_connection_is_detected_and_replaced() {
     handle.shutdown().await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pong_that_shortens_the_ping_interval_rearms_the_watchdog_at_once() {
+    let platform = platform().await;
+    let ws = platform.ws();
+    // The bootstrap says 120 s (a 250 s watchdog); the first pong says 5 s (a 20 s watchdog).
+    ws.set_pong_config(Some(ClientConfig { ping_interval: Some(5), ..ClientConfig::default() }));
+    let seen = Seen::default();
+    let handle = connected(&builder(&platform, recording(&seen, false, 0)).build().unwrap()).await;
+    assert!(ws.wait_until_for(PATIENCE, |ws| !ws.pings().is_empty()).await);
+    // The pong is on its way; then the connection goes silent.
+    ws.stall_connections();
+    let stalled_at = Instant::now();
+    assert!(ws.wait_until_for(secs(300), |ws| ws.handshakes() == 2).await);
+    let waited = stalled_at.elapsed();
+    assert!(waited >= secs(19) && waited <= secs(22), "the 20 s watchdog applied at once: {waited:?}");
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_state_reports_states_and_a_stop_first() {
+    let platform = platform().await;
+    let seen = Seen::default();
+    let handle = builder(&platform, recording(&seen, false, 0)).build().unwrap().start();
+    assert!(timeout(PATIENCE, handle.wait_for_state(WsState::Connected)).await.unwrap());
+    assert!(handle.wait_for_state(WsState::Connected).await, "at once when in the state");
+    handle.stop();
+    assert!(timeout(PATIENCE, handle.wait_for_state(WsState::Stopped)).await.unwrap());
+    assert!(!handle.wait_for_state(WsState::Reconnecting).await, "stopped first");
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_of_any_size_never_overflow() {
+    let platform = platform().await;
+    let ws = platform.ws();
+    // No platform settings: the client's own stay in force.
+    ws.set_client_config(None);
+    let seen = Seen::default();
+    let client = builder(&platform, recording(&seen, false, 0))
+        .ping_interval(Duration::MAX)
+        .reconnect_interval(Duration::MAX)
+        .reconnect_nonce(Duration::MAX)
+        .connect_timeout(Duration::MAX)
+        .stop_timeout(Duration::MAX)
+        .fragment_time_limit(Duration::MAX)
+        .ack_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let handle = connected(&client).await;
+    let whole = ws.push_event(&message(1));
+    let fragmented = ws.push(lark_testkit::ws::Push::event(&message(2)).fragments(2));
+    assert!(ws.wait_until_for(PATIENCE, |ws| ws.is_acked(&whole) && ws.is_acked(&fragmented)).await);
+    // A pending fragment set, a ping and the watchdog far away, and a stop: no overflow.
+    let partial = lark_events::ws::Frame {
+        method: lark_events::ws::frame::METHOD_DATA,
+        headers: vec![
+            lark_events::ws::Header::new("type", "event"),
+            lark_events::ws::Header::new("message_id", "m_partial"),
+            lark_events::ws::Header::new("sum", "2"),
+            lark_events::ws::Header::new("seq", "0"),
+        ],
+        ..lark_events::ws::Frame::default()
+    };
+    assert!(ws.push_frame(&partial));
+    let last = ws.push_event(&message(3));
+    assert!(ws.wait_until_for(PATIENCE, |ws| ws.is_acked(&last)).await);
+    timeout(PATIENCE, handle.shutdown()).await.unwrap().unwrap();
+    assert_eq!(seen.total(), 3);
+
+    let client = builder(&platform, recording(&seen, false, 0)).idle_timeout(Duration::MAX).build().unwrap();
+    let handle = connected(&client).await;
+    timeout(PATIENCE, handle.shutdown()).await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_graceful_stop_lets_running_handlers_finish_and_acks_them() {
     let platform = platform().await;
@@ -234,12 +308,7 @@ async fn a_graceful_stop_lets_running_handlers_finish_and_acks_them() {
 
     handle.stop();
     // The running handlers hold it in Stopping.
-    for _ in 0..10_000 {
-        if handle.state() == WsState::Stopping {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    assert!(timeout(PATIENCE, handle.wait_for_state(WsState::Stopping)).await.unwrap());
     assert_eq!(handle.state(), WsState::Stopping);
     let late = ws.push_event(&message(99));
     release.add_permits(3);
@@ -280,7 +349,8 @@ async fn the_stop_timeout_aborts_handlers_that_never_finish() {
             .build()
             .unwrap()
     };
-    let client = builder(&platform, dispatcher).stop_timeout(secs(5)).build().unwrap();
+    // The ack timeout is longer than the stop timeout: the stop is what ends the handler.
+    let client = builder(&platform, dispatcher).stop_timeout(secs(5)).ack_timeout(secs(60)).build().unwrap();
     let handle = connected(&client).await;
     let id = ws.push_event(&message(1));
     timeout(PATIENCE, started_rx.recv()).await.unwrap().unwrap();

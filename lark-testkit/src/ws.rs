@@ -255,6 +255,12 @@ impl WsServer {
         self.shared.read(|s| s.bootstraps)
     }
 
+    /// Every connection URL the bootstrap endpoint issued, in order. They carry the secrets
+    /// `access_key` and `ticket`: tests can check that a client never shows them.
+    pub fn issued_urls(&self) -> Vec<String> {
+        self.shared.read(|s| s.issued.clone())
+    }
+
     /// How many messages were pushed.
     pub fn pushed(&self) -> usize {
         self.shared.read(|s| s.messages.len())

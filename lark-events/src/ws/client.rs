@@ -19,13 +19,14 @@ use tracing::Instrument;
 
 use super::connect::{bootstrap, dial, tls_connector, Failure, WsStream};
 use super::error::{WsError, WsErrorKind};
-use super::fragments::Reassembler;
+use super::fragments::{FragmentError, Reassembler, MAX_MESSAGE_ID};
 use super::frame::{
     Ack, ClientConfig, Frame, HEADER_MESSAGE_ID, HEADER_SEQ, HEADER_SUM, HEADER_TRACE_ID, METHOD_CONTROL,
     METHOD_DATA, TYPE_CARD, TYPE_EVENT, TYPE_PONG,
 };
 use super::url::ConnectUrl;
 use crate::dispatcher::{EventDispatcher, Outcome};
+use crate::error::EventErrorKind;
 
 /// Default time between pings (the platform's pongs may change it): 120 s.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
@@ -43,6 +44,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_FRAGMENT_TIME_LIMIT: Duration = Duration::from_secs(5);
 /// Default bound of the bytes held in incomplete fragmented messages: 16 MiB.
 pub const DEFAULT_FRAGMENT_MEMORY: usize = 16 << 20;
+/// Default time a handler has before its message is acked with 500 (and the handler cancelled):
+/// 2.5 s. The platform wants the ack within 3 s; the rest is margin for the ack's trip.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// The longest duration a setting may have: longer ones are taken as this (one year), so that
+/// deadlines computed from them never overflow.
+const MAX_SETTING: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Time limit of one write to the socket.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,6 +129,7 @@ struct Inner {
     stop_timeout: Duration,
     fragment_time_limit: Duration,
     fragment_memory: usize,
+    ack_timeout: Duration,
     ws_config: WebSocketConfig,
 }
 
@@ -133,7 +142,15 @@ struct Inner {
 ///   (up to [`max_concurrent_handlers`](WsClientBuilder::max_concurrent_handlers); reading pauses
 ///   at the bound, pings go on), and acks each message when its handler is done: the same frame
 ///   plus `biz_rt`, code 200 with the callback's answer, or 500 so the platform delivers it again.
-///   Handlers should finish within the platform's 3 s, as for webhooks.
+/// - The platform wants each ack within 3 s. A handler still running after the
+///   [`ack_timeout`](WsClientBuilder::ack_timeout) (default 2.5 s) is cancelled (its future is
+///   dropped) and its message acked with 500, so the platform delivers it again: the same as a
+///   webhook whose HTTP request the platform gives up on. **Handlers with long work should
+///   spawn it** (`tokio::spawn`) and return at once.
+/// - Messages that can never be handled (a bad `sum`/`seq` header, fragments without a
+///   `message_id` or beyond the limits, a payload the dispatcher refuses as malformed or too
+///   large) are acked with 200 and no data, and logged as errors, so that the platform does not
+///   deliver them again and again. A failed handler is acked with 500.
 /// - Reconnects when the connection is lost or idle too long (a liveness watchdog), after a
 ///   random wait below the platform's `ReconnectNonce`, then every `ReconnectInterval`, with a
 ///   fresh bootstrap each time. Stops with a [`WsError`] on final refusals: bootstrap codes other
@@ -209,6 +226,7 @@ impl WsClient {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             fragment_time_limit: DEFAULT_FRAGMENT_TIME_LIMIT,
             fragment_memory: DEFAULT_FRAGMENT_MEMORY,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
         }
     }
 
@@ -242,7 +260,8 @@ impl WsClient {
     }
 }
 
-/// Settings of a [`WsClient`]; see [`WsClient::builder`].
+/// Settings of a [`WsClient`]; see [`WsClient::builder`]. Durations longer than a year are taken
+/// as a year.
 pub struct WsClientBuilder {
     app_id: String,
     app_secret: SecretString,
@@ -256,6 +275,7 @@ pub struct WsClientBuilder {
     stop_timeout: Duration,
     fragment_time_limit: Duration,
     fragment_memory: usize,
+    ack_timeout: Duration,
 }
 
 impl fmt::Debug for WsClientBuilder {
@@ -356,7 +376,17 @@ impl WsClientBuilder {
         self
     }
 
-    /// Checks the settings and builds the client.
+    /// How long a handler may run before its message is acked with 500 (so the platform delivers
+    /// it again) and the handler is cancelled (default [`DEFAULT_ACK_TIMEOUT`], 2.5 s). The
+    /// platform wants the ack within 3 s: a longer timeout only makes sense against another
+    /// server. Long work belongs in a task the handler spawns.
+    pub fn ack_timeout(mut self, d: Duration) -> Self {
+        self.ack_timeout = d;
+        self
+    }
+
+    /// Checks the settings and builds the client. Durations longer than a year are taken as a
+    /// year.
     pub fn build(self) -> Result<WsClient, LarkError> {
         let fail = |msg: &str| Err(LarkError::Config(ConfigError::new(msg.to_owned())));
         if self.app_id.is_empty() || self.app_secret.is_empty() {
@@ -366,9 +396,15 @@ impl WsClientBuilder {
             return fail("max_concurrent_handlers must be at least 1");
         }
         let s = &self.settings;
-        let zero = [s.ping_interval, s.reconnect_interval, self.connect_timeout, self.fragment_time_limit];
+        let zero = [
+            s.ping_interval,
+            s.reconnect_interval,
+            self.connect_timeout,
+            self.fragment_time_limit,
+            self.ack_timeout,
+        ];
         if zero.iter().any(Duration::is_zero) || self.idle_timeout.is_some_and(|d| d.is_zero()) {
-            return fail("ping_interval, reconnect_interval, idle_timeout, connect_timeout and fragment_time_limit must be greater than zero");
+            return fail("ping_interval, reconnect_interval, idle_timeout, connect_timeout, fragment_time_limit and ack_timeout must be greater than zero");
         }
         if s.reconnect_count == Some(0) {
             return fail("reconnect_attempts must be at least 1 (or None for no limit)");
@@ -403,6 +439,13 @@ impl WsClientBuilder {
         ws_config.read_buffer_size = 16 << 10;
         ws_config.max_message_size = Some(max_message);
         ws_config.max_frame_size = Some(max_message);
+        let clamp = |d: Duration| d.min(MAX_SETTING);
+        let settings = Settings {
+            ping_interval: clamp(self.settings.ping_interval),
+            reconnect_interval: clamp(self.settings.reconnect_interval),
+            reconnect_nonce: clamp(self.settings.reconnect_nonce),
+            reconnect_count: self.settings.reconnect_count,
+        };
         Ok(WsClient {
             inner: Arc::new(Inner {
                 app_id: self.app_id,
@@ -410,13 +453,14 @@ impl WsClientBuilder {
                 bootstrap,
                 dispatcher: self.dispatcher,
                 tls,
-                settings: self.settings,
+                settings,
                 max_concurrent: self.max_concurrent,
-                idle_timeout: self.idle_timeout,
-                connect_timeout: self.connect_timeout,
-                stop_timeout: self.stop_timeout,
-                fragment_time_limit: self.fragment_time_limit,
+                idle_timeout: self.idle_timeout.map(clamp),
+                connect_timeout: clamp(self.connect_timeout),
+                stop_timeout: clamp(self.stop_timeout),
+                fragment_time_limit: clamp(self.fragment_time_limit),
                 fragment_memory: self.fragment_memory,
+                ack_timeout: clamp(self.ack_timeout),
                 ws_config,
             }),
         })
@@ -451,6 +495,25 @@ impl WsHandle {
     /// [`wait`](Self::wait) and [`shutdown`](Self::shutdown).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// Waits until the client is in `state`; `false` if it stopped first (`true` at once when
+    /// it is in `state` now). A state the client passes through quickly may be missed (then
+    /// this waits on); put a timeout around it when that matters.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: lark_events::ws::WsHandle) {
+    /// use lark_events::ws::WsState;
+    ///
+    /// handle.stop();
+    /// // Running handlers are finishing.
+    /// assert!(handle.wait_for_state(WsState::Stopping).await);
+    /// # }
+    /// ```
+    pub async fn wait_for_state(&self, state: WsState) -> bool {
+        let mut status = self.status.clone();
+        let reached = status.wait_for(|s| s.state == state || s.state == WsState::Stopped).await;
+        reached.is_ok_and(|s| s.state == state)
     }
 
     /// Waits until the client is connected; `false` if it stopped first.
@@ -632,8 +695,9 @@ impl Run {
         let mut last_seen = Instant::now();
         // Timers live across iterations (re-arming one per message would cost more than the
         // message); the watchdog is pushed back lazily when it fires.
+        let mut idle_limit = self.idle_timeout();
         let ping_timer = sleep_until(last_ping + self.settings.ping_interval);
-        let idle_timer = sleep_until(last_seen + self.idle_timeout());
+        let idle_timer = sleep_until(last_seen + idle_limit);
         tokio::pin!(ping_timer, idle_timer);
         loop {
             let now = Instant::now();
@@ -646,6 +710,13 @@ impl Run {
             let next_ping = last_ping + self.settings.ping_interval;
             if ping_timer.deadline() != next_ping {
                 ping_timer.as_mut().reset(next_ping);
+            }
+            // A pong changed the ping interval, and so the watchdog's limit: re-arm it now (a
+            // shorter limit would otherwise only apply when the old timer fires).
+            let limit = self.idle_timeout();
+            if limit != idle_limit {
+                idle_limit = limit;
+                idle_timer.as_mut().reset(last_seen + limit);
             }
             let stop_deadline = self.stop_deadline.unwrap_or(now);
             tokio::select! {
@@ -747,8 +818,8 @@ impl Run {
                 Ok(())
             }
             METHOD_DATA => {
-                let sum = frame.header(HEADER_SUM).map_or(Ok(1), str::parse::<usize>);
-                let seq = frame.header(HEADER_SEQ).map_or(Ok(0), str::parse::<usize>);
+                let sum = frame.header(HEADER_SUM).map_or(Ok(1), |v| v.trim().parse::<usize>());
+                let seq = frame.header(HEADER_SEQ).map_or(Ok(0), |v| v.trim().parse::<usize>());
                 let payload = frame.payload.take().unwrap_or_default();
                 let payload = match (sum, seq) {
                     (Ok(0 | 1), _) => payload,
@@ -757,15 +828,35 @@ impl Run {
                         match fragments.add(id, sum, seq, payload, Instant::now()) {
                             Ok(Some(whole)) => whole,
                             Ok(None) => return Ok(()),
+                            Err(FragmentError::AlreadyRefused) => {
+                                tracing::debug!(
+                                    message_id = shown(id),
+                                    "a fragment of a refused message is dropped"
+                                );
+                                return Ok(());
+                            }
+                            Err(e) if e.is_permanent() => {
+                                tracing::error!(
+                                    message_id = shown(id),
+                                    sum,
+                                    seq,
+                                    error = %e,
+                                    "a fragment that can never be reassembled is acked so that the platform does not deliver it again"
+                                );
+                                return send(ws, &frame.to_ack(&Ack::OK, 0)).await;
+                            }
                             Err(e) => {
-                                tracing::warn!(message_id = id, error = %e, "a fragment is dropped");
+                                tracing::warn!(message_id = shown(id), error = %e, "a fragment is dropped");
                                 return Ok(());
                             }
                         }
                     }
                     _ => {
-                        tracing::warn!("a data frame with a bad sum or seq header is dropped");
-                        return Ok(());
+                        tracing::error!(
+                            message_id = shown(frame.header(HEADER_MESSAGE_ID).unwrap_or_default()),
+                            "a data frame with a sum or seq header that is not a number is acked so that the platform does not deliver it again"
+                        );
+                        return send(ws, &frame.to_ack(&Ack::OK, 0)).await;
                     }
                 };
                 if !matches!(frame.kind(), TYPE_EVENT | TYPE_CARD) {
@@ -787,6 +878,7 @@ impl Run {
 
     fn spawn_handler(&mut self, frame: Frame, payload: Bytes) {
         let dispatcher = self.inner.dispatcher.clone();
+        let ack_timeout = self.inner.ack_timeout;
         let generation = self.generation;
         let span = tracing::debug_span!(
             "lark_ws_message",
@@ -796,12 +888,30 @@ impl Run {
         self.tasks.spawn(
             async move {
                 let started = Instant::now();
-                let result = dispatcher.handle_plain(payload).await;
+                // On expiry the handler's future is dropped: the handler is cancelled.
+                let result = timeout(ack_timeout, dispatcher.handle_plain(payload)).await;
                 let biz_rt = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let message_id = || shown(frame.header(HEADER_MESSAGE_ID).unwrap_or_default());
                 let ack = match result {
-                    Ok(outcome) => Ack { code: 200, data: answer(&outcome) },
-                    Err(e) => {
+                    Ok(Ok(outcome)) => Ack { code: 200, data: answer(&outcome) },
+                    Ok(Err(e)) if never_succeeds(e.kind()) => {
+                        tracing::error!(
+                            message_id = message_id(),
+                            error = %e,
+                            "a delivery that can never be handled is acked so that the platform does not deliver it again"
+                        );
+                        Ack::OK
+                    }
+                    Ok(Err(e)) => {
                         tracing::debug!(error = %e, "the delivery failed; acked with 500 so the platform delivers it again");
+                        Ack::FAILED
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            message_id = message_id(),
+                            ack_timeout_ms = u64::try_from(ack_timeout.as_millis()).unwrap_or(u64::MAX),
+                            "the handler did not finish within the ack timeout: it is cancelled and the message acked with 500 so the platform delivers it again"
+                        );
                         Ack::FAILED
                     }
                 };
@@ -847,6 +957,31 @@ async fn attempt(inner: &Inner, settings: &mut Settings) -> Result<(WsStream, Co
         Ok(Err(failure)) => Err(failure),
         Err(_) => Err(Failure::Retry(format!("dialing timed out after {:?}", inner.connect_timeout).into())),
     }
+}
+
+/// Whether a delivery refused with `kind` can never succeed, however often the platform
+/// delivers it: its bytes are what they are. Handler and store failures may pass next time.
+fn never_succeeds(kind: EventErrorKind) -> bool {
+    match kind {
+        EventErrorKind::Malformed
+        | EventErrorKind::BodyTooLarge
+        | EventErrorKind::BadSignature
+        | EventErrorKind::BadToken
+        | EventErrorKind::Stale => true,
+        EventErrorKind::Handler | EventErrorKind::Store => false,
+    }
+}
+
+/// A `message_id` from the network, cut for logs.
+fn shown(message_id: &str) -> &str {
+    if message_id.len() <= MAX_MESSAGE_ID {
+        return message_id;
+    }
+    let mut end = MAX_MESSAGE_ID;
+    while !message_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message_id[..end]
 }
 
 /// The `data` of an ack: the answer of a callback; nothing for events.
@@ -945,6 +1080,7 @@ mod tests {
             WsClient::builder("", "secret", dispatcher()),
             WsClient::builder("cli_1", "secret", dispatcher()).max_concurrent_handlers(0),
             WsClient::builder("cli_1", "secret", dispatcher()).ping_interval(Duration::ZERO),
+            WsClient::builder("cli_1", "secret", dispatcher()).ack_timeout(Duration::ZERO),
             WsClient::builder("cli_1", "secret", dispatcher()).reconnect_attempts(Some(0)),
             WsClient::builder("cli_1", "secret", dispatcher())
                 .base_url("http://127.0.0.1:1")
@@ -959,5 +1095,50 @@ mod tests {
             WsClient::builder("cli_1", "the-app-secret", dispatcher()).base_url("http://127.0.0.1:1").build();
         let shown = format!("{:?}", ok.unwrap());
         assert!(!shown.contains("the-app-secret"), "{shown}");
+    }
+
+    #[test]
+    fn huge_durations_are_taken_as_a_year() {
+        let client = WsClient::builder("cli_1", "secret", EventDispatcher::builder().build().unwrap())
+            .base_url("http://127.0.0.1:1")
+            .ping_interval(Duration::MAX)
+            .reconnect_interval(Duration::MAX)
+            .reconnect_nonce(Duration::MAX)
+            .idle_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .stop_timeout(Duration::MAX)
+            .fragment_time_limit(Duration::MAX)
+            .ack_timeout(Duration::MAX)
+            .build()
+            .unwrap();
+        let i = &client.inner;
+        let s = i.settings;
+        for d in [
+            s.ping_interval,
+            s.reconnect_interval,
+            s.reconnect_nonce,
+            i.idle_timeout.unwrap_or_default(),
+            i.connect_timeout,
+            i.stop_timeout,
+            i.fragment_time_limit,
+            i.ack_timeout,
+        ] {
+            assert_eq!(d, MAX_SETTING);
+        }
+        // Deadlines computed from them fit.
+        let now = Instant::now();
+        assert!(now.checked_add(s.ping_interval * 2 + Duration::from_secs(10)).is_some());
+    }
+
+    #[test]
+    fn only_malformed_and_oversized_deliveries_are_final() {
+        use EventErrorKind::*;
+        for kind in [Malformed, BodyTooLarge, BadSignature, BadToken, Stale] {
+            assert!(never_succeeds(kind), "{kind:?}");
+        }
+        assert!(!never_succeeds(Handler) && !never_succeeds(Store));
+        assert_eq!(shown("m_1"), "m_1");
+        let long = "é".repeat(MAX_MESSAGE_ID);
+        assert!(shown(&long).len() <= MAX_MESSAGE_ID && long.starts_with(shown(&long)));
     }
 }

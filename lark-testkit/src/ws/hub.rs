@@ -66,6 +66,8 @@ pub(super) struct HubState {
     pub(super) handshakes: usize,
     pub(super) refused: usize,
     pub(super) undecodable: usize,
+    /// Every connection URL the bootstrap endpoint issued, in order.
+    pub(super) issued: Vec<String>,
     next_seq: u64,
     next_device: u64,
 }
@@ -122,6 +124,7 @@ impl Hub {
             handshakes: 0,
             refused: 0,
             undecodable: 0,
+            issued: Vec::new(),
             next_seq: 0,
             next_device: 0,
         };
@@ -193,6 +196,7 @@ pub(crate) fn bootstrap(state: &State, method: &Method, body: &[u8]) -> Reply {
             SocketAddr::new(host, addr.port())
         );
         s.tickets.insert(ticket.clone(), Ticket { access_key: access_key.clone(), device_id });
+        s.issued.push(url.clone());
         (url, s.client_config)
     });
     let (url, client_config) = config;
