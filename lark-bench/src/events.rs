@@ -264,6 +264,12 @@ async fn axum_loopback(pool: Arc<Vec<SignedBody>>, n: usize, c: usize) -> Result
 pub(crate) async fn events(n: usize, c: usize) -> Result<Value, String> {
     let pool = Arc::new(deliveries());
     let body_bytes = pool.iter().map(|d| d.body.len()).sum::<usize>() / pool.len();
+    // For profiling one part alone (e.g. under callgrind): LARK_BENCH_ONLY=dispatch|crypto.
+    match std::env::var("LARK_BENCH_ONLY").as_deref() {
+        Ok("dispatch") => return Ok(in_process(pool, n, Variant::Generated)?.json()),
+        Ok("crypto") => return Ok(bare_crypto(pool, n)?.json()),
+        _ => {}
+    }
     // Warm up, then keep the better of two runs of each in-process measurement.
     in_process(pool.clone(), (n / 10).max(1000), Variant::Generated)?;
     bare_crypto(pool.clone(), (n / 10).max(1000))?;

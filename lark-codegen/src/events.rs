@@ -13,7 +13,7 @@ use std::fmt::Write;
 use crate::names::{pascal, snake};
 use crate::services::HEADER;
 use crate::spec::{Event, EventFile, Schema};
-use crate::types::{emit_enum, emit_struct, lit, Side, TypeSpace};
+use crate::types::{emit_enum, emit_struct, lit, Side, Ty, TypeSpace};
 use crate::Output;
 
 /// Where an event's type goes: `(module, struct name)`.
@@ -46,9 +46,10 @@ const NAMING_DOC: &str = "//! Naming:
 //! and shared within a module when name and shape agree; otherwise the parent's name is put in
 //! front. Field names are `snake_case` (a Rust keyword gets a trailing `_`: `type_`).
 //!
-//! Every field is an `Option` (absent and `null` are `None`), unknown fields are ignored, integers
-//! of 64 bits or unknown width are read from strings or numbers, enums keep unknown values as
-//! `Unknown(String)`, and `token` / `app_ticket` / `*access_token` fields are
+//! Every field is an `Option` (absent and `null` are `None`), unknown fields are ignored, 64-bit
+//! integers are read from strings or numbers (and written as strings), numbers of unknown kind are
+//! `f64`, enums keep unknown values as `Unknown(String)`, and secrets (a top-level `token`,
+//! `app_ticket`, `*access_token`, `*refresh_token`, `*_secret`, passwords) are
 //! `lark_types::SecretString` (redacted in `Debug`).
 ";
 
@@ -100,7 +101,14 @@ fn event_module(module: &str, events: &[(&Event, String)]) -> String {
     for (e, name) in events {
         let body = e.event_body.as_ref().unwrap_or(&empty);
         let origin = format!("`{}`", e.event_type);
-        let fields = ts.fields(body, name, &origin, Side::Response, &["token"]);
+        let mut fields = ts.fields(body, name, &origin, Side::Response);
+        // The envelope's verification `token` (flattened into schema-1.0 payloads) and a card
+        // callback's update token are secrets at the top level; deeper `token`s are ids.
+        for f in &mut fields {
+            if f.wire == "token" && f.ty == Ty::Str {
+                f.ty = Ty::Secret;
+            }
+        }
         ts.exact_struct(name, &origin, Side::Response, fields);
         let what = if e.kind == "callback" { "callback" } else { "event" };
         let envelope = if e.schema_version == "2.0" {

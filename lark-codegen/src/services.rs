@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::names::{pascal, snake};
 use crate::spec::{Api, ApiFile, Schema};
-use crate::types::{emit_enum, emit_setter, emit_struct, lit, Field, Side, Stats, Ty, TypeSpace};
+use crate::types::{emit_enum, emit_setter, emit_struct, is_secret, lit, Field, Side, Stats, Ty, TypeSpace};
 use crate::Output;
 
 /// Header of every generated Rust file.
@@ -21,20 +21,34 @@ enum Body {
     Json { ty: String, setters: Vec<(String, Field)> },
     /// A JSON object whose shape the spec does not give.
     JsonMap,
-    /// A `multipart/form-data` body; its parts are request fields.
-    Multipart(Vec<Field>),
+    /// A `multipart/form-data` body; its parts are request fields (at least one a file).
+    /// `extra`: the spec lists no form fields, so the request also takes any `(name, value)`.
+    Multipart { parts: Vec<Field>, extra: bool },
 }
 
-/// Pagination as generated.
+/// Pagination as generated: the request's token field and the reply's next-token field.
 struct Paging {
-    /// Where `set_page_token` writes (`self.page_token`), if the request takes a token.
-    token_place: Option<String>,
-    /// The reply's `has_more` field ident.
-    has_more: Option<String>,
-    /// The reply's page token field ident.
-    next_token: Option<String>,
+    /// Where `set_page_token` writes (`self.page_token`, `self.body.page_token`).
+    token_place: String,
+    /// The request's token field on the wire (`page_token`, `cursor_id`).
+    token_wire: String,
+    /// The reply's `has_more` field: `(ident, wire)`.
+    has_more: Option<(String, String)>,
+    /// The reply's next-token field: `(ident, wire, type)`; the type is a string or a number.
+    next_token: (String, String, Ty),
     /// `(items field ident, item type)` for the item stream.
     items: Option<(String, String)>,
+}
+
+/// How an API the spec marks paginated is generated.
+enum PageGen {
+    /// Not paginated.
+    No,
+    /// `Paginated` (and maybe `PaginatedItems`) impls.
+    Yes(Paging),
+    /// Marked paginated, but the spec gives no usable token pair: no `pages()`, and the accessor
+    /// says why (the text).
+    OnePage(String),
 }
 
 /// One API, ready to write.
@@ -51,9 +65,11 @@ struct ApiGen<'a> {
     path: Vec<(String, String)>,
     query: Vec<Field>,
     body: Body,
-    paging: Option<Paging>,
+    paging: PageGen,
     tokens: Vec<&'static str>,
     tokens_assumed: bool,
+    /// Why a download that the spec calls something else is one.
+    download_note: Option<&'static str>,
 }
 
 /// A resource accessor: `client.im().v1().message()`.
@@ -172,7 +188,7 @@ fn root_module(projects: &BTreeMap<String, Vec<String>>, count: usize) -> String
 fn rows_file(rows: &BTreeMap<String, String>) -> String {
     let mut s = String::from(HEADER);
     s.push_str("//! One row per generated API for the table test in `tests/api_table.rs`: each request built\n//! through its accessor with sample path values and every query parameter set.\n\n");
-    s.push_str("#![allow(unused_imports)]\n\nuse super::{p, Table};\n\n");
+    s.push_str("#![allow(unused_imports)]\n\nuse super::{p, Paging, Table};\n\n");
     for (project, body) in rows {
         let _ = writeln!(
             s,
@@ -299,7 +315,8 @@ fn version_module(project: &str, version: &str, apis: &[&Api]) -> Result<(String
     // Test rows.
     let mut rows = String::new();
     for g in &gens {
-        let _ = write!(rows, "t.call({}, c.{}().{}()", lit(&g.api.id), snake(project), snake(version));
+        let what = if matches!(g.paging, PageGen::Yes(_)) { "paged" } else { "call" };
+        let _ = write!(rows, "t.{what}({}, c.{}().{}()", lit(&g.api.id), snake(project), snake(version));
         for seg in &g.resource {
             let _ = write!(rows, ".{}()", snake(seg));
         }
@@ -310,21 +327,47 @@ fn version_module(project: &str, version: &str, apis: &[&Api]) -> Result<(String
         for q in &g.query {
             let _ = write!(rows, ".{}({})", q.ident, sample(&q.ty, &ts));
         }
-        rows.push_str("));\n");
+        if let Body::Multipart { parts, extra } = &g.body {
+            for f in parts {
+                let _ = write!(rows, ".{}({})", f.ident, sample(&f.ty, &ts));
+            }
+            if *extra {
+                rows.push_str(".form_field(\"extra\", \"s\")");
+            }
+        }
+        rows.push(')');
+        if let PageGen::Yes(p) = &g.paging {
+            // Paging: the request's token name, the reply's, `has_more`, and whether the reply's
+            // token is a number.
+            let has_more = p.has_more.as_ref().map_or("None".into(), |(_, w)| format!("Some({})", lit(w)));
+            let _ = write!(
+                rows,
+                ", Paging {{ token: {}, next: {}, has_more: {has_more}, number: {} }}",
+                lit(&p.token_wire),
+                lit(&p.next_token.1),
+                p.next_token.2 != Ty::Str
+            );
+        }
+        rows.push_str(");\n");
     }
     Ok((s, rows, ts.stats))
 }
 
-/// A sample value for a query setter; `tests/api_table.rs` expects the same values.
+/// A sample value for a query or form setter; `tests/api_table.rs` expects the same values.
 fn sample(ty: &Ty, ts: &TypeSpace) -> String {
     match ty {
         Ty::Str | Ty::Decimal | Ty::Secret => "\"s\"".into(),
         Ty::Bool => "true".into(),
-        Ty::I32 | Ty::I64 | Ty::Number => "7".into(),
+        Ty::I32 | Ty::I64 | Ty::Int64 | Ty::Number => "7".into(),
+        Ty::Num => "7.0".into(),
         Ty::F64 => "1.5".into(),
-        Ty::Enum(name) => lit(&ts.enums[name].variants[0].1),
+        Ty::Enum(name) => {
+            ts.enums.get(name).and_then(|e| e.variants.first()).map_or("\"s\"".into(), |v| lit(&v.1))
+        }
         Ty::Vec(item) => format!("[{}, {}]", sample(item, ts), sample(item, ts)),
-        other => panic!("no query sample for {other:?}"),
+        Ty::File => "lark_services::UploadFile::bytes(\"f.bin\", vec![1u8])".into(),
+        // Query and form values are never of these types (`query_ok`, the upload check).
+        Ty::Json | Ty::Map(_) | Ty::Struct(_) => "Default::default()".into(),
     }
 }
 
@@ -359,8 +402,8 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
         .collect();
     for (wire, schema) in query_schema.props().iter().chain(extra_query.iter()) {
         let mut ty = ts.resolve(schema, &pascal(wire), &request, &origin_q, Side::Request);
-        if ty == Ty::Secret {
-            ty = Ty::Str;
+        if ty == Ty::Str && is_secret(wire) {
+            ty = Ty::Secret;
         }
         if !query_ok(&ty) {
             return Err(format!("{}: query {wire} has an unsupported type {ty:?}", api.id));
@@ -379,43 +422,29 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
 
     // Body.
     let origin_b = format!("the `{}` body", api.id);
+    let mut download = api.file_download;
+    let mut download_note = None;
     let body = match body_schema {
-        _ if api.file_upload => {
-            let fields = match body_schema {
-                Some(b) => ts.fields(b, &request, &origin_b, Side::Request, &[]),
-                None => Vec::new(),
-            };
-            let mut parts = Vec::new();
-            for mut f in fields {
-                if !matches!(f.ty, Ty::File | Ty::Str | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Bool | Ty::Enum(_))
-                {
-                    return Err(format!("{}: upload field {} has type {:?}", api.id, f.wire, f.ty));
-                }
-                if !idents.insert(f.ident.clone()) {
-                    f.ident = format!("body_{}", f.ident);
-                    if !idents.insert(f.ident.clone()) {
-                        return Err(format!("{}: upload field {} clashes", api.id, f.wire));
-                    }
-                }
-                parts.push(f);
+        _ if api.file_upload && matches!(api.http_method.as_str(), "GET" | "DELETE") => {
+            // A GET carries no form: the spec's upload flag is wrong. A `download` is a download.
+            let says_download = api.method.contains("download") || api.resource.contains("download");
+            if !says_download || body_schema.is_some_and(|b| !b.props().is_empty()) {
+                return Err(format!(
+                    "{}: marked as a file upload, but a {} request carries no form (decide how to type it)",
+                    api.id, api.http_method
+                ));
             }
-            let declared: Vec<&str> =
-                parts.iter().filter(|f| f.ty == Ty::File).map(|f| f.wire.as_str()).collect();
-            if let Some(listed) = &api.file_upload_fields {
-                if listed.iter().any(|l| !declared.contains(&l.as_str())) {
-                    return Err(format!(
-                        "{}: file_upload_fields {listed:?} but file parts {declared:?}",
-                        api.id
-                    ));
-                }
-            }
-            Body::Multipart(parts)
+            download = true;
+            download_note =
+                Some("The spec marks it an upload, but a GET carries no form: the reply is the file.");
+            Body::None
         }
+        _ if api.file_upload => upload_body(ts, api, body_schema, &request, &origin_b, &mut idents)?,
         None => Body::None,
         Some(b) if b.props().is_empty() => Body::JsonMap,
         Some(b) => {
             let ty = format!("{base}Body");
-            let fields = ts.fields(b, &ty, &origin_b, Side::Request, &[]);
+            let fields = ts.fields(b, &ty, &origin_b, Side::Request);
             ts.exact_struct(&ty, &origin_b, Side::Request, fields.clone());
             let mut setters = Vec::new();
             for f in fields {
@@ -434,7 +463,6 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
 
     // Reply.
     let response = format!("{base}Response");
-    let download = api.file_download;
     let mut reply_fields: Vec<Field> = Vec::new();
     if download {
         ts.reserve(&response);
@@ -457,7 +485,6 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
                         &response,
                         &origin,
                         Side::Response,
-                        &[],
                     );
                     if fields.iter().any(|g| g.ident == f.ident) {
                         f.ident = format!("{}_2", f.ident);
@@ -472,42 +499,7 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
     }
 
     // Pagination.
-    let paging = match (&api.pagination, api.paginated) {
-        (Some(p), true) => {
-            let reply = |wire: &Option<String>, want: &Ty| -> Option<String> {
-                let wire = wire.as_ref()?;
-                reply_fields.iter().find(|f| &f.wire == wire && &f.ty == want).map(|f| f.ident.clone())
-            };
-            let token_place = match p.page_token_in.as_deref() {
-                Some("query") => query
-                    .iter()
-                    .find(|f| f.wire == "page_token" && f.ty == Ty::Str)
-                    .map(|f| format!("self.{}", f.ident)),
-                Some("body") => match &body {
-                    Body::Json { setters, .. } => setters
-                        .iter()
-                        .find(|(_, f)| f.wire == "page_token" && f.ty == Ty::Str)
-                        .map(|(_, f)| format!("self.body.{}", f.ident)),
-                    _ => None,
-                },
-                _ => None,
-            };
-            let items = match &p.items_field {
-                serde_json::Value::String(name) => reply_fields.iter().find_map(|f| match &f.ty {
-                    Ty::Vec(item) if &f.wire == name => Some((f.ident.clone(), item.rust())),
-                    _ => None,
-                }),
-                _ => None,
-            };
-            Some(Paging {
-                token_place,
-                has_more: reply(&p.has_more_field, &Ty::Bool),
-                next_token: reply(&p.response_token_field, &Ty::Str),
-                items,
-            })
-        }
-        _ => None,
-    };
+    let paging = if api.paginated { paging(api, &query, &body, &reply_fields) } else { PageGen::No };
 
     Ok(ApiGen {
         api,
@@ -523,14 +515,146 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
         paging,
         tokens,
         tokens_assumed,
+        download_note,
     })
+}
+
+/// The parts of a `multipart/form-data` upload. An upload must send a file: a spec that lists
+/// form fields but no file part is an error; one that lists no fields at all gets a required
+/// `file` part plus free `(name, value)` fields.
+fn upload_body(
+    ts: &mut TypeSpace,
+    api: &Api,
+    body_schema: Option<&Schema>,
+    request: &str,
+    origin: &str,
+    idents: &mut BTreeSet<String>,
+) -> Result<Body, String> {
+    let fields = match body_schema {
+        Some(b) => ts.fields(b, request, origin, Side::Request),
+        None => Vec::new(),
+    };
+    if fields.is_empty() {
+        let listed = api.file_upload_fields.clone().unwrap_or_default();
+        let wire = match listed.as_slice() {
+            [] => "file".to_owned(),
+            [one] => one.clone(),
+            more => return Err(format!("{}: file_upload_fields {more:?} without a body schema", api.id)),
+        };
+        let ident = snake(&wire);
+        if !idents.insert(ident.clone()) || !idents.insert("form_fields".into()) {
+            return Err(format!("{}: upload part {wire} clashes", api.id));
+        }
+        let file = Field { ident, wire, ty: Ty::File, required: true };
+        return Ok(Body::Multipart { parts: vec![file], extra: true });
+    }
+    let mut parts = Vec::new();
+    for mut f in fields {
+        if !matches!(
+            f.ty,
+            Ty::File | Ty::Str | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Num | Ty::Bool | Ty::Enum(_)
+        ) {
+            return Err(format!("{}: upload field {} has type {:?}", api.id, f.wire, f.ty));
+        }
+        if !idents.insert(f.ident.clone()) {
+            f.ident = format!("body_{}", f.ident);
+            if !idents.insert(f.ident.clone()) {
+                return Err(format!("{}: upload field {} clashes", api.id, f.wire));
+            }
+        }
+        parts.push(f);
+    }
+    let declared: Vec<&str> = parts.iter().filter(|f| f.ty == Ty::File).map(|f| f.wire.as_str()).collect();
+    if declared.is_empty() {
+        return Err(format!("{}: an upload whose form fields include no file part", api.id));
+    }
+    if let Some(listed) = &api.file_upload_fields {
+        if listed.iter().any(|l| !declared.contains(&l.as_str())) {
+            return Err(format!("{}: file_upload_fields {listed:?} but file parts {declared:?}", api.id));
+        }
+    }
+    Ok(Body::Multipart { parts, extra: false })
+}
+
+/// How a paginated API pages: the spec's token pair (`page_token` in the request, its
+/// `response_token_field` in the reply), else a request field `X` whose reply has `next_X`
+/// (`cursor_id` → `next_cursor_id`). The request's token must be a string; the reply's may be a
+/// string or a number (sent back as its text).
+fn paging(api: &Api, query: &[Field], body: &Body, reply: &[Field]) -> PageGen {
+    let p = api.pagination.as_ref();
+    let request_field = |wire: &str, place: Option<&str>| -> Option<String> {
+        let in_query =
+            || query.iter().find(|f| f.wire == wire && f.ty == Ty::Str).map(|f| format!("self.{}", f.ident));
+        let in_body = || match body {
+            Body::Json { setters, .. } => setters
+                .iter()
+                .find(|(_, f)| f.wire == wire && f.ty == Ty::Str)
+                .map(|(_, f)| format!("self.body.{}", f.ident)),
+            _ => None,
+        };
+        match place {
+            Some("query") => in_query(),
+            Some("body") => in_body(),
+            _ => in_query().or_else(in_body),
+        }
+    };
+    let reply_token = |wire: &str| -> Option<(String, String, Ty)> {
+        reply
+            .iter()
+            .find(|f| f.wire == wire && matches!(f.ty, Ty::Str | Ty::I32 | Ty::I64 | Ty::Num))
+            .map(|f| (f.ident.clone(), f.wire.clone(), f.ty.clone()))
+    };
+    let spec_pair = p.and_then(|p| {
+        let place = request_field("page_token", Some(p.page_token_in.as_deref()?))?;
+        let next = reply_token(p.response_token_field.as_deref()?)?;
+        Some((place, "page_token".to_owned(), next))
+    });
+    let pair = spec_pair.or_else(|| {
+        let mut wires: Vec<&str> = query.iter().map(|f| f.wire.as_str()).collect();
+        if let Body::Json { setters, .. } = body {
+            wires.extend(setters.iter().map(|(_, f)| f.wire.as_str()));
+        }
+        wires.into_iter().find_map(|w| {
+            let next = reply_token(&format!("next_{w}"))?;
+            Some((request_field(w, None)?, w.to_owned(), next))
+        })
+    });
+    let Some((token_place, token_wire, next_token)) = pair else {
+        let request_token = p.and_then(|p| p.page_token_in.as_deref()).is_some();
+        let why = if request_token {
+            "its reply has no next-page token in the spec"
+        } else {
+            "the spec gives it no page token"
+        };
+        return PageGen::OnePage(format!(
+            "Listed as paginated, but {why}: a call returns one page, and there is no `.pages()`."
+        ));
+    };
+    let has_more_wire = p.and_then(|p| p.has_more_field.clone()).unwrap_or_else(|| "has_more".into());
+    let has_more = reply
+        .iter()
+        .find(|f| f.wire == has_more_wire && f.ty == Ty::Bool)
+        .map(|f| (f.ident.clone(), f.wire.clone()));
+    let items = match p.map(|p| &p.items_field) {
+        Some(serde_json::Value::String(name)) => reply.iter().find_map(|f| match &f.ty {
+            Ty::Vec(item) if &f.wire == name => Some((f.ident.clone(), item.rust())),
+            _ => None,
+        }),
+        _ => None,
+    };
+    PageGen::Yes(Paging { token_place, token_wire, has_more, next_token, items })
 }
 
 /// Query values are scalars or arrays of scalars.
 fn query_ok(ty: &Ty) -> bool {
     match ty {
-        Ty::Str | Ty::Bool | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Enum(_) => true,
-        Ty::Vec(item) => matches!(**item, Ty::Str | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Enum(_) | Ty::Number),
+        Ty::Str | Ty::Secret | Ty::Bool | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Num | Ty::Enum(_) => true,
+        Ty::Vec(item) => {
+            matches!(
+                **item,
+                Ty::Str | Ty::I32 | Ty::I64 | Ty::F64 | Ty::Num | Ty::Enum(_) | Ty::Number | Ty::Int64
+            )
+        }
         _ => false,
     }
 }
@@ -577,20 +701,34 @@ fn emit_accessors(s: &mut String, name: &str, prefix: &str, node: &Node, gens: &
         let api = g.api;
         let _ = writeln!(s, "/// `{} {}` (`{}`).\n///", api.http_method, api.path, api.id);
         let _ = writeln!(s, "/// Tokens: {}.", token_list(g));
-        if let Some(p) = &g.paging {
-            if p.items.is_some() {
-                s.push_str("/// Paginated: `.items()` streams every item, `.pages()` every page.\n");
-            } else {
-                s.push_str("/// Paginated: `.pages()` streams every page.\n");
+        match &g.paging {
+            PageGen::No => {}
+            PageGen::Yes(p) => {
+                let what = if p.items.is_some() {
+                    "`.items()` streams every item, `.pages()` every page"
+                } else {
+                    "`.pages()` streams every page"
+                };
+                let _ = writeln!(
+                    s,
+                    "/// Paginated: {what} (request `{}`, reply `{}`).",
+                    p.token_wire, p.next_token.1
+                );
+            }
+            PageGen::OnePage(why) => {
+                let _ = writeln!(s, "/// {why}");
             }
         }
-        if matches!(g.body, Body::Multipart(_)) {
+        if matches!(g.body, Body::Multipart { .. }) {
             s.push_str("/// Uploads `multipart/form-data`.\n");
         }
         if g.download {
             s.push_str(
                 "/// Replies with a file: a [`Download`](crate::Download) (a stream and the file name).\n",
             );
+        }
+        if let Some(note) = g.download_note {
+            let _ = writeln!(s, "/// {note}");
         }
         let _ = writeln!(s, "///\n/// Documentation: <{}>", api.doc_url);
         let _ = writeln!(
@@ -613,7 +751,7 @@ fn emit_accessors(s: &mut String, name: &str, prefix: &str, node: &Node, gens: &
 
 fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
     let api = g.api;
-    let upload = matches!(g.body, Body::Multipart(_));
+    let upload = matches!(g.body, Body::Multipart { .. });
     let _ = writeln!(s, "/// Request of `{}`: `{} {}`.\n///", api.id, api.http_method, api.path);
     let reply =
         if g.download { "a [`Download`](crate::Download)".to_owned() } else { format!("[`{}`]", g.response) };
@@ -654,7 +792,7 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
         Body::JsonMap => {
             s.push_str("/// The JSON body (its fields are not in the spec).\npub body: serde_json::Map<String, serde_json::Value>,\n");
         }
-        Body::Multipart(parts) => {
+        Body::Multipart { parts, extra } => {
             for f in parts {
                 let what = if f.ty == Ty::File { "File part" } else { "Form field" };
                 let _ = writeln!(
@@ -665,6 +803,9 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
                     f.ident,
                     f.ty.rust()
                 );
+            }
+            if *extra {
+                s.push_str("/// More form fields, `(name, value)`: the spec lists none, see the documentation.\npub form_fields: Vec<(String, String)>,\n");
             }
         }
     }
@@ -688,9 +829,12 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
         match &g.body {
             Body::None => {}
             Body::Json { .. } | Body::JsonMap => s.push_str("body: Default::default(),\n"),
-            Body::Multipart(parts) => {
+            Body::Multipart { parts, extra } => {
                 for f in parts {
                     let _ = writeln!(s, "{}: None,", f.ident);
+                }
+                if *extra {
+                    s.push_str("form_fields: Vec::new(),\n");
                 }
             }
         }
@@ -716,7 +860,7 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
         Body::JsonMap => {
             s.push_str("/// Sets the whole body.\npub fn body(mut self, body: serde_json::Map<String, serde_json::Value>) -> Self {\nself.body = body;\nself\n}\n\n");
         }
-        Body::Multipart(parts) => {
+        Body::Multipart { parts, extra } => {
             for f in parts {
                 emit_setter(
                     s,
@@ -725,6 +869,9 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
                     &format!("Sets form part `{}`.", f.wire),
                     &f.ty,
                 );
+            }
+            if *extra {
+                s.push_str("/// Adds a form field (sent after the parts above).\npub fn form_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {\nself.form_fields.push((name.into(), value.into()));\nself\n}\n\n");
             }
         }
     }
@@ -749,43 +896,48 @@ fn emit_request(s: &mut String, g: &ApiGen<'_>, ts: &TypeSpace) {
         let _ = write!(s, ".path({}, self.{ident})", lit(wire));
     }
     for q in &g.query {
-        let call = if matches!(q.ty, Ty::Vec(_)) { "query_all" } else { "query" };
+        let call = match q.ty {
+            Ty::Vec(_) => "query_all",
+            Ty::Secret => "query_secret",
+            _ => "query",
+        };
         let _ = write!(s, ".{call}({}, self.{})", lit(&q.wire), q.ident);
     }
     match &g.body {
         Body::None => {}
         Body::Json { .. } | Body::JsonMap => s.push_str(".json(&self.body)"),
-        Body::Multipart(parts) => {
+        Body::Multipart { parts, extra } => {
             s.push_str(".multipart()");
             for f in parts {
                 let call = if f.ty == Ty::File { "file" } else { "text" };
                 let _ = write!(s, ".{call}({}, self.{})", lit(&f.wire), f.ident);
             }
+            if *extra {
+                s.push_str(".form_fields(self.form_fields)");
+            }
         }
     }
     s.push_str("\n}\n}\n\n");
 
-    if let Some(p) = &g.paging {
+    if let PageGen::Yes(p) = &g.paging {
         let _ = writeln!(s, "impl crate::Paginated for {} {{", g.request);
-        match &p.token_place {
-            Some(place) => {
-                let _ = writeln!(
-                    s,
-                    "fn set_page_token(&mut self, token: String) {{\n{place} = Some(token);\n}}\n"
-                );
-            }
-            None => s.push_str("fn set_page_token(&mut self, _token: String) {}\n\n"),
-        }
-        let has_more = p.has_more.as_ref().map_or("None".to_owned(), |f| format!("page.{f}"));
-        match &p.next_token {
-            Some(tok) => {
-                let _ = writeln!(
-                    s,
-                    "fn next_page_token(page: &Self::Response) -> Option<String> {{\ncrate::next_page_token({has_more}, page.{tok}.as_deref())\n}}"
-                );
-            }
-            None => s.push_str("fn next_page_token(_page: &Self::Response) -> Option<String> {\nNone\n}\n"),
-        }
+        let _ = writeln!(
+            s,
+            "fn set_page_token(&mut self, token: String) {{\n{} = Some(token);\n}}\n",
+            p.token_place
+        );
+        let has_more = p.has_more.as_ref().map_or("None".to_owned(), |(f, _)| format!("page.{f}"));
+        let (tok, _, ty) = &p.next_token;
+        let token = if *ty == Ty::Str {
+            format!("page.{tok}.as_deref()")
+        } else {
+            // A number token goes back as its text.
+            format!("page.{tok}.map(|t| t.to_string()).as_deref()")
+        };
+        let _ = writeln!(
+            s,
+            "fn next_page(page: &Self::Response) -> crate::NextPage {{\ncrate::next_page({has_more}, {token})\n}}"
+        );
         s.push_str("}\n\n");
         if let Some((field, item)) = &p.items {
             let _ = writeln!(
@@ -895,7 +1047,10 @@ mod tests {
         assert!(
             contact.contains("fn set_page_token(&mut self, token: String) {\nself.page_token = Some(token);")
         );
-        assert!(contact.contains("crate::next_page_token(page.has_more, page.page_token.as_deref())"));
+        assert!(contact.contains(
+            "fn next_page(page: &Self::Response) -> crate::NextPage {\ncrate::next_page(page.has_more, page.page_token.as_deref())"
+        ));
+        assert!(contact.contains("/// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`)."));
         assert!(contact.contains("impl crate::PaginatedItems for ListUserRequest {\ntype Item = User;"));
         assert!(contact.contains("pub struct User {"));
     }
@@ -914,5 +1069,130 @@ mod tests {
     #[test]
     fn output_is_deterministic() {
         assert_eq!(run(), run());
+    }
+
+    /// Generates one API (`x.v1.<resource>.<method>`) from its JSON fields.
+    fn one(fields: &str) -> Result<String, String> {
+        let spec = format!(
+            r#"{{"count": 1, "apis": [{{"id": "x.v1.thing.list", "project": "x", "version": "v1", "resource": "thing",
+              "method": "list", "doc_url": "https://d", "access_tokens": ["tenant"], {fields}}}]}}"#
+        );
+        let spec: ApiFile = serde_json::from_str(&spec).map_err(|e| e.to_string())?;
+        let mut out = Output::default();
+        generate(&spec, &mut out)?;
+        Ok(out.files["lark-services/src/generated/x/v1.rs"].clone()
+            + &out.files["lark-services/tests/generated/api_rows.rs"])
+    }
+
+    #[test]
+    fn cursors_with_other_names_page_when_the_reply_has_next_name() {
+        let text = one(
+            r#""http_method": "GET", "path": "/open-apis/x/v1/things", "paginated": true,
+               "pagination": {"page_token_in": null, "response_token_field": null, "has_more_field": "has_more", "items_field": null},
+               "request": {"query": {"type": "object", "properties": {"cursor_id": {"type": "string"}}}},
+               "response_data": {"type": "object", "properties": {"next_cursor_id": {"type": "string"}, "has_more": {"type": "boolean"}}}"#,
+        )
+        .unwrap();
+        assert!(text.contains("fn set_page_token(&mut self, token: String) {\nself.cursor_id = Some(token);"));
+        assert!(text.contains("crate::next_page(page.has_more, page.next_cursor_id.as_deref())"));
+        assert!(text.contains("(request `cursor_id`, reply `next_cursor_id`)"));
+        assert!(text.contains(
+            "t.paged(\"x.v1.thing.list\", c.x().v1().thing().list(lark_services::x::v1::ListThingRequest::new().cursor_id(\"s\")), Paging { token: \"cursor_id\", next: \"next_cursor_id\", has_more: Some(\"has_more\"), number: false });"
+        ));
+    }
+
+    #[test]
+    fn a_number_reply_token_is_sent_back_as_text() {
+        let text = one(
+            r#""http_method": "GET", "path": "/open-apis/x/v1/things", "paginated": true,
+               "pagination": {"page_token_in": "query", "response_token_field": "page_token", "has_more_field": null, "items_field": "items"},
+               "request": {"query": {"type": "object", "properties": {"page_token": {"type": "string"}}}},
+               "response_data": {"type": "object", "properties": {"page_token": {"type": "number", "format": "int32"},
+                 "items": {"type": "array", "items": {"type": "string"}}}}"#,
+        )
+        .unwrap();
+        assert!(text.contains("crate::next_page(None, page.page_token.map(|t| t.to_string()).as_deref())"));
+        assert!(text.contains("impl crate::PaginatedItems for ListThingRequest {\ntype Item = String;"));
+    }
+
+    #[test]
+    fn lists_without_a_usable_token_return_one_page_and_say_so() {
+        let text = one(
+            r#""http_method": "GET", "path": "/open-apis/x/v1/things", "paginated": true,
+               "pagination": {"page_token_in": "query", "response_token_field": null, "has_more_field": null, "items_field": "items"},
+               "request": {"query": {"type": "object", "properties": {"page_token": {"type": "string"}}}},
+               "response_data": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}}}}"#,
+        )
+        .unwrap();
+        assert!(!text.contains("impl crate::Paginated for"));
+        assert!(text.contains("/// Listed as paginated, but its reply has no next-page token in the spec: a call returns one page, and there is no `.pages()`."));
+        assert!(!text.contains("t.paged("));
+    }
+
+    #[test]
+    fn an_upload_without_a_schema_takes_a_file_and_free_fields() {
+        let text = one(
+            r#""http_method": "POST", "path": "/open-apis/x/v1/things", "file_upload": true, "request": {},
+               "response_data": {"type": "object", "properties": {"id": {"type": "string"}}}"#,
+        )
+        .unwrap();
+        assert!(text.contains("/// File part `file` (required).\npub file: Option<crate::UploadFile>,"));
+        assert!(text.contains("pub form_fields: Vec<(String, String)>,"));
+        assert!(text.contains(
+            "pub fn form_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {"
+        ));
+        assert!(text.contains(".multipart().file(\"file\", self.file).form_fields(self.form_fields)"));
+        assert!(text.contains(
+            ".file(lark_services::UploadFile::bytes(\"f.bin\", vec![1u8])).form_field(\"extra\", \"s\")"
+        ));
+    }
+
+    #[test]
+    fn a_get_marked_as_upload_is_a_download_or_an_error() {
+        let get = r#""http_method": "GET", "path": "/open-apis/x/v1/things", "file_upload": true,
+               "request": {"query": {"type": "object", "properties": {"file_key": {"type": "string"}}}}"#;
+        let err = one(get).unwrap_err();
+        assert!(
+            err.contains("x.v1.thing.list: marked as a file upload, but a GET request carries no form"),
+            "{err}"
+        );
+        let text = one(&get.replace("/things\"", "/things/download\"")).unwrap_err();
+        assert!(text.contains("carries no form"), "the path alone does not decide: {text}");
+        let spec = format!(
+            r#"{{"count": 1, "apis": [{{"id": "x.v1.thing.download", "project": "x", "version": "v1", "resource": "thing",
+              "method": "download", "doc_url": "https://d", "access_tokens": ["user"], {get},
+              "response_data": {{"type": "object", "properties": {{"content_type": {{"type": "string"}}}}}}}}]}}"#
+        );
+        let spec: ApiFile = serde_json::from_str(&spec).unwrap();
+        let mut out = Output::default();
+        generate(&spec, &mut out).unwrap();
+        let text = &out.files["lark-services/src/generated/x/v1.rs"];
+        assert!(text.contains("type Response = crate::Download;\ntype Reply = crate::FileReply;"));
+        assert!(text
+            .contains("/// The spec marks it an upload, but a GET carries no form: the reply is the file."));
+        assert!(!text.contains(".multipart()"));
+    }
+
+    #[test]
+    fn an_upload_with_fields_but_no_file_part_is_an_error() {
+        let err = one(r#""http_method": "POST", "path": "/open-apis/x/v1/things", "file_upload": true,
+               "request": {"body": {"type": "object", "properties": {"name": {"type": "string"}}}}"#)
+        .unwrap_err();
+        assert_eq!(err, "x.v1.thing.list: an upload whose form fields include no file part");
+    }
+
+    #[test]
+    fn secret_query_values_stay_secret() {
+        let text = one(
+            r#""http_method": "GET", "path": "/open-apis/x/v1/things",
+               "request": {"query": {"type": "object", "properties": {"app_secret": {"type": "string"}, "ticket": {"type": "string"}}}}"#,
+        )
+        .unwrap();
+        assert!(text.contains("pub app_secret: Option<lark_types::SecretString>,"));
+        assert!(
+            text.contains(".query_secret(\"app_secret\", self.app_secret).query(\"ticket\", self.ticket)")
+        );
+        assert!(text
+            .contains("pub fn app_secret(mut self, value: impl Into<lark_types::SecretString>) -> Self {"));
     }
 }

@@ -14,15 +14,29 @@ use crate::names::{pascal, singular, snake, RESERVED_TYPE_NAMES};
 use crate::spec::Schema;
 
 /// Field names typed as `SecretString` wherever they hold a string: their `Debug` shows nothing.
+/// Besides these, every name ending in one of [`SECRET_SUFFIXES`] is a secret.
 pub(crate) const SECRET_FIELDS: &[&str] = &[
-    "access_token",
-    "refresh_token",
-    "app_access_token",
-    "tenant_access_token",
-    "user_access_token",
-    "app_ticket",
-    "app_secret",
+    // application.v6: the app's secret, event encrypt key and verification token.
+    "secret",
+    "encryption_key",
+    "verification_token",
+    // Passwords: meetings (vc, calendar), caldav, drive links, exams, accounts.
+    "password",
+    // approval.v4 external approvals: the token and key that sign and encrypt callbacks.
+    "action_callback_token",
+    "action_callback_key",
 ];
+
+/// Name endings that make a string field a secret: `app_secret`, `ent_email_password`,
+/// `*access_token`, `*refresh_token`, `app_ticket`. A bare `ticket` (the id of a drive import
+/// or export task) is not one.
+pub(crate) const SECRET_SUFFIXES: &[&str] =
+    &["_secret", "_password", "access_token", "refresh_token", "_ticket"];
+
+/// Whether a field of this wire name holds a secret (when it holds a string).
+pub(crate) fn is_secret(wire: &str) -> bool {
+    SECRET_FIELDS.contains(&wire) || SECRET_SUFFIXES.iter().any(|s| wire.ends_with(s))
+}
 
 /// A Rust type of a field (always held in an `Option`, except path values).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,13 +47,20 @@ pub(crate) enum Ty {
     Bool,
     /// `i32` (`format: int32`).
     I32,
-    /// `i64`, read from a string or a number (`format: int64`, or a number of unknown format).
+    /// `i64` (`format: int64`): read from a string or a number, written as a string.
     I64,
-    /// `f64` (`float`, `double`, or `format_hint: float`).
+    /// `f64` (`format: float` / `double`).
     F64,
+    /// `f64` for a number whose kind the spec does not settle (no `format`, or `int32` with
+    /// `format_hint: float`): read from a number or a numeric string, written as an integer
+    /// when it is whole.
+    Num,
     /// A decimal kept as text.
     Decimal,
-    /// `serde_json::Number` (an integer of unknown width deep inside maps).
+    /// `lark_types::serde_helpers::Int64`: an int64 where no field-level helper reaches (inside
+    /// maps or nested arrays).
+    Int64,
+    /// `serde_json::Number`: a number of unknown kind where no field-level helper reaches.
     Number,
     /// `serde_json::Value`: `any`, `anyOf`, or an object without properties.
     Json,
@@ -65,7 +86,8 @@ impl Ty {
             Ty::Bool => "bool".into(),
             Ty::I32 => "i32".into(),
             Ty::I64 => "i64".into(),
-            Ty::F64 => "f64".into(),
+            Ty::F64 | Ty::Num => "f64".into(),
+            Ty::Int64 => "lark_types::serde_helpers::Int64".into(),
             Ty::Decimal => "String".into(),
             Ty::Number => "serde_json::Number".into(),
             Ty::Json => "serde_json::Value".into(),
@@ -83,6 +105,8 @@ impl Ty {
         match self {
             Ty::I64 => Some("int64"),
             Ty::Vec(t) if **t == Ty::I64 => Some("int64_vec"),
+            Ty::Num => Some("number"),
+            Ty::Vec(t) if **t == Ty::Num => Some("number_vec"),
             Ty::Decimal => Some("decimal"),
             Ty::Secret => Some("secret"),
             _ => None,
@@ -94,11 +118,13 @@ impl Ty {
         format!("{self:?}")
     }
 
-    /// The same type where no field-level helper can reach: integers of unknown width become
-    /// `serde_json::Number`, decimals and secrets plain values.
+    /// The same type where no field-level helper can reach: int64s become the `Int64` newtype,
+    /// numbers of unknown kind `serde_json::Number` (kept exactly as sent), decimals and secrets
+    /// plain values.
     fn deep(self) -> Ty {
         match self {
-            Ty::I64 => Ty::Number,
+            Ty::I64 => Ty::Int64,
+            Ty::Num => Ty::Number,
             Ty::Decimal => Ty::Json,
             Ty::Secret => Ty::Str,
             Ty::Vec(t) => Ty::Vec(Box::new(t.deep())),
@@ -222,14 +248,7 @@ impl TypeSpace {
                 Some(values) if !values.is_empty() => self.open_enum(values, preferred, parent, origin),
                 _ => Ty::Str,
             },
-            Some("number") | Some("integer") => match schema.format.as_deref() {
-                Some("int32") => Ty::I32,
-                Some("int64") => Ty::I64,
-                Some("float") | Some("double") => Ty::F64,
-                Some("decimal") => Ty::Decimal,
-                _ if schema.format_hint.as_deref() == Some("float") => Ty::F64,
-                _ => Ty::I64,
-            },
+            Some("number") | Some("integer") => number_ty(schema),
             Some("boolean") => Ty::Bool,
             Some("file") => Ty::File,
             Some("array") => {
@@ -237,7 +256,7 @@ impl TypeSpace {
                     Some(items) => self.resolve(items, preferred, parent, origin, side),
                     None => Ty::Json,
                 };
-                Ty::Vec(Box::new(if item == Ty::I64 { item } else { item.deep() }))
+                Ty::Vec(Box::new(if matches!(item, Ty::I64 | Ty::Num) { item } else { item.deep() }))
             }
             Some("map") => {
                 let value = match &schema.values {
@@ -247,25 +266,17 @@ impl TypeSpace {
                 Ty::Map(Box::new(value.deep()))
             }
             Some("object") if !schema.props().is_empty() => {
-                Ty::Struct(self.object(schema, preferred, parent, origin, side, &[]))
+                Ty::Struct(self.object(schema, preferred, parent, origin, side))
             }
             _ => Ty::Json,
         }
     }
 
     /// The fields of an object schema (named and typed, not yet a struct).
-    pub(crate) fn fields(
-        &mut self,
-        schema: &Schema,
-        parent: &str,
-        origin: &str,
-        side: Side,
-        extra_secrets: &[&str],
-    ) -> Vec<Field> {
+    pub(crate) fn fields(&mut self, schema: &Schema, parent: &str, origin: &str, side: Side) -> Vec<Field> {
         let mut fields: Vec<Field> = Vec::new();
         for (wire, child) in schema.props() {
-            let mut f =
-                self.field(wire, child, schema.is_required(wire), None, parent, origin, side, extra_secrets);
+            let mut f = self.field(wire, child, schema.is_required(wire), None, parent, origin, side);
             if fields.iter().any(|g| g.ident == f.ident) {
                 let mut n = 2;
                 while fields.iter().any(|g| g.ident == format!("{}_{n}", f.ident)) {
@@ -279,7 +290,8 @@ impl TypeSpace {
     }
 
     /// One field: its Rust name and type. A nested object or enum is named `preferred`, or by
-    /// default after the field (the singular for arrays).
+    /// default after the field (the singular for arrays). A string whose name [`is_secret`] is a
+    /// `SecretString`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn field(
         &mut self,
@@ -290,15 +302,13 @@ impl TypeSpace {
         parent: &str,
         origin: &str,
         side: Side,
-        extra_secrets: &[&str],
     ) -> Field {
         let preferred = preferred.unwrap_or_else(|| match child.ty.as_deref() {
             Some("array") => pascal(&singular(wire)),
             _ => pascal(wire),
         });
         let mut ty = self.resolve(child, &preferred, parent, origin, side);
-        let secret = SECRET_FIELDS.contains(&wire) || extra_secrets.contains(&wire);
-        if secret && ty == Ty::Str {
+        if ty == Ty::Str && is_secret(wire) {
             ty = Ty::Secret;
         }
         self.stats.fields += 1;
@@ -313,9 +323,8 @@ impl TypeSpace {
         parent: &str,
         origin: &str,
         side: Side,
-        extra_secrets: &[&str],
     ) -> String {
-        let fields = self.fields(schema, preferred, origin, side, extra_secrets);
+        let fields = self.fields(schema, preferred, origin, side);
         self.define_struct(preferred, parent, origin, side, fields)
     }
 
@@ -394,6 +403,22 @@ impl TypeSpace {
                 .insert(name.clone(), EnumDef { name: name.clone(), variants, origin: origin.to_owned() });
         }
         Ty::Enum(name)
+    }
+}
+
+/// The type of a `number` / `integer` schema. `format` decides when it is given, except that
+/// `int32` with `format_hint: float` (the sources disagree) is a [`Ty::Num`]; with no format the
+/// number is a [`Ty::Num`] (most are integers, some are not: an `f64` reads both, and a whole
+/// value is written back as an integer).
+pub(crate) fn number_ty(schema: &Schema) -> Ty {
+    let hint_float = schema.format_hint.as_deref() == Some("float");
+    match schema.format.as_deref() {
+        Some("int32") if hint_float => Ty::Num,
+        Some("int32") => Ty::I32,
+        Some("int64") => Ty::I64,
+        Some("float") | Some("double") => Ty::F64,
+        Some("decimal") => Ty::Decimal,
+        _ => Ty::Num,
     }
 }
 
@@ -505,9 +530,9 @@ mod tests {
         let b = schema(
             r#"{"type":"object","properties":{"sender":{"type":"object","properties":{"id":{"type":"number","format":"int64"}}}}}"#,
         );
-        let first = ts.object(&a, "ARes", "", "a", Side::Response, &[]);
-        let again = ts.object(&a, "ARes", "", "a", Side::Request, &[]);
-        let other = ts.object(&b, "BRes", "", "b", Side::Response, &[]);
+        let first = ts.object(&a, "ARes", "", "a", Side::Response);
+        let again = ts.object(&a, "ARes", "", "a", Side::Request);
+        let other = ts.object(&b, "BRes", "", "b", Side::Response);
         assert_eq!(first, again);
         assert!(ts.structs["Sender"].settable, "reuse from a request makes it settable");
         assert_eq!(ts.structs["BRes"].fields[0].ty, Ty::Struct("BResSender".into()));
@@ -527,13 +552,13 @@ mod tests {
                 "f":{"type":"object"},"g":{"anyOf":[{"type":"string"}]},
                 "access_token":{"type":"string"},"Type":{"type":"boolean"}}}"#,
         );
-        ts.object(&s, "Top", "", "t", Side::Response, &[]);
+        ts.object(&s, "Top", "", "t", Side::Response);
         let f = &ts.structs["Top"].fields;
         let tys: Vec<String> = f.iter().map(|f| f.ty.rust()).collect();
         assert_eq!(
             tys,
             [
-                "i64",
+                "f64",
                 "f64",
                 "Vec<i64>",
                 "std::collections::BTreeMap<String, serde_json::Number>",
@@ -544,10 +569,78 @@ mod tests {
                 "bool"
             ]
         );
+        assert_eq!(f[0].ty, Ty::Num, "a number of unknown format reads fractions too");
+        assert_eq!(f[0].ty.serde_kind(), Some("number"));
+        assert_eq!(f[1].ty, Ty::Num);
         assert_eq!(f[2].ty.serde_kind(), Some("int64_vec"));
         assert_eq!(f[8].ident, "type_");
         let variants: Vec<&str> = ts.enums["E"].variants.iter().map(|(i, _)| i.as_str()).collect();
         assert_eq!(variants, ["XY", "V1", "UnknownValue"]);
+    }
+
+    #[test]
+    fn number_formats_and_hints() {
+        let ty = |json: &str| number_ty(&schema(json));
+        assert_eq!(ty(r#"{"type":"number","format":"int32"}"#), Ty::I32);
+        assert_eq!(ty(r#"{"type":"number","format":"int32","format_hint":"float"}"#), Ty::Num);
+        assert_eq!(ty(r#"{"type":"number","format":"int64"}"#), Ty::I64);
+        assert_eq!(ty(r#"{"type":"number","format":"double","format_hint":"float"}"#), Ty::F64);
+        assert_eq!(ty(r#"{"type":"number","format":"float"}"#), Ty::F64);
+        assert_eq!(ty(r#"{"type":"number","format":"decimal","format_hint":"float"}"#), Ty::Decimal);
+        assert_eq!(ty(r#"{"type":"integer"}"#), Ty::Num);
+        assert_eq!(Ty::I64.serde_kind(), Some("int64"));
+
+        let mut ts = TypeSpace::default();
+        let s = schema(
+            r#"{"type":"object","properties":{
+                "m":{"type":"map","values":{"type":"number","format":"int64"}},
+                "n":{"type":"array","items":{"type":"array","items":{"type":"number","format":"int64"}}},
+                "v":{"type":"array","items":{"type":"number"}}}}"#,
+        );
+        ts.object(&s, "Top", "", "t", Side::Response);
+        let f = &ts.structs["Top"].fields;
+        let tys: Vec<String> = f.iter().map(|f| f.ty.rust()).collect();
+        assert_eq!(
+            tys,
+            [
+                "std::collections::BTreeMap<String, lark_types::serde_helpers::Int64>",
+                "Vec<Vec<lark_types::serde_helpers::Int64>>",
+                "Vec<f64>"
+            ]
+        );
+        assert_eq!(f[2].ty.serde_kind(), Some("number_vec"));
+    }
+
+    #[test]
+    fn secrets_by_name_and_suffix_but_not_ordinary_ids() {
+        for name in [
+            "secret",
+            "app_secret",
+            "password",
+            "ent_email_password",
+            "access_token",
+            "user_access_token",
+            "refresh_token",
+            "app_ticket",
+            "verification_token",
+            "encryption_key",
+        ] {
+            assert!(is_secret(name), "{name}");
+        }
+        for name in
+            ["ticket", "ticket_id", "token", "file_token", "page_token", "app_token", "tenant_key", "key"]
+        {
+            assert!(!is_secret(name), "{name}");
+        }
+        let mut ts = TypeSpace::default();
+        let s = schema(
+            r#"{"type":"object","properties":{
+                "meeting_settings":{"type":"object","properties":{"password":{"type":"string"}}},
+                "allow_refresh_token":{"type":"boolean"}}}"#,
+        );
+        ts.object(&s, "Top", "", "t", Side::Request);
+        assert_eq!(ts.structs["MeetingSettings"].fields[0].ty, Ty::Secret, "nested secrets too");
+        assert_eq!(ts.structs["Top"].fields[1].ty, Ty::Bool, "only strings become secrets");
     }
 
     #[test]
@@ -556,7 +649,7 @@ mod tests {
         let s = schema(
             r#"{"type":"object","properties":{"option":{"type":"object","properties":{"k":{"type":"string"}}}}}"#,
         );
-        ts.object(&s, "Top", "", "t", Side::Response, &[]);
+        ts.object(&s, "Top", "", "t", Side::Response);
         assert!(ts.structs.contains_key("TopOption"));
         assert!(!ts.structs.contains_key("Option"));
     }

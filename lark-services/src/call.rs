@@ -2,6 +2,7 @@
 //! how it becomes a raw request ([`Outgoing`], [`UploadFile`]) and the future-builder that
 //! sends it ([`Call`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use futures_util::future::BoxFuture;
 use http::Method;
 use lark_transport::{ApiRequest, Download, Multipart};
 use lark_types::{
-    AccessTokenType, AccessTokenTypes, LarkError, SecretString, TransportError, TransportErrorKind,
+    AccessTokenType, AccessTokenTypes, ConfigError, LarkError, SecretString, TransportError,
+    TransportErrorKind,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -136,13 +138,14 @@ impl ReplyKind<Download> for FileReply {
 }
 
 enum FormPart {
-    Text(&'static str, String),
+    Text(Cow<'static, str>, String),
     File(&'static str, UploadFile),
 }
 
 /// A request on its way out: the raw [`ApiRequest`] plus, for uploads, the form parts (files
 /// are opened when the call is sent).
 pub struct Outgoing {
+    api: &'static str,
     req: ApiRequest,
     form: Option<Vec<FormPart>>,
 }
@@ -153,11 +156,16 @@ impl fmt::Debug for Outgoing {
             parts
                 .iter()
                 .map(|p| match p {
-                    FormPart::Text(n, _) | FormPart::File(n, _) => *n,
+                    FormPart::Text(n, _) => n.as_ref(),
+                    FormPart::File(n, _) => *n,
                 })
                 .collect()
         });
-        f.debug_struct("Outgoing").field("req", &self.req).field("form_parts", &parts).finish()
+        f.debug_struct("Outgoing")
+            .field("api", &self.api)
+            .field("req", &self.req)
+            .field("form_parts", &parts)
+            .finish()
     }
 }
 
@@ -167,7 +175,7 @@ impl Outgoing {
         let accepted = meta.token_types();
         let mut req = ApiRequest::new(meta.method, meta.path);
         req.auth_mut().accepted = accepted;
-        Outgoing { req, form: None }
+        Outgoing { api: meta.id, req, form: None }
     }
 
     /// Fills the `:name` segment of the path (percent-encoded when sent).
@@ -180,6 +188,15 @@ impl Outgoing {
     pub fn query<V: ToString>(mut self, key: &'static str, value: Option<V>) -> Self {
         if let Some(v) = value {
             self.req = self.req.query(key, v);
+        }
+        self
+    }
+
+    /// Adds query `key` when `secret` is set: the plain secret goes on the wire (a
+    /// [`SecretString`]'s `Display` is redacted, so [`query`](Self::query) would send that).
+    pub fn query_secret(mut self, key: &'static str, secret: Option<SecretString>) -> Self {
+        if let Some(s) = secret {
+            self.req = self.req.query(key, s.expose_secret());
         }
         self
     }
@@ -198,7 +215,7 @@ impl Outgoing {
         self
     }
 
-    /// Makes the body `multipart/form-data` (even with no parts).
+    /// Makes the body `multipart/form-data`. Sending it fails unless a file part is added.
     pub fn multipart(mut self) -> Self {
         self.form.get_or_insert_with(Vec::new);
         self
@@ -207,8 +224,15 @@ impl Outgoing {
     /// Adds a plain form field when `value` is set.
     pub fn text<V: ToString>(mut self, name: &'static str, value: Option<V>) -> Self {
         if let Some(v) = value {
-            self.form.get_or_insert_with(Vec::new).push(FormPart::Text(name, v.to_string()));
+            self.form.get_or_insert_with(Vec::new).push(FormPart::Text(Cow::Borrowed(name), v.to_string()));
         }
+        self
+    }
+
+    /// Adds plain form fields of any names (for uploads whose fields the API list does not give).
+    pub fn form_fields(mut self, fields: Vec<(String, String)>) -> Self {
+        let form = self.form.get_or_insert_with(Vec::new);
+        form.extend(fields.into_iter().map(|(name, value)| FormPart::Text(Cow::Owned(name), value)));
         self
     }
 
@@ -225,9 +249,16 @@ impl Outgoing {
         &self.req
     }
 
-    /// The finished raw request: files given by path are opened now.
+    /// The finished raw request: files given by path are opened now. An upload without a file
+    /// part is an error (nothing is sent).
     pub async fn into_request(self) -> Result<ApiRequest, LarkError> {
         let Some(parts) = self.form else { return Ok(self.req) };
+        if !parts.iter().any(|p| matches!(p, FormPart::File(..))) {
+            return Err(LarkError::Config(ConfigError::new(format!(
+                "`{}` uploads a file, but the request has no file part set",
+                self.api
+            ))));
+        }
         let mut form = Multipart::new();
         for part in parts {
             form = match part {

@@ -56,10 +56,12 @@
 //! - Requests: path values are the arguments of `new`, query and body fields `impl Into`
 //!   setters; enums keep unknown values as `Unknown(String)`.
 //! - Replies: every field an `Option`, unknown fields ignored, 64-bit integers read from strings
-//!   or numbers.
-//! - Pagination: [`Call::items`] and [`Call::pages`] (streams, with `.limit(n)`); uploads take
-//!   [`UploadFile`]s; downloads return a [`Download`]. Each request's [`TypedRequest::META`]
-//!   holds its method, path, token types and documentation link.
+//!   or numbers (and sent as strings), numbers of unknown kind as `f64`; secrets (app secrets,
+//!   tokens, tickets, passwords) are `SecretString`s, redacted in `Debug`.
+//! - Pagination: [`Call::items`] and [`Call::pages`] (streams, with `.limit(n)`), which end with
+//!   an error when a reply breaks the paging rules; uploads take [`UploadFile`]s; downloads
+//!   return a [`Download`]. Each request's [`TypedRequest::META`] holds its method, path, token
+//!   types and documentation link.
 //! - `content` (feature `im`): message content builders (text with mentions, rich text, image,
 //!   file, cards).
 
@@ -80,4 +82,4 @@ pub use lark_auth::RedisStore;
 pub use lark_auth::{MemoryStore, TokenManager, TokenStore};
 pub use lark_transport::{Body, Download, Multipart, RetryPolicy};
 pub use lark_types::{AccessTokenType, AccessTokenTypes, ApiError, AppType, Domain, LarkError};
-pub use pagination::{next_page_token, Items, Pages, Paginated, PaginatedItems};
+pub use pagination::{next_page, Items, NextPage, Pages, Paginated, PaginatedItems};

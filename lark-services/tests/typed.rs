@@ -8,7 +8,7 @@ use lark_services::im::v1::{
     CreateFileRequest, CreateImageRequest, CreateMessageRequest, FileType, GetFileRequest, ImageType,
     ReceiveIdType, SearchMessageResponse,
 };
-use lark_services::{next_page_token, Client, LarkError, TypedRequest, UploadFile};
+use lark_services::{next_page, Client, LarkError, NextPage, TypedRequest, UploadFile};
 use lark_testkit::{FakePlatform, Fault};
 use serde_json::{json, Value};
 
@@ -112,13 +112,123 @@ async fn a_failing_page_is_passed_through_and_ends_the_stream() {
     assert!(items.next().await.is_none(), "no item after the error");
 }
 
+#[test]
+fn page_token_rules() {
+    assert_eq!(next_page(Some(false), Some("t")), NextPage::Last);
+    assert_eq!(next_page(Some(true), Some("t")), NextPage::Token("t".into()));
+    // `has_more` without a usable token is not a quiet end: the rest of the list is unreachable.
+    assert_eq!(next_page(Some(true), Some("")), NextPage::MissingToken);
+    assert_eq!(next_page(Some(true), None), NextPage::MissingToken);
+    // Without `has_more`, the token alone decides.
+    assert_eq!(next_page(None, Some("t")), NextPage::Token("t".into()));
+    assert_eq!(next_page(None, Some("")), NextPage::Last);
+    assert_eq!(next_page(None, None), NextPage::Last);
+}
+
+/// A list endpoint that answers each request with the next of `pages` (the reply's `data`) and
+/// records the query of each; the listing call sends its own user token, so nothing else is hit.
+async fn scripted_list(pages: Vec<Value>) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = queries.clone();
+    tokio::spawn(async move {
+        let mut pages = pages.into_iter();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+            let target = line.split(' ').nth(1).unwrap_or_default();
+            seen.lock().unwrap().push(target.split_once('?').map_or("", |(_, q)| q).to_owned());
+            let data = pages.next().unwrap_or_else(|| json!({"has_more": false}));
+            let body = json!({"code": 0, "msg": "ok", "data": data}).to_string();
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let client = Client::builder("cli_test", "secret").base_url(base).build().unwrap();
+    (client, queries)
+}
+
+fn user_page(id: &str, has_more: bool, token: Option<&str>) -> Value {
+    let mut page = json!({"has_more": has_more, "items": [{"open_id": id}]});
+    if let Some(t) = token {
+        page["page_token"] = json!(t);
+    }
+    page
+}
+
 #[tokio::test]
-async fn page_token_rules() {
-    assert_eq!(next_page_token(Some(false), Some("t")), None);
-    assert_eq!(next_page_token(Some(true), Some("t")).as_deref(), Some("t"));
-    assert_eq!(next_page_token(Some(true), Some("")), None);
-    assert_eq!(next_page_token(Some(true), None), None);
-    assert_eq!(next_page_token(None, Some("t")).as_deref(), Some("t"));
+async fn has_more_without_a_next_token_ends_the_stream_with_an_error() {
+    let pages = vec![user_page("ou_1", true, Some("A")), user_page("ou_2", true, Some(""))];
+    let (c, queries) = scripted_list(pages).await;
+    let call = c.contact().v3().user().list(ListUserRequest::new().page_size(1)).user_access_token("u-1");
+    let got: Vec<Result<ListUserResponse, LarkError>> = call.pages().collect().await;
+    assert_eq!(got.len(), 3, "two pages, then the error: {got:?}");
+    assert!(got[0].is_ok() && got[1].is_ok());
+    let err = got[2].as_ref().unwrap_err();
+    assert!(matches!(err, LarkError::Decode(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("contact.v3.user.list") && msg.contains("page 2"), "{msg}");
+    assert!(msg.contains("`has_more: true` but gives no next page token"), "{msg}");
+    assert_eq!(*queries.lock().unwrap(), ["page_size=1", "page_token=A&page_size=1"]);
+
+    // The item stream ends the same way, after the items it could fetch.
+    let pages = vec![user_page("ou_1", true, None)];
+    let (c, _) = scripted_list(pages).await;
+    let call = c.contact().v3().user().list(ListUserRequest::new()).user_access_token("u-1");
+    let got: Vec<_> = call.items().collect().await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].as_ref().unwrap().open_id.as_deref(), Some("ou_1"));
+    assert!(matches!(got[1], Err(LarkError::Decode(_))));
+
+    // A limit reached first means no error: the caller asked for no more.
+    let pages = vec![user_page("ou_1", true, None)];
+    let (c, _) = scripted_list(pages).await;
+    let call = c.contact().v3().user().list(ListUserRequest::new()).user_access_token("u-1");
+    let got: Vec<_> = call.pages().limit(1).collect().await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].is_ok());
+}
+
+#[tokio::test]
+async fn a_token_seen_before_ends_the_stream_with_an_error_not_a_loop() {
+    // A → B → A: comparing with the previous token alone would loop forever.
+    let pages = vec![
+        user_page("ou_1", true, Some("A")),
+        user_page("ou_2", true, Some("B")),
+        user_page("ou_3", true, Some("A")),
+        user_page("ou_4", false, None),
+    ];
+    let (c, queries) = scripted_list(pages).await;
+    let call = c.contact().v3().user().list(ListUserRequest::new()).user_access_token("u-1");
+    let got: Vec<_> = call.items().collect().await;
+    let ids: Vec<Option<&str>> =
+        got.iter().map(|r| r.as_ref().ok().and_then(|u| u.open_id.as_deref())).collect();
+    assert_eq!(ids, [Some("ou_1"), Some("ou_2"), Some("ou_3"), None]);
+    let msg = got[3].as_ref().unwrap_err().to_string();
+    assert!(msg.contains("page 3 repeats the page token \"A\" of an earlier page"), "{msg}");
+    assert_eq!(*queries.lock().unwrap(), ["", "page_token=A", "page_token=B"], "no fourth request");
+
+    // The same token twice in a row too.
+    let pages = vec![user_page("ou_1", true, Some("A")), user_page("ou_2", true, Some("A"))];
+    let (c, queries) = scripted_list(pages).await;
+    let call = c.contact().v3().user().list(ListUserRequest::new()).user_access_token("u-1");
+    let got: Vec<_> = call.pages().collect().await;
+    assert_eq!(got.len(), 3);
+    assert!(matches!(got[2], Err(LarkError::Decode(_))));
+    assert_eq!(queries.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -292,14 +402,30 @@ fn replies_tolerate_missing_unknown_and_odd_fields() {
     assert_eq!(t, ReceiveIdType::Unknown("thread_id".into()));
     assert_eq!(serde_json::to_value(&t).unwrap(), "thread_id");
 
-    // int64 fields read strings and numbers.
+    // Numbers of unknown kind (`total` has no format in the spec) are f64s: a fraction does not
+    // fail the reply, a string holding a number is read, and a whole value goes out as an integer.
     let found: SearchMessageResponse = serde_json::from_value(
-        json!({"total": "9007199254740993", "items": [{"id": "om_1", "meta_data": {"position": 3}}]}),
+        json!({"total": "12", "items": [{"id": "om_1", "meta_data": {"position": 3.5}}]}),
     )
     .unwrap();
-    assert_eq!(found.total, Some(9_007_199_254_740_993));
-    assert_eq!(found.items.unwrap()[0].meta_data.as_ref().unwrap().position, Some(3));
+    assert_eq!(found.total, Some(12.0));
+    assert_eq!(found.items.as_ref().unwrap()[0].meta_data.as_ref().unwrap().position, Some(3.5));
+    assert_eq!(serde_json::to_value(&found).unwrap()["total"], json!(12));
     assert!(serde_json::from_value::<SearchMessageResponse>(json!({"total": "many"})).is_err());
+
+    // int64 fields read strings and numbers, and are written as strings (the platform's form).
+    use lark_services::bitable::v1::BatchCreateAppTableRecordResponseRecord as BitableRecord;
+    let record: BitableRecord = serde_json::from_value(
+        json!({"created_time": "9007199254740993", "last_modified_time": 1700000000000i64}),
+    )
+    .unwrap();
+    assert_eq!(record.created_time, Some(9_007_199_254_740_993));
+    assert_eq!(record.last_modified_time, Some(1_700_000_000_000));
+    assert_eq!(
+        serde_json::to_value(&record).unwrap(),
+        json!({"created_time": "9007199254740993", "last_modified_time": "1700000000000"})
+    );
+    assert!(serde_json::from_value::<BitableRecord>(json!({"created_time": 1.5})).is_err());
 
     let meta = <CreateMessageRequest as TypedRequest>::META;
     assert_eq!(
@@ -307,6 +433,39 @@ fn replies_tolerate_missing_unknown_and_odd_fields() {
         ("im.v1.message.create", "POST", "/open-apis/im/v1/messages")
     );
     assert_eq!(meta.doc_url, "https://open.feishu.cn/document/server-docs/im-v1/message/create");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_but_sent_in_full() {
+    use lark_services::calendar::v4::{CreateCalendarEventRequest, MeetingSettings, Vchat};
+    let request = CreateCalendarEventRequest::new("cal_1")
+        .vchat(Vchat::default().meeting_settings(MeetingSettings::default().password("hunter2-meeting")));
+    assert!(!format!("{request:?}").contains("hunter2"), "{request:?}");
+    let body = serde_json::to_value(&request.body).unwrap();
+    assert_eq!(body["vchat"]["meeting_settings"]["password"], "hunter2-meeting");
+    let reply: lark_services::calendar::v4::CreateCalendarEventResponse = serde_json::from_value(
+        json!({"event": {"vchat": {"meeting_settings": {"password": "pw-from-reply"}}}}),
+    )
+    .unwrap();
+    assert!(!format!("{reply:?}").contains("pw-from-reply"));
+}
+
+#[tokio::test]
+async fn an_upload_without_its_file_fails_before_sending() {
+    let p = FakePlatform::start().await;
+    let c = client(&p);
+    let err = c
+        .im()
+        .v1()
+        .image()
+        .create(CreateImageRequest::new().image_type(ImageType::Message))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, LarkError::Config(_)), "{err:?}");
+    assert!(err
+        .to_string()
+        .contains("`im.v1.image.create` uploads a file, but the request has no file part set"));
+    assert!(p.uploads().is_empty());
 }
 
 #[test]

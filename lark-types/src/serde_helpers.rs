@@ -1,8 +1,11 @@
 //! Serde helpers shared by the generated API types (`lark-services`) and event types
 //! (`lark-events`), so both use one copy:
 //!
-//! - [`int64`] / [`int64_vec`]: integers the platform may send as JSON strings (`"123"`) or
-//!   numbers (`123`); they are sent as numbers.
+//! - [`int64`] / [`int64_vec`] / [`Int64`]: 64-bit integers, which travel as JSON strings
+//!   (`"123"`) so no digit is lost; they are read from strings or numbers and written as strings.
+//! - [`number`] / [`number_vec`]: numbers whose kind the API list does not settle (most are
+//!   integers, some carry fractions), held as `f64`: read from a number or a numeric string,
+//!   written as an integer when whole (`3`, not `3.0`).
 //! - [`decimal`]: decimals kept as text, read from a JSON string or number.
 //! - [`open_enum!`](crate::open_enum): string enums that keep values they do not know as
 //!   `Unknown(String)` instead of failing, since the platform adds values over time.
@@ -137,8 +140,10 @@ macro_rules! open_enum {
 ///
 /// Reading: fields are matched by wire name, unknown fields are skipped, absent and `null`
 /// fields are `None`, a repeated field keeps its last value. Writing: `None` fields are left
-/// out. A field may name a kind: `as int64` / `as int64_vec` (integers from strings or
-/// numbers), `as decimal` (text from a string or number), `as secret` (a `SecretString`).
+/// out. A field may name a kind, a module of this one: `as int64` / `as int64_vec` (integers
+/// from strings or numbers, written as strings), `as number` / `as number_vec` (`f64` from numbers
+/// or numeric strings, whole values written as integers), `as decimal` (text from a string or
+/// number), `as secret` (a `SecretString`).
 ///
 /// ```
 /// #[derive(Debug, Default, PartialEq)]
@@ -146,12 +151,23 @@ macro_rules! open_enum {
 ///     open_id: Option<String>,
 ///     type_: Option<i32>,
 ///     dept_id: Option<i64>,
+///     score: Option<f64>,
 /// }
-/// lark_types::json_struct!(User { open_id: "open_id", type_: "type", dept_id: "dept_id" as int64 });
+/// lark_types::json_struct!(User {
+///     open_id: "open_id",
+///     type_: "type",
+///     dept_id: "dept_id" as int64,
+///     score: "score" as number,
+/// });
 ///
-/// let u: User = serde_json::from_str(r#"{"open_id":"ou_1","type":2,"dept_id":"42","new":1}"#).unwrap();
-/// assert_eq!(u, User { open_id: Some("ou_1".into()), type_: Some(2), dept_id: Some(42) });
-/// assert_eq!(serde_json::to_string(&u).unwrap(), r#"{"open_id":"ou_1","type":2,"dept_id":42}"#);
+/// let u: User =
+///     serde_json::from_str(r#"{"open_id":"ou_1","type":2,"dept_id":42,"score":4.5,"new":1}"#).unwrap();
+/// assert_eq!(u, User { open_id: Some("ou_1".into()), type_: Some(2), dept_id: Some(42), score: Some(4.5) });
+/// let u = User { score: Some(3.0), ..u };
+/// assert_eq!(
+///     serde_json::to_string(&u).unwrap(),
+///     r#"{"open_id":"ou_1","type":2,"dept_id":"42","score":3}"#
+/// );
 /// ```
 #[macro_export]
 macro_rules! json_struct {
@@ -205,15 +221,12 @@ macro_rules! __json_write {
     ($map:ident, $wire:literal, $value:ident) => {
         $crate::serde_helpers::__serde::ser::SerializeMap::serialize_entry(&mut $map, $wire, $value)?
     };
-    ($map:ident, $wire:literal, $value:ident, secret) => {
+    ($map:ident, $wire:literal, $value:ident, $kind:ident) => {
         $crate::serde_helpers::__serde::ser::SerializeMap::serialize_entry(
             &mut $map,
             $wire,
-            $value.expose_secret(),
+            &$crate::serde_helpers::$kind::Out($value),
         )?
-    };
-    ($map:ident, $wire:literal, $value:ident, $other:ident) => {
-        $crate::serde_helpers::__serde::ser::SerializeMap::serialize_entry(&mut $map, $wire, $value)?
     };
 }
 
@@ -377,14 +390,14 @@ impl Visitor<'_> for IntVisitor {
     }
 }
 
-/// `Option<i64>` read from a JSON string or number (or `null`), written as a number.
+/// `Option<i64>` read from a JSON string or number (or `null`), written as a string.
 pub mod int64 {
     use super::*;
 
-    /// Writes the value as a JSON number (or `null`).
+    /// Writes the value as a JSON string (or `null`).
     pub fn serialize<S: Serializer>(value: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => serializer.serialize_i64(*v),
+            Some(v) => serializer.collect_str(v),
             None => serializer.serialize_none(),
         }
     }
@@ -404,16 +417,26 @@ pub mod int64 {
             deserialize(d)
         }
     }
+
+    /// A set value as [`json_struct!`](crate::json_struct) writes it: a JSON string.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Out<'a>(pub &'a i64);
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(self.0)
+        }
+    }
 }
 
-/// `Option<Vec<i64>>` whose items may each be a JSON string or number, written as numbers.
+/// `Option<Vec<i64>>` whose items may each be a JSON string or number, written as strings.
 pub mod int64_vec {
     use super::*;
 
-    /// Writes the values as JSON numbers (or `null`).
+    /// Writes the values as JSON strings (or `null`).
     pub fn serialize<S: Serializer>(value: &Option<Vec<i64>>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => serializer.collect_seq(v),
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
             None => serializer.serialize_none(),
         }
     }
@@ -431,6 +454,185 @@ pub mod int64_vec {
         type Value = Option<Vec<i64>>;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Vec<i64>>, D::Error> {
             deserialize(d)
+        }
+    }
+
+    /// Set values as [`json_struct!`](crate::json_struct) writes them: an array of strings.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Out<'a>(pub &'a Vec<i64>);
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(super::int64::Out))
+        }
+    }
+}
+
+/// An int64 where no field helper reaches (a map's values, nested arrays): read from a JSON
+/// string or number, written as a string.
+///
+/// ```
+/// use lark_types::serde_helpers::Int64;
+///
+/// let v: std::collections::BTreeMap<String, Int64> = serde_json::from_str(r#"{"a":"7","b":8}"#).unwrap();
+/// assert_eq!(i64::from(v["a"]), 7);
+/// assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"a":"7","b":"8"}"#);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Int64(pub i64);
+
+impl From<i64> for Int64 {
+    fn from(v: i64) -> Self {
+        Int64(v)
+    }
+}
+
+impl From<i32> for Int64 {
+    fn from(v: i32) -> Self {
+        Int64(i64::from(v))
+    }
+}
+
+impl From<Int64> for i64 {
+    fn from(v: Int64) -> Self {
+        v.0
+    }
+}
+
+impl fmt::Display for Int64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl serde::Serialize for Int64 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(IntVisitor).map(Int64)
+    }
+}
+
+/// A number from a JSON number or a string holding one; not NaN or infinite.
+#[derive(Clone, Copy)]
+struct NumberVisitor;
+
+impl Visitor<'_> for NumberVisitor {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, or a string holding one")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        match v.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(n),
+            _ => Err(E::custom(format!("expected a number, found the string {v:?}"))),
+        }
+    }
+}
+
+/// Writes `v` as an integer when it is whole and exact in an `f64` (|v| ≤ 2^53), else as is.
+fn write_number<S: Serializer>(v: f64, serializer: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if v.fract() == 0.0 && v.abs() <= EXACT {
+        serializer.serialize_i64(v as i64)
+    } else {
+        serializer.serialize_f64(v)
+    }
+}
+
+/// `Option<f64>` for a number of unknown kind: read from a JSON number or numeric string (or
+/// `null`), written as an integer when whole.
+pub mod number {
+    use super::*;
+
+    /// Writes the value (`3` for `3.0`), or `null`.
+    pub fn serialize<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => write_number(*v, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads a JSON number, a string holding one, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+        deserializer.deserialize_option(OptionOf(NumberVisitor))
+    }
+
+    /// [`deserialize`] as a seed, for [`json_struct!`](crate::json_struct).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Seed;
+
+    impl<'de> de::DeserializeSeed<'de> for Seed {
+        type Value = Option<f64>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
+            deserialize(d)
+        }
+    }
+
+    /// A set value as [`json_struct!`](crate::json_struct) writes it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Out<'a>(pub &'a f64);
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            write_number(*self.0, serializer)
+        }
+    }
+}
+
+/// `Option<Vec<f64>>` of numbers of unknown kind (see [`number`]).
+pub mod number_vec {
+    use super::*;
+
+    /// Writes the values (whole ones as integers), or `null`.
+    pub fn serialize<S: Serializer>(value: &Option<Vec<f64>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads an array of numbers or numeric strings, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<f64>>, D::Error> {
+        deserializer.deserialize_option(OptionOf(SeqOf(NumberVisitor)))
+    }
+
+    /// [`deserialize`] as a seed, for [`json_struct!`](crate::json_struct).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Seed;
+
+    impl<'de> de::DeserializeSeed<'de> for Seed {
+        type Value = Option<Vec<f64>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Vec<f64>>, D::Error> {
+            deserialize(d)
+        }
+    }
+
+    /// Set values as [`json_struct!`](crate::json_struct) writes them.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Out<'a>(pub &'a Vec<f64>);
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(super::number::Out))
         }
     }
 }
@@ -489,6 +691,16 @@ pub mod decimal {
             deserialize(d)
         }
     }
+
+    /// A set value as [`json_struct!`](crate::json_struct) writes it: a JSON string.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Out<'a>(pub &'a String);
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.0)
+        }
+    }
 }
 
 /// `Option<SecretString>` fields (tokens, tickets): read from a JSON string; written back as the
@@ -536,6 +748,21 @@ pub mod secret {
         type Value = Option<SecretString>;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<SecretString>, D::Error> {
             deserialize(d)
+        }
+    }
+
+    /// A set value as [`json_struct!`](crate::json_struct) writes it: the plain secret.
+    pub struct Out<'a>(pub &'a SecretString);
+
+    impl fmt::Debug for Out<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_tuple("Out").field(self.0).finish()
+        }
+    }
+
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.0.expose_secret())
         }
     }
 }
@@ -622,14 +849,14 @@ mod tests {
     }
 
     #[test]
-    fn int64_accepts_strings_and_numbers_and_writes_numbers() {
+    fn int64_accepts_strings_and_numbers_and_writes_strings() {
         let s: Sample = serde_json::from_str(r#"{"id":"7","ids":["1",2,3.0],"amount":12.5}"#).unwrap();
         assert_eq!(s.id, Some(7));
         assert_eq!(s.ids, Some(vec![1, 2, 3]));
         assert_eq!(s.amount.as_deref(), Some("12.5"));
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
-            r#"{"id":7,"ids":[1,2,3],"amount":"12.5","kind":null}"#
+            r#"{"id":"7","ids":["1","2","3"],"amount":"12.5","kind":null}"#
         );
         let s: Sample = serde_json::from_str(r#"{"id":null,"ids":null,"amount":"0.10"}"#).unwrap();
         assert_eq!((s.id, s.ids, s.amount.as_deref()), (None, None, Some("0.10")));
@@ -661,6 +888,8 @@ mod tests {
         token: Option<SecretString>,
         kind: Option<Kind>,
         type_: Option<Vec<Lean>>,
+        n: Option<f64>,
+        ns: Option<Vec<f64>>,
     }
     crate::json_struct!(Lean {
         id: "id" as int64,
@@ -669,12 +898,14 @@ mod tests {
         token: "token" as secret,
         kind: "kind",
         type_: "type",
+        n: "n" as number,
+        ns: "ns" as number_vec,
     });
 
     #[test]
     fn json_struct_reads_tolerantly_and_writes_set_fields() {
         let raw = r#"{"id":"9","ids":[1,"2"],"amount":3.5,"token":"t-1","kind":"new","extra":{"a":[1]},
-            "type":[{"id":1,"type":null}],"id":10}"#;
+            "type":[{"id":1,"type":null}],"id":10,"n":3.0,"ns":[1.5,"2",-4]}"#;
         let v: Lean = serde_json::from_str(raw).unwrap();
         assert_eq!(v.id, Some(10), "the last of a repeated field wins");
         assert_eq!(v.ids, Some(vec![1, 2]));
@@ -684,13 +915,41 @@ mod tests {
         assert_eq!(v.type_.as_ref().unwrap()[0].id, Some(1));
         assert_eq!(
             serde_json::to_value(&v).unwrap(),
-            serde_json::json!({"id":10,"ids":[1,2],"amount":"3.5","token":"t-1","kind":"new","type":[{"id":1}]})
+            serde_json::json!({"id":"10","ids":["1","2"],"amount":"3.5","token":"t-1","kind":"new","type":[{"id":"1"}],
+                "n":3,"ns":[1.5,2,-4]})
         );
         let empty: Lean = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, Lean::default());
         assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
         assert!(serde_json::from_str::<Lean>(r#"{"kind":[]}"#).is_err());
         assert!(serde_json::from_str::<Lean>("[]").is_err());
+    }
+
+    #[test]
+    fn numbers_of_unknown_kind_read_fractions_and_write_whole_values_as_integers() {
+        let v: Lean = serde_json::from_str(r#"{"n":2.75,"ns":[1,"0.5"]}"#).unwrap();
+        assert_eq!((v.n, v.ns.as_deref()), (Some(2.75), Some(&[1.0, 0.5][..])));
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"n":2.75,"ns":[1,0.5]}"#);
+        let big = Lean { n: Some(1e300), ..Lean::default() };
+        assert_eq!(serde_json::to_string(&big).unwrap(), r#"{"n":1e+300}"#);
+        let whole = Lean { n: Some(-9_007_199_254_740_992.0), ..Lean::default() };
+        assert_eq!(serde_json::to_string(&whole).unwrap(), r#"{"n":-9007199254740992}"#);
+        assert!(serde_json::from_str::<Lean>(r#"{"n":"abc"}"#).is_err());
+        assert!(serde_json::from_str::<Lean>(r#"{"n":"NaN"}"#).is_err());
+        assert!(serde_json::from_str::<Lean>(r#"{"n":true}"#).is_err());
+        let none: Lean = serde_json::from_str(r#"{"n":null,"ns":null}"#).unwrap();
+        assert_eq!(none, Lean::default());
+    }
+
+    #[test]
+    fn int64_newtype_reads_strings_and_numbers_and_writes_strings() {
+        let v: Vec<Int64> = serde_json::from_str(r#"["9223372036854775807",-3,4.0]"#).unwrap();
+        assert_eq!(v, [Int64(i64::MAX), Int64(-3), Int64(4)]);
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"["9223372036854775807","-3","4"]"#);
+        assert!(serde_json::from_str::<Int64>(r#""x""#).is_err());
+        assert!(serde_json::from_str::<Int64>("1.5").is_err());
+        assert_eq!(Int64::from(5).to_string(), "5");
+        assert_eq!(i64::from(Int64::from(6i64)), 6);
     }
 
     #[test]

@@ -223,14 +223,14 @@ pub struct Bot {
     /// `bot_menus`.
     pub bot_menus: Option<Vec<BotMenus>>,
     /// `bot_menu_display_strategy`.
-    pub bot_menu_display_strategy: Option<i64>,
+    pub bot_menu_display_strategy: Option<f64>,
 }
 
 lark_types::json_struct!(Bot {
     card_request_url: "card_request_url",
     bot_menu_enable: "bot_menu_enable",
     bot_menus: "bot_menus",
-    bot_menu_display_strategy: "bot_menu_display_strategy" as int64
+    bot_menu_display_strategy: "bot_menu_display_strategy" as number
 });
 
 /// The `application.bot.menu_v6` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
@@ -260,7 +260,7 @@ pub struct BotMenus {
     /// `parent_menu_id`.
     pub parent_menu_id: Option<String>,
     /// `sort`.
-    pub sort: Option<i64>,
+    pub sort: Option<f64>,
     /// `default_name`.
     pub default_name: Option<String>,
     /// `i18n_name`.
@@ -274,20 +274,20 @@ pub struct BotMenus {
     /// `ud_icon`.
     pub ud_icon: Option<UdIcon>,
     /// `menu_content_type`.
-    pub menu_content_type: Option<i64>,
+    pub menu_content_type: Option<f64>,
 }
 
 lark_types::json_struct!(BotMenus {
     menu_id: "menu_id",
     parent_menu_id: "parent_menu_id",
-    sort: "sort" as int64,
+    sort: "sort" as number,
     default_name: "default_name",
     i18n_name: "i18n_name",
     redirect_link: "redirect_link",
     event_key: "event_key",
     icon_file_key: "icon_file_key",
     ud_icon: "ud_icon",
-    menu_content_type: "menu_content_type" as int64
+    menu_content_type: "menu_content_type" as number
 });
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).

@@ -501,7 +501,7 @@ pub struct JobChangeStatusUpdatedV2 {
     /// `status`.
     pub status: Option<i32>,
     /// `original_status`.
-    pub original_status: Option<i64>,
+    pub original_status: Option<f64>,
     /// `transfer_key`.
     pub transfer_key: Option<String>,
     /// `details_of_job_status_change`.
@@ -518,7 +518,7 @@ lark_types::json_struct!(JobChangeStatusUpdatedV2 {
     process_id: "process_id",
     effective_date: "effective_date",
     status: "status",
-    original_status: "original_status" as int64,
+    original_status: "original_status" as number,
     transfer_key: "transfer_key",
     details_of_job_status_change: "details_of_job_status_change"
 });

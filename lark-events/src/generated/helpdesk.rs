@@ -40,24 +40,24 @@ pub struct Comment {
     /// `content`.
     pub content: Option<String>,
     /// `created_at`.
-    pub created_at: Option<i64>,
+    pub created_at: Option<f64>,
     /// `id`.
-    pub id: Option<i64>,
+    pub id: Option<f64>,
     /// `user_avatar_url`.
     pub user_avatar_url: Option<String>,
     /// `user_name`.
     pub user_name: Option<String>,
     /// `user_id`.
-    pub user_id: Option<i64>,
+    pub user_id: Option<f64>,
 }
 
 lark_types::json_struct!(Comment {
     content: "content",
-    created_at: "created_at" as int64,
-    id: "id" as int64,
+    created_at: "created_at" as number,
+    id: "id" as number,
     user_avatar_url: "user_avatar_url",
     user_name: "user_name",
-    user_id: "user_id" as int64
+    user_id: "user_id" as number
 });
 
 /// An object of the `helpdesk` event payloads (first seen in `helpdesk.ticket_message.created_v1`).

@@ -98,10 +98,10 @@ pub struct Cash {
     /// `currency_type` (required).
     pub currency_type: Option<String>,
     /// `amount` (required).
-    pub amount: Option<i64>,
+    pub amount: Option<f64>,
 }
 
-lark_types::json_struct!(Cash { currency_type: "currency_type", amount: "amount" as int64 });
+lark_types::json_struct!(Cash { currency_type: "currency_type", amount: "amount" as number });
 
 /// An object of the `hire` event payloads (first seen in `hire.referral_account.assets_update_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,7 +134,7 @@ lark_types::json_struct!(ClientContactInfo { name: "name", mobile: "mobile", ema
 #[non_exhaustive]
 pub struct ConfirmedBonus {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
@@ -144,7 +144,7 @@ pub struct ConfirmedBonus {
 }
 
 lark_types::json_struct!(ConfirmedBonus {
-    bonus_type: "bonus_type" as int64,
+    bonus_type: "bonus_type" as number,
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
@@ -384,12 +384,12 @@ pub struct OfferStatusChangedV1 {
     /// `offer_id`.
     pub offer_id: Option<String>,
     /// `offer_status`.
-    pub offer_status: Option<i64>,
+    pub offer_status: Option<f64>,
 }
 
 lark_types::json_struct!(OfferStatusChangedV1 {
     offer_id: "offer_id",
-    offer_status: "offer_status" as int64
+    offer_status: "offer_status" as number
 });
 
 /// An object of the `hire` event payloads (first seen in `hire.ehr_import_task.imported_v1`).
@@ -411,9 +411,9 @@ lark_types::json_struct!(OperatorUserId { union_id: "union_id", user_id: "user_i
 #[non_exhaustive]
 pub struct PaidBonus {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
-    pub point_bonus: Option<i64>,
+    pub point_bonus: Option<f64>,
     /// `cash`.
     pub cash: Option<Cash>,
     /// `cash_bonus`.
@@ -421,8 +421,8 @@ pub struct PaidBonus {
 }
 
 lark_types::json_struct!(PaidBonus {
-    bonus_type: "bonus_type" as int64,
-    point_bonus: "point_bonus" as int64,
+    bonus_type: "bonus_type" as number,
+    point_bonus: "point_bonus" as number,
     cash: "cash",
     cash_bonus: "cash_bonus"
 });
@@ -434,10 +434,10 @@ pub struct PaidBonusCashBonus {
     /// `currency_type` (required).
     pub currency_type: Option<String>,
     /// `amount` (required).
-    pub amount: Option<i64>,
+    pub amount: Option<f64>,
 }
 
-lark_types::json_struct!(PaidBonusCashBonus { currency_type: "currency_type", amount: "amount" as int64 });
+lark_types::json_struct!(PaidBonusCashBonus { currency_type: "currency_type", amount: "amount" as number });
 
 /// The `hire.referral_account.assets_update_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -466,16 +466,16 @@ pub struct Tag {
     /// `name`.
     pub name: Option<Name>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
     /// `active_status`.
-    pub active_status: Option<i64>,
+    pub active_status: Option<f64>,
 }
 
 lark_types::json_struct!(Tag {
     id: "id",
     name: "name",
-    type_: "type" as int64,
-    active_status: "active_status" as int64
+    type_: "type" as number,
+    active_status: "active_status" as number
 });
 
 /// The `hire.talent.deleted_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).

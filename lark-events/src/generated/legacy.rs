@@ -1016,9 +1016,9 @@ pub struct OrderPaid {
     /// `price_plan_type` (required).
     pub price_plan_type: Option<String>,
     /// `seats` (required).
-    pub seats: Option<i64>,
+    pub seats: Option<f64>,
     /// `buy_count` (required).
-    pub buy_count: Option<i64>,
+    pub buy_count: Option<f64>,
     /// `create_time` (required).
     pub create_time: Option<String>,
     /// `pay_time` (required).
@@ -1028,7 +1028,7 @@ pub struct OrderPaid {
     /// `src_order_id` (required).
     pub src_order_id: Option<String>,
     /// `order_pay_price` (required).
-    pub order_pay_price: Option<i64>,
+    pub order_pay_price: Option<f64>,
     /// `tenant_key` (required).
     pub tenant_key: Option<String>,
 }
@@ -1042,13 +1042,13 @@ lark_types::json_struct!(OrderPaid {
     order_id: "order_id",
     price_plan_id: "price_plan_id",
     price_plan_type: "price_plan_type",
-    seats: "seats" as int64,
-    buy_count: "buy_count" as int64,
+    seats: "seats" as number,
+    buy_count: "buy_count" as number,
     create_time: "create_time",
     pay_time: "pay_time",
     buy_type: "buy_type",
     src_order_id: "src_order_id",
-    order_pay_price: "order_pay_price" as int64,
+    order_pay_price: "order_pay_price" as number,
     tenant_key: "tenant_key"
 });
 
@@ -1232,9 +1232,9 @@ pub struct RemedyApproval {
     /// `open_id` (required).
     pub open_id: Option<String>,
     /// `start_time` (required).
-    pub start_time: Option<i64>,
+    pub start_time: Option<f64>,
     /// `end_time` (required).
-    pub end_time: Option<i64>,
+    pub end_time: Option<f64>,
     /// `shift_time` (required).
     pub shift_time: Option<String>,
     /// `return_time` (required).
@@ -1252,8 +1252,8 @@ lark_types::json_struct!(RemedyApproval {
     instance_code: "instance_code",
     employee_id: "employee_id",
     open_id: "open_id",
-    start_time: "start_time" as int64,
-    end_time: "end_time" as int64,
+    start_time: "start_time" as number,
+    end_time: "end_time" as number,
     shift_time: "shift_time",
     return_time: "return_time",
     shift_reason: "shift_reason"
@@ -1497,13 +1497,13 @@ pub struct TripApproval {
     /// `open_id` (required).
     pub open_id: Option<String>,
     /// `start_time` (required).
-    pub start_time: Option<i64>,
+    pub start_time: Option<f64>,
     /// `end_time` (required).
-    pub end_time: Option<i64>,
+    pub end_time: Option<f64>,
     /// `schedules` (required).
     pub schedules: Option<Vec<TripApprovalSchedule>>,
     /// `trip_interval` (required).
-    pub trip_interval: Option<i64>,
+    pub trip_interval: Option<f64>,
     /// `trip_reason` (required).
     pub trip_reason: Option<String>,
     /// `trip_peers` (required).
@@ -1520,10 +1520,10 @@ lark_types::json_struct!(TripApproval {
     instance_code: "instance_code",
     employee_id: "employee_id",
     open_id: "open_id",
-    start_time: "start_time" as int64,
-    end_time: "end_time" as int64,
+    start_time: "start_time" as number,
+    end_time: "end_time" as number,
     schedules: "schedules",
-    trip_interval: "trip_interval" as int64,
+    trip_interval: "trip_interval" as number,
     trip_reason: "trip_reason",
     trip_peers: "trip_peers"
 });
@@ -1537,7 +1537,7 @@ pub struct TripApprovalSchedule {
     /// `trip_end_time` (required).
     pub trip_end_time: Option<String>,
     /// `trip_interval` (required).
-    pub trip_interval: Option<i64>,
+    pub trip_interval: Option<f64>,
     /// `departure` (required).
     pub departure: Option<String>,
     /// `destination` (required).
@@ -1553,7 +1553,7 @@ pub struct TripApprovalSchedule {
 lark_types::json_struct!(TripApprovalSchedule {
     trip_start_time: "trip_start_time",
     trip_end_time: "trip_end_time",
-    trip_interval: "trip_interval" as int64,
+    trip_interval: "trip_interval" as number,
     departure: "departure",
     destination: "destination",
     transportation: "transportation",

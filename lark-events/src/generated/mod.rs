@@ -19,9 +19,10 @@
 //! and shared within a module when name and shape agree; otherwise the parent's name is put in
 //! front. Field names are `snake_case` (a Rust keyword gets a trailing `_`: `type_`).
 //!
-//! Every field is an `Option` (absent and `null` are `None`), unknown fields are ignored, integers
-//! of 64 bits or unknown width are read from strings or numbers, enums keep unknown values as
-//! `Unknown(String)`, and `token` / `app_ticket` / `*access_token` fields are
+//! Every field is an `Option` (absent and `null` are `None`), unknown fields are ignored, 64-bit
+//! integers are read from strings or numbers (and written as strings), numbers of unknown kind are
+//! `f64`, enums keep unknown values as `Unknown(String)`, and secrets (a top-level `token`,
+//! `app_ticket`, `*access_token`, `*refresh_token`, `*_secret`, passwords) are
 //! `lark_types::SecretString` (redacted in `Debug`).
 
 pub mod acs;

@@ -48,7 +48,7 @@ pub struct After {
     /// `mdm_provider_name`.
     pub mdm_provider_name: Option<String>,
     /// `device_env_detect_status`.
-    pub device_env_detect_status: Option<i64>,
+    pub device_env_detect_status: Option<f64>,
     /// `is_public`.
     pub is_public: Option<bool>,
 }
@@ -74,7 +74,7 @@ lark_types::json_struct!(After {
     is_managed: "is_managed",
     mdm_device_id: "mdm_device_id",
     mdm_provider_name: "mdm_provider_name",
-    device_env_detect_status: "device_env_detect_status" as int64,
+    device_env_detect_status: "device_env_detect_status" as number,
     is_public: "is_public"
 });
 
@@ -123,7 +123,7 @@ pub struct Before {
     /// `mdm_provider_name`.
     pub mdm_provider_name: Option<String>,
     /// `device_env_detect_status`.
-    pub device_env_detect_status: Option<i64>,
+    pub device_env_detect_status: Option<f64>,
     /// `is_public`.
     pub is_public: Option<bool>,
 }
@@ -149,7 +149,7 @@ lark_types::json_struct!(Before {
     is_managed: "is_managed",
     mdm_device_id: "mdm_device_id",
     mdm_provider_name: "mdm_provider_name",
-    device_env_detect_status: "device_env_detect_status" as int64,
+    device_env_detect_status: "device_env_detect_status" as number,
     is_public: "is_public"
 });
 
@@ -242,7 +242,7 @@ pub struct DeviceRecord {
     /// `mdm_provider_name`.
     pub mdm_provider_name: Option<String>,
     /// `device_env_detect_status`.
-    pub device_env_detect_status: Option<i64>,
+    pub device_env_detect_status: Option<f64>,
     /// `is_public`.
     pub is_public: Option<bool>,
 }
@@ -268,7 +268,7 @@ lark_types::json_struct!(DeviceRecord {
     is_managed: "is_managed",
     mdm_device_id: "mdm_device_id",
     mdm_provider_name: "mdm_provider_name",
-    device_env_detect_status: "device_env_detect_status" as int64,
+    device_env_detect_status: "device_env_detect_status" as number,
     is_public: "is_public"
 });
 

@@ -63,17 +63,17 @@ pub struct Bot {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Bot {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -140,7 +140,7 @@ pub struct ChatReceivedItem {
     /// `message_id`.
     pub message_id: Option<String>,
     /// `message_type`.
-    pub message_type: Option<i64>,
+    pub message_type: Option<f64>,
     /// `content`.
     pub content: Option<String>,
     /// `send_time`.
@@ -150,7 +150,7 @@ pub struct ChatReceivedItem {
 lark_types::json_struct!(ChatReceivedItem {
     operator: "operator",
     message_id: "message_id",
-    message_type: "message_type" as int64,
+    message_type: "message_type" as number,
     content: "content",
     send_time: "send_time"
 });
@@ -249,17 +249,17 @@ pub struct HostUser {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(HostUser {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -284,17 +284,17 @@ pub struct Inviter {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Inviter {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -366,12 +366,12 @@ pub struct MaterialReviewResultV1Result {
     /// `file_token`.
     pub file_token: Option<String>,
     /// `result`.
-    pub result: Option<i64>,
+    pub result: Option<f64>,
 }
 
 lark_types::json_struct!(MaterialReviewResultV1Result {
     file_token: "file_token",
-    result: "result" as int64
+    result: "result" as number
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
@@ -608,15 +608,15 @@ pub struct MeetingHostUser2 {
     /// `id`.
     pub id: Option<Id>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
 lark_types::json_struct!(MeetingHostUser2 {
     id: "id",
-    user_role: "user_role" as int64,
-    user_type: "user_type" as int64
+    user_role: "user_role" as number,
+    user_type: "user_type" as number
 });
 
 /// The `vc.meeting.join_meeting_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
@@ -929,15 +929,15 @@ pub struct MeetingOwner {
     /// `id`.
     pub id: Option<Id>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
 lark_types::json_struct!(MeetingOwner {
     id: "id",
-    user_role: "user_role" as int64,
-    user_type: "user_type" as int64
+    user_role: "user_role" as number,
+    user_type: "user_type" as number
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_ready_v1`).
@@ -1060,7 +1060,7 @@ pub struct MeetingParticipantMeetingJoinedV1Meeting {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `meeting_source`.
-    pub meeting_source: Option<i64>,
+    pub meeting_source: Option<f64>,
     /// `start_time`.
     pub start_time: Option<String>,
     /// `end_time`.
@@ -1072,7 +1072,7 @@ pub struct MeetingParticipantMeetingJoinedV1Meeting {
     /// `calendar_event_id`.
     pub calendar_event_id: Option<String>,
     /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i64>,
+    pub meeting_sub_type: Option<f64>,
     /// `security_setting`.
     pub security_setting: Option<MeetingSecuritySetting>,
     /// `webinar_setting`.
@@ -1083,13 +1083,13 @@ lark_types::json_struct!(MeetingParticipantMeetingJoinedV1Meeting {
     id: "id",
     topic: "topic",
     meeting_no: "meeting_no",
-    meeting_source: "meeting_source" as int64,
+    meeting_source: "meeting_source" as number,
     start_time: "start_time",
     end_time: "end_time",
     host_user: "host_user",
     owner: "owner",
     calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type" as int64,
+    meeting_sub_type: "meeting_sub_type" as number,
     security_setting: "security_setting",
     webinar_setting: "webinar_setting"
 });
@@ -1101,15 +1101,15 @@ pub struct MeetingParticipantMeetingJoinedV1Operator {
     /// `id`.
     pub id: Option<Id>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
 lark_types::json_struct!(MeetingParticipantMeetingJoinedV1Operator {
     id: "id",
-    user_role: "user_role" as int64,
-    user_type: "user_type" as int64
+    user_role: "user_role" as number,
+    user_type: "user_type" as number
 });
 
 /// The `vc.meeting.participant_meeting_started_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
@@ -1141,7 +1141,7 @@ pub struct MeetingParticipantMeetingStartedV1Meeting {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `meeting_source`.
-    pub meeting_source: Option<i64>,
+    pub meeting_source: Option<f64>,
     /// `start_time`.
     pub start_time: Option<String>,
     /// `end_time`.
@@ -1153,7 +1153,7 @@ pub struct MeetingParticipantMeetingStartedV1Meeting {
     /// `calendar_event_id`.
     pub calendar_event_id: Option<String>,
     /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i64>,
+    pub meeting_sub_type: Option<f64>,
     /// `security_setting`.
     pub security_setting: Option<MeetingSecuritySetting>,
     /// `webinar_setting`.
@@ -1164,13 +1164,13 @@ lark_types::json_struct!(MeetingParticipantMeetingStartedV1Meeting {
     id: "id",
     topic: "topic",
     meeting_no: "meeting_no",
-    meeting_source: "meeting_source" as int64,
+    meeting_source: "meeting_source" as number,
     start_time: "start_time",
     end_time: "end_time",
     host_user: "host_user",
     owner: "owner",
     calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type" as int64,
+    meeting_sub_type: "meeting_sub_type" as number,
     security_setting: "security_setting",
     webinar_setting: "webinar_setting"
 });
@@ -1182,15 +1182,15 @@ pub struct MeetingParticipantMeetingStartedV1Operator {
     /// `id`.
     pub id: Option<Id>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
 lark_types::json_struct!(MeetingParticipantMeetingStartedV1Operator {
     id: "id",
-    user_role: "user_role" as int64,
-    user_type: "user_type" as int64
+    user_role: "user_role" as number,
+    user_type: "user_type" as number
 });
 
 /// The `vc.meeting.recording_ended_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
@@ -1389,7 +1389,7 @@ lark_types::json_struct!(MeetingRecordingStartedV1Operator {
 #[non_exhaustive]
 pub struct MeetingSecuritySetting {
     /// `security_level`.
-    pub security_level: Option<i64>,
+    pub security_level: Option<f64>,
     /// `group_ids`.
     pub group_ids: Option<Vec<String>>,
     /// `user_ids`.
@@ -1401,7 +1401,7 @@ pub struct MeetingSecuritySetting {
 }
 
 lark_types::json_struct!(MeetingSecuritySetting {
-    security_level: "security_level" as int64,
+    security_level: "security_level" as number,
     group_ids: "group_ids",
     user_ids: "user_ids",
     room_ids: "room_ids",
@@ -1433,9 +1433,9 @@ pub struct MeetingSendMeetingImV1Meeting {
     /// `id`.
     pub id: Option<String>,
     /// `meeting_source`.
-    pub meeting_source: Option<i64>,
+    pub meeting_source: Option<f64>,
     /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i64>,
+    pub meeting_sub_type: Option<f64>,
     /// `security_setting`.
     pub security_setting: Option<MeetingSecuritySetting>,
     /// `webinar_setting`.
@@ -1444,8 +1444,8 @@ pub struct MeetingSendMeetingImV1Meeting {
 
 lark_types::json_struct!(MeetingSendMeetingImV1Meeting {
     id: "id",
-    meeting_source: "meeting_source" as int64,
-    meeting_sub_type: "meeting_sub_type" as int64,
+    meeting_source: "meeting_source" as number,
+    meeting_sub_type: "meeting_sub_type" as number,
     security_setting: "security_setting",
     webinar_setting: "webinar_setting"
 });
@@ -1457,10 +1457,10 @@ pub struct MeetingSendMeetingImV1Operator {
     /// `id`.
     pub id: Option<Id>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
-lark_types::json_struct!(MeetingSendMeetingImV1Operator { id: "id", user_type: "user_type" as int64 });
+lark_types::json_struct!(MeetingSendMeetingImV1Operator { id: "id", user_type: "user_type" as number });
 
 /// The `vc.meeting.share_ended_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1611,10 +1611,10 @@ lark_types::json_struct!(MeetingShareStartedV1Operator {
 #[non_exhaustive]
 pub struct MeetingWebinarSetting {
     /// `webinar_type`.
-    pub webinar_type: Option<i64>,
+    pub webinar_type: Option<f64>,
 }
 
-lark_types::json_struct!(MeetingWebinarSetting { webinar_type: "webinar_type" as int64 });
+lark_types::json_struct!(MeetingWebinarSetting { webinar_type: "webinar_type" as number });
 
 /// The `vc.note.generated_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1635,17 +1635,17 @@ pub struct Operator {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Operator {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -1670,17 +1670,17 @@ pub struct Participant {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Participant {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -1703,14 +1703,14 @@ pub struct ParticipantLeftItem {
     /// `participant`.
     pub participant: Option<Participant>,
     /// `leave_reason`.
-    pub leave_reason: Option<i64>,
+    pub leave_reason: Option<f64>,
     /// `leave_time`.
     pub leave_time: Option<String>,
 }
 
 lark_types::json_struct!(ParticipantLeftItem {
     participant: "participant",
-    leave_reason: "leave_reason" as int64,
+    leave_reason: "leave_reason" as number,
     leave_time: "leave_time"
 });
 
@@ -1979,14 +1979,14 @@ pub struct SectionLocation {
     /// `title`.
     pub title: Option<String>,
     /// `level`.
-    pub level: Option<i64>,
+    pub level: Option<f64>,
     /// `parent_titles`.
     pub parent_titles: Option<Vec<String>>,
 }
 
 lark_types::json_struct!(SectionLocation {
     title: "title",
-    level: "level" as int64,
+    level: "level" as number,
     parent_titles: "parent_titles"
 });
 
@@ -2033,17 +2033,17 @@ pub struct Speaker {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Speaker {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 

@@ -6,7 +6,7 @@
 
 #![allow(unused_imports)]
 
-use super::{p, Table};
+use super::{p, Paging, Table};
 
 #[cfg(feature = "acs")]
 pub(crate) fn acs(t: &mut Table) {
@@ -19,7 +19,7 @@ pub(crate) fn acs(t: &mut Table) {
             .access_photo()
             .get(lark_services::acs::v1::GetAccessRecordAccessPhotoRequest::new(p("access_record_id"))),
     );
-    t.call(
+    t.paged(
         "acs.v1.access_record.list",
         c.acs().v1().access_record().list(
             lark_services::acs::v1::ListAccessRecordRequest::new()
@@ -30,6 +30,7 @@ pub(crate) fn acs(t: &mut Table) {
                 .device_id("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "acs.v1.device.list",
@@ -71,11 +72,13 @@ pub(crate) fn acs(t: &mut Table) {
     );
     t.call(
         "acs.v1.user.face.update",
-        c.acs()
-            .v1()
-            .user()
-            .face()
-            .update(lark_services::acs::v1::UpdateUserFaceRequest::new(p("user_id")).user_id_type("user_id")),
+        c.acs().v1().user().face().update(
+            lark_services::acs::v1::UpdateUserFaceRequest::new(p("user_id"))
+                .user_id_type("user_id")
+                .files(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .file_type("s")
+                .file_name("s"),
+        ),
     );
     t.call(
         "acs.v1.user.get",
@@ -84,7 +87,7 @@ pub(crate) fn acs(t: &mut Table) {
             .user()
             .get(lark_services::acs::v1::GetUserRequest::new(p("user_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "acs.v1.user.list",
         c.acs().v1().user().list(
             lark_services::acs::v1::ListUserRequest::new()
@@ -92,6 +95,7 @@ pub(crate) fn acs(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "acs.v1.user.patch",
@@ -118,7 +122,7 @@ pub(crate) fn acs(t: &mut Table) {
 #[cfg(feature = "admin")]
 pub(crate) fn admin(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "admin.v1.admin_dept_stat.list",
         c.admin().v1().admin_dept_stat().list(
             lark_services::admin::v1::ListAdminDeptStatRequest::new()
@@ -132,8 +136,9 @@ pub(crate) fn admin(t: &mut Table) {
                 .target_geo("s")
                 .with_product_version(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "admin.v1.admin_user_stat.list",
         c.admin().v1().admin_user_stat().list(
             lark_services::admin::v1::ListAdminUserStatRequest::new()
@@ -147,8 +152,9 @@ pub(crate) fn admin(t: &mut Table) {
                 .page_token("s")
                 .target_geo("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "admin.v1.audit_info.list",
         c.admin().v1().audit_info().list(
             lark_services::admin::v1::ListAuditInfoRequest::new()
@@ -166,6 +172,7 @@ pub(crate) fn admin(t: &mut Table) {
                 .object_value("s")
                 .ext_filter_object_by_ccm_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "admin.v1.badge.create",
@@ -199,7 +206,7 @@ pub(crate) fn admin(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "admin.v1.badge.grant.list",
         c.admin().v1().badge().grant().list(
             lark_services::admin::v1::ListBadgeGrantRequest::new(p("badge_id"))
@@ -209,6 +216,7 @@ pub(crate) fn admin(t: &mut Table) {
                 .department_id_type("department_id")
                 .name("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "admin.v1.badge.grant.update",
@@ -218,12 +226,13 @@ pub(crate) fn admin(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "admin.v1.badge.list",
         c.admin()
             .v1()
             .badge()
             .list(lark_services::admin::v1::ListBadgeRequest::new().page_size(7).page_token("s").name("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "admin.v1.badge.update",
@@ -231,7 +240,11 @@ pub(crate) fn admin(t: &mut Table) {
     );
     t.call(
         "admin.v1.badge_image.create",
-        c.admin().v1().badge_image().create(lark_services::admin::v1::CreateBadgeImageRequest::new()),
+        c.admin().v1().badge_image().create(
+            lark_services::admin::v1::CreateBadgeImageRequest::new()
+                .image_file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .image_type(7.0),
+        ),
     );
     t.call(
         "admin.v1.password.reset",
@@ -253,11 +266,12 @@ pub(crate) fn aily(t: &mut Table) {
     );
     t.call(
         "aily.v1.agent.agent_attachment.create",
-        c.aily()
-            .v1()
-            .agent()
-            .agent_attachment()
-            .create(lark_services::aily::v1::CreateAgentAgentAttachmentRequest::new(p("agent_id"))),
+        c.aily().v1().agent().agent_attachment().create(
+            lark_services::aily::v1::CreateAgentAgentAttachmentRequest::new(p("agent_id"))
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .type_("s")
+                .doc_url("s"),
+        ),
     );
     t.call(
         "aily.v1.agent.agent_chat.create",
@@ -301,13 +315,14 @@ pub(crate) fn aily(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "aily.v1.agent.agent_chat_session.list",
         c.aily().v1().agent().agent_chat_session().list(
             lark_services::aily::v1::ListAgentAgentChatSessionRequest::new(p("agent_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.agent.agent_visibility.check",
@@ -334,7 +349,7 @@ pub(crate) fn aily(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "aily.v1.aily_session.aily_message.list",
         c.aily().v1().aily_session().aily_message().list(
             lark_services::aily::v1::ListAilySessionAilyMessageRequest::new(p("aily_session_id"))
@@ -343,6 +358,7 @@ pub(crate) fn aily(t: &mut Table) {
                 .run_id("s")
                 .with_partial_message(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.aily_session.create",
@@ -385,13 +401,14 @@ pub(crate) fn aily(t: &mut Table) {
             .run()
             .get(lark_services::aily::v1::GetAilySessionRunRequest::new(p("aily_session_id"), p("run_id"))),
     );
-    t.call(
+    t.paged(
         "aily.v1.aily_session.run.list",
         c.aily().v1().aily_session().run().list(
             lark_services::aily::v1::ListAilySessionRunRequest::new(p("aily_session_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.aily_session.update",
@@ -425,7 +442,7 @@ pub(crate) fn aily(t: &mut Table) {
                 .tenant_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "aily.v1.app.data_asset.list",
         c.aily().v1().app().data_asset().list(
             lark_services::aily::v1::ListAppDataAssetRequest::new(p("app_id"))
@@ -438,14 +455,17 @@ pub(crate) fn aily(t: &mut Table) {
                 .with_connect_status(true)
                 .with_import_setting(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.app.data_asset.upload_file",
         c.aily().v1().app().data_asset().upload_file(
-            lark_services::aily::v1::UploadFileAppDataAssetRequest::new(p("app_id")).tenant_type("s"),
+            lark_services::aily::v1::UploadFileAppDataAssetRequest::new(p("app_id"))
+                .tenant_type("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
         ),
     );
-    t.call(
+    t.paged(
         "aily.v1.app.data_asset_tag.list",
         c.aily().v1().app().data_asset_tag().list(
             lark_services::aily::v1::ListAppDataAssetTagRequest::new(p("app_id"))
@@ -454,6 +474,7 @@ pub(crate) fn aily(t: &mut Table) {
                 .keyword("s")
                 .data_asset_tag_ids(["s", "s"]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.app.knowledge.ask",
@@ -471,11 +492,12 @@ pub(crate) fn aily(t: &mut Table) {
             .skill()
             .get(lark_services::aily::v1::GetAppSkillRequest::new(p("app_id"), p("skill_id"))),
     );
-    t.call(
+    t.paged(
         "aily.v1.app.skill.list",
         c.aily().v1().app().skill().list(
             lark_services::aily::v1::ListAppSkillRequest::new(p("app_id")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "aily.v1.app.skill.start",
@@ -485,7 +507,7 @@ pub(crate) fn aily(t: &mut Table) {
             .skill()
             .start(lark_services::aily::v1::StartAppSkillRequest::new(p("app_id"), p("skill_id"))),
     );
-    t.call(
+    t.paged(
         "aily.v1.tenant.app_stat.list",
         c.aily().v1().tenant().app_stat().list(
             lark_services::aily::v1::ListTenantAppStatRequest::new()
@@ -495,18 +517,20 @@ pub(crate) fn aily(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
 #[cfg(feature = "apaas")]
 pub(crate) fn apaas(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "apaas.v1.app.list",
         c.apaas()
             .v1()
             .app()
             .list(lark_services::apaas::v1::ListAppRequest::new().page_size("s").page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.application.audit_log.audit_log_list",
@@ -615,7 +639,7 @@ pub(crate) fn apaas(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "apaas.v1.application.object.record.batch_query",
         c.apaas().v1().application().object().record().batch_query(
             lark_services::apaas::v1::BatchQueryApplicationObjectRecordRequest::new(
@@ -623,6 +647,7 @@ pub(crate) fn apaas(t: &mut Table) {
                 p("object_api_name"),
             ),
         ),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.application.object.record.batch_update",
@@ -672,13 +697,14 @@ pub(crate) fn apaas(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "apaas.v1.application.object.search",
         c.apaas()
             .v1()
             .application()
             .object()
             .search(lark_services::apaas::v1::SearchApplicationObjectRequest::new(p("namespace"))),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.application.record_permission.member.batch_create_authorization",
@@ -761,7 +787,7 @@ pub(crate) fn apaas(t: &mut Table) {
             .approval_task()
             .transfer(lark_services::apaas::v1::TransferApprovalTaskRequest::new(p("approval_task_id"))),
     );
-    t.call(
+    t.paged(
         "apaas.v1.seat_activity.list",
         c.apaas().v1().seat_activity().list(
             lark_services::apaas::v1::ListSeatActivityRequest::new()
@@ -769,8 +795,9 @@ pub(crate) fn apaas(t: &mut Table) {
                 .page_size("s")
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "apaas.v1.seat_assignment.list",
         c.apaas().v1().seat_assignment().list(
             lark_services::apaas::v1::ListSeatAssignmentRequest::new()
@@ -778,6 +805,7 @@ pub(crate) fn apaas(t: &mut Table) {
                 .page_size("s")
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.tenant_app_metrics.query",
@@ -828,13 +856,14 @@ pub(crate) fn apaas(t: &mut Table) {
             lark_services::apaas::v1::EnumGetWorkspaceEnumRequest::new(p("workspace_id"), p("enum_name")),
         ),
     );
-    t.call(
+    t.paged(
         "apaas.v1.workspace.enum.list",
         c.apaas().v1().workspace().enum_().list(
             lark_services::apaas::v1::ListWorkspaceEnumRequest::new(p("workspace_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.workspace.sql_commands",
@@ -843,13 +872,14 @@ pub(crate) fn apaas(t: &mut Table) {
             .workspace()
             .sql_commands(lark_services::apaas::v1::SqlCommandsWorkspaceRequest::new(p("workspace_id"))),
     );
-    t.call(
+    t.paged(
         "apaas.v1.workspace.table.list",
         c.apaas().v1().workspace().table().list(
             lark_services::apaas::v1::ListWorkspaceTableRequest::new(p("workspace_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.workspace.table.records_batch_update",
@@ -870,7 +900,7 @@ pub(crate) fn apaas(t: &mut Table) {
             .filter("s"),
         ),
     );
-    t.call(
+    t.paged(
         "apaas.v1.workspace.table.records_get",
         c.apaas().v1().workspace().table().records_get(
             lark_services::apaas::v1::RecordsGetWorkspaceTableRequest::new(
@@ -883,6 +913,7 @@ pub(crate) fn apaas(t: &mut Table) {
             .filter("s")
             .order("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "apaas.v1.workspace.table.records_patch",
@@ -911,7 +942,7 @@ pub(crate) fn apaas(t: &mut Table) {
             lark_services::apaas::v1::TableGetWorkspaceTableRequest::new(p("workspace_id"), p("table_name")),
         ),
     );
-    t.call(
+    t.paged(
         "apaas.v1.workspace.view.views_get",
         c.apaas().v1().workspace().view().views_get(
             lark_services::apaas::v1::ViewsGetWorkspaceViewRequest::new(p("workspace_id"), p("view_name"))
@@ -921,13 +952,14 @@ pub(crate) fn apaas(t: &mut Table) {
                 .filter("s")
                 .order("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
 #[cfg(feature = "application")]
 pub(crate) fn application(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "application.v5.application.favourite",
         c.application().v5().application().favourite(
             lark_services::application::v5::FavouriteApplicationRequest::new()
@@ -935,8 +967,9 @@ pub(crate) fn application(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "application.v5.application.recommend",
         c.application().v5().application().recommend(
             lark_services::application::v5::RecommendApplicationRequest::new()
@@ -945,6 +978,7 @@ pub(crate) fn application(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.app_badge.set",
@@ -953,7 +987,7 @@ pub(crate) fn application(t: &mut Table) {
             .app_badge()
             .set(lark_services::application::v6::SetAppBadgeRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "application.v6.app_recommend_rule.list",
         c.application().v6().app_recommend_rule().list(
             lark_services::application::v6::ListAppRecommendRuleRequest::new()
@@ -961,13 +995,15 @@ pub(crate) fn application(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "application.v6.application.app_usage.department_overview",
         c.application().v6().application().app_usage().department_overview(
             lark_services::application::v6::DepartmentOverviewApplicationAppUsageRequest::new(p("app_id"))
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.application.app_usage.message_push_overview",
@@ -1005,7 +1041,7 @@ pub(crate) fn application(t: &mut Table) {
             .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "application.v6.application.app_version.list",
         c.application().v6().application().app_version().list(
             lark_services::application::v6::ListApplicationAppVersionRequest::new(p("app_id"))
@@ -1015,6 +1051,7 @@ pub(crate) fn application(t: &mut Table) {
                 .order(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.application.app_version.patch",
@@ -1050,7 +1087,7 @@ pub(crate) fn application(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "application.v6.application.contacts_range_configuration",
         c.application().v6().application().contacts_range_configuration(
             lark_services::application::v6::ContactsRangeConfigurationApplicationRequest::new(p("app_id"))
@@ -1059,8 +1096,9 @@ pub(crate) fn application(t: &mut Table) {
                 .department_id_type("department_id")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "application.v6.application.feedback.list",
         c.application().v6().application().feedback().list(
             lark_services::application::v6::ListApplicationFeedbackRequest::new(p("app_id"))
@@ -1072,6 +1110,7 @@ pub(crate) fn application(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.application.feedback.patch",
@@ -1093,7 +1132,7 @@ pub(crate) fn application(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "application.v6.application.list",
         c.application().v6().application().list(
             lark_services::application::v6::ListApplicationRequest::new()
@@ -1105,6 +1144,7 @@ pub(crate) fn application(t: &mut Table) {
                 .payment_type(7)
                 .owner_type(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.application.management.update",
@@ -1128,7 +1168,7 @@ pub(crate) fn application(t: &mut Table) {
             .application()
             .patch(lark_services::application::v6::PatchApplicationRequest::new(p("app_id")).lang("zh_cn")),
     );
-    t.call(
+    t.paged(
         "application.v6.application.underauditlist",
         c.application().v6().application().underauditlist(
             lark_services::application::v6::UnderauditlistApplicationRequest::new()
@@ -1137,6 +1177,7 @@ pub(crate) fn application(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "application.v6.application.visibility.check_white_black_list",
@@ -1164,11 +1205,10 @@ pub(crate) fn application(t: &mut Table) {
     );
     t.call(
         "application.v7.app_avatar.upload.create",
-        c.application()
-            .v7()
-            .app_avatar()
-            .upload()
-            .create(lark_services::application::v7::CreateAppAvatarUploadRequest::new()),
+        c.application().v7().app_avatar().upload().create(
+            lark_services::application::v7::CreateAppAvatarUploadRequest::new()
+                .avatar(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "application.v7.application.ability.patch",
@@ -1241,7 +1281,7 @@ pub(crate) fn approval(t: &mut Table) {
             .approval()
             .unsubscribe(lark_services::approval::v4::UnsubscribeApprovalRequest::new(p("approval_code"))),
     );
-    t.call(
+    t.paged(
         "approval.v4.district.list",
         c.approval().v4().district().list(
             lark_services::approval::v4::ListDistrictRequest::new()
@@ -1251,15 +1291,17 @@ pub(crate) fn approval(t: &mut Table) {
                 .list_type("sub_level")
                 .locale("zh-CN"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "approval.v4.district.search",
         c.approval().v4().district().search(
             lark_services::approval::v4::SearchDistrictRequest::new()
                 .locale("zh-CN")
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.external_approval.create",
@@ -1290,12 +1332,13 @@ pub(crate) fn approval(t: &mut Table) {
             .external_instance()
             .create(lark_services::approval::v4::CreateExternalInstanceRequest::new()),
     );
-    t.call(
+    t.paged(
         "approval.v4.external_task.list",
         c.approval()
             .v4()
             .external_task()
             .list(lark_services::approval::v4::ListExternalTaskRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.instance.add_cc",
@@ -1379,11 +1422,11 @@ pub(crate) fn approval(t: &mut Table) {
                 .nested_mutable_group(true),
         ),
     );
-    t.call(
+    t.paged(
         "approval.v4.instance.initiated",
         c.approval().v4().instance().initiated(
             lark_services::approval::v4::InitiatedInstanceRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .locale("zh-CN")
                 .definition_code("s")
@@ -1391,8 +1434,9 @@ pub(crate) fn approval(t: &mut Table) {
                 .end_timestamp("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "approval.v4.instance.list",
         c.approval().v4().instance().list(
             lark_services::approval::v4::ListInstanceRequest::new()
@@ -1402,6 +1446,7 @@ pub(crate) fn approval(t: &mut Table) {
                 .start_time("s")
                 .end_time("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.instance.preview",
@@ -1410,7 +1455,7 @@ pub(crate) fn approval(t: &mut Table) {
             .instance()
             .preview(lark_services::approval::v4::PreviewInstanceRequest::new().user_id_type("open_id")),
     );
-    t.call(
+    t.paged(
         "approval.v4.instance.query",
         c.approval().v4().instance().query(
             lark_services::approval::v4::QueryInstanceRequest::new()
@@ -1418,6 +1463,7 @@ pub(crate) fn approval(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.instance.recall",
@@ -1427,7 +1473,7 @@ pub(crate) fn approval(t: &mut Table) {
         "approval.v4.instance.remind",
         c.approval().v4().instance().remind(lark_services::approval::v4::RemindInstanceRequest::new()),
     );
-    t.call(
+    t.paged(
         "approval.v4.instance.search_cc",
         c.approval().v4().instance().search_cc(
             lark_services::approval::v4::SearchCcInstanceRequest::new()
@@ -1435,6 +1481,7 @@ pub(crate) fn approval(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.instance.specified_rollback",
@@ -1477,11 +1524,11 @@ pub(crate) fn approval(t: &mut Table) {
             .task()
             .forward(lark_services::approval::v4::ForwardTaskRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "approval.v4.task.list",
         c.approval().v4().task().list(
             lark_services::approval::v4::ListTaskRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .topic("1")
                 .locale("zh-CN")
@@ -1490,12 +1537,13 @@ pub(crate) fn approval(t: &mut Table) {
                 .end_timestamp("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.task.pass",
         c.approval().v4().task().pass(lark_services::approval::v4::PassTaskRequest::new()),
     );
-    t.call(
+    t.paged(
         "approval.v4.task.query",
         c.approval().v4().task().query(
             lark_services::approval::v4::QueryTaskRequest::new()
@@ -1505,6 +1553,7 @@ pub(crate) fn approval(t: &mut Table) {
                 .topic("1")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.task.refuse",
@@ -1528,7 +1577,7 @@ pub(crate) fn approval(t: &mut Table) {
         "approval.v4.task.rollback",
         c.approval().v4().task().rollback(lark_services::approval::v4::RollbackTaskRequest::new()),
     );
-    t.call(
+    t.paged(
         "approval.v4.task.search",
         c.approval().v4().task().search(
             lark_services::approval::v4::SearchTaskRequest::new()
@@ -1536,6 +1585,7 @@ pub(crate) fn approval(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "approval.v4.task.subscription",
@@ -1574,12 +1624,13 @@ pub(crate) fn attendance(t: &mut Table) {
             .archive_rule()
             .del_report(lark_services::attendance::v1::DelReportArchiveRuleRequest::new().employee_type("s")),
     );
-    t.call(
+    t.paged(
         "attendance.v1.archive_rule.list",
         c.attendance()
             .v1()
             .archive_rule()
             .list(lark_services::attendance::v1::ListArchiveRuleRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "attendance.v1.archive_rule.upload_report",
@@ -1602,10 +1653,11 @@ pub(crate) fn attendance(t: &mut Table) {
     );
     t.call(
         "attendance.v1.file.upload",
-        c.attendance()
-            .v1()
-            .file()
-            .upload(lark_services::attendance::v1::UploadFileRequest::new().file_name("s")),
+        c.attendance().v1().file().upload(
+            lark_services::attendance::v1::UploadFileRequest::new()
+                .file_name("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "attendance.v1.group.create",
@@ -1630,14 +1682,15 @@ pub(crate) fn attendance(t: &mut Table) {
                 .dept_type("open_id"),
         ),
     );
-    t.call(
+    t.paged(
         "attendance.v1.group.list",
         c.attendance()
             .v1()
             .group()
             .list(lark_services::attendance::v1::ListGroupRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "attendance.v1.group.list_user",
         c.attendance().v1().group().list_user(
             lark_services::attendance::v1::ListUserGroupRequest::new(p("group_id"))
@@ -1647,6 +1700,7 @@ pub(crate) fn attendance(t: &mut Table) {
                 .page_token("s")
                 .member_clock_type(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "attendance.v1.group.search",
@@ -1684,12 +1738,13 @@ pub(crate) fn attendance(t: &mut Table) {
         "attendance.v1.shift.get",
         c.attendance().v1().shift().get(lark_services::attendance::v1::GetShiftRequest::new(p("shift_id"))),
     );
-    t.call(
+    t.paged(
         "attendance.v1.shift.list",
         c.attendance()
             .v1()
             .shift()
             .list(lark_services::attendance::v1::ListShiftRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "attendance.v1.shift.query",
@@ -1898,12 +1953,13 @@ pub(crate) fn authen(t: &mut Table) {
 #[cfg(feature = "baike")]
 pub(crate) fn baike(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "baike.v1.classification.list",
         c.baike()
             .v1()
             .classification()
             .list(lark_services::baike::v1::ListClassificationRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: false },
     );
     t.call(
         "baike.v1.draft.create",
@@ -1943,7 +1999,7 @@ pub(crate) fn baike(t: &mut Table) {
         "baike.v1.entity.highlight",
         c.baike().v1().entity().highlight(lark_services::baike::v1::HighlightEntityRequest::new()),
     );
-    t.call(
+    t.paged(
         "baike.v1.entity.list",
         c.baike().v1().entity().list(
             lark_services::baike::v1::ListEntityRequest::new()
@@ -1952,12 +2008,13 @@ pub(crate) fn baike(t: &mut Table) {
                 .provider("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: false },
     );
     t.call(
         "baike.v1.entity.match",
         c.baike().v1().entity().match_(lark_services::baike::v1::MatchEntityRequest::new()),
     );
-    t.call(
+    t.paged(
         "baike.v1.entity.search",
         c.baike().v1().entity().search(
             lark_services::baike::v1::SearchEntityRequest::new()
@@ -1965,6 +2022,7 @@ pub(crate) fn baike(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: false },
     );
     t.call(
         "baike.v1.entity.update",
@@ -1978,7 +2036,11 @@ pub(crate) fn baike(t: &mut Table) {
     );
     t.call(
         "baike.v1.file.upload",
-        c.baike().v1().file().upload(lark_services::baike::v1::UploadFileRequest::new()),
+        c.baike().v1().file().upload(
+            lark_services::baike::v1::UploadFileRequest::new()
+                .name("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
 }
 
@@ -1989,11 +2051,12 @@ pub(crate) fn base(t: &mut Table) {
         "base.v2.app.role.create",
         c.base().v2().app().role().create(lark_services::base::v2::CreateAppRoleRequest::new(p("app_token"))),
     );
-    t.call(
+    t.paged(
         "base.v2.app.role.list",
         c.base().v2().app().role().list(
             lark_services::base::v2::ListAppRoleRequest::new(p("app_token")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "base.v2.app.role.update",
@@ -2038,7 +2101,7 @@ pub(crate) fn bitable(t: &mut Table) {
             .dashboard()
             .copy(lark_services::bitable::v1::CopyAppDashboardRequest::new(p("app_token"), p("block_id"))),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.dashboard.list",
         c.bitable().v1().app().dashboard().list(
             lark_services::bitable::v1::ListAppDashboardRequest::new(p("app_token"))
@@ -2046,6 +2109,7 @@ pub(crate) fn bitable(t: &mut Table) {
                 .page_token("s")
                 .with_share_config(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.get",
@@ -2067,11 +2131,12 @@ pub(crate) fn bitable(t: &mut Table) {
             .role()
             .delete(lark_services::bitable::v1::DeleteAppRoleRequest::new(p("app_token"), p("role_id"))),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.role.list",
         c.bitable().v1().app().role().list(
             lark_services::bitable::v1::ListAppRoleRequest::new(p("app_token")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.role.member.batch_create",
@@ -2103,13 +2168,14 @@ pub(crate) fn bitable(t: &mut Table) {
             .member_id_type("open_id"),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.role.member.list",
         c.bitable().v1().app().role().member().list(
             lark_services::bitable::v1::ListAppRoleMemberRequest::new(p("app_token"), p("role_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.role.update",
@@ -2168,7 +2234,7 @@ pub(crate) fn bitable(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.field.list",
         c.bitable().v1().app().table().field().list(
             lark_services::bitable::v1::ListAppTableFieldRequest::new(p("app_token"), p("table_id"))
@@ -2177,6 +2243,7 @@ pub(crate) fn bitable(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.table.field.update",
@@ -2195,7 +2262,7 @@ pub(crate) fn bitable(t: &mut Table) {
             lark_services::bitable::v1::CreateAppTableFieldGroupRequest::new(p("app_token"), p("table_id")),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.form.field.list",
         c.bitable().v1().app().table().form().field().list(
             lark_services::bitable::v1::ListAppTableFormFieldRequest::new(
@@ -2206,6 +2273,7 @@ pub(crate) fn bitable(t: &mut Table) {
             .page_size(7)
             .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.table.form.field.patch",
@@ -2246,11 +2314,12 @@ pub(crate) fn bitable(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.list",
         c.bitable().v1().app().table().list(
             lark_services::bitable::v1::ListAppTableRequest::new(p("app_token")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.table.patch",
@@ -2326,7 +2395,7 @@ pub(crate) fn bitable(t: &mut Table) {
             .automatic_fields(true),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.record.list",
         c.bitable().v1().app().table().record().list(
             lark_services::bitable::v1::ListAppTableRecordRequest::new(p("app_token"), p("table_id"))
@@ -2341,8 +2410,9 @@ pub(crate) fn bitable(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.record.search",
         c.bitable().v1().app().table().record().search(
             lark_services::bitable::v1::SearchAppTableRecordRequest::new(p("app_token"), p("table_id"))
@@ -2350,6 +2420,7 @@ pub(crate) fn bitable(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.table.record.update",
@@ -2391,7 +2462,7 @@ pub(crate) fn bitable(t: &mut Table) {
             .user_id_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "bitable.v1.app.table.view.list",
         c.bitable().v1().app().table().view().list(
             lark_services::bitable::v1::ListAppTableViewRequest::new(p("app_token"), p("table_id"))
@@ -2399,6 +2470,7 @@ pub(crate) fn bitable(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "bitable.v1.app.table.view.patch",
@@ -2505,14 +2577,15 @@ pub(crate) fn board(t: &mut Table) {
 #[cfg(feature = "bot")]
 pub(crate) fn bot(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "bot.v4.bot.search",
         c.bot().v4().bot().search(
             lark_services::bot::v4::SearchBotRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
@@ -2532,7 +2605,7 @@ pub(crate) fn calendar(t: &mut Table) {
             lark_services::calendar::v4::DeleteCalendarAclRequest::new(p("calendar_id"), p("acl_id")),
         ),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.acl.list",
         c.calendar().v4().calendar().acl().list(
             lark_services::calendar::v4::ListCalendarAclRequest::new(p("calendar_id"))
@@ -2540,6 +2613,7 @@ pub(crate) fn calendar(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "calendar.v4.calendar.acl.subscription",
@@ -2576,7 +2650,7 @@ pub(crate) fn calendar(t: &mut Table) {
             .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.event.attendee.chat_member.list",
         c.calendar().v4().calendar().event().attendee().chat_member().list(
             lark_services::calendar::v4::ListCalendarEventAttendeeChatMemberRequest::new(
@@ -2589,6 +2663,7 @@ pub(crate) fn calendar(t: &mut Table) {
             .user_id_type("user_id")
             .op_user_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "calendar.v4.calendar.event.attendee.create",
@@ -2600,7 +2675,7 @@ pub(crate) fn calendar(t: &mut Table) {
             .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.event.attendee.list",
         c.calendar().v4().calendar().event().attendee().list(
             lark_services::calendar::v4::ListCalendarEventAttendeeRequest::new(
@@ -2613,6 +2688,7 @@ pub(crate) fn calendar(t: &mut Table) {
             .page_size(7)
             .op_user_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "calendar.v4.calendar.event.create",
@@ -2649,7 +2725,7 @@ pub(crate) fn calendar(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.event.instances",
         c.calendar().v4().calendar().event().instances(
             lark_services::calendar::v4::InstancesCalendarEventRequest::new(p("calendar_id"), p("event_id"))
@@ -2658,8 +2734,9 @@ pub(crate) fn calendar(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.event.list",
         c.calendar().v4().calendar().event().list(
             lark_services::calendar::v4::ListCalendarEventRequest::new(p("calendar_id"))
@@ -2672,6 +2749,7 @@ pub(crate) fn calendar(t: &mut Table) {
                 .user_id_type("user_id")
                 .op_user_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "calendar.v4.calendar.event.meeting_chat.create",
@@ -2714,7 +2792,7 @@ pub(crate) fn calendar(t: &mut Table) {
             lark_services::calendar::v4::ReplyCalendarEventRequest::new(p("calendar_id"), p("event_id")),
         ),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.event.search",
         c.calendar().v4().calendar().event().search(
             lark_services::calendar::v4::SearchCalendarEventRequest::new(p("calendar_id"))
@@ -2722,6 +2800,7 @@ pub(crate) fn calendar(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: false },
     );
     t.call(
         "calendar.v4.calendar.event.subscription",
@@ -2746,7 +2825,7 @@ pub(crate) fn calendar(t: &mut Table) {
             .calendar()
             .get(lark_services::calendar::v4::GetCalendarRequest::new(p("calendar_id"))),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.list",
         c.calendar().v4().calendar().list(
             lark_services::calendar::v4::ListCalendarRequest::new()
@@ -2754,6 +2833,7 @@ pub(crate) fn calendar(t: &mut Table) {
                 .page_token("s")
                 .sync_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "calendar.v4.calendar.mget",
@@ -2784,12 +2864,13 @@ pub(crate) fn calendar(t: &mut Table) {
             .calendar()
             .primarys(lark_services::calendar::v4::PrimarysCalendarRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "calendar.v4.calendar.search",
         c.calendar()
             .v4()
             .calendar()
             .search(lark_services::calendar::v4::SearchCalendarRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: false },
     );
     t.call(
         "calendar.v4.calendar.subscribe",
@@ -2953,7 +3034,7 @@ pub(crate) fn compensation(t: &mut Table) {
             .archive()
             .create(lark_services::compensation::v1::CreateArchiveRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "compensation.v1.archive.query",
         c.compensation().v1().archive().query(
             lark_services::compensation::v1::QueryArchiveRequest::new()
@@ -2961,21 +3042,24 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.change_reason.list",
         c.compensation().v1().change_reason().list(
             lark_services::compensation::v1::ListChangeReasonRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.indicator.list",
         c.compensation()
             .v1()
             .indicator()
             .list(lark_services::compensation::v1::ListIndicatorRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.item.list",
         c.compensation().v1().item().list(
             lark_services::compensation::v1::ListItemRequest::new()
@@ -2983,12 +3067,14 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .item_type("salary"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.item_category.list",
         c.compensation().v1().item_category().list(
             lark_services::compensation::v1::ListItemCategoryRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "compensation.v1.lump_sum_payment.batch_create",
@@ -3010,7 +3096,7 @@ pub(crate) fn compensation(t: &mut Table) {
             .lump_sum_payment()
             .batch_update(lark_services::compensation::v1::BatchUpdateLumpSumPaymentRequest::new()),
     );
-    t.call(
+    t.paged(
         "compensation.v1.lump_sum_payment.query",
         c.compensation().v1().lump_sum_payment().query(
             lark_services::compensation::v1::QueryLumpSumPaymentRequest::new()
@@ -3018,8 +3104,9 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.lump_sum_payment.query_detail",
         c.compensation().v1().lump_sum_payment().query_detail(
             lark_services::compensation::v1::QueryDetailLumpSumPaymentRequest::new()
@@ -3027,13 +3114,15 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "compensation.v1.plan.list",
         c.compensation()
             .v1()
             .plan()
             .list(lark_services::compensation::v1::ListPlanRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "compensation.v1.recurring_payment.batch_create",
@@ -3056,7 +3145,7 @@ pub(crate) fn compensation(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "compensation.v1.recurring_payment.query",
         c.compensation().v1().recurring_payment().query(
             lark_services::compensation::v1::QueryRecurringPaymentRequest::new()
@@ -3064,6 +3153,7 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "compensation.v1.social_archive.query",
@@ -3086,7 +3176,7 @@ pub(crate) fn compensation(t: &mut Table) {
             .social_insurance()
             .list(lark_services::compensation::v1::ListSocialInsuranceRequest::new()),
     );
-    t.call(
+    t.paged(
         "compensation.v1.social_plan.list",
         c.compensation().v1().social_plan().list(
             lark_services::compensation::v1::ListSocialPlanRequest::new()
@@ -3095,6 +3185,7 @@ pub(crate) fn compensation(t: &mut Table) {
                 .page_token("s")
                 .insurance_type("social_insurance"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "compensation.v1.social_plan.query",
@@ -3108,12 +3199,13 @@ pub(crate) fn compensation(t: &mut Table) {
 #[cfg(feature = "contact")]
 pub(crate) fn contact(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "contact.v3.custom_attr.list",
         c.contact()
             .v3()
             .custom_attr()
             .list(lark_services::contact::v3::ListCustomAttrRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.department.batch",
@@ -3124,7 +3216,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .user_id_type("open_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.department.children",
         c.contact().v3().department().children(
             lark_services::contact::v3::ChildrenDepartmentRequest::new(p("department_id"))
@@ -3134,6 +3226,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.department.create",
@@ -3159,7 +3252,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.department.list",
         c.contact().v3().department().list(
             lark_services::contact::v3::ListDepartmentRequest::new()
@@ -3170,8 +3263,9 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "contact.v3.department.parent",
         c.contact().v3().department().parent(
             lark_services::contact::v3::ParentDepartmentRequest::new()
@@ -3181,6 +3275,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.department.patch",
@@ -3190,7 +3285,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.department.search",
         c.contact().v3().department().search(
             lark_services::contact::v3::SearchDepartmentRequest::new()
@@ -3199,6 +3294,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.department.unbind_department_chat",
@@ -3236,11 +3332,12 @@ pub(crate) fn contact(t: &mut Table) {
             .employee_type_enum()
             .delete(lark_services::contact::v3::DeleteEmployeeTypeEnumRequest::new(p("enum_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.employee_type_enum.list",
         c.contact().v3().employee_type_enum().list(
             lark_services::contact::v3::ListEmployeeTypeEnumRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.employee_type_enum.update",
@@ -3285,7 +3382,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.functional_role.member.list",
         c.contact().v3().functional_role().member().list(
             lark_services::contact::v3::ListFunctionalRoleMemberRequest::new(p("role_id"))
@@ -3294,6 +3391,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .user_id_type("open_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.functional_role.member.scopes",
@@ -3362,7 +3460,7 @@ pub(crate) fn contact(t: &mut Table) {
             .member()
             .remove(lark_services::contact::v3::RemoveGroupMemberRequest::new(p("group_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.group.member.simplelist",
         c.contact().v3().group().member().simplelist(
             lark_services::contact::v3::SimplelistGroupMemberRequest::new(p("group_id"))
@@ -3371,8 +3469,9 @@ pub(crate) fn contact(t: &mut Table) {
                 .member_id_type("open_id")
                 .member_type("user"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "contact.v3.group.member_belong",
         c.contact().v3().group().member_belong(
             lark_services::contact::v3::MemberBelongGroupRequest::new()
@@ -3382,6 +3481,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.group.patch",
@@ -3391,11 +3491,12 @@ pub(crate) fn contact(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.group.simplelist",
         c.contact().v3().group().simplelist(
             lark_services::contact::v3::SimplelistGroupRequest::new().page_size(7).page_token("s").type_(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.job_family.create",
@@ -3415,11 +3516,12 @@ pub(crate) fn contact(t: &mut Table) {
             .job_family()
             .get(lark_services::contact::v3::GetJobFamilyRequest::new(p("job_family_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.job_family.list",
         c.contact().v3().job_family().list(
             lark_services::contact::v3::ListJobFamilyRequest::new().page_size(7).page_token("s").name("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.job_family.update",
@@ -3446,11 +3548,12 @@ pub(crate) fn contact(t: &mut Table) {
             .job_level()
             .get(lark_services::contact::v3::GetJobLevelRequest::new(p("job_level_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.job_level.list",
         c.contact().v3().job_level().list(
             lark_services::contact::v3::ListJobLevelRequest::new().page_size(7).page_token("s").name("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.job_level.update",
@@ -3466,14 +3569,15 @@ pub(crate) fn contact(t: &mut Table) {
             .job_title()
             .get(lark_services::contact::v3::GetJobTitleRequest::new(p("job_title_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.job_title.list",
         c.contact()
             .v3()
             .job_title()
             .list(lark_services::contact::v3::ListJobTitleRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "contact.v3.scope.list",
         c.contact().v3().scope().list(
             lark_services::contact::v3::ListScopeRequest::new()
@@ -3482,6 +3586,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.unit.bind_department",
@@ -3499,14 +3604,15 @@ pub(crate) fn contact(t: &mut Table) {
         "contact.v3.unit.get",
         c.contact().v3().unit().get(lark_services::contact::v3::GetUnitRequest::new(p("unit_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.unit.list",
         c.contact()
             .v3()
             .unit()
             .list(lark_services::contact::v3::ListUnitRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "contact.v3.unit.list_department",
         c.contact().v3().unit().list_department(
             lark_services::contact::v3::ListDepartmentUnitRequest::new()
@@ -3515,6 +3621,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.unit.patch",
@@ -3566,7 +3673,7 @@ pub(crate) fn contact(t: &mut Table) {
             .user()
             .delete(lark_services::contact::v3::DeleteUserRequest::new(p("user_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "contact.v3.user.find_by_department",
         c.contact().v3().user().find_by_department(
             lark_services::contact::v3::FindByDepartmentUserRequest::new()
@@ -3576,6 +3683,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.user.get",
@@ -3585,7 +3693,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "contact.v3.user.list",
         c.contact().v3().user().list(
             lark_services::contact::v3::ListUserRequest::new()
@@ -3595,6 +3703,7 @@ pub(crate) fn contact(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "contact.v3.user.patch",
@@ -3633,24 +3742,26 @@ pub(crate) fn contact(t: &mut Table) {
             .work_city()
             .get(lark_services::contact::v3::GetWorkCityRequest::new(p("work_city_id"))),
     );
-    t.call(
+    t.paged(
         "contact.v3.work_city.list",
         c.contact()
             .v3()
             .work_city()
             .list(lark_services::contact::v3::ListWorkCityRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
 #[cfg(feature = "corehr")]
 pub(crate) fn corehr(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "corehr.v1.assigned_user.search",
         c.corehr()
             .v1()
             .assigned_user()
             .search(lark_services::corehr::v1::SearchAssignedUserRequest::new().user_id_type("user_id")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.authorization.add_role_assign",
@@ -3669,7 +3780,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v1.authorization.query",
         c.corehr().v1().authorization().query(
             lark_services::corehr::v1::QueryAuthorizationRequest::new()
@@ -3681,6 +3792,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .updated_at_gte("s")
                 .updated_at_lte("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.authorization.remove_role_assign",
@@ -3740,7 +3852,7 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.company.get",
         c.corehr().v1().company().get(lark_services::corehr::v1::GetCompanyRequest::new(p("company_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.company.list",
         c.corehr().v1().company().list(
             lark_services::corehr::v1::ListCompanyRequest::new()
@@ -3748,6 +3860,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_size("s")
                 .effective_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.company.patch",
@@ -3809,12 +3922,13 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.contract.get",
         c.corehr().v1().contract().get(lark_services::corehr::v1::GetContractRequest::new(p("contract_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.contract.list",
         c.corehr()
             .v1()
             .contract()
             .list(lark_services::corehr::v1::ListContractRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.contract.patch",
@@ -3830,23 +3944,25 @@ pub(crate) fn corehr(t: &mut Table) {
             .country_region()
             .get(lark_services::corehr::v1::GetCountryRegionRequest::new(p("country_region_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.country_region.list",
         c.corehr()
             .v1()
             .country_region()
             .list(lark_services::corehr::v1::ListCountryRegionRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.currency.get",
         c.corehr().v1().currency().get(lark_services::corehr::v1::GetCurrencyRequest::new(p("currency_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.currency.list",
         c.corehr()
             .v1()
             .currency()
             .list(lark_services::corehr::v1::ListCurrencyRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.custom_field.get_by_param",
@@ -3856,13 +3972,14 @@ pub(crate) fn corehr(t: &mut Table) {
                 .custom_api_name("s"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v1.custom_field.list_object_api_name",
         c.corehr().v1().custom_field().list_object_api_name(
             lark_services::corehr::v1::ListObjectApiNameCustomFieldRequest::new()
                 .page_token("s")
                 .page_size("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.custom_field.query",
@@ -3894,7 +4011,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v1.department.list",
         c.corehr().v1().department().list(
             lark_services::corehr::v1::ListDepartmentRequest::new()
@@ -3905,6 +4022,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.department.patch",
@@ -3936,12 +4054,13 @@ pub(crate) fn corehr(t: &mut Table) {
             .employee_type()
             .get(lark_services::corehr::v1::GetEmployeeTypeRequest::new(p("employee_type_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.employee_type.list",
         c.corehr()
             .v1()
             .employee_type()
             .list(lark_services::corehr::v1::ListEmployeeTypeRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.employee_type.patch",
@@ -3988,7 +4107,7 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.job.get",
         c.corehr().v1().job().get(lark_services::corehr::v1::GetJobRequest::new(p("job_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.job.list",
         c.corehr().v1().job().list(
             lark_services::corehr::v1::ListJobRequest::new()
@@ -3997,6 +4116,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .name("s")
                 .query_language("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.job.patch",
@@ -4037,7 +4157,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v1.job_data.list",
         c.corehr().v1().job_data().list(
             lark_services::corehr::v1::ListJobDataRequest::new()
@@ -4051,6 +4171,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.job_data.patch",
@@ -4083,12 +4204,13 @@ pub(crate) fn corehr(t: &mut Table) {
             .job_family()
             .get(lark_services::corehr::v1::GetJobFamilyRequest::new(p("job_family_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.job_family.list",
         c.corehr()
             .v1()
             .job_family()
             .list(lark_services::corehr::v1::ListJobFamilyRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.job_family.patch",
@@ -4117,12 +4239,13 @@ pub(crate) fn corehr(t: &mut Table) {
             .job_level()
             .get(lark_services::corehr::v1::GetJobLevelRequest::new(p("job_level_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.job_level.list",
         c.corehr()
             .v1()
             .job_level()
             .list(lark_services::corehr::v1::ListJobLevelRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.job_level.patch",
@@ -4144,7 +4267,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .wk_company_id("s"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v1.leave.leave_balances",
         c.corehr().v1().leave().leave_balances(
             lark_services::corehr::v1::LeaveBalancesLeaveRequest::new()
@@ -4156,8 +4279,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .time_zone("s")
                 .include_offboard(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v1.leave.leave_request_history",
         c.corehr().v1().leave().leave_request_history(
             lark_services::corehr::v1::LeaveRequestHistoryLeaveRequest::new()
@@ -4186,8 +4310,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .wd_need_denied_and_canceled_record(true)
                 .wd_paid_type(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v1.leave.leave_types",
         c.corehr().v1().leave().leave_types(
             lark_services::corehr::v1::LeaveTypesLeaveRequest::new()
@@ -4196,6 +4321,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .status("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.leave.work_calendar",
@@ -4238,12 +4364,13 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.location.get",
         c.corehr().v1().location().get(lark_services::corehr::v1::GetLocationRequest::new(p("location_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.location.list",
         c.corehr()
             .v1()
             .location()
             .list(lark_services::corehr::v1::ListLocationRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.national_id_type.create",
@@ -4266,7 +4393,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .national_id_type()
             .get(lark_services::corehr::v1::GetNationalIdTypeRequest::new(p("national_id_type_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.national_id_type.list",
         c.corehr().v1().national_id_type().list(
             lark_services::corehr::v1::ListNationalIdTypeRequest::new()
@@ -4276,6 +4403,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .code("s")
                 .country_region_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.national_id_type.patch",
@@ -4288,7 +4416,7 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.offboarding.query",
         c.corehr().v1().offboarding().query(lark_services::corehr::v1::QueryOffboardingRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v1.offboarding.search",
         c.corehr().v1().offboarding().search(
             lark_services::corehr::v1::SearchOffboardingRequest::new()
@@ -4297,6 +4425,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.offboarding.submit",
@@ -4332,7 +4461,11 @@ pub(crate) fn corehr(t: &mut Table) {
     );
     t.call(
         "corehr.v1.person.upload",
-        c.corehr().v1().person().upload(lark_services::corehr::v1::UploadPersonRequest::new()),
+        c.corehr().v1().person().upload(
+            lark_services::corehr::v1::UploadPersonRequest::new()
+                .file_content(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .file_name("s"),
+        ),
     );
     t.call(
         "corehr.v1.pre_hire.delete",
@@ -4345,7 +4478,7 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v1.pre_hire.get",
         c.corehr().v1().pre_hire().get(lark_services::corehr::v1::GetPreHireRequest::new(p("pre_hire_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.pre_hire.list",
         c.corehr().v1().pre_hire().list(
             lark_services::corehr::v1::ListPreHireRequest::new()
@@ -4353,6 +4486,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_size("s")
                 .pre_hire_ids(["s", "s"]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.pre_hire.patch",
@@ -4369,12 +4503,13 @@ pub(crate) fn corehr(t: &mut Table) {
             .form_variable_data()
             .get(lark_services::corehr::v1::GetProcessFormVariableDataRequest::new(p("process_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.security_group.list",
         c.corehr()
             .v1()
             .security_group()
             .list(lark_services::corehr::v1::ListSecurityGroupRequest::new().page_token("s").page_size("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.security_group.query",
@@ -4390,7 +4525,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .subdivision()
             .get(lark_services::corehr::v1::GetSubdivisionRequest::new(p("subdivision_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.subdivision.list",
         c.corehr().v1().subdivision().list(
             lark_services::corehr::v1::ListSubdivisionRequest::new()
@@ -4398,6 +4533,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_size("s")
                 .country_region_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.subregion.get",
@@ -4406,7 +4542,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .subregion()
             .get(lark_services::corehr::v1::GetSubregionRequest::new(p("subregion_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.subregion.list",
         c.corehr().v1().subregion().list(
             lark_services::corehr::v1::ListSubregionRequest::new()
@@ -4414,6 +4550,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_size("s")
                 .subdivision_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.transfer_reason.query",
@@ -4451,11 +4588,12 @@ pub(crate) fn corehr(t: &mut Table) {
             .working_hours_type()
             .get(lark_services::corehr::v1::GetWorkingHoursTypeRequest::new(p("working_hours_type_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v1.working_hours_type.list",
         c.corehr().v1().working_hours_type().list(
             lark_services::corehr::v1::ListWorkingHoursTypeRequest::new().page_token("s").page_size("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v1.working_hours_type.patch",
@@ -4497,7 +4635,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.approver.list",
         c.corehr().v2().approver().list(
             lark_services::corehr::v2::ListApproverRequest::new()
@@ -4507,70 +4645,81 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id("s")
                 .approver_status(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.bank.search",
         c.corehr().v2().basic_info().bank().search(
             lark_services::corehr::v2::SearchBasicInfoBankRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.bank_branch.search",
         c.corehr().v2().basic_info().bank_branch().search(
             lark_services::corehr::v2::SearchBasicInfoBankBranchRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.city.search",
         c.corehr().v2().basic_info().city().search(
             lark_services::corehr::v2::SearchBasicInfoCityRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.country_region.search",
         c.corehr().v2().basic_info().country_region().search(
             lark_services::corehr::v2::SearchBasicInfoCountryRegionRequest::new()
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.country_region_subdivision.search",
         c.corehr().v2().basic_info().country_region_subdivision().search(
             lark_services::corehr::v2::SearchBasicInfoCountryRegionSubdivisionRequest::new()
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.currency.search",
         c.corehr().v2().basic_info().currency().search(
             lark_services::corehr::v2::SearchBasicInfoCurrencyRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.district.search",
         c.corehr().v2().basic_info().district().search(
             lark_services::corehr::v2::SearchBasicInfoDistrictRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.language.search",
         c.corehr().v2().basic_info().language().search(
             lark_services::corehr::v2::SearchBasicInfoLanguageRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.nationality.search",
         c.corehr().v2().basic_info().nationality().search(
             lark_services::corehr::v2::SearchBasicInfoNationalityRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.basic_info.time_zone.search",
         c.corehr().v2().basic_info().time_zone().search(
             lark_services::corehr::v2::SearchBasicInfoTimeZoneRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.bp.get_by_department",
@@ -4580,7 +4729,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.bp.list",
         c.corehr().v2().bp().list(
             lark_services::corehr::v2::ListBpRequest::new()
@@ -4589,6 +4738,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.company.active",
@@ -4605,7 +4755,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .company()
             .query_multi_timeline(lark_services::corehr::v2::QueryMultiTimelineCompanyRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.company.query_recent_change",
         c.corehr().v2().company().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeCompanyRequest::new()
@@ -4614,8 +4764,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.contract.search",
         c.corehr().v2().contract().search(
             lark_services::corehr::v2::SearchContractRequest::new()
@@ -4623,6 +4774,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.cost_allocation.batch_query",
@@ -4675,7 +4827,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.cost_center.query_multi_timeline",
         c.corehr().v2().cost_center().query_multi_timeline(
             lark_services::corehr::v2::QueryMultiTimelineCostCenterRequest::new()
@@ -4683,8 +4835,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.cost_center.query_recent_change",
         c.corehr().v2().cost_center().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeCostCenterRequest::new()
@@ -4693,8 +4846,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.cost_center.search",
         c.corehr().v2().cost_center().search(
             lark_services::corehr::v2::SearchCostCenterRequest::new()
@@ -4702,8 +4856,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.cost_center.tree",
         c.corehr().v2().cost_center().tree(
             lark_services::corehr::v2::TreeCostCenterRequest::new()
@@ -4711,6 +4866,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.cost_center.version.create",
@@ -4762,7 +4918,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.custom_org.query",
         c.corehr().v2().custom_org().query(
             lark_services::corehr::v2::QueryCustomOrgRequest::new()
@@ -4770,8 +4926,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.custom_org.query_recent_change",
         c.corehr().v2().custom_org().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeCustomOrgRequest::new()
@@ -4781,6 +4938,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.custom_org.update_rule",
@@ -4850,7 +5008,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.department.query_multi_timeline",
         c.corehr().v2().department().query_multi_timeline(
             lark_services::corehr::v2::QueryMultiTimelineDepartmentRequest::new()
@@ -4859,8 +5017,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.department.query_operation_logs",
         c.corehr().v2().department().query_operation_logs(
             lark_services::corehr::v2::QueryOperationLogsDepartmentRequest::new()
@@ -4868,8 +5027,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.department.query_recent_change",
         c.corehr().v2().department().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeDepartmentRequest::new()
@@ -4879,6 +5039,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .end_date("s")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.department.query_timeline",
@@ -4888,7 +5049,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.department.search",
         c.corehr().v2().department().search(
             lark_services::corehr::v2::SearchDepartmentRequest::new()
@@ -4897,8 +5058,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.department.tree",
         c.corehr().v2().department().tree(
             lark_services::corehr::v2::TreeDepartmentRequest::new()
@@ -4906,6 +5068,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_token("s")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.draft.get",
@@ -4974,7 +5137,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("people_corehr_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.employee.search",
         c.corehr().v2().employee().search(
             lark_services::corehr::v2::SearchEmployeeRequest::new()
@@ -4983,8 +5146,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.employees.additional_job.batch",
         c.corehr().v2().employees().additional_job().batch(
             lark_services::corehr::v2::BatchEmployeesAdditionalJobRequest::new()
@@ -4993,6 +5157,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.employees.additional_job.create",
@@ -5043,7 +5208,7 @@ pub(crate) fn corehr(t: &mut Table) {
             )),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.employees.international_assignment.list",
         c.corehr().v2().employees().international_assignment().list(
             lark_services::corehr::v2::ListEmployeesInternationalAssignmentRequest::new()
@@ -5075,6 +5240,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .international_assignment_type_list(["s", "s"])
                 .work_calendar_id_list(["s", "s"]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.employees.international_assignment.patch",
@@ -5095,7 +5261,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.employees.job_data.query",
         c.corehr().v2().employees().job_data().query(
             lark_services::corehr::v2::QueryEmployeesJobDataRequest::new()
@@ -5104,6 +5270,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.enum.search",
@@ -5120,7 +5287,7 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v2.job.get",
         c.corehr().v2().job().get(lark_services::corehr::v2::GetJobRequest::new(p("job_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job.list",
         c.corehr().v2().job().list(
             lark_services::corehr::v2::ListJobRequest::new()
@@ -5129,6 +5296,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .name("s")
                 .query_language("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.job.query_multi_timeline",
@@ -5137,7 +5305,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .job()
             .query_multi_timeline(lark_services::corehr::v2::QueryMultiTimelineJobRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job.query_recent_change",
         c.corehr().v2().job().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeJobRequest::new()
@@ -5146,6 +5314,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.job_change.create",
@@ -5162,7 +5331,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job_change.search",
         c.corehr().v2().job_change().search(
             lark_services::corehr::v2::SearchJobChangeRequest::new()
@@ -5171,6 +5340,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.job_family.batch_get",
@@ -5183,7 +5353,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .job_family()
             .query_multi_timeline(lark_services::corehr::v2::QueryMultiTimelineJobFamilyRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job_family.query_recent_change",
         c.corehr().v2().job_family().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeJobFamilyRequest::new()
@@ -5192,6 +5362,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.job_grade.create",
@@ -5214,14 +5385,15 @@ pub(crate) fn corehr(t: &mut Table) {
             .job_grade()
             .patch(lark_services::corehr::v2::PatchJobGradeRequest::new(p("job_grade_id")).client_token("s")),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job_grade.query",
         c.corehr()
             .v2()
             .job_grade()
             .query(lark_services::corehr::v2::QueryJobGradeRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.job_grade.query_recent_change",
         c.corehr().v2().job_grade().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeJobGradeRequest::new()
@@ -5230,12 +5402,13 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.job_level.batch_get",
         c.corehr().v2().job_level().batch_get(lark_services::corehr::v2::BatchGetJobLevelRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.job_level.query_recent_change",
         c.corehr().v2().job_level().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeJobLevelRequest::new()
@@ -5244,6 +5417,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.location.active",
@@ -5289,7 +5463,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .location()
             .query_multi_timeline(lark_services::corehr::v2::QueryMultiTimelineLocationRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.location.query_recent_change",
         c.corehr().v2().location().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangeLocationRequest::new()
@@ -5298,6 +5472,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.offboarding.edit",
@@ -5324,12 +5499,13 @@ pub(crate) fn corehr(t: &mut Table) {
         "corehr.v2.pathway.active",
         c.corehr().v2().pathway().active(lark_services::corehr::v2::ActivePathwayRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.pathway.batch_get",
         c.corehr()
             .v2()
             .pathway()
             .batch_get(lark_services::corehr::v2::BatchGetPathwayRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.pathway.create",
@@ -5391,7 +5567,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .department_id_type("open_department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.position.query",
         c.corehr().v2().position().query(
             lark_services::corehr::v2::QueryPositionRequest::new()
@@ -5400,8 +5576,9 @@ pub(crate) fn corehr(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.position.query_recent_change",
         c.corehr().v2().position().query_recent_change(
             lark_services::corehr::v2::QueryRecentChangePositionRequest::new()
@@ -5410,6 +5587,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.pre_hire.complete",
@@ -5436,7 +5614,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .pre_hire()
             .patch(lark_services::corehr::v2::PatchPreHireRequest::new(p("pre_hire_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v2.pre_hire.query",
         c.corehr().v2().pre_hire().query(
             lark_services::corehr::v2::QueryPreHireRequest::new()
@@ -5445,6 +5623,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.pre_hire.restore_flow_instance",
@@ -5453,7 +5632,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .pre_hire()
             .restore_flow_instance(lark_services::corehr::v2::RestoreFlowInstancePreHireRequest::new()),
     );
-    t.call(
+    t.paged(
         "corehr.v2.pre_hire.search",
         c.corehr().v2().pre_hire().search(
             lark_services::corehr::v2::SearchPreHireRequest::new()
@@ -5462,6 +5641,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.pre_hire.transform_onboarding_task",
@@ -5519,7 +5699,7 @@ pub(crate) fn corehr(t: &mut Table) {
             lark_services::corehr::v2::EnableDisableAssessmentProbationRequest::new(),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.probation.search",
         c.corehr().v2().probation().search(
             lark_services::corehr::v2::SearchProbationRequest::new()
@@ -5528,6 +5708,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.probation.submit",
@@ -5584,17 +5765,18 @@ pub(crate) fn corehr(t: &mut Table) {
             .process()
             .get(lark_services::corehr::v2::GetProcessRequest::new(p("process_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "corehr.v2.process.list",
         c.corehr().v2().process().list(
             lark_services::corehr::v2::ListProcessRequest::new()
-                .statuses([7, 7])
+                .statuses([7.0, 7.0])
                 .page_token("s")
                 .page_size(7)
                 .modify_time_from("s")
                 .modify_time_to("s")
                 .flow_definition_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.process.query_flow_data_template.create",
@@ -5653,7 +5835,7 @@ pub(crate) fn corehr(t: &mut Table) {
             .signature_file()
             .download(lark_services::corehr::v2::DownloadSignatureFileRequest::new(p("signature_file_id"))),
     );
-    t.call(
+    t.paged(
         "corehr.v2.signature_file.list",
         c.corehr().v2().signature_file().list(
             lark_services::corehr::v2::ListSignatureFileRequest::new()
@@ -5667,6 +5849,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .template_ids("s")
                 .select_sign_url(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.signature_file.list_by_biz_id",
@@ -5678,7 +5861,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .select_sign_url(true),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.signature_file.query",
         c.corehr().v2().signature_file().query(
             lark_services::corehr::v2::QuerySignatureFileRequest::new()
@@ -5690,6 +5873,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .user_id_type("user_id")
                 .select_sign_url(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.signature_file.terminate",
@@ -5713,7 +5897,7 @@ pub(crate) fn corehr(t: &mut Table) {
                 .select_custom_field(true),
         ),
     );
-    t.call(
+    t.paged(
         "corehr.v2.signature_template_info_with_thumbnail.list",
         c.corehr().v2().signature_template_info_with_thumbnail().list(
             lark_services::corehr::v2::ListSignatureTemplateInfoWithThumbnailRequest::new()
@@ -5727,32 +5911,36 @@ pub(crate) fn corehr(t: &mut Table) {
                 .applicability_apinames(["s", "s"])
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: None, number: true },
     );
-    t.call(
+    t.paged(
         "corehr.v2.workforce_plan.list",
         c.corehr().v2().workforce_plan().list(
             lark_services::corehr::v2::ListWorkforcePlanRequest::new()
-                .limit(7)
-                .offset(7)
+                .limit(7.0)
+                .offset(7.0)
                 .get_all_plan(true)
                 .active(true)
                 .page_token("s")
-                .page_size(7)
+                .page_size(7.0)
                 .start_date("s")
                 .end_date("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.workforce_plan_detail.batch",
         c.corehr().v2().workforce_plan_detail().batch(
             lark_services::corehr::v2::BatchWorkforcePlanDetailRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "corehr.v2.workforce_plan_detail.batch_v2",
         c.corehr().v2().workforce_plan_detail().batch_v2(
             lark_services::corehr::v2::BatchV2WorkforcePlanDetailRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "corehr.v2.workforce_plan_detail_row.batchDelete",
@@ -5789,7 +5977,7 @@ pub(crate) fn directory(t: &mut Table) {
                 .tenant_id("s"),
         ),
     );
-    t.call(
+    t.paged(
         "directory.v1.collaboration_rule.list",
         c.directory().v1().collaboration_rule().list(
             lark_services::directory::v1::ListCollaborationRuleRequest::new()
@@ -5798,6 +5986,7 @@ pub(crate) fn directory(t: &mut Table) {
                 .target_tenant_key("s")
                 .tenant_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "directory.v1.collaboration_rule.update",
@@ -5807,7 +5996,7 @@ pub(crate) fn directory(t: &mut Table) {
                 .tenant_id("s"),
         ),
     );
-    t.call(
+    t.paged(
         "directory.v1.collaboration_tenant.list",
         c.directory().v1().collaboration_tenant().list(
             lark_services::directory::v1::ListCollaborationTenantRequest::new()
@@ -5815,8 +6004,9 @@ pub(crate) fn directory(t: &mut Table) {
                 .page_token("s")
                 .tenant_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "directory.v1.collboration_share_entity.list",
         c.directory().v1().collboration_share_entity().list(
             lark_services::directory::v1::ListCollborationShareEntityRequest::new()
@@ -5828,6 +6018,7 @@ pub(crate) fn directory(t: &mut Table) {
                 .page_size(7)
                 .tenant_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "directory.v1.department.create",
@@ -5992,126 +6183,131 @@ pub(crate) fn document_ai(t: &mut Table) {
     let c = t.client();
     t.call(
         "document_ai.v1.bank_card.recognize",
-        c.document_ai()
-            .v1()
-            .bank_card()
-            .recognize(lark_services::document_ai::v1::RecognizeBankCardRequest::new()),
+        c.document_ai().v1().bank_card().recognize(
+            lark_services::document_ai::v1::RecognizeBankCardRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.business_card.recognize",
-        c.document_ai()
-            .v1()
-            .business_card()
-            .recognize(lark_services::document_ai::v1::RecognizeBusinessCardRequest::new()),
+        c.document_ai().v1().business_card().recognize(
+            lark_services::document_ai::v1::RecognizeBusinessCardRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.business_license.recognize",
-        c.document_ai()
-            .v1()
-            .business_license()
-            .recognize(lark_services::document_ai::v1::RecognizeBusinessLicenseRequest::new()),
+        c.document_ai().v1().business_license().recognize(
+            lark_services::document_ai::v1::RecognizeBusinessLicenseRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.chinese_passport.recognize",
-        c.document_ai()
-            .v1()
-            .chinese_passport()
-            .recognize(lark_services::document_ai::v1::RecognizeChinesePassportRequest::new()),
+        c.document_ai().v1().chinese_passport().recognize(
+            lark_services::document_ai::v1::RecognizeChinesePassportRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.contract.field_extraction",
-        c.document_ai()
-            .v1()
-            .contract()
-            .field_extraction(lark_services::document_ai::v1::FieldExtractionContractRequest::new()),
+        c.document_ai().v1().contract().field_extraction(
+            lark_services::document_ai::v1::FieldExtractionContractRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .pdf_page_limit(7)
+                .ocr_mode("force"),
+        ),
     );
     t.call(
         "document_ai.v1.driving_license.recognize",
-        c.document_ai()
-            .v1()
-            .driving_license()
-            .recognize(lark_services::document_ai::v1::RecognizeDrivingLicenseRequest::new()),
+        c.document_ai().v1().driving_license().recognize(
+            lark_services::document_ai::v1::RecognizeDrivingLicenseRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.food_manage_license.recognize",
-        c.document_ai()
-            .v1()
-            .food_manage_license()
-            .recognize(lark_services::document_ai::v1::RecognizeFoodManageLicenseRequest::new()),
+        c.document_ai().v1().food_manage_license().recognize(
+            lark_services::document_ai::v1::RecognizeFoodManageLicenseRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.food_produce_license.recognize",
-        c.document_ai()
-            .v1()
-            .food_produce_license()
-            .recognize(lark_services::document_ai::v1::RecognizeFoodProduceLicenseRequest::new()),
+        c.document_ai().v1().food_produce_license().recognize(
+            lark_services::document_ai::v1::RecognizeFoodProduceLicenseRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.health_certificate.recognize",
-        c.document_ai()
-            .v1()
-            .health_certificate()
-            .recognize(lark_services::document_ai::v1::RecognizeHealthCertificateRequest::new()),
+        c.document_ai().v1().health_certificate().recognize(
+            lark_services::document_ai::v1::RecognizeHealthCertificateRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.hkm_mainland_travel_permit.recognize",
-        c.document_ai()
-            .v1()
-            .hkm_mainland_travel_permit()
-            .recognize(lark_services::document_ai::v1::RecognizeHkmMainlandTravelPermitRequest::new()),
+        c.document_ai().v1().hkm_mainland_travel_permit().recognize(
+            lark_services::document_ai::v1::RecognizeHkmMainlandTravelPermitRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.id_card.recognize",
-        c.document_ai()
-            .v1()
-            .id_card()
-            .recognize(lark_services::document_ai::v1::RecognizeIdCardRequest::new()),
+        c.document_ai().v1().id_card().recognize(
+            lark_services::document_ai::v1::RecognizeIdCardRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.resume.parse",
-        c.document_ai().v1().resume().parse(lark_services::document_ai::v1::ParseResumeRequest::new()),
+        c.document_ai().v1().resume().parse(
+            lark_services::document_ai::v1::ParseResumeRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.taxi_invoice.recognize",
-        c.document_ai()
-            .v1()
-            .taxi_invoice()
-            .recognize(lark_services::document_ai::v1::RecognizeTaxiInvoiceRequest::new()),
+        c.document_ai().v1().taxi_invoice().recognize(
+            lark_services::document_ai::v1::RecognizeTaxiInvoiceRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.train_invoice.recognize",
-        c.document_ai()
-            .v1()
-            .train_invoice()
-            .recognize(lark_services::document_ai::v1::RecognizeTrainInvoiceRequest::new()),
+        c.document_ai().v1().train_invoice().recognize(
+            lark_services::document_ai::v1::RecognizeTrainInvoiceRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.tw_mainland_travel_permit.recognize",
-        c.document_ai()
-            .v1()
-            .tw_mainland_travel_permit()
-            .recognize(lark_services::document_ai::v1::RecognizeTwMainlandTravelPermitRequest::new()),
+        c.document_ai().v1().tw_mainland_travel_permit().recognize(
+            lark_services::document_ai::v1::RecognizeTwMainlandTravelPermitRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.vat_invoice.recognize",
-        c.document_ai()
-            .v1()
-            .vat_invoice()
-            .recognize(lark_services::document_ai::v1::RecognizeVatInvoiceRequest::new()),
+        c.document_ai().v1().vat_invoice().recognize(
+            lark_services::document_ai::v1::RecognizeVatInvoiceRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.vehicle_invoice.recognize",
-        c.document_ai()
-            .v1()
-            .vehicle_invoice()
-            .recognize(lark_services::document_ai::v1::RecognizeVehicleInvoiceRequest::new()),
+        c.document_ai().v1().vehicle_invoice().recognize(
+            lark_services::document_ai::v1::RecognizeVehicleInvoiceRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "document_ai.v1.vehicle_license.recognize",
-        c.document_ai()
-            .v1()
-            .vehicle_license()
-            .recognize(lark_services::document_ai::v1::RecognizeVehicleLicenseRequest::new()),
+        c.document_ai().v1().vehicle_license().recognize(
+            lark_services::document_ai::v1::RecognizeVehicleLicenseRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
 }
 
@@ -6147,7 +6343,7 @@ pub(crate) fn docx(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "docx.v1.document.block.children.get",
         c.docx().v1().document().block().children().get(
             lark_services::docx::v1::GetDocumentBlockChildrenRequest::new(p("document_id"), p("block_id"))
@@ -6156,6 +6352,7 @@ pub(crate) fn docx(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "docx.v1.document.block.get",
@@ -6165,7 +6362,7 @@ pub(crate) fn docx(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "docx.v1.document.block.list",
         c.docx().v1().document().block().list(
             lark_services::docx::v1::ListDocumentBlockRequest::new(p("document_id"))
@@ -6174,6 +6371,7 @@ pub(crate) fn docx(t: &mut Table) {
                 .document_revision_id(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "docx.v1.document.block.patch",
@@ -6247,7 +6445,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .need_reaction(true),
         ),
     );
-    t.call(
+    t.paged(
         "drive.v1.file.comment.list",
         c.drive().v1().file().comment().list(
             lark_services::drive::v1::ListFileCommentRequest::new(p("file_token"))
@@ -6260,6 +6458,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .need_reaction(true)
                 .need_relation(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "drive.v1.file.comment.patch",
@@ -6287,7 +6486,7 @@ pub(crate) fn drive(t: &mut Table) {
             .file_type("doc"),
         ),
     );
-    t.call(
+    t.paged(
         "drive.v1.file.comment.reply.list",
         c.drive().v1().file().comment().reply().list(
             lark_services::drive::v1::ListFileCommentReplyRequest::new(p("file_token"), p("comment_id"))
@@ -6297,6 +6496,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .need_reaction(true)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "drive.v1.file.comment.reply.update",
@@ -6356,7 +6556,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .event_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "drive.v1.file.list",
         c.drive().v1().file().list(
             lark_services::drive::v1::ListFileRequest::new()
@@ -6368,6 +6568,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .option("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "drive.v1.file.move",
@@ -6419,7 +6620,16 @@ pub(crate) fn drive(t: &mut Table) {
     );
     t.call(
         "drive.v1.file.upload_all",
-        c.drive().v1().file().upload_all(lark_services::drive::v1::UploadAllFileRequest::new()),
+        c.drive().v1().file().upload_all(
+            lark_services::drive::v1::UploadAllFileRequest::new()
+                .file_name("s")
+                .parent_type("explorer")
+                .parent_node("s")
+                .size(7)
+                .checksum("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .file_token("s"),
+        ),
     );
     t.call(
         "drive.v1.file.upload_finish",
@@ -6427,7 +6637,14 @@ pub(crate) fn drive(t: &mut Table) {
     );
     t.call(
         "drive.v1.file.upload_part",
-        c.drive().v1().file().upload_part(lark_services::drive::v1::UploadPartFileRequest::new()),
+        c.drive().v1().file().upload_part(
+            lark_services::drive::v1::UploadPartFileRequest::new()
+                .upload_id("s")
+                .seq(7)
+                .size(7)
+                .checksum("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "drive.v1.file.upload_prepare",
@@ -6454,10 +6671,10 @@ pub(crate) fn drive(t: &mut Table) {
                 .obj_type("docx")
                 .user_id_type("open_id")
                 .page_token("s")
-                .page_size(7),
+                .page_size(7.0),
         ),
     );
-    t.call(
+    t.paged(
         "drive.v1.file.version.list",
         c.drive().v1().file().version().list(
             lark_services::drive::v1::ListFileVersionRequest::new(p("file_token"))
@@ -6466,8 +6683,9 @@ pub(crate) fn drive(t: &mut Table) {
                 .obj_type("docx")
                 .user_id_type("open_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "drive.v1.file.view_record.list",
         c.drive().v1().file().view_record().list(
             lark_services::drive::v1::ListFileViewRecordRequest::new(p("file_token"))
@@ -6476,6 +6694,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .file_type("doc")
                 .viewer_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "drive.v1.import_task.create",
@@ -6502,7 +6721,16 @@ pub(crate) fn drive(t: &mut Table) {
     );
     t.call(
         "drive.v1.media.upload_all",
-        c.drive().v1().media().upload_all(lark_services::drive::v1::UploadAllMediaRequest::new()),
+        c.drive().v1().media().upload_all(
+            lark_services::drive::v1::UploadAllMediaRequest::new()
+                .file_name("s")
+                .parent_type("doc_image")
+                .parent_node("s")
+                .size(7)
+                .checksum("s")
+                .extra("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "drive.v1.media.upload_finish",
@@ -6510,7 +6738,14 @@ pub(crate) fn drive(t: &mut Table) {
     );
     t.call(
         "drive.v1.media.upload_part",
-        c.drive().v1().media().upload_part(lark_services::drive::v1::UploadPartMediaRequest::new()),
+        c.drive().v1().media().upload_part(
+            lark_services::drive::v1::UploadPartMediaRequest::new()
+                .upload_id("s")
+                .seq(7)
+                .size(7)
+                .checksum("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "drive.v1.media.upload_prepare",
@@ -6640,7 +6875,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .file_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "drive.v2.file.like.list",
         c.drive().v2().file().like().list(
             lark_services::drive::v2::ListFileLikeRequest::new(p("file_token"))
@@ -6649,6 +6884,7 @@ pub(crate) fn drive(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "drive.v2.permission.public.get",
@@ -6675,13 +6911,13 @@ pub(crate) fn ehr(t: &mut Table) {
         "ehr.v1.attachment.get",
         c.ehr().v1().attachment().get(lark_services::ehr::v1::GetAttachmentRequest::new(p("token"))),
     );
-    t.call(
+    t.paged(
         "ehr.v1.employee.list",
         c.ehr().v1().employee().list(
             lark_services::ehr::v1::ListEmployeeRequest::new()
                 .view("basic")
-                .status([7, 7])
-                .type_([7, 7])
+                .status([7.0, 7.0])
+                .type_([7.0, 7.0])
                 .start_time("s")
                 .end_time("s")
                 .user_id_type("user_id")
@@ -6689,6 +6925,7 @@ pub(crate) fn ehr(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
@@ -6699,12 +6936,13 @@ pub(crate) fn event(t: &mut Table) {
         "event.v1.connection.get",
         c.event().v1().connection().get(lark_services::event::v1::GetConnectionRequest::new()),
     );
-    t.call(
+    t.paged(
         "event.v1.outbound_ip.list",
         c.event()
             .v1()
             .outbound_ip()
             .list(lark_services::event::v1::ListOutboundIpRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
@@ -6755,7 +6993,7 @@ pub(crate) fn helpdesk(t: &mut Table) {
         c.helpdesk()
             .v1()
             .agent_schedule()
-            .list(lark_services::helpdesk::v1::ListAgentScheduleRequest::new().status([7, 7])),
+            .list(lark_services::helpdesk::v1::ListAgentScheduleRequest::new().status([7.0, 7.0])),
     );
     t.call(
         "helpdesk.v1.agent_skill.create",
@@ -6851,7 +7089,7 @@ pub(crate) fn helpdesk(t: &mut Table) {
         "helpdesk.v1.faq.get",
         c.helpdesk().v1().faq().get(lark_services::helpdesk::v1::GetFaqRequest::new(p("id"))),
     );
-    t.call(
+    t.paged(
         "helpdesk.v1.faq.list",
         c.helpdesk().v1().faq().list(
             lark_services::helpdesk::v1::ListFaqRequest::new()
@@ -6861,12 +7099,13 @@ pub(crate) fn helpdesk(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "helpdesk.v1.faq.patch",
         c.helpdesk().v1().faq().patch(lark_services::helpdesk::v1::PatchFaqRequest::new(p("id"))),
     );
-    t.call(
+    t.paged(
         "helpdesk.v1.faq.search",
         c.helpdesk().v1().faq().search(
             lark_services::helpdesk::v1::SearchFaqRequest::new()
@@ -6875,6 +7114,7 @@ pub(crate) fn helpdesk(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "helpdesk.v1.notification.cancel_approve",
@@ -6954,8 +7194,8 @@ pub(crate) fn helpdesk(t: &mut Table) {
                 .type_(7)
                 .channel(7)
                 .solved(7)
-                .score(7)
-                .status_list([7, 7])
+                .score(7.0)
+                .status_list([7.0, 7.0])
                 .guest_name("s")
                 .guest_id("s")
                 .tags(["s", "s"])
@@ -7028,11 +7268,12 @@ pub(crate) fn helpdesk(t: &mut Table) {
             )),
         ),
     );
-    t.call(
+    t.paged(
         "helpdesk.v1.ticket_customized_field.list",
         c.helpdesk().v1().ticket_customized_field().list(
             lark_services::helpdesk::v1::ListTicketCustomizedFieldRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "next_page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "helpdesk.v1.ticket_customized_field.patch",
@@ -7054,7 +7295,7 @@ pub(crate) fn hire(t: &mut Table) {
             .advertisement()
             .publish(lark_services::hire::v1::PublishAdvertisementRequest::new(p("advertisement_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.agency.batch_query",
         c.hire().v1().agency().batch_query(
             lark_services::hire::v1::BatchQueryAgencyRequest::new()
@@ -7062,6 +7303,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.agency.get",
@@ -7070,7 +7312,7 @@ pub(crate) fn hire(t: &mut Table) {
             .agency()
             .get(lark_services::hire::v1::GetAgencyRequest::new(p("agency_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "hire.v1.agency.get_agency_account",
         c.hire().v1().agency().get_agency_account(
             lark_services::hire::v1::GetAgencyAccountAgencyRequest::new()
@@ -7078,6 +7320,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.agency.operate_agency_account",
@@ -7137,7 +7380,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .options(["with_job", "with_job"]),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.application.interview.list",
         c.hire().v1().application().interview().list(
             lark_services::hire::v1::ListApplicationInterviewRequest::new(p("application_id"))
@@ -7146,8 +7389,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id")
                 .job_level_id_type("people_admin_job_level_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.application.list",
         c.hire().v1().application().list(
             lark_services::hire::v1::ListApplicationRequest::new()
@@ -7156,13 +7400,14 @@ pub(crate) fn hire(t: &mut Table) {
                 .talent_id("s")
                 .active_status("s")
                 .job_id("s")
-                .lock_status([7, 7])
+                .lock_status([7.0, 7.0])
                 .page_token("s")
                 .page_size(7)
                 .update_start_time("s")
                 .update_end_time("s")
                 .keyword("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.application.offer",
@@ -7208,7 +7453,11 @@ pub(crate) fn hire(t: &mut Table) {
     );
     t.call(
         "hire.v1.attachment.create",
-        c.hire().v1().attachment().create(lark_services::hire::v1::CreateAttachmentRequest::new()),
+        c.hire().v1().attachment().create(
+            lark_services::hire::v1::CreateAttachmentRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .form_field("extra", "s"),
+        ),
     );
     t.call(
         "hire.v1.attachment.get",
@@ -7224,7 +7473,7 @@ pub(crate) fn hire(t: &mut Table) {
             .attachment()
             .preview(lark_services::hire::v1::PreviewAttachmentRequest::new(p("attachment_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.background_check_order.batch_query",
         c.hire().v1().background_check_order().batch_query(
             lark_services::hire::v1::BatchQueryBackgroundCheckOrderRequest::new()
@@ -7232,8 +7481,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.background_check_order.list",
         c.hire().v1().background_check_order().list(
             lark_services::hire::v1::ListBackgroundCheckOrderRequest::new()
@@ -7244,6 +7494,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .update_start_time("s")
                 .update_end_time("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.diversity_inclusion.search",
@@ -7409,7 +7660,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .employee_type_id_type("people_admin_employee_type_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.evaluation.list",
         c.hire().v1().evaluation().list(
             lark_services::hire::v1::ListEvaluationRequest::new()
@@ -7420,8 +7671,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .update_end_time("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.evaluation_task.list",
         c.hire().v1().evaluation_task().list(
             lark_services::hire::v1::ListEvaluationTaskRequest::new()
@@ -7431,6 +7683,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .activity_status(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.exam.create",
@@ -7439,7 +7692,7 @@ pub(crate) fn hire(t: &mut Table) {
             .exam()
             .create(lark_services::hire::v1::CreateExamRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "hire.v1.exam_marking_task.list",
         c.hire().v1().exam_marking_task().list(
             lark_services::hire::v1::ListExamMarkingTaskRequest::new()
@@ -7449,6 +7702,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .activity_status(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.external_application.create",
@@ -7464,7 +7718,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .talent_id("s"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.external_application.list",
         c.hire().v1().external_application().list(
             lark_services::hire::v1::ListExternalApplicationRequest::new()
@@ -7472,6 +7726,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.external_application.update",
@@ -7479,7 +7734,7 @@ pub(crate) fn hire(t: &mut Table) {
             lark_services::hire::v1::UpdateExternalApplicationRequest::new(p("external_application_id")),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.external_background_check.batch_query",
         c.hire().v1().external_background_check().batch_query(
             lark_services::hire::v1::BatchQueryExternalBackgroundCheckRequest::new()
@@ -7487,6 +7742,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.external_background_check.create",
@@ -7511,7 +7767,7 @@ pub(crate) fn hire(t: &mut Table) {
             )),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.external_interview.batch_query",
         c.hire().v1().external_interview().batch_query(
             lark_services::hire::v1::BatchQueryExternalInterviewRequest::new()
@@ -7519,6 +7775,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.external_interview.create",
@@ -7556,7 +7813,7 @@ pub(crate) fn hire(t: &mut Table) {
             )),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.external_offer.batch_query",
         c.hire().v1().external_offer().batch_query(
             lark_services::hire::v1::BatchQueryExternalOfferRequest::new()
@@ -7564,6 +7821,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.external_offer.create",
@@ -7606,7 +7864,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_level_id_type("people_admin_job_level_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.interview.list",
         c.hire().v1().interview().list(
             lark_services::hire::v1::ListInterviewRequest::new()
@@ -7619,8 +7877,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_level_id_type("people_admin_job_level_id")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.interview_feedback_form.list",
         c.hire().v1().interview_feedback_form().list(
             lark_services::hire::v1::ListInterviewFeedbackFormRequest::new()
@@ -7628,6 +7887,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.interview_record.attachment.get",
@@ -7645,7 +7905,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.interview_record.list",
         c.hire().v1().interview_record().list(
             lark_services::hire::v1::ListInterviewRecordRequest::new()
@@ -7654,14 +7914,16 @@ pub(crate) fn hire(t: &mut Table) {
                 .ids(["s", "s"])
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.interview_registration_schema.list",
         c.hire().v1().interview_registration_schema().list(
             lark_services::hire::v1::ListInterviewRegistrationSchemaRequest::new()
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.interview_round_type.list",
@@ -7670,7 +7932,7 @@ pub(crate) fn hire(t: &mut Table) {
             .interview_round_type()
             .list(lark_services::hire::v1::ListInterviewRoundTypeRequest::new().process_type(7)),
     );
-    t.call(
+    t.paged(
         "hire.v1.interview_task.list",
         c.hire().v1().interview_task().list(
             lark_services::hire::v1::ListInterviewTaskRequest::new()
@@ -7680,8 +7942,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .activity_status(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.interviewer.list",
         c.hire().v1().interviewer().list(
             lark_services::hire::v1::ListInterviewerRequest::new()
@@ -7693,6 +7956,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .latest_update_time("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.interviewer.patch",
@@ -7752,7 +8016,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_family_id_type("people_admin_job_category_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.job.list",
         c.hire().v1().job().list(
             lark_services::hire::v1::ListJobRequest::new()
@@ -7770,6 +8034,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .department_id("s")
                 .with_sub_department(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.job.manager.batch_update",
@@ -7800,21 +8065,23 @@ pub(crate) fn hire(t: &mut Table) {
             lark_services::hire::v1::UpdateConfigJobRequest::new(p("job_id")).user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.job_function.list",
         c.hire()
             .v1()
             .job_function()
             .list(lark_services::hire::v1::ListJobFunctionRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.job_process.list",
         c.hire()
             .v1()
             .job_process()
             .list(lark_services::hire::v1::ListJobProcessRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.job_publish_record.search",
         c.hire().v1().job_publish_record().search(
             lark_services::hire::v1::SearchJobPublishRecordRequest::new()
@@ -7825,6 +8092,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_level_id_type("people_admin_job_level_id")
                 .job_family_id_type("people_admin_job_category_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.job_requirement.create",
@@ -7844,7 +8112,7 @@ pub(crate) fn hire(t: &mut Table) {
             .job_requirement()
             .delete(lark_services::hire::v1::DeleteJobRequirementRequest::new(p("job_requirement_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.job_requirement.list",
         c.hire().v1().job_requirement().list(
             lark_services::hire::v1::ListJobRequirementRequest::new()
@@ -7861,6 +8129,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_family_id_type("people_admin_job_category_id")
                 .employee_type_id_type("people_admin_employee_type_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.job_requirement.list_by_id",
@@ -7884,26 +8153,29 @@ pub(crate) fn hire(t: &mut Table) {
                 .employee_type_id_type("people_admin_employee_type_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.job_requirement_schema.list",
         c.hire().v1().job_requirement_schema().list(
             lark_services::hire::v1::ListJobRequirementSchemaRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.job_schema.list",
         c.hire().v1().job_schema().list(
             lark_services::hire::v1::ListJobSchemaRequest::new().page_token("s").page_size(7).scenario(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.job_type.list",
         c.hire()
             .v1()
             .job_type()
             .list(lark_services::hire::v1::ListJobTypeRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.location.list",
         c.hire().v1().location().list(
             lark_services::hire::v1::ListLocationRequest::new()
@@ -7911,19 +8183,22 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .usage("position_location"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.location.query",
         c.hire()
             .v1()
             .location()
             .query(lark_services::hire::v1::QueryLocationRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.minutes.get",
         c.hire().v1().minutes().get(
             lark_services::hire::v1::GetMinutesRequest::new().interview_id("s").page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.note.create",
@@ -7943,7 +8218,7 @@ pub(crate) fn hire(t: &mut Table) {
             .note()
             .get(lark_services::hire::v1::GetNoteRequest::new(p("note_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "hire.v1.note.list",
         c.hire().v1().note().list(
             lark_services::hire::v1::ListNoteRequest::new()
@@ -7952,6 +8227,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .talent_id("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.note.patch",
@@ -7989,7 +8265,7 @@ pub(crate) fn hire(t: &mut Table) {
             .offer()
             .intern_offer_status(lark_services::hire::v1::InternOfferStatusOfferRequest::new(p("offer_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.offer.list",
         c.hire().v1().offer().list(
             lark_services::hire::v1::ListOfferRequest::new()
@@ -7999,6 +8275,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id")
                 .employee_type_id_type("people_admin_employee_type_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.offer.offer_status",
@@ -8024,13 +8301,14 @@ pub(crate) fn hire(t: &mut Table) {
             lark_services::hire::v1::GetOfferApplicationFormRequest::new(p("offer_application_form_id")),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.offer_application_form.list",
         c.hire().v1().offer_application_form().list(
             lark_services::hire::v1::ListOfferApplicationFormRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.offer_approval_template.list",
         c.hire().v1().offer_approval_template().list(
             lark_services::hire::v1::ListOfferApprovalTemplateRequest::new()
@@ -8038,6 +8316,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .department_id_type("open_department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.offer_custom_field.update",
@@ -8053,14 +8332,15 @@ pub(crate) fn hire(t: &mut Table) {
             .offer_schema()
             .get(lark_services::hire::v1::GetOfferSchemaRequest::new(p("offer_schema_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.portal_apply_schema.list",
         c.hire()
             .v1()
             .portal_apply_schema()
             .list(lark_services::hire::v1::ListPortalApplySchemaRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.questionnaire.list",
         c.hire().v1().questionnaire().list(
             lark_services::hire::v1::ListQuestionnaireRequest::new()
@@ -8071,6 +8351,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .update_start_time("s")
                 .update_end_time("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.referral.get_by_application",
@@ -8139,7 +8420,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_level_id_type("people_admin_job_level_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.referral_website.job_post.list",
         c.hire().v1().referral_website().job_post().list(
             lark_services::hire::v1::ListReferralWebsiteJobPostRequest::new()
@@ -8150,8 +8431,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .department_id_type("open_department_id")
                 .job_level_id_type("people_admin_job_level_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.registration_schema.list",
         c.hire().v1().registration_schema().list(
             lark_services::hire::v1::ListRegistrationSchemaRequest::new()
@@ -8159,26 +8441,29 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .scenario(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.resume_source.list",
         c.hire()
             .v1()
             .resume_source()
             .list(lark_services::hire::v1::ListResumeSourceRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.role.get",
         c.hire().v1().role().get(lark_services::hire::v1::GetRoleRequest::new(p("role_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.role.list",
         c.hire()
             .v1()
             .role()
             .list(lark_services::hire::v1::ListRoleRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.subject.list",
         c.hire().v1().subject().list(
             lark_services::hire::v1::ListSubjectRequest::new()
@@ -8187,6 +8472,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.talent.add_to_folder",
@@ -8231,7 +8517,7 @@ pub(crate) fn hire(t: &mut Table) {
             .talent()
             .get(lark_services::hire::v1::GetTalentRequest::new(p("talent_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "hire.v1.talent.list",
         c.hire().v1().talent().list(
             lark_services::hire::v1::ListTalentRequest::new()
@@ -8244,6 +8530,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id")
                 .query_option("ignore_empty_error"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.talent.onboard_status",
@@ -8267,7 +8554,7 @@ pub(crate) fn hire(t: &mut Table) {
             .talent_blocklist()
             .change_talent_block(lark_services::hire::v1::ChangeTalentBlockTalentBlocklistRequest::new()),
     );
-    t.call(
+    t.paged(
         "hire.v1.talent_folder.list",
         c.hire().v1().talent_folder().list(
             lark_services::hire::v1::ListTalentFolderRequest::new()
@@ -8275,12 +8562,13 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.talent_object.query",
         c.hire().v1().talent_object().query(lark_services::hire::v1::QueryTalentObjectRequest::new()),
     );
-    t.call(
+    t.paged(
         "hire.v1.talent_operation_log.search",
         c.hire().v1().talent_operation_log().search(
             lark_services::hire::v1::SearchTalentOperationLogRequest::new()
@@ -8288,6 +8576,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.talent_pool.batch_change_talent_pool",
@@ -8302,7 +8591,7 @@ pub(crate) fn hire(t: &mut Table) {
             .talent_pool()
             .move_talent(lark_services::hire::v1::MoveTalentTalentPoolRequest::new(p("talent_pool_id"))),
     );
-    t.call(
+    t.paged(
         "hire.v1.talent_pool.search",
         c.hire().v1().talent_pool().search(
             lark_services::hire::v1::SearchTalentPoolRequest::new()
@@ -8310,8 +8599,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .id_list(["s", "s"]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.talent_tag.list",
         c.hire().v1().talent_tag().list(
             lark_services::hire::v1::ListTalentTagRequest::new()
@@ -8322,15 +8612,17 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.termination_reason.list",
         c.hire()
             .v1()
             .termination_reason()
             .list(lark_services::hire::v1::ListTerminationReasonRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.test.search",
         c.hire().v1().test().search(
             lark_services::hire::v1::SearchTestRequest::new()
@@ -8338,8 +8630,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.todo.list",
         c.hire().v1().todo().list(
             lark_services::hire::v1::ListTodoRequest::new()
@@ -8349,6 +8642,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id")
                 .type_("evaluation"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.tripartite_agreement.create",
@@ -8363,7 +8657,7 @@ pub(crate) fn hire(t: &mut Table) {
             lark_services::hire::v1::DeleteTripartiteAgreementRequest::new(p("tripartite_agreement_id")),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.tripartite_agreement.list",
         c.hire().v1().tripartite_agreement().list(
             lark_services::hire::v1::ListTripartiteAgreementRequest::new()
@@ -8372,6 +8666,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .application_id("s")
                 .tripartite_agreement_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.tripartite_agreement.update",
@@ -8379,7 +8674,7 @@ pub(crate) fn hire(t: &mut Table) {
             lark_services::hire::v1::UpdateTripartiteAgreementRequest::new(p("tripartite_agreement_id")),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.user_role.list",
         c.hire().v1().user_role().list(
             lark_services::hire::v1::ListUserRoleRequest::new()
@@ -8391,6 +8686,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .update_end_time("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.website.channel.create",
@@ -8407,13 +8703,14 @@ pub(crate) fn hire(t: &mut Table) {
             p("channel_id"),
         )),
     );
-    t.call(
+    t.paged(
         "hire.v1.website.channel.list",
         c.hire().v1().website().channel().list(
             lark_services::hire::v1::ListWebsiteChannelRequest::new(p("website_id"))
                 .page_size("s")
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.website.channel.update",
@@ -8453,7 +8750,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .job_level_id_type("people_admin_job_level_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v1.website.job_post.list",
         c.hire().v1().website().job_post().list(
             lark_services::hire::v1::ListWebsiteJobPostRequest::new(p("website_id"))
@@ -8467,8 +8764,9 @@ pub(crate) fn hire(t: &mut Table) {
                 .create_start_time("s")
                 .create_end_time("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.website.job_post.search",
         c.hire().v1().website().job_post().search(
             lark_services::hire::v1::SearchWebsiteJobPostRequest::new(p("website_id"))
@@ -8478,13 +8776,15 @@ pub(crate) fn hire(t: &mut Table) {
                 .department_id_type("open_department_id")
                 .job_level_id_type("people_admin_job_level_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "hire.v1.website.list",
         c.hire()
             .v1()
             .website()
             .list(lark_services::hire::v1::ListWebsiteRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v1.website.site_user.create",
@@ -8501,7 +8801,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "hire.v2.interview_record.list",
         c.hire().v2().interview_record().list(
             lark_services::hire::v2::ListInterviewRecordRequest::new()
@@ -8510,6 +8810,7 @@ pub(crate) fn hire(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "hire.v2.talent.get",
@@ -8595,7 +8896,7 @@ pub(crate) fn im(t: &mut Table) {
         "im.v1.chat.link",
         c.im().v1().chat().link(lark_services::im::v1::LinkChatRequest::new(p("chat_id"))),
     );
-    t.call(
+    t.paged(
         "im.v1.chat.list",
         c.im().v1().chat().list(
             lark_services::im::v1::ListChatRequest::new()
@@ -8605,6 +8906,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_size(7)
                 .types("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.chat.managers.add_managers",
@@ -8634,7 +8936,7 @@ pub(crate) fn im(t: &mut Table) {
             lark_services::im::v1::DeleteChatMembersRequest::new(p("chat_id")).member_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "im.v1.chat.members.get",
         c.im().v1().chat().members().get(
             lark_services::im::v1::GetChatMembersRequest::new(p("chat_id"))
@@ -8643,6 +8945,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_token("s")
                 .check_security_conf(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.chat.members.is_in_chat",
@@ -8696,7 +8999,7 @@ pub(crate) fn im(t: &mut Table) {
             .menu_tree()
             .sort(lark_services::im::v1::SortChatMenuTreeRequest::new(p("chat_id"))),
     );
-    t.call(
+    t.paged(
         "im.v1.chat.moderation.get",
         c.im().v1().chat().moderation().get(
             lark_services::im::v1::GetChatModerationRequest::new(p("chat_id"))
@@ -8704,6 +9007,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.chat.moderation.update",
@@ -8711,7 +9015,7 @@ pub(crate) fn im(t: &mut Table) {
             lark_services::im::v1::UpdateChatModerationRequest::new(p("chat_id")).user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "im.v1.chat.search",
         c.im().v1().chat().search(
             lark_services::im::v1::SearchChatRequest::new()
@@ -8720,6 +9024,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.chat.tab.create",
@@ -8772,14 +9077,27 @@ pub(crate) fn im(t: &mut Table) {
             .chat()
             .update(lark_services::im::v1::UpdateChatRequest::new(p("chat_id")).user_id_type("user_id")),
     );
-    t.call("im.v1.file.create", c.im().v1().file().create(lark_services::im::v1::CreateFileRequest::new()));
+    t.call(
+        "im.v1.file.create",
+        c.im().v1().file().create(
+            lark_services::im::v1::CreateFileRequest::new()
+                .file_type("opus")
+                .file_name("s")
+                .duration(7)
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
+    );
     t.call(
         "im.v1.file.get",
         c.im().v1().file().get(lark_services::im::v1::GetFileRequest::new(p("file_key"))),
     );
     t.call(
         "im.v1.image.create",
-        c.im().v1().image().create(lark_services::im::v1::CreateImageRequest::new()),
+        c.im().v1().image().create(
+            lark_services::im::v1::CreateImageRequest::new()
+                .image_type("message")
+                .image(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "im.v1.image.get",
@@ -8813,7 +9131,7 @@ pub(crate) fn im(t: &mut Table) {
                 .with_sender_name(true),
         ),
     );
-    t.call(
+    t.paged(
         "im.v1.message.list",
         c.im().v1().message().list(
             lark_services::im::v1::ListMessageRequest::new()
@@ -8828,6 +9146,7 @@ pub(crate) fn im(t: &mut Table) {
                 .only_thread_root_messages(true)
                 .with_sender_name(true),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.message.merge_forward",
@@ -8867,7 +9186,7 @@ pub(crate) fn im(t: &mut Table) {
             p("reaction_id"),
         )),
     );
-    t.call(
+    t.paged(
         "im.v1.message.reaction.list",
         c.im().v1().message().reaction().list(
             lark_services::im::v1::ListMessageReactionRequest::new(p("message_id"))
@@ -8876,8 +9195,9 @@ pub(crate) fn im(t: &mut Table) {
                 .page_size(7)
                 .user_id_type("open_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "im.v1.message.read_users",
         c.im().v1().message().read_users(
             lark_services::im::v1::ReadUsersMessageRequest::new(p("message_id"))
@@ -8885,6 +9205,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.message.reply",
@@ -8896,14 +9217,15 @@ pub(crate) fn im(t: &mut Table) {
             lark_services::im::v1::GetMessageResourceRequest::new(p("message_id"), p("file_key")).type_("s"),
         ),
     );
-    t.call(
+    t.paged(
         "im.v1.message.search",
         c.im().v1().message().search(
             lark_services::im::v1::SearchMessageRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.message.update",
@@ -8932,7 +9254,7 @@ pub(crate) fn im(t: &mut Table) {
         "im.v1.pin.delete",
         c.im().v1().pin().delete(lark_services::im::v1::DeletePinRequest::new(p("message_id"))),
     );
-    t.call(
+    t.paged(
         "im.v1.pin.list",
         c.im().v1().pin().list(
             lark_services::im::v1::ListPinRequest::new()
@@ -8942,6 +9264,7 @@ pub(crate) fn im(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v1.thread.forward",
@@ -8997,14 +9320,15 @@ pub(crate) fn im(t: &mut Table) {
             .biz_entity_tag_relation()
             .update(lark_services::im::v2::UpdateBizEntityTagRelationRequest::new()),
     );
-    t.call(
+    t.paged(
         "im.v2.chat.search",
         c.im().v2().chat().search(
             lark_services::im::v2::SearchChatRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "im.v2.chat_button.update",
@@ -9039,7 +9363,7 @@ pub(crate) fn im(t: &mut Table) {
 #[cfg(feature = "lingo")]
 pub(crate) fn lingo(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "lingo.v1.classification.list",
         c.lingo().v1().classification().list(
             lark_services::lingo::v1::ListClassificationRequest::new()
@@ -9047,6 +9371,7 @@ pub(crate) fn lingo(t: &mut Table) {
                 .page_token("s")
                 .repo_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "lingo.v1.draft.create",
@@ -9088,7 +9413,7 @@ pub(crate) fn lingo(t: &mut Table) {
         "lingo.v1.entity.highlight",
         c.lingo().v1().entity().highlight(lark_services::lingo::v1::HighlightEntityRequest::new()),
     );
-    t.call(
+    t.paged(
         "lingo.v1.entity.list",
         c.lingo().v1().entity().list(
             lark_services::lingo::v1::ListEntityRequest::new()
@@ -9098,12 +9423,13 @@ pub(crate) fn lingo(t: &mut Table) {
                 .repo_id("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "lingo.v1.entity.match",
         c.lingo().v1().entity().match_(lark_services::lingo::v1::MatchEntityRequest::new().repo_id("s")),
     );
-    t.call(
+    t.paged(
         "lingo.v1.entity.search",
         c.lingo().v1().entity().search(
             lark_services::lingo::v1::SearchEntityRequest::new()
@@ -9112,6 +9438,7 @@ pub(crate) fn lingo(t: &mut Table) {
                 .repo_id("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "lingo.v1.entity.update",
@@ -9125,7 +9452,11 @@ pub(crate) fn lingo(t: &mut Table) {
     );
     t.call(
         "lingo.v1.file.upload",
-        c.lingo().v1().file().upload(lark_services::lingo::v1::UploadFileRequest::new()),
+        c.lingo().v1().file().upload(
+            lark_services::lingo::v1::UploadFileRequest::new()
+                .name("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "lingo.v1.repo.list",
@@ -9174,7 +9505,7 @@ pub(crate) fn mail(t: &mut Table) {
         "mail.v1.mailgroup.get",
         c.mail().v1().mailgroup().get(lark_services::mail::v1::GetMailgroupRequest::new(p("mailgroup_id"))),
     );
-    t.call(
+    t.paged(
         "mail.v1.mailgroup.list",
         c.mail().v1().mailgroup().list(
             lark_services::mail::v1::ListMailgroupRequest::new()
@@ -9183,6 +9514,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.mailgroup.manager.batch_create",
@@ -9198,7 +9530,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.mailgroup.manager.list",
         c.mail().v1().mailgroup().manager().list(
             lark_services::mail::v1::ListMailgroupManagerRequest::new(p("mailgroup_id"))
@@ -9206,6 +9538,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.mailgroup.member.batch_create",
@@ -9245,7 +9578,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.mailgroup.member.list",
         c.mail().v1().mailgroup().member().list(
             lark_services::mail::v1::ListMailgroupMemberRequest::new(p("mailgroup_id"))
@@ -9254,6 +9587,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.mailgroup.patch",
@@ -9304,7 +9638,7 @@ pub(crate) fn mail(t: &mut Table) {
             .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.mailgroup.permission_member.list",
         c.mail().v1().mailgroup().permission_member().list(
             lark_services::mail::v1::ListMailgroupPermissionMemberRequest::new(p("mailgroup_id"))
@@ -9313,6 +9647,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.mailgroup.update",
@@ -9371,7 +9706,7 @@ pub(crate) fn mail(t: &mut Table) {
             .public_mailbox()
             .get(lark_services::mail::v1::GetPublicMailboxRequest::new(p("public_mailbox_id"))),
     );
-    t.call(
+    t.paged(
         "mail.v1.public_mailbox.list",
         c.mail().v1().public_mailbox().list(
             lark_services::mail::v1::ListPublicMailboxRequest::new()
@@ -9380,6 +9715,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.public_mailbox.member.batch_create",
@@ -9428,7 +9764,7 @@ pub(crate) fn mail(t: &mut Table) {
             .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.public_mailbox.member.list",
         c.mail().v1().public_mailbox().member().list(
             lark_services::mail::v1::ListPublicMailboxMemberRequest::new(p("public_mailbox_id"))
@@ -9436,6 +9772,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.public_mailbox.patch",
@@ -9526,13 +9863,14 @@ pub(crate) fn mail(t: &mut Table) {
                 .format("metadata"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.user_mailbox.draft.list",
         c.mail().v1().user_mailbox().draft().list(
             lark_services::mail::v1::ListUserMailboxDraftRequest::new(p("user_mailbox_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.user_mailbox.draft.send",
@@ -9655,13 +9993,14 @@ pub(crate) fn mail(t: &mut Table) {
             ),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.user_mailbox.mail_contact.list",
         c.mail().v1().user_mailbox().mail_contact().list(
             lark_services::mail::v1::ListUserMailboxMailContactRequest::new(p("user_mailbox_id"))
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.user_mailbox.mail_contact.patch",
@@ -9709,7 +10048,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .format("full"),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.user_mailbox.message.list",
         c.mail().v1().user_mailbox().message().list(
             lark_services::mail::v1::ListUserMailboxMessageRequest::new(p("user_mailbox_id"))
@@ -9719,6 +10058,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .only_unread(true)
                 .label_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.user_mailbox.message.list_thread_message",
@@ -9809,13 +10149,14 @@ pub(crate) fn mail(t: &mut Table) {
             lark_services::mail::v1::UpdateUserMailboxRuleRequest::new(p("user_mailbox_id"), p("rule_id")),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.user_mailbox.search",
         c.mail().v1().user_mailbox().search(
             lark_services::mail::v1::SearchUserMailboxRequest::new(p("user_mailbox_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.user_mailbox.sent_message.get_recall_detail",
@@ -9922,7 +10263,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .include_spam_trash(true),
         ),
     );
-    t.call(
+    t.paged(
         "mail.v1.user_mailbox.thread.list",
         c.mail().v1().user_mailbox().thread().list(
             lark_services::mail::v1::ListUserMailboxThreadRequest::new(p("user_mailbox_id"))
@@ -9932,6 +10273,7 @@ pub(crate) fn mail(t: &mut Table) {
                 .only_unread(true)
                 .label_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "mail.v1.user_mailbox.thread.modify",
@@ -10014,7 +10356,7 @@ pub(crate) fn minutes(t: &mut Table) {
             .media()
             .get(lark_services::minutes::v1::GetMinuteMediaRequest::new(p("minute_token"))),
     );
-    t.call(
+    t.paged(
         "minutes.v1.minute.search",
         c.minutes().v1().minute().search(
             lark_services::minutes::v1::SearchMinuteRequest::new()
@@ -10022,6 +10364,7 @@ pub(crate) fn minutes(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "minutes.v1.minute.statistics.get",
@@ -10069,7 +10412,12 @@ pub(crate) fn okr(t: &mut Table) {
     let c = t.client();
     t.call(
         "okr.v1.image.upload",
-        c.okr().v1().image().upload(lark_services::okr::v1::UploadImageRequest::new()),
+        c.okr().v1().image().upload(
+            lark_services::okr::v1::UploadImageRequest::new()
+                .data(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .target_id("s")
+                .target_type(7),
+        ),
     );
     t.call(
         "okr.v1.okr.batch_get",
@@ -10084,12 +10432,13 @@ pub(crate) fn okr(t: &mut Table) {
         "okr.v1.period.create",
         c.okr().v1().period().create(lark_services::okr::v1::CreatePeriodRequest::new()),
     );
-    t.call(
+    t.paged(
         "okr.v1.period.list",
         c.okr()
             .v1()
             .period()
             .list(lark_services::okr::v1::ListPeriodRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v1.period.patch",
@@ -10162,24 +10511,26 @@ pub(crate) fn okr(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.category.list",
         c.okr().v2().okr().category().list(
             lark_services::okr::v2::ListOkrCategoryRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .owner_type("user"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.cycle.list",
         c.okr().v2().okr().cycle().list(
             lark_services::okr::v2::ListOkrCycleRequest::new()
                 .user_id("s")
                 .user_id_type("user_id")
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v2.okr.cycle.objective.create",
@@ -10189,15 +10540,16 @@ pub(crate) fn okr(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.cycle.objective.list",
         c.okr().v2().okr().cycle().objective().list(
             lark_services::okr::v2::ListOkrCycleObjectiveRequest::new(p("cycle_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v2.okr.cycle.objectives_position",
@@ -10255,15 +10607,16 @@ pub(crate) fn okr(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.key_result.progress.list",
         c.okr().v2().okr().key_result().progress().list(
             lark_services::okr::v2::ListOkrKeyResultProgressRequest::new(p("key_result_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v2.okr.objective.alignment.create",
@@ -10274,16 +10627,17 @@ pub(crate) fn okr(t: &mut Table) {
             .alignment()
             .create(lark_services::okr::v2::CreateOkrObjectiveAlignmentRequest::new(p("objective_id"))),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.objective.alignment.list",
         c.okr().v2().okr().objective().alignment().list(
             lark_services::okr::v2::ListOkrObjectiveAlignmentRequest::new(p("objective_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .align_type("aligned")
                 .user_id_type("user_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v2.okr.objective.delete",
@@ -10317,15 +10671,16 @@ pub(crate) fn okr(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.objective.key_result.list",
         c.okr().v2().okr().objective().key_result().list(
             lark_services::okr::v2::ListOkrObjectiveKeyResultRequest::new(p("objective_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "okr.v2.okr.objective.key_results_position",
@@ -10351,15 +10706,16 @@ pub(crate) fn okr(t: &mut Table) {
                 .department_id_type("department_id"),
         ),
     );
-    t.call(
+    t.paged(
         "okr.v2.okr.objective.progress.list",
         c.okr().v2().okr().objective().progress().list(
             lark_services::okr::v2::ListOkrObjectiveProgressRequest::new(p("objective_id"))
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id")
                 .department_id_type("department_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
@@ -10404,14 +10760,15 @@ pub(crate) fn passport(t: &mut Table) {
 #[cfg(feature = "payroll")]
 pub(crate) fn payroll(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "payroll.v1.acct_item.list",
         c.payroll()
             .v1()
             .acct_item()
             .list(lark_services::payroll::v1::ListAcctItemRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "payroll.v1.cost_allocation_detail.list",
         c.payroll().v1().cost_allocation_detail().list(
             lark_services::payroll::v1::ListCostAllocationDetailRequest::new()
@@ -10421,8 +10778,9 @@ pub(crate) fn payroll(t: &mut Table) {
                 .pay_period("s")
                 .report_type(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "payroll.v1.cost_allocation_plan.list",
         c.payroll().v1().cost_allocation_plan().list(
             lark_services::payroll::v1::ListCostAllocationPlanRequest::new()
@@ -10430,8 +10788,9 @@ pub(crate) fn payroll(t: &mut Table) {
                 .page_token("s")
                 .pay_period("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "payroll.v1.cost_allocation_report.list",
         c.payroll().v1().cost_allocation_report().list(
             lark_services::payroll::v1::ListCostAllocationReportRequest::new()
@@ -10441,19 +10800,22 @@ pub(crate) fn payroll(t: &mut Table) {
                 .pay_period("s")
                 .report_type(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "payroll.v1.datasource.list",
         c.payroll()
             .v1()
             .datasource()
             .list(lark_services::payroll::v1::ListDatasourceRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "payroll.v1.datasource_record.query",
         c.payroll().v1().datasource_record().query(
             lark_services::payroll::v1::QueryDatasourceRecordRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "payroll.v1.datasource_record.save",
@@ -10462,12 +10824,13 @@ pub(crate) fn payroll(t: &mut Table) {
             .datasource_record()
             .save(lark_services::payroll::v1::SaveDatasourceRecordRequest::new()),
     );
-    t.call(
+    t.paged(
         "payroll.v1.paygroup.list",
         c.payroll()
             .v1()
             .paygroup()
             .list(lark_services::payroll::v1::ListPaygroupRequest::new().page_size(7).page_token("s")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "payroll.v1.payment_activity.archive",
@@ -10476,7 +10839,7 @@ pub(crate) fn payroll(t: &mut Table) {
             .payment_activity()
             .archive(lark_services::payroll::v1::ArchivePaymentActivityRequest::new()),
     );
-    t.call(
+    t.paged(
         "payroll.v1.payment_activity.list",
         c.payroll().v1().payment_activity().list(
             lark_services::payroll::v1::ListPaymentActivityRequest::new()
@@ -10484,8 +10847,9 @@ pub(crate) fn payroll(t: &mut Table) {
                 .pay_period_end_date("s")
                 .page_size(7)
                 .page_token("s")
-                .statuses([7, 7]),
+                .statuses([7.0, 7.0]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "payroll.v1.payment_activity_detail.list",
@@ -10526,11 +10890,12 @@ pub(crate) fn performance(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "performance.v1.stage_task.find_by_page",
         c.performance().v1().stage_task().find_by_page(
             lark_services::performance::v1::FindByPageStageTaskRequest::new().user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "performance.v1.stage_task.find_by_user_list",
@@ -10553,7 +10918,7 @@ pub(crate) fn performance(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "performance.v2.additional_information.query",
         c.performance().v2().additional_information().query(
             lark_services::performance::v2::QueryAdditionalInformationRequest::new()
@@ -10561,6 +10926,7 @@ pub(crate) fn performance(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "performance.v2.additional_informations.batch.delete",
@@ -10569,12 +10935,13 @@ pub(crate) fn performance(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "performance.v2.indicator.query",
         c.performance()
             .v2()
             .indicator()
             .query(lark_services::performance::v2::QueryIndicatorRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "performance.v2.metric_detail.import",
@@ -10598,7 +10965,7 @@ pub(crate) fn performance(t: &mut Table) {
             .metric_field()
             .query(lark_services::performance::v2::QueryMetricFieldRequest::new()),
     );
-    t.call(
+    t.paged(
         "performance.v2.metric_lib.query",
         c.performance().v2().metric_lib().query(
             lark_services::performance::v2::QueryMetricLibRequest::new()
@@ -10606,8 +10973,9 @@ pub(crate) fn performance(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "performance.v2.metric_tag.list",
         c.performance().v2().metric_tag().list(
             lark_services::performance::v2::ListMetricTagRequest::new()
@@ -10615,8 +10983,9 @@ pub(crate) fn performance(t: &mut Table) {
                 .page_token("s")
                 .tag_ids(["s", "s"]),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "performance.v2.metric_template.query",
         c.performance().v2().metric_template().query(
             lark_services::performance::v2::QueryMetricTemplateRequest::new()
@@ -10624,13 +10993,15 @@ pub(crate) fn performance(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "performance.v2.question.query",
         c.performance()
             .v2()
             .question()
             .query(lark_services::performance::v2::QueryQuestionRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "performance.v2.review_data.query",
@@ -10639,13 +11010,14 @@ pub(crate) fn performance(t: &mut Table) {
             .review_data()
             .query(lark_services::performance::v2::QueryReviewDataRequest::new().user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "performance.v2.review_template.query",
         c.performance().v2().review_template().query(
             lark_services::performance::v2::QueryReviewTemplateRequest::new().page_token("s").page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "performance.v2.reviewee.query",
         c.performance().v2().reviewee().query(
             lark_services::performance::v2::QueryRevieweeRequest::new()
@@ -10653,6 +11025,7 @@ pub(crate) fn performance(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "performance.v2.user_group_user_rel.write",
@@ -10702,11 +11075,12 @@ pub(crate) fn personal_settings(t: &mut Table) {
             lark_services::personal_settings::v1::DeleteSystemStatusRequest::new(p("system_status_id")),
         ),
     );
-    t.call(
+    t.paged(
         "personal_settings.v1.system_status.list",
         c.personal_settings().v1().system_status().list(
             lark_services::personal_settings::v1::ListSystemStatusRequest::new().page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "personal_settings.v1.system_status.patch",
@@ -10734,19 +11108,20 @@ pub(crate) fn report(t: &mut Table) {
             lark_services::report::v1::RemoveRuleViewRequest::new(p("rule_id")).user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "report.v1.task.query",
         c.report()
             .v1()
             .task()
             .query(lark_services::report::v1::QueryTaskRequest::new().user_id_type("user_id")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
 #[cfg(feature = "search")]
 pub(crate) fn search(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "search.v2.app.create",
         c.search().v2().app().create(
             lark_services::search::v2::CreateAppRequest::new()
@@ -10754,6 +11129,7 @@ pub(crate) fn search(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "search.v2.data_source.create",
@@ -10795,11 +11171,12 @@ pub(crate) fn search(t: &mut Table) {
             .item()
             .get(lark_services::search::v2::GetDataSourceItemRequest::new(p("data_source_id"), p("item_id"))),
     );
-    t.call(
+    t.paged(
         "search.v2.data_source.list",
         c.search().v2().data_source().list(
             lark_services::search::v2::ListDataSourceRequest::new().view(7).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "search.v2.data_source.patch",
@@ -10808,11 +11185,12 @@ pub(crate) fn search(t: &mut Table) {
             .data_source()
             .patch(lark_services::search::v2::PatchDataSourceRequest::new(p("data_source_id"))),
     );
-    t.call(
+    t.paged(
         "search.v2.doc_wiki.search",
         c.search().v2().doc_wiki().search(lark_services::search::v2::SearchDocWikiRequest::new()),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "search.v2.message.create",
         c.search().v2().message().create(
             lark_services::search::v2::CreateMessageRequest::new()
@@ -10820,6 +11198,7 @@ pub(crate) fn search(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "search.v2.schema.create",
@@ -10853,12 +11232,13 @@ pub(crate) fn security_and_compliance(t: &mut Table) {
             .tenant()
             .get(lark_services::security_and_compliance::v1::GetMultiGeoEntityTenantRequest::new()),
     );
-    t.call(
+    t.paged(
         "security_and_compliance.v1.openapi_log.list_data",
         c.security_and_compliance()
             .v1()
             .openapi_log()
             .list_data(lark_services::security_and_compliance::v1::ListDataOpenapiLogRequest::new()),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "security_and_compliance.v1.user_migration.cancel",
@@ -10916,7 +11296,7 @@ pub(crate) fn security_and_compliance(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "security_and_compliance.v2.device_record.list",
         c.security_and_compliance().v2().device_record().list(
             lark_services::security_and_compliance::v2::ListDeviceRecordRequest::new()
@@ -10942,12 +11322,13 @@ pub(crate) fn security_and_compliance(t: &mut Table) {
                 .is_managed(true)
                 .mdm_device_id("s")
                 .mdm_provider_name("s")
-                .lsa_client_status(7)
-                .device_env_detect_status(7)
+                .lsa_client_status(7.0)
+                .device_env_detect_status(7.0)
                 .is_public(true)
                 .cert_serial_number("s")
                 .cert_issuer("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "security_and_compliance.v2.device_record.mine",
@@ -11227,7 +11608,7 @@ pub(crate) fn spark(t: &mut Table) {
             lark_services::spark::v1::GetEnumDetailAppEnumRequest::new(p("app_id"), p("enum_name")).env("s"),
         ),
     );
-    t.call(
+    t.paged(
         "spark.v1.app.enum.get_enum_list",
         c.spark().v1().app().enum_().get_enum_list(
             lark_services::spark::v1::GetEnumListAppEnumRequest::new(p("app_id"))
@@ -11235,6 +11616,7 @@ pub(crate) fn spark(t: &mut Table) {
                 .page_token("s")
                 .env("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "spark.v1.app.get_app_visibility",
@@ -11242,8 +11624,14 @@ pub(crate) fn spark(t: &mut Table) {
             lark_services::spark::v1::GetAppVisibilityAppRequest::new(p("app_id")).user_id_type("user_id"),
         ),
     );
-    t.call("spark.v1.app.icon", c.spark().v1().app().icon(lark_services::spark::v1::IconAppRequest::new()));
     t.call(
+        "spark.v1.app.icon",
+        c.spark().v1().app().icon(
+            lark_services::spark::v1::IconAppRequest::new()
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
+    );
+    t.paged(
         "spark.v1.app.list",
         c.spark().v1().app().list(
             lark_services::spark::v1::ListAppRequest::new()
@@ -11254,6 +11642,7 @@ pub(crate) fn spark(t: &mut Table) {
                 .scope("s")
                 .ownership("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "spark.v1.app.patch",
@@ -11273,11 +11662,12 @@ pub(crate) fn spark(t: &mut Table) {
     );
     t.call(
         "spark.v1.app.storage.upload",
-        c.spark()
-            .v1()
-            .app()
-            .storage()
-            .upload(lark_services::spark::v1::UploadAppStorageRequest::new(p("app_id"))),
+        c.spark().v1().app().storage().upload(
+            lark_services::spark::v1::UploadAppStorageRequest::new(p("app_id"))
+                .file_name("s")
+                .check_sum("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "spark.v1.app.storage.upload_complete",
@@ -11297,11 +11687,13 @@ pub(crate) fn spark(t: &mut Table) {
     );
     t.call(
         "spark.v1.app.storage.upload_part",
-        c.spark()
-            .v1()
-            .app()
-            .storage()
-            .upload_part(lark_services::spark::v1::UploadPartAppStorageRequest::new(p("app_id"))),
+        c.spark().v1().app().storage().upload_part(
+            lark_services::spark::v1::UploadPartAppStorageRequest::new(p("app_id"))
+                .upload_id("s")
+                .chunk_index(7)
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8]))
+                .chunk_check_sum("s"),
+        ),
     );
     t.call(
         "spark.v1.app.table.batch_update_table_records",
@@ -11330,7 +11722,7 @@ pub(crate) fn spark(t: &mut Table) {
                 .format("s"),
         ),
     );
-    t.call(
+    t.paged(
         "spark.v1.app.table.get_table_list",
         c.spark().v1().app().table().get_table_list(
             lark_services::spark::v1::GetTableListAppTableRequest::new(p("app_id"))
@@ -11338,8 +11730,9 @@ pub(crate) fn spark(t: &mut Table) {
                 .page_token("s")
                 .env("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "spark.v1.app.table.get_table_record_list",
         c.spark().v1().app().table().get_table_record_list(
             lark_services::spark::v1::GetTableRecordListAppTableRequest::new(p("app_id"), p("table_name"))
@@ -11351,6 +11744,7 @@ pub(crate) fn spark(t: &mut Table) {
                 .env("s")
                 .user_identifier_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "spark.v1.app.table.patch_table_records",
@@ -11380,10 +11774,11 @@ pub(crate) fn spark(t: &mut Table) {
     t.call(
         "spark.v1.app.upload_html_code_and_release",
         c.spark().v1().app().upload_html_code_and_release(
-            lark_services::spark::v1::UploadHtmlCodeAndReleaseAppRequest::new(p("app_id")),
+            lark_services::spark::v1::UploadHtmlCodeAndReleaseAppRequest::new(p("app_id"))
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
         ),
     );
-    t.call(
+    t.paged(
         "spark.v1.app.view.get_view_record_list",
         c.spark().v1().app().view().get_view_record_list(
             lark_services::spark::v1::GetViewRecordListAppViewRequest::new(p("app_id"), p("view_name"))
@@ -11395,6 +11790,7 @@ pub(crate) fn spark(t: &mut Table) {
                 .env("s")
                 .user_identifier_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "spark.v1.directory.user.id_convert",
@@ -11455,7 +11851,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v1.task.collaborator.list",
         c.task().v1().task().collaborator().list(
             lark_services::task::v1::ListTaskCollaboratorRequest::new(p("task_id"))
@@ -11463,6 +11859,7 @@ pub(crate) fn task(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v1.task.comment.create",
@@ -11485,7 +11882,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v1.task.comment.list",
         c.task().v1().task().comment().list(
             lark_services::task::v1::ListTaskCommentRequest::new(p("task_id"))
@@ -11494,6 +11891,7 @@ pub(crate) fn task(t: &mut Table) {
                 .list_direction(7)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v1.task.comment.update",
@@ -11530,7 +11928,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v1.task.follower.list",
         c.task().v1().task().follower().list(
             lark_services::task::v1::ListTaskFollowerRequest::new(p("task_id"))
@@ -11538,6 +11936,7 @@ pub(crate) fn task(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v1.task.get",
@@ -11546,7 +11945,7 @@ pub(crate) fn task(t: &mut Table) {
             .task()
             .get(lark_services::task::v1::GetTaskRequest::new(p("task_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "task.v1.task.list",
         c.task().v1().task().list(
             lark_services::task::v1::ListTaskRequest::new()
@@ -11557,6 +11956,7 @@ pub(crate) fn task(t: &mut Table) {
                 .task_completed(true)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v1.task.patch",
@@ -11581,11 +11981,12 @@ pub(crate) fn task(t: &mut Table) {
             .reminder()
             .delete(lark_services::task::v1::DeleteTaskReminderRequest::new(p("task_id"), p("reminder_id"))),
     );
-    t.call(
+    t.paged(
         "task.v1.task.reminder.list",
         c.task().v1().task().reminder().list(
             lark_services::task::v1::ListTaskReminderRequest::new(p("task_id")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v1.task.uncomplete",
@@ -11605,7 +12006,7 @@ pub(crate) fn task(t: &mut Table) {
             .attachment()
             .get(lark_services::task::v2::GetAttachmentRequest::new(p("attachment_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.attachment.list",
         c.task().v2().attachment().list(
             lark_services::task::v2::ListAttachmentRequest::new()
@@ -11616,13 +12017,17 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("s")
                 .updated_mesc("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.attachment.upload",
-        c.task()
-            .v2()
-            .attachment()
-            .upload(lark_services::task::v2::UploadAttachmentRequest::new().user_id_type("open_id")),
+        c.task().v2().attachment().upload(
+            lark_services::task::v2::UploadAttachmentRequest::new()
+                .user_id_type("open_id")
+                .resource_type("s")
+                .resource_id("s")
+                .file(lark_services::UploadFile::bytes("f.bin", vec![1u8])),
+        ),
     );
     t.call(
         "task.v2.comment.create",
@@ -11642,7 +12047,7 @@ pub(crate) fn task(t: &mut Table) {
             .comment()
             .get(lark_services::task::v2::GetCommentRequest::new(p("comment_id")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.comment.list",
         c.task().v2().comment().list(
             lark_services::task::v2::ListCommentRequest::new()
@@ -11653,6 +12058,7 @@ pub(crate) fn task(t: &mut Table) {
                 .direction("asc")
                 .user_id_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.comment.patch",
@@ -11682,7 +12088,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("open_id"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v2.custom_field.list",
         c.task().v2().custom_field().list(
             lark_services::task::v2::ListCustomFieldRequest::new()
@@ -11693,6 +12099,7 @@ pub(crate) fn task(t: &mut Table) {
                 .resource_id("s")
                 .update_msec("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.custom_field.option.create",
@@ -11743,7 +12150,7 @@ pub(crate) fn task(t: &mut Table) {
             .section()
             .get(lark_services::task::v2::GetSectionRequest::new(p("section_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.section.list",
         c.task().v2().section().list(
             lark_services::task::v2::ListSectionRequest::new()
@@ -11754,6 +12161,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("s")
                 .update_msec("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.section.patch",
@@ -11762,7 +12170,7 @@ pub(crate) fn task(t: &mut Table) {
             .section()
             .patch(lark_services::task::v2::PatchSectionRequest::new(p("section_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.section.tasks",
         c.task().v2().section().tasks(
             lark_services::task::v2::TasksSectionRequest::new(p("section_guid"))
@@ -11773,6 +12181,7 @@ pub(crate) fn task(t: &mut Table) {
                 .created_to("s")
                 .user_id_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.task.add_dependencies",
@@ -11814,7 +12223,7 @@ pub(crate) fn task(t: &mut Table) {
             .task()
             .get(lark_services::task::v2::GetTaskRequest::new(p("task_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.task.list",
         c.task().v2().task().list(
             lark_services::task::v2::ListTaskRequest::new()
@@ -11823,8 +12232,9 @@ pub(crate) fn task(t: &mut Table) {
                 .completed(true)
                 .type_("s")
                 .user_id_type("s")
-                .agent_task_status(7),
+                .agent_task_status(7.0),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.task.patch",
@@ -11858,14 +12268,15 @@ pub(crate) fn task(t: &mut Table) {
             lark_services::task::v2::RemoveTasklistTaskRequest::new(p("task_guid")).user_id_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v2.task.search",
         c.task().v2().task().search(
             lark_services::task::v2::SearchTaskRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.task.set_ancestor_task",
@@ -11882,7 +12293,7 @@ pub(crate) fn task(t: &mut Table) {
             .subtask()
             .create(lark_services::task::v2::CreateTaskSubtaskRequest::new(p("task_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.task.subtask.list",
         c.task().v2().task().subtask().list(
             lark_services::task::v2::ListTaskSubtaskRequest::new(p("task_guid"))
@@ -11890,12 +12301,13 @@ pub(crate) fn task(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.task.tasklists",
         c.task().v2().task().tasklists(lark_services::task::v2::TasklistsTaskRequest::new(p("task_guid"))),
     );
-    t.call(
+    t.paged(
         "task.v2.task_v2.list_related_task",
         c.task().v2().task_v2().list_related_task(
             lark_services::task::v2::ListRelatedTaskTaskV2Request::new()
@@ -11905,6 +12317,7 @@ pub(crate) fn task(t: &mut Table) {
                 .user_id_type("user_id")
                 .task_updated_time("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.task_v2.task_subscription",
@@ -11983,7 +12396,7 @@ pub(crate) fn task(t: &mut Table) {
             .tasklist()
             .get(lark_services::task::v2::GetTasklistRequest::new(p("tasklist_guid")).user_id_type("s")),
     );
-    t.call(
+    t.paged(
         "task.v2.tasklist.list",
         c.task().v2().tasklist().list(
             lark_services::task::v2::ListTasklistRequest::new()
@@ -11991,6 +12404,7 @@ pub(crate) fn task(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "task.v2.tasklist.patch",
@@ -12005,16 +12419,17 @@ pub(crate) fn task(t: &mut Table) {
             lark_services::task::v2::RemoveMembersTasklistRequest::new(p("tasklist_guid")).user_id_type("s"),
         ),
     );
-    t.call(
+    t.paged(
         "task.v2.tasklist.search",
         c.task().v2().tasklist().search(
             lark_services::task::v2::SearchTasklistRequest::new()
-                .page_size(7)
+                .page_size(7.0)
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "task.v2.tasklist.tasks",
         c.task().v2().tasklist().tasks(
             lark_services::task::v2::TasksTasklistRequest::new(p("tasklist_guid"))
@@ -12025,6 +12440,7 @@ pub(crate) fn task(t: &mut Table) {
                 .created_to("s")
                 .user_id_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
@@ -12088,15 +12504,16 @@ pub(crate) fn trust_party(t: &mut Table) {
             .collaboration_tenant()
             .get(lark_services::trust_party::v1::GetCollaborationTenantRequest::new(p("target_tenant_key"))),
     );
-    t.call(
+    t.paged(
         "trust_party.v1.collaboration_tenant.list",
         c.trust_party().v1().collaboration_tenant().list(
             lark_services::trust_party::v1::ListCollaborationTenantRequest::new()
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "trust_party.v1.collaboration_tenant.visible_organization",
         c.trust_party().v1().collaboration_tenant().visible_organization(
             lark_services::trust_party::v1::VisibleOrganizationCollaborationTenantRequest::new(p(
@@ -12109,13 +12526,14 @@ pub(crate) fn trust_party(t: &mut Table) {
             .group_id_type("group_id")
             .target_group_id("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
 }
 
 #[cfg(feature = "vc")]
 pub(crate) fn vc(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "vc.v1.alert.list",
         c.vc().v1().alert().list(
             lark_services::vc::v1::ListAlertRequest::new()
@@ -12126,8 +12544,9 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "vc.v1.bot.events",
         c.vc().v1().bot().events(
             lark_services::vc::v1::EventsBotRequest::new()
@@ -12135,9 +12554,10 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_token("s")
                 .start_time("s")
                 .end_time("s")
-                .page_size(7)
+                .page_size(7.0)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call("vc.v1.bot.join", c.vc().v1().bot().join(lark_services::vc::v1::JoinBotRequest::new()));
     t.call("vc.v1.bot.leave", c.vc().v1().bot().leave(lark_services::vc::v1::LeaveBotRequest::new()));
@@ -12191,10 +12611,9 @@ pub(crate) fn vc(t: &mut Table) {
     );
     t.call(
         "vc.v1.material.pull_meta",
-        c.vc()
-            .v1()
-            .material()
-            .pull_meta(lark_services::vc::v1::PullMetaMaterialRequest::new().device_type(7).material_type(7)),
+        c.vc().v1().material().pull_meta(
+            lark_services::vc::v1::PullMetaMaterialRequest::new().device_type(7.0).material_type(7.0),
+        ),
     );
     t.call(
         "vc.v1.material.remove",
@@ -12236,19 +12655,20 @@ pub(crate) fn vc(t: &mut Table) {
             lark_services::vc::v1::KickoutMeetingRequest::new(p("meeting_id")).user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "vc.v1.meeting.list",
         c.vc().v1().meeting().list(
             lark_services::vc::v1::ListMeetingRequest::new()
                 .room_id("s")
                 .start_time("s")
                 .end_time("s")
-                .status(7)
+                .status(7.0)
                 .page_token("s")
-                .page_size(7),
+                .page_size(7.0),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "vc.v1.meeting.list_by_no",
         c.vc().v1().meeting().list_by_no(
             lark_services::vc::v1::ListByNoMeetingRequest::new()
@@ -12258,8 +12678,9 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_token("s")
                 .page_size(7),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "vc.v1.meeting.pull_subtitle.get",
         c.vc().v1().meeting().pull_subtitle().get(
             lark_services::vc::v1::GetMeetingPullSubtitleRequest::new(p("meeting_id"))
@@ -12269,6 +12690,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .did("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.meeting.recording.get",
@@ -12301,12 +12723,13 @@ pub(crate) fn vc(t: &mut Table) {
             .recording()
             .stop(lark_services::vc::v1::StopMeetingRecordingRequest::new(p("meeting_id"))),
     );
-    t.call(
+    t.paged(
         "vc.v1.meeting.search",
         c.vc()
             .v1()
             .meeting()
             .search(lark_services::vc::v1::SearchMeetingRequest::new().page_token("s").page_size(7)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.meeting.set_host",
@@ -12322,7 +12745,7 @@ pub(crate) fn vc(t: &mut Table) {
         "vc.v1.meeting.unsubscription",
         c.vc().v1().meeting().unsubscription(lark_services::vc::v1::UnsubscriptionMeetingRequest::new()),
     );
-    t.call(
+    t.paged(
         "vc.v1.meeting_list.get",
         c.vc().v1().meeting_list().get(
             lark_services::vc::v1::GetMeetingListRequest::new()
@@ -12339,6 +12762,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .include_webinar(true)
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.my_ai_mm.extension_boarding",
@@ -12543,22 +12967,23 @@ pub(crate) fn vc(t: &mut Table) {
         "vc.v1.note.subscription",
         c.vc().v1().note().subscription(lark_services::vc::v1::SubscriptionNoteRequest::new()),
     );
-    t.call(
+    t.paged(
         "vc.v1.note.unified_note_transcript",
         c.vc().v1().note().unified_note_transcript(
             lark_services::vc::v1::UnifiedNoteTranscriptNoteRequest::new(p("note_id"))
                 .format("s")
                 .cursor_id("s")
-                .page_size(7)
+                .page_size(7.0)
                 .locale("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "cursor_id", next: "next_cursor_id", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.note.unsubscription",
         c.vc().v1().note().unsubscription(lark_services::vc::v1::UnsubscriptionNoteRequest::new()),
     );
-    t.call(
+    t.paged(
         "vc.v1.participant_list.get",
         c.vc().v1().participant_list().get(
             lark_services::vc::v1::GetParticipantListRequest::new()
@@ -12573,8 +12998,9 @@ pub(crate) fn vc(t: &mut Table) {
                 .webinar_user_role("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
-    t.call(
+    t.paged(
         "vc.v1.participant_quality_list.get",
         c.vc().v1().participant_quality_list().get(
             lark_services::vc::v1::GetParticipantQualityListRequest::new()
@@ -12588,6 +13014,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_token("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.recording.subscription",
@@ -12708,7 +13135,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .user_id_type("user_id"),
         ),
     );
-    t.call(
+    t.paged(
         "vc.v1.resource_reservation_list.get",
         c.vc().v1().resource_reservation_list().get(
             lark_services::vc::v1::GetResourceReservationListRequest::new()
@@ -12721,6 +13148,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.room.create",
@@ -12737,7 +13165,7 @@ pub(crate) fn vc(t: &mut Table) {
             .room()
             .get(lark_services::vc::v1::GetRoomRequest::new(p("room_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "vc.v1.room.list",
         c.vc().v1().room().list(
             lark_services::vc::v1::ListRoomRequest::new()
@@ -12746,6 +13174,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .room_level_id("s")
                 .user_id_type("user_id"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.room.mget",
@@ -12758,9 +13187,10 @@ pub(crate) fn vc(t: &mut Table) {
             .room()
             .patch(lark_services::vc::v1::PatchRoomRequest::new(p("room_id")).user_id_type("user_id")),
     );
-    t.call(
+    t.paged(
         "vc.v1.room.search",
         c.vc().v1().room().search(lark_services::vc::v1::SearchRoomRequest::new().user_id_type("user_id")),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.room_config.del",
@@ -12811,7 +13241,7 @@ pub(crate) fn vc(t: &mut Table) {
         "vc.v1.room_level.get",
         c.vc().v1().room_level().get(lark_services::vc::v1::GetRoomLevelRequest::new(p("room_level_id"))),
     );
-    t.call(
+    t.paged(
         "vc.v1.room_level.list",
         c.vc().v1().room_level().list(
             lark_services::vc::v1::ListRoomLevelRequest::new()
@@ -12819,6 +13249,7 @@ pub(crate) fn vc(t: &mut Table) {
                 .page_size(7)
                 .page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "vc.v1.room_level.mget",
@@ -12872,12 +13303,13 @@ pub(crate) fn verification(t: &mut Table) {
 #[cfg(feature = "wiki")]
 pub(crate) fn wiki(t: &mut Table) {
     let c = t.client();
-    t.call(
+    t.paged(
         "wiki.v1.node.search",
         c.wiki()
             .v1()
             .node()
-            .search(lark_services::wiki::v1::SearchNodeRequest::new().page_token("s").page_size(7)),
+            .search(lark_services::wiki::v1::SearchNodeRequest::new().page_token("s").page_size(7.0)),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "wiki.v2.space.create",
@@ -12894,11 +13326,12 @@ pub(crate) fn wiki(t: &mut Table) {
             .space()
             .get_node(lark_services::wiki::v2::GetNodeSpaceRequest::new().token("s").obj_type("doc")),
     );
-    t.call(
+    t.paged(
         "wiki.v2.space.list",
         c.wiki().v2().space().list(
             lark_services::wiki::v2::ListSpaceRequest::new().page_size(7).page_token("s").space_type("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "wiki.v2.space.member.create",
@@ -12914,11 +13347,12 @@ pub(crate) fn wiki(t: &mut Table) {
             .member()
             .delete(lark_services::wiki::v2::DeleteSpaceMemberRequest::new(p("space_id"), p("member_id"))),
     );
-    t.call(
+    t.paged(
         "wiki.v2.space.member.list",
         c.wiki().v2().space().member().list(
             lark_services::wiki::v2::ListSpaceMemberRequest::new(p("space_id")).page_size(7).page_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "wiki.v2.space.node.copy",
@@ -12936,7 +13370,7 @@ pub(crate) fn wiki(t: &mut Table) {
             .node()
             .create(lark_services::wiki::v2::CreateSpaceNodeRequest::new(p("space_id"))),
     );
-    t.call(
+    t.paged(
         "wiki.v2.space.node.list",
         c.wiki().v2().space().node().list(
             lark_services::wiki::v2::ListSpaceNodeRequest::new(p("space_id"))
@@ -12944,6 +13378,7 @@ pub(crate) fn wiki(t: &mut Table) {
                 .page_token("s")
                 .parent_node_token("s"),
         ),
+        Paging { token: "page_token", next: "page_token", has_more: Some("has_more"), number: false },
     );
     t.call(
         "wiki.v2.space.node.move",

@@ -51,7 +51,7 @@ impl<'a> AccessRecordResource<'a> {
     /// `GET /open-apis/acs/v1/access_records` (`acs.v1.access_record.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/acs-v1/access_record/list>
     pub fn list(&self, request: ListAccessRecordRequest) -> crate::Call<ListAccessRecordRequest> {
@@ -168,7 +168,7 @@ impl<'a> UserResource<'a> {
     /// `GET /open-apis/acs/v1/users` (`acs.v1.user.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/acs-v1/user/list>
     pub fn list(&self, request: ListUserRequest) -> crate::Call<ListUserRequest> {
@@ -364,8 +364,8 @@ impl crate::Paginated for ListAccessRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -847,8 +847,8 @@ impl crate::Paginated for ListUserRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1386,11 +1386,11 @@ pub struct Property {
     /// `version`.
     pub version: Option<String>,
     /// `current_device_face_count`.
-    pub current_device_face_count: Option<i64>,
+    pub current_device_face_count: Option<f64>,
     /// `max_face_capacity`.
-    pub max_face_capacity: Option<i64>,
+    pub max_face_capacity: Option<f64>,
     /// `online_status`.
-    pub online_status: Option<i64>,
+    pub online_status: Option<f64>,
     /// `device_name`.
     pub device_name: Option<String>,
     /// `is_clock_in`.
@@ -1399,9 +1399,9 @@ pub struct Property {
 
 lark_types::json_struct!(Property {
     version: "version",
-    current_device_face_count: "current_device_face_count" as int64,
-    max_face_capacity: "max_face_capacity" as int64,
-    online_status: "online_status" as int64,
+    current_device_face_count: "current_device_face_count" as number,
+    max_face_capacity: "max_face_capacity" as number,
+    online_status: "online_status" as number,
     device_name: "device_name",
     is_clock_in: "is_clock_in"
 });

@@ -51,7 +51,7 @@ impl<'a> AdminDeptStatResource<'a> {
     /// `GET /open-apis/admin/v1/admin_dept_stats` (`admin.v1.admin_dept_stat.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/admin-v1/data-report-management/list>
     pub fn list(&self, request: ListAdminDeptStatRequest) -> crate::Call<ListAdminDeptStatRequest> {
@@ -69,7 +69,7 @@ impl<'a> AdminUserStatResource<'a> {
     /// `GET /open-apis/admin/v1/admin_user_stats` (`admin.v1.admin_user_stat.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/admin-v1/data-report-management/list-2>
     pub fn list(&self, request: ListAdminUserStatRequest) -> crate::Call<ListAdminUserStatRequest> {
@@ -87,7 +87,7 @@ impl<'a> AuditInfoResource<'a> {
     /// `GET /open-apis/admin/v1/audit_infos` (`admin.v1.audit_info.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/security_and_compliance-v1/audit_log/audit_data_get>
     pub fn list(&self, request: ListAuditInfoRequest) -> crate::Call<ListAuditInfoRequest> {
@@ -128,7 +128,7 @@ impl<'a> BadgeResource<'a> {
     /// `GET /open-apis/admin/v1/badges` (`admin.v1.badge.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/admin-v1/badge/badge/list>
     pub fn list(&self, request: ListBadgeRequest) -> crate::Call<ListBadgeRequest> {
@@ -182,7 +182,7 @@ impl<'a> BadgeGrantResource<'a> {
     /// `GET /open-apis/admin/v1/badges/:badge_id/grants` (`admin.v1.badge.grant.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/admin-v1/badge/badge-grant/list>
     pub fn list(&self, request: ListBadgeGrantRequest) -> crate::Call<ListBadgeGrantRequest> {
@@ -352,8 +352,8 @@ impl crate::Paginated for ListAdminDeptStatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -482,8 +482,8 @@ impl crate::Paginated for ListAdminUserStatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -648,8 +648,8 @@ impl crate::Paginated for ListAuditInfoRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1074,8 +1074,8 @@ impl crate::Paginated for ListBadgeGrantRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1269,8 +1269,8 @@ impl crate::Paginated for ListBadgeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1369,7 +1369,7 @@ pub struct CreateBadgeImageRequest {
     /// File part `image_file` (required).
     pub image_file: Option<crate::UploadFile>,
     /// Form field `image_type` (required).
-    pub image_type: Option<i64>,
+    pub image_type: Option<f64>,
 }
 
 impl CreateBadgeImageRequest {
@@ -1385,7 +1385,7 @@ impl CreateBadgeImageRequest {
     }
 
     /// Sets form part `image_type`.
-    pub fn image_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn image_type(mut self, value: impl Into<f64>) -> Self {
         self.image_type = Some(value.into());
         self
     }
@@ -1910,17 +1910,17 @@ pub struct AuditInfoExtend {
     /// `login_method`.
     pub login_method: Option<String>,
     /// `new_people_num_in_video`.
-    pub new_people_num_in_video: Option<i64>,
+    pub new_people_num_in_video: Option<f64>,
     /// `external_people_num_in_video`.
-    pub external_people_num_in_video: Option<i64>,
+    pub external_people_num_in_video: Option<f64>,
     /// `external_people_num_in_chat`.
-    pub external_people_num_in_chat: Option<i64>,
+    pub external_people_num_in_chat: Option<f64>,
     /// `join_group`.
-    pub join_group: Option<i64>,
+    pub join_group: Option<f64>,
     /// `quit_group`.
-    pub quit_group: Option<i64>,
+    pub quit_group: Option<f64>,
     /// `external_people_num_in_doc_share`.
-    pub external_people_num_in_doc_share: Option<i64>,
+    pub external_people_num_in_doc_share: Option<f64>,
 }
 
 lark_types::json_struct!(AuditInfoExtend {
@@ -1928,12 +1928,12 @@ lark_types::json_struct!(AuditInfoExtend {
     app_detail: "app_detail",
     two_step_validation: "two_step_validation",
     login_method: "login_method",
-    new_people_num_in_video: "new_people_num_in_video" as int64,
-    external_people_num_in_video: "external_people_num_in_video" as int64,
-    external_people_num_in_chat: "external_people_num_in_chat" as int64,
-    join_group: "join_group" as int64,
-    quit_group: "quit_group" as int64,
-    external_people_num_in_doc_share: "external_people_num_in_doc_share" as int64
+    new_people_num_in_video: "new_people_num_in_video" as number,
+    external_people_num_in_video: "external_people_num_in_video" as number,
+    external_people_num_in_chat: "external_people_num_in_chat" as number,
+    join_group: "join_group" as number,
+    quit_group: "quit_group" as number,
+    external_people_num_in_doc_share: "external_people_num_in_doc_share" as number
 });
 
 /// An object of the `admin` `v1` APIs (first seen in the `admin.v1.badge.create` response).
@@ -2546,7 +2546,7 @@ pub struct ObjectDetail {
     /// `third_party_appID`.
     pub third_party_app_id: Option<String>,
     /// `contain_file_num`.
-    pub contain_file_num: Option<i64>,
+    pub contain_file_num: Option<f64>,
     /// `permission_setting_type`.
     pub permission_setting_type: Option<String>,
     /// `permission_external_access_Type`.
@@ -2570,7 +2570,7 @@ lark_types::json_struct!(ObjectDetail {
     text_detail: "text_detail",
     file_name: "file_name",
     third_party_app_id: "third_party_appID",
-    contain_file_num: "contain_file_num" as int64,
+    contain_file_num: "contain_file_num" as number,
     permission_setting_type: "permission_setting_type",
     permission_external_access_type: "permission_external_access_Type",
     permission_share_type: "permission_share_type",
@@ -2620,14 +2620,14 @@ Bot = "bot",
 #[non_exhaustive]
 pub struct Password {
     /// `ent_email_password` (required).
-    pub ent_email_password: Option<String>,
+    pub ent_email_password: Option<lark_types::SecretString>,
 }
 
-lark_types::json_struct!(Password { ent_email_password: "ent_email_password" });
+lark_types::json_struct!(Password { ent_email_password: "ent_email_password" as secret });
 
 impl Password {
     /// Sets `ent_email_password`.
-    pub fn ent_email_password(mut self, value: impl Into<String>) -> Self {
+    pub fn ent_email_password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.ent_email_password = Some(value.into());
         self
     }
@@ -2695,7 +2695,7 @@ pub struct RecipientDetail {
     /// `chat_name`.
     pub chat_name: Option<String>,
     /// `chat_type`.
-    pub chat_type: Option<i64>,
+    pub chat_type: Option<f64>,
     /// `external_flag`.
     pub external_flag: Option<bool>,
 }
@@ -2704,7 +2704,7 @@ lark_types::json_struct!(RecipientDetail {
     permission_action_type: "permission_action_type",
     chat_id: "chat_id",
     chat_name: "chat_name",
-    chat_type: "chat_type" as int64,
+    chat_type: "chat_type" as number,
     external_flag: "external_flag"
 });
 

@@ -174,7 +174,7 @@ impl<'a> AgentAgentChatSessionResource<'a> {
     /// `GET /open-apis/aily/v1/agents/:agent_id/sessions` (`aily.v1.agent.agent_chat_session.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=aily&resource=agent.agent_chat_session&version=v1>
     pub fn list(
@@ -293,7 +293,7 @@ impl<'a> AilySessionAilyMessageResource<'a> {
     /// `GET /open-apis/aily/v1/sessions/:aily_session_id/messages` (`aily.v1.aily_session.aily_message.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/aily-v1/aily_session-aily_message/list>
     pub fn list(
@@ -341,7 +341,7 @@ impl<'a> AilySessionRunResource<'a> {
     /// `GET /open-apis/aily/v1/sessions/:aily_session_id/runs` (`aily.v1.aily_session.run.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/aily-v1/aily_session-run/list>
     pub fn list(&self, request: ListAilySessionRunRequest) -> crate::Call<ListAilySessionRunRequest> {
@@ -414,7 +414,7 @@ impl<'a> AppDataAssetResource<'a> {
     /// `GET /open-apis/aily/v1/apps/:app_id/data_assets` (`aily.v1.app.data_asset.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/aily-v1/data-knowledge/data-knowledge-management/list>
     pub fn list(&self, request: ListAppDataAssetRequest) -> crate::Call<ListAppDataAssetRequest> {
@@ -445,7 +445,7 @@ impl<'a> AppDataAssetTagResource<'a> {
     /// `GET /open-apis/aily/v1/apps/:app_id/data_asset_tags` (`aily.v1.app.data_asset_tag.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/aily-v1/data-knowledge/data-knowledge-management/list-2>
     pub fn list(&self, request: ListAppDataAssetTagRequest) -> crate::Call<ListAppDataAssetTagRequest> {
@@ -489,7 +489,7 @@ impl<'a> AppSkillResource<'a> {
     /// `GET /open-apis/aily/v1/apps/:app_id/skills` (`aily.v1.app.skill.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/aily-v1/app-skill/list>
     pub fn list(&self, request: ListAppSkillRequest) -> crate::Call<ListAppSkillRequest> {
@@ -529,7 +529,7 @@ impl<'a> TenantAppStatResource<'a> {
     /// `GET /open-apis/aily/v1/app_stats` (`aily.v1.tenant.app_stat.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=aily&resource=tenant.app_stat&version=v1>
     pub fn list(&self, request: ListTenantAppStatRequest) -> crate::Call<ListTenantAppStatRequest> {
@@ -828,7 +828,7 @@ pub struct ListAgentAgentChatSessionRequest {
     /// Path value `agent_id`.
     pub agent_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
 }
@@ -840,7 +840,7 @@ impl ListAgentAgentChatSessionRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -870,8 +870,8 @@ impl crate::Paginated for ListAgentAgentChatSessionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -1122,8 +1122,8 @@ impl crate::Paginated for ListAilySessionAilyMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1454,8 +1454,8 @@ impl crate::Paginated for ListAilySessionRunRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1841,8 +1841,8 @@ impl crate::Paginated for ListAppDataAssetRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1989,8 +1989,8 @@ impl crate::Paginated for ListAppDataAssetTagRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2155,8 +2155,8 @@ impl crate::Paginated for ListAppSkillRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2302,8 +2302,8 @@ impl crate::Paginated for ListTenantAppStatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3466,16 +3466,16 @@ pub struct ImportKnowledgeSettingChunkSetting {
     /// `separate_type`.
     pub separate_type: Option<SeparateType>,
     /// `size`.
-    pub size: Option<i64>,
+    pub size: Option<f64>,
     /// `overlap`.
-    pub overlap: Option<i64>,
+    pub overlap: Option<f64>,
 }
 
 lark_types::json_struct!(ImportKnowledgeSettingChunkSetting {
     rule_type: "rule_type",
     separate_type: "separate_type",
-    size: "size" as int64,
-    overlap: "overlap" as int64
+    size: "size" as number,
+    overlap: "overlap" as number
 });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.app.data_asset.create` body).
@@ -4077,17 +4077,17 @@ pub struct Session {
     /// `status`.
     pub status: Option<String>,
     /// `created_at`.
-    pub created_at: Option<i64>,
+    pub created_at: Option<f64>,
     /// `last_chat_at`.
-    pub last_chat_at: Option<i64>,
+    pub last_chat_at: Option<f64>,
 }
 
 lark_types::json_struct!(Session {
     session_id: "session_id",
     name: "name",
     status: "status",
-    created_at: "created_at" as int64,
-    last_chat_at: "last_chat_at" as int64
+    created_at: "created_at" as number,
+    last_chat_at: "last_chat_at" as number
 });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.app.skill.get` response).
@@ -4237,14 +4237,14 @@ pub struct Turns {
     /// `agent_chat_id`.
     pub agent_chat_id: Option<String>,
     /// `created_at`.
-    pub created_at: Option<i64>,
+    pub created_at: Option<f64>,
     /// `status`.
     pub status: Option<String>,
 }
 
 lark_types::json_struct!(Turns {
     agent_chat_id: "agent_chat_id",
-    created_at: "created_at" as int64,
+    created_at: "created_at" as number,
     status: "status"
 });
 

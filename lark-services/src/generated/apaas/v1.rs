@@ -66,7 +66,7 @@ impl<'a> AppResource<'a> {
     /// `GET /open-apis/apaas/v1/apps` (`apaas.v1.app.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/apaas-v1/app/list>
     pub fn list(&self, request: ListAppRequest) -> crate::Call<ListAppRequest> {
@@ -269,7 +269,7 @@ impl<'a> ApplicationObjectResource<'a> {
     /// `POST /open-apis/apaas/v1/applications/:namespace/objects/search` (`apaas.v1.application.object.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/apaas-v1/application-object-record/search>
     pub fn search(
@@ -314,7 +314,7 @@ impl<'a> ApplicationObjectRecordResource<'a> {
     /// `POST /open-apis/apaas/v1/applications/:namespace/objects/:object_api_name/records/batch_query` (`apaas.v1.application.object.record.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/apaas-v1/application-object-record/batch_query>
     pub fn batch_query(
@@ -564,7 +564,7 @@ impl<'a> SeatActivityResource<'a> {
     /// `GET /open-apis/apaas/v1/seat_activities` (`apaas.v1.seat_activity.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/apaas-v1/seat_activity/list>
     pub fn list(&self, request: ListSeatActivityRequest) -> crate::Call<ListSeatActivityRequest> {
@@ -582,7 +582,7 @@ impl<'a> SeatAssignmentResource<'a> {
     /// `GET /open-apis/apaas/v1/seat_assignments` (`apaas.v1.seat_assignment.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/apaas-v1/seat_assignment/list>
     pub fn list(&self, request: ListSeatAssignmentRequest) -> crate::Call<ListSeatAssignmentRequest> {
@@ -726,7 +726,7 @@ impl<'a> WorkspaceEnumResource<'a> {
     /// `GET /open-apis/apaas/v1/workspaces/:workspace_id/enums` (`apaas.v1.workspace.enum.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=apaas&resource=workspace.enum&version=v1>
     pub fn list(&self, request: ListWorkspaceEnumRequest) -> crate::Call<ListWorkspaceEnumRequest> {
@@ -744,7 +744,7 @@ impl<'a> WorkspaceTableResource<'a> {
     /// `GET /open-apis/apaas/v1/workspaces/:workspace_id/tables` (`apaas.v1.workspace.table.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=apaas&resource=workspace.table&version=v1>
     pub fn list(&self, request: ListWorkspaceTableRequest) -> crate::Call<ListWorkspaceTableRequest> {
@@ -778,7 +778,7 @@ impl<'a> WorkspaceTableResource<'a> {
     /// `GET /open-apis/apaas/v1/workspaces/:workspace_id/tables/:table_name/records` (`apaas.v1.workspace.table.records_get`).
     ///
     /// Tokens: user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=records_get&project=apaas&resource=workspace.table&version=v1>
     pub fn records_get(
@@ -835,7 +835,7 @@ impl<'a> WorkspaceViewResource<'a> {
     /// `GET /open-apis/apaas/v1/workspaces/:workspace_id/views/:view_name/records` (`apaas.v1.workspace.view.views_get`).
     ///
     /// Tokens: user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=views_get&project=apaas&resource=workspace.view&version=v1>
     pub fn views_get(
@@ -901,8 +901,8 @@ impl crate::Paginated for ListAppRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1810,8 +1810,8 @@ impl crate::Paginated for BatchQueryApplicationObjectRecordRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -2181,8 +2181,8 @@ impl crate::Paginated for SearchApplicationObjectRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -2822,8 +2822,8 @@ impl crate::Paginated for ListSeatActivityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2898,8 +2898,8 @@ impl crate::Paginated for ListSeatAssignmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3410,8 +3410,8 @@ impl crate::Paginated for ListWorkspaceEnumRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3516,8 +3516,8 @@ impl crate::Paginated for ListWorkspaceTableRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3706,8 +3706,8 @@ impl crate::Paginated for RecordsGetWorkspaceTableRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3965,8 +3965,8 @@ impl crate::Paginated for ViewsGetWorkspaceViewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -26,7 +26,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/application/v5/applications/favourite` (`application.v5.application.favourite`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/workplace-v1/app_recommend_rule/favourite>
     pub fn favourite(
@@ -39,7 +39,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/application/v5/applications/recommend` (`application.v5.application.recommend`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/workplace-v1/app_recommend_rule/recommend>
     pub fn recommend(
@@ -114,8 +114,8 @@ impl crate::Paginated for FavouriteApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -199,8 +199,8 @@ impl crate::Paginated for RecommendApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -58,7 +58,7 @@ impl<'a> AppRecommendRuleResource<'a> {
     /// `GET /open-apis/application/v6/app_recommend_rules` (`application.v6.app_recommend_rule.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/workplace-v1/app_recommend_rule/list>
     pub fn list(&self, request: ListAppRecommendRuleRequest) -> crate::Call<ListAppRecommendRuleRequest> {
@@ -116,7 +116,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/application/v6/applications/:app_id/contacts_range_configuration` (`application.v6.application.contacts_range_configuration`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/application-v6/admin/contacts_range_configuration>
     pub fn contacts_range_configuration(
@@ -138,7 +138,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/application/v6/applications` (`application.v6.application.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/application-v6/admin/list>
     pub fn list(&self, request: ListApplicationRequest) -> crate::Call<ListApplicationRequest> {
@@ -157,7 +157,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/application/v6/applications/underauditlist` (`application.v6.application.underauditlist`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/application-v6/application/underauditlist>
     pub fn underauditlist(
@@ -178,7 +178,7 @@ impl<'a> ApplicationAppUsageResource<'a> {
     /// `POST /open-apis/application/v6/applications/:app_id/app_usage/department_overview` (`application.v6.application.app_usage.department_overview`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/application-v6/app-usage/department_overview>
     pub fn department_overview(
@@ -247,7 +247,7 @@ impl<'a> ApplicationAppVersionResource<'a> {
     /// `GET /open-apis/application/v6/applications/:app_id/app_versions` (`application.v6.application.app_version.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/application-v6/application/list>
     pub fn list(
@@ -332,7 +332,7 @@ impl<'a> ApplicationFeedbackResource<'a> {
     /// `GET /open-apis/application/v6/applications/:app_id/feedbacks` (`application.v6.application.feedback.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/application-v6/application-feedback/list>
     pub fn list(
@@ -595,8 +595,8 @@ impl crate::Paginated for ListAppRecommendRuleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -701,8 +701,8 @@ impl crate::Paginated for DepartmentOverviewApplicationAppUsageRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1070,8 +1070,8 @@ impl crate::Paginated for ListApplicationAppVersionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1441,8 +1441,8 @@ impl crate::Paginated for ContactsRangeConfigurationApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1558,8 +1558,8 @@ impl crate::Paginated for ListApplicationFeedbackRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1794,8 +1794,8 @@ impl crate::Paginated for ListApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1953,7 +1953,7 @@ impl PatchApplicationRequest {
     }
 
     /// Sets body field `secret`.
-    pub fn secret(mut self, value: impl Into<String>) -> Self {
+    pub fn secret(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.body.secret = Some(value.into());
         self
     }
@@ -2084,8 +2084,8 @@ impl crate::Paginated for UnderauditlistApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2388,14 +2388,14 @@ pub struct AbilityBot {
     /// `bot_menus`.
     pub bot_menus: Option<Vec<BotMenus>>,
     /// `bot_menu_display_strategy`.
-    pub bot_menu_display_strategy: Option<i64>,
+    pub bot_menu_display_strategy: Option<f64>,
 }
 
 lark_types::json_struct!(AbilityBot {
     card_request_url: "card_request_url",
     bot_menu_enable: "bot_menu_enable",
     bot_menus: "bot_menus",
-    bot_menu_display_strategy: "bot_menu_display_strategy" as int64
+    bot_menu_display_strategy: "bot_menu_display_strategy" as number
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
@@ -2702,7 +2702,7 @@ pub struct Application {
     /// `pc_default_ability`.
     pub pc_default_ability: Option<PcDefaultAbility>,
     /// `secret`.
-    pub secret: Option<String>,
+    pub secret: Option<lark_types::SecretString>,
     /// `event`.
     pub event: Option<Event>,
     /// `callback`.
@@ -2737,7 +2737,7 @@ lark_types::json_struct!(Application {
     owner: "owner",
     mobile_default_ability: "mobile_default_ability",
     pc_default_ability: "pc_default_ability",
-    secret: "secret",
+    secret: "secret" as secret,
     event: "event",
     callback: "callback",
     encryption: "encryption",
@@ -2767,7 +2767,7 @@ pub struct BotMenus {
     /// `parent_menu_id`.
     pub parent_menu_id: Option<String>,
     /// `sort`.
-    pub sort: Option<i64>,
+    pub sort: Option<f64>,
     /// `default_name`.
     pub default_name: Option<String>,
     /// `i18n_name`.
@@ -2781,20 +2781,20 @@ pub struct BotMenus {
     /// `ud_icon`.
     pub ud_icon: Option<UdIcon>,
     /// `menu_content_type`.
-    pub menu_content_type: Option<i64>,
+    pub menu_content_type: Option<f64>,
 }
 
 lark_types::json_struct!(BotMenus {
     menu_id: "menu_id",
     parent_menu_id: "parent_menu_id",
-    sort: "sort" as int64,
+    sort: "sort" as number,
     default_name: "default_name",
     i18n_name: "i18n_name",
     redirect_link: "redirect_link",
     event_key: "event_key",
     icon_file_key: "icon_file_key",
     ud_icon: "ud_icon",
-    menu_content_type: "menu_content_type" as int64
+    menu_content_type: "menu_content_type" as number
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.get` response).
@@ -3354,25 +3354,25 @@ lark_types::json_struct!(DocsBlockI18n { i18n_key: "i18n_key", name: "name" });
 #[non_exhaustive]
 pub struct Encryption {
     /// `encryption_key`.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<lark_types::SecretString>,
     /// `verification_token`.
-    pub verification_token: Option<String>,
+    pub verification_token: Option<lark_types::SecretString>,
 }
 
 lark_types::json_struct!(Encryption {
-    encryption_key: "encryption_key",
-    verification_token: "verification_token"
+    encryption_key: "encryption_key" as secret,
+    verification_token: "verification_token" as secret
 });
 
 impl Encryption {
     /// Sets `encryption_key`.
-    pub fn encryption_key(mut self, value: impl Into<String>) -> Self {
+    pub fn encryption_key(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.encryption_key = Some(value.into());
         self
     }
 
     /// Sets `verification_token`.
-    pub fn verification_token(mut self, value: impl Into<String>) -> Self {
+    pub fn verification_token(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.verification_token = Some(value.into());
         self
     }
@@ -3582,7 +3582,7 @@ pub struct GetApplicationResponseApp {
     /// `pc_default_ability`.
     pub pc_default_ability: Option<PcDefaultAbility>,
     /// `secret`.
-    pub secret: Option<String>,
+    pub secret: Option<lark_types::SecretString>,
     /// `event`.
     pub event: Option<Event>,
     /// `callback`.
@@ -3617,7 +3617,7 @@ lark_types::json_struct!(GetApplicationResponseApp {
     owner: "owner",
     mobile_default_ability: "mobile_default_ability",
     pc_default_ability: "pc_default_ability",
-    secret: "secret",
+    secret: "secret" as secret,
     event: "event",
     callback: "callback",
     encryption: "encryption",
@@ -3902,7 +3902,7 @@ pub struct ListApplicationResponseApp {
     /// `pc_default_ability`.
     pub pc_default_ability: Option<PcDefaultAbility>,
     /// `secret`.
-    pub secret: Option<String>,
+    pub secret: Option<lark_types::SecretString>,
     /// `event`.
     pub event: Option<Event>,
     /// `callback`.
@@ -3937,7 +3937,7 @@ lark_types::json_struct!(ListApplicationResponseApp {
     owner: "owner",
     mobile_default_ability: "mobile_default_ability",
     pc_default_ability: "pc_default_ability",
-    secret: "secret",
+    secret: "secret" as secret,
     event: "event",
     callback: "callback",
     encryption: "encryption",
@@ -4280,7 +4280,7 @@ pub struct PatchApplicationBody {
     /// `common_categories`.
     pub common_categories: Option<Vec<String>>,
     /// `secret`.
-    pub secret: Option<String>,
+    pub secret: Option<lark_types::SecretString>,
     /// `event`.
     pub event: Option<Event>,
     /// `callback`.
@@ -4297,7 +4297,7 @@ pub struct PatchApplicationBody {
 
 lark_types::json_struct!(PatchApplicationBody {
     common_categories: "common_categories",
-    secret: "secret",
+    secret: "secret" as secret,
     event: "event",
     callback: "callback",
     encryption: "encryption",
@@ -4314,7 +4314,7 @@ impl PatchApplicationBody {
     }
 
     /// Sets `secret`.
-    pub fn secret(mut self, value: impl Into<String>) -> Self {
+    pub fn secret(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.secret = Some(value.into());
         self
     }

@@ -575,7 +575,7 @@ pub struct Bot {
     /// `bot_menus`.
     pub bot_menus: Option<Vec<BotMenus>>,
     /// `bot_menu_display_strategy`.
-    pub bot_menu_display_strategy: Option<i64>,
+    pub bot_menu_display_strategy: Option<f64>,
     /// `allow_invited_to_group_by_other_app_switch_open`.
     pub allow_invited_to_group_by_other_app_switch_open: Option<bool>,
 }
@@ -586,7 +586,7 @@ lark_types::json_struct!(Bot {
     i18ns: "i18ns",
     bot_menu_enable: "bot_menu_enable",
     bot_menus: "bot_menus",
-    bot_menu_display_strategy: "bot_menu_display_strategy" as int64,
+    bot_menu_display_strategy: "bot_menu_display_strategy" as number,
     allow_invited_to_group_by_other_app_switch_open: "allow_invited_to_group_by_other_app_switch_open"
 });
 
@@ -622,7 +622,7 @@ impl Bot {
     }
 
     /// Sets `bot_menu_display_strategy`.
-    pub fn bot_menu_display_strategy(mut self, value: impl Into<i64>) -> Self {
+    pub fn bot_menu_display_strategy(mut self, value: impl Into<f64>) -> Self {
         self.bot_menu_display_strategy = Some(value.into());
         self
     }
@@ -643,7 +643,7 @@ pub struct BotMenus {
     /// `parent_menu_id`.
     pub parent_menu_id: Option<String>,
     /// `sort`.
-    pub sort: Option<i64>,
+    pub sort: Option<f64>,
     /// `default_name`.
     pub default_name: Option<String>,
     /// `i18n_name`.
@@ -657,20 +657,20 @@ pub struct BotMenus {
     /// `ud_icon`.
     pub ud_icon: Option<UdIcon>,
     /// `menu_content_type`.
-    pub menu_content_type: Option<i64>,
+    pub menu_content_type: Option<f64>,
 }
 
 lark_types::json_struct!(BotMenus {
     menu_id: "menu_id",
     parent_menu_id: "parent_menu_id",
-    sort: "sort" as int64,
+    sort: "sort" as number,
     default_name: "default_name",
     i18n_name: "i18n_name",
     redirect_link: "redirect_link",
     event_key: "event_key",
     icon_file_key: "icon_file_key",
     ud_icon: "ud_icon",
-    menu_content_type: "menu_content_type" as int64
+    menu_content_type: "menu_content_type" as number
 });
 
 impl BotMenus {
@@ -687,7 +687,7 @@ impl BotMenus {
     }
 
     /// Sets `sort`.
-    pub fn sort(mut self, value: impl Into<i64>) -> Self {
+    pub fn sort(mut self, value: impl Into<f64>) -> Self {
         self.sort = Some(value.into());
         self
     }
@@ -729,7 +729,7 @@ impl BotMenus {
     }
 
     /// Sets `menu_content_type`.
-    pub fn menu_content_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn menu_content_type(mut self, value: impl Into<f64>) -> Self {
         self.menu_content_type = Some(value.into());
         self
     }
@@ -973,25 +973,25 @@ impl Event {
 #[non_exhaustive]
 pub struct EventAndCallbackEncryptStrategy {
     /// `encryption_key`.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<lark_types::SecretString>,
     /// `verification_token`.
-    pub verification_token: Option<String>,
+    pub verification_token: Option<lark_types::SecretString>,
 }
 
 lark_types::json_struct!(EventAndCallbackEncryptStrategy {
-    encryption_key: "encryption_key",
-    verification_token: "verification_token"
+    encryption_key: "encryption_key" as secret,
+    verification_token: "verification_token" as secret
 });
 
 impl EventAndCallbackEncryptStrategy {
     /// Sets `encryption_key`.
-    pub fn encryption_key(mut self, value: impl Into<String>) -> Self {
+    pub fn encryption_key(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.encryption_key = Some(value.into());
         self
     }
 
     /// Sets `verification_token`.
-    pub fn verification_token(mut self, value: impl Into<String>) -> Self {
+    pub fn verification_token(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.verification_token = Some(value.into());
         self
     }

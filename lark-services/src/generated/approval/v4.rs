@@ -103,7 +103,7 @@ impl<'a> DistrictResource<'a> {
     /// `GET /open-apis/approval/v4/districts` (`approval.v4.district.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=approval&resource=district&version=v4>
     pub fn list(&self, request: ListDistrictRequest) -> crate::Call<ListDistrictRequest> {
@@ -113,7 +113,7 @@ impl<'a> DistrictResource<'a> {
     /// `POST /open-apis/approval/v4/districts/search` (`approval.v4.district.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=approval&resource=district&version=v4>
     pub fn search(&self, request: SearchDistrictRequest) -> crate::Call<SearchDistrictRequest> {
@@ -189,7 +189,7 @@ impl<'a> ExternalTaskResource<'a> {
     /// `GET /open-apis/approval/v4/external_tasks` (`approval.v4.external_task.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/external_task/list>
     pub fn list(&self, request: ListExternalTaskRequest) -> crate::Call<ListExternalTaskRequest> {
@@ -275,7 +275,7 @@ impl<'a> InstanceResource<'a> {
     /// `GET /open-apis/approval/v4/instances/initiated` (`approval.v4.instance.initiated`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=initiated&project=approval&resource=instance&version=v4>
     pub fn initiated(&self, request: InitiatedInstanceRequest) -> crate::Call<InitiatedInstanceRequest> {
@@ -285,7 +285,7 @@ impl<'a> InstanceResource<'a> {
     /// `GET /open-apis/approval/v4/instances` (`approval.v4.instance.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/instance/list>
     pub fn list(&self, request: ListInstanceRequest) -> crate::Call<ListInstanceRequest> {
@@ -304,7 +304,7 @@ impl<'a> InstanceResource<'a> {
     /// `POST /open-apis/approval/v4/instances/query` (`approval.v4.instance.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/approval-search/query-2>
     pub fn query(&self, request: QueryInstanceRequest) -> crate::Call<QueryInstanceRequest> {
@@ -332,7 +332,7 @@ impl<'a> InstanceResource<'a> {
     /// `POST /open-apis/approval/v4/instances/search_cc` (`approval.v4.instance.search_cc`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/approval-search/search_cc>
     pub fn search_cc(&self, request: SearchCcInstanceRequest) -> crate::Call<SearchCcInstanceRequest> {
@@ -404,7 +404,7 @@ impl<'a> InstanceCommentResource<'a> {
     /// `GET /open-apis/approval/v4/instances/:instance_id/comments` (`approval.v4.instance.comment.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Listed as paginated, but its reply has no next-page token in the spec: a call returns one page, and there is no `.pages()`.
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/instance-comment/list>
     pub fn list(&self, request: ListInstanceCommentRequest) -> crate::Call<ListInstanceCommentRequest> {
@@ -458,7 +458,7 @@ impl<'a> TaskResource<'a> {
     /// `GET /open-apis/approval/v4/tasks` (`approval.v4.task.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=approval&resource=task&version=v4>
     pub fn list(&self, request: ListTaskRequest) -> crate::Call<ListTaskRequest> {
@@ -477,7 +477,7 @@ impl<'a> TaskResource<'a> {
     /// `GET /open-apis/approval/v4/tasks/query` (`approval.v4.task.query`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/approval-search/query>
     pub fn query(&self, request: QueryTaskRequest) -> crate::Call<QueryTaskRequest> {
@@ -523,7 +523,7 @@ impl<'a> TaskResource<'a> {
     /// `POST /open-apis/approval/v4/tasks/search` (`approval.v4.task.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/approval-v4/approval-search/search>
     pub fn search(&self, request: SearchTaskRequest) -> crate::Call<SearchTaskRequest> {
@@ -921,8 +921,8 @@ impl crate::Paginated for ListDistrictRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -943,7 +943,7 @@ pub struct SearchDistrictRequest {
     /// Query `locale`.
     pub locale: Option<SearchDistrictRequestLocale>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// The JSON body.
@@ -963,7 +963,7 @@ impl SearchDistrictRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -1012,8 +1012,8 @@ impl crate::Paginated for SearchDistrictRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1505,8 +1505,8 @@ impl crate::Paginated for ListExternalTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2045,23 +2045,6 @@ impl crate::TypedRequest for ListInstanceCommentRequest {
     }
 }
 
-impl crate::Paginated for ListInstanceCommentRequest {
-    fn set_page_token(&mut self, token: String) {
-        self.page_token = Some(token);
-    }
-
-    fn next_page_token(_page: &Self::Response) -> Option<String> {
-        None
-    }
-}
-
-impl crate::PaginatedItems for ListInstanceCommentRequest {
-    type Item = Comment;
-    fn items(page: Self::Response) -> Vec<Comment> {
-        page.comments.unwrap_or_default()
-    }
-}
-
 /// Request of `approval.v4.instance.comment.remove`: `POST /open-apis/approval/v4/instances/:instance_id/comments/remove`.
 ///
 /// Send it with `instance().comment().remove(..)`; the reply is [`RemoveInstanceCommentResponse`].
@@ -2422,7 +2405,7 @@ impl crate::TypedRequest for GetInstanceRequest {
 #[non_exhaustive]
 pub struct InitiatedInstanceRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `locale`.
@@ -2444,7 +2427,7 @@ impl InitiatedInstanceRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -2508,8 +2491,8 @@ impl crate::Paginated for InitiatedInstanceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2602,8 +2585,8 @@ impl crate::Paginated for ListInstanceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2843,8 +2826,8 @@ impl crate::Paginated for QueryInstanceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3086,8 +3069,8 @@ impl crate::Paginated for SearchCcInstanceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3306,13 +3289,13 @@ impl AddSignTaskRequest {
     }
 
     /// Sets body field `add_sign_type`.
-    pub fn add_sign_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn add_sign_type(mut self, value: impl Into<f64>) -> Self {
         self.body.add_sign_type = Some(value.into());
         self
     }
 
     /// Sets body field `approval_method`.
-    pub fn approval_method(mut self, value: impl Into<i64>) -> Self {
+    pub fn approval_method(mut self, value: impl Into<f64>) -> Self {
         self.body.approval_method = Some(value.into());
         self
     }
@@ -3486,7 +3469,7 @@ impl crate::TypedRequest for ForwardTaskRequest {
 #[non_exhaustive]
 pub struct ListTaskRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `topic` (required).
@@ -3510,7 +3493,7 @@ impl ListTaskRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -3581,8 +3564,8 @@ impl crate::Paginated for ListTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3733,8 +3716,8 @@ impl crate::Paginated for QueryTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4174,8 +4157,8 @@ impl crate::Paginated for SearchTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4600,9 +4583,9 @@ pub struct AddSignTaskBody {
     /// `add_sign_user_ids` (required).
     pub add_sign_user_ids: Option<Vec<String>>,
     /// `add_sign_type` (required).
-    pub add_sign_type: Option<i64>,
+    pub add_sign_type: Option<f64>,
     /// `approval_method`.
-    pub approval_method: Option<i64>,
+    pub approval_method: Option<f64>,
 }
 
 lark_types::json_struct!(AddSignTaskBody {
@@ -4610,8 +4593,8 @@ lark_types::json_struct!(AddSignTaskBody {
     task_id: "task_id",
     comment: "comment",
     add_sign_user_ids: "add_sign_user_ids",
-    add_sign_type: "add_sign_type" as int64,
-    approval_method: "approval_method" as int64
+    add_sign_type: "add_sign_type" as number,
+    approval_method: "approval_method" as number
 });
 
 impl AddSignTaskBody {
@@ -4640,13 +4623,13 @@ impl AddSignTaskBody {
     }
 
     /// Sets `add_sign_type`.
-    pub fn add_sign_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn add_sign_type(mut self, value: impl Into<f64>) -> Self {
         self.add_sign_type = Some(value.into());
         self
     }
 
     /// Sets `approval_method`.
-    pub fn approval_method(mut self, value: impl Into<i64>) -> Self {
+    pub fn approval_method(mut self, value: impl Into<f64>) -> Self {
         self.approval_method = Some(value.into());
         self
     }
@@ -6799,9 +6782,9 @@ pub struct External {
     /// `action_callback_url`.
     pub action_callback_url: Option<String>,
     /// `action_callback_token`.
-    pub action_callback_token: Option<String>,
+    pub action_callback_token: Option<lark_types::SecretString>,
     /// `action_callback_key`.
-    pub action_callback_key: Option<String>,
+    pub action_callback_key: Option<lark_types::SecretString>,
     /// `allow_batch_operate`.
     pub allow_batch_operate: Option<bool>,
     /// `exclude_efficiency_statistics`.
@@ -6819,8 +6802,8 @@ lark_types::json_struct!(External {
     enable_mark_readed: "enable_mark_readed",
     enable_quick_operate: "enable_quick_operate",
     action_callback_url: "action_callback_url",
-    action_callback_token: "action_callback_token",
-    action_callback_key: "action_callback_key",
+    action_callback_token: "action_callback_token" as secret,
+    action_callback_key: "action_callback_key" as secret,
     allow_batch_operate: "allow_batch_operate",
     exclude_efficiency_statistics: "exclude_efficiency_statistics"
 });
@@ -6887,13 +6870,13 @@ impl External {
     }
 
     /// Sets `action_callback_token`.
-    pub fn action_callback_token(mut self, value: impl Into<String>) -> Self {
+    pub fn action_callback_token(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.action_callback_token = Some(value.into());
         self
     }
 
     /// Sets `action_callback_key`.
-    pub fn action_callback_key(mut self, value: impl Into<String>) -> Self {
+    pub fn action_callback_key(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.action_callback_key = Some(value.into());
         self
     }
@@ -6918,14 +6901,19 @@ pub struct File {
     /// `url`.
     pub url: Option<String>,
     /// `file_size`.
-    pub file_size: Option<i64>,
+    pub file_size: Option<f64>,
     /// `title`.
     pub title: Option<String>,
     /// `type`.
     pub type_: Option<String>,
 }
 
-lark_types::json_struct!(File { url: "url", file_size: "file_size" as int64, title: "title", type_: "type" });
+lark_types::json_struct!(File {
+    url: "url",
+    file_size: "file_size" as number,
+    title: "title",
+    type_: "type"
+});
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.approval.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7360,14 +7348,14 @@ pub struct InitiatedInstanceResponse {
     /// `has_more`.
     pub has_more: Option<bool>,
     /// `count`.
-    pub count: Option<i64>,
+    pub count: Option<f64>,
 }
 
 lark_types::json_struct!(InitiatedInstanceResponse {
     instances: "instances",
     page_token: "page_token",
     has_more: "has_more",
-    count: "count" as int64
+    count: "count" as number
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.initiated` response).
@@ -7759,14 +7747,14 @@ pub struct ListTaskResponse {
     /// `has_more`.
     pub has_more: Option<bool>,
     /// `count`.
-    pub count: Option<i64>,
+    pub count: Option<f64>,
 }
 
 lark_types::json_struct!(ListTaskResponse {
     tasks: "tasks",
     page_token: "page_token",
     has_more: "has_more",
-    count: "count" as int64
+    count: "count" as number
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.task.list` response).
@@ -8468,17 +8456,17 @@ lark_types::json_struct!(ProcessRecord { instance: "instance", task: "task", cc:
 #[non_exhaustive]
 pub struct ProcessRecordCc {
     /// `insert_num`.
-    pub insert_num: Option<i64>,
+    pub insert_num: Option<f64>,
     /// `update_num`.
-    pub update_num: Option<i64>,
+    pub update_num: Option<f64>,
     /// `delete_num`.
-    pub delete_num: Option<i64>,
+    pub delete_num: Option<f64>,
 }
 
 lark_types::json_struct!(ProcessRecordCc {
-    insert_num: "insert_num" as int64,
-    update_num: "update_num" as int64,
-    delete_num: "delete_num" as int64
+    insert_num: "insert_num" as number,
+    update_num: "update_num" as number,
+    delete_num: "delete_num" as number
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
@@ -8486,17 +8474,17 @@ lark_types::json_struct!(ProcessRecordCc {
 #[non_exhaustive]
 pub struct ProcessRecordInstance {
     /// `insert_num`.
-    pub insert_num: Option<i64>,
+    pub insert_num: Option<f64>,
     /// `update_num`.
-    pub update_num: Option<i64>,
+    pub update_num: Option<f64>,
     /// `delete_num`.
-    pub delete_num: Option<i64>,
+    pub delete_num: Option<f64>,
 }
 
 lark_types::json_struct!(ProcessRecordInstance {
-    insert_num: "insert_num" as int64,
-    update_num: "update_num" as int64,
-    delete_num: "delete_num" as int64
+    insert_num: "insert_num" as number,
+    update_num: "update_num" as number,
+    delete_num: "delete_num" as number
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
@@ -8504,17 +8492,17 @@ lark_types::json_struct!(ProcessRecordInstance {
 #[non_exhaustive]
 pub struct ProcessRecordTask {
     /// `insert_num`.
-    pub insert_num: Option<i64>,
+    pub insert_num: Option<f64>,
     /// `update_num`.
-    pub update_num: Option<i64>,
+    pub update_num: Option<f64>,
     /// `delete_num`.
-    pub delete_num: Option<i64>,
+    pub delete_num: Option<f64>,
 }
 
 lark_types::json_struct!(ProcessRecordTask {
-    insert_num: "insert_num" as int64,
-    update_num: "update_num" as int64,
-    delete_num: "delete_num" as int64
+    insert_num: "insert_num" as number,
+    update_num: "update_num" as number,
+    delete_num: "delete_num" as number
 });
 
 lark_types::open_enum! {
@@ -9555,11 +9543,11 @@ pub struct Settings {
     /// `overtime_disable`.
     pub overtime_disable: Option<bool>,
     /// `overtime_notice_time`.
-    pub overtime_notice_time: Option<i64>,
+    pub overtime_notice_time: Option<f64>,
     /// `overtime_close_time`.
-    pub overtime_close_time: Option<i64>,
+    pub overtime_close_time: Option<f64>,
     /// `overtime_recover_time`.
-    pub overtime_recover_time: Option<i64>,
+    pub overtime_recover_time: Option<f64>,
 }
 
 lark_types::json_struct!(Settings {
@@ -9568,9 +9556,9 @@ lark_types::json_struct!(Settings {
     reject_option: "reject_option",
     quick_approval_option: "quick_approval_option",
     overtime_disable: "overtime_disable",
-    overtime_notice_time: "overtime_notice_time" as int64,
-    overtime_close_time: "overtime_close_time" as int64,
-    overtime_recover_time: "overtime_recover_time" as int64
+    overtime_notice_time: "overtime_notice_time" as number,
+    overtime_close_time: "overtime_close_time" as number,
+    overtime_recover_time: "overtime_recover_time" as number
 });
 
 impl Settings {
@@ -9605,19 +9593,19 @@ impl Settings {
     }
 
     /// Sets `overtime_notice_time`.
-    pub fn overtime_notice_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn overtime_notice_time(mut self, value: impl Into<f64>) -> Self {
         self.overtime_notice_time = Some(value.into());
         self
     }
 
     /// Sets `overtime_close_time`.
-    pub fn overtime_close_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn overtime_close_time(mut self, value: impl Into<f64>) -> Self {
         self.overtime_close_time = Some(value.into());
         self
     }
 
     /// Sets `overtime_recover_time`.
-    pub fn overtime_recover_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn overtime_recover_time(mut self, value: impl Into<f64>) -> Self {
         self.overtime_recover_time = Some(value.into());
         self
     }

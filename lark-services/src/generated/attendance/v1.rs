@@ -130,7 +130,7 @@ impl<'a> ArchiveRuleResource<'a> {
     /// `GET /open-apis/attendance/v1/archive_rule` (`attendance.v1.archive_rule.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/attendance-v1/archive_rule/list>
     pub fn list(&self, request: ListArchiveRuleRequest) -> crate::Call<ListArchiveRuleRequest> {
@@ -227,7 +227,7 @@ impl<'a> GroupResource<'a> {
     /// `GET /open-apis/attendance/v1/groups` (`attendance.v1.group.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/attendance-v1/group/list>
     pub fn list(&self, request: ListGroupRequest) -> crate::Call<ListGroupRequest> {
@@ -237,7 +237,7 @@ impl<'a> GroupResource<'a> {
     /// `GET /open-apis/attendance/v1/groups/:group_id/list_user` (`attendance.v1.group.list_user`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/attendance-v1/group/list_user>
     pub fn list_user(&self, request: ListUserGroupRequest) -> crate::Call<ListUserGroupRequest> {
@@ -331,7 +331,7 @@ impl<'a> ShiftResource<'a> {
     /// `GET /open-apis/attendance/v1/shifts` (`attendance.v1.shift.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/attendance-v1/shift/list>
     pub fn list(&self, request: ListShiftRequest) -> crate::Call<ListShiftRequest> {
@@ -788,8 +788,8 @@ impl crate::Paginated for ListArchiveRuleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1245,8 +1245,8 @@ impl crate::Paginated for ListGroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1349,8 +1349,8 @@ impl crate::Paginated for ListUserGroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1489,7 +1489,7 @@ impl PatchLeaveAccrualRecordRequest {
     }
 
     /// Sets body field `section_type`.
-    pub fn section_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn section_type(mut self, value: impl Into<f64>) -> Self {
         self.body.section_type = Some(value.into());
         self
     }
@@ -1891,8 +1891,8 @@ impl crate::Paginated for ListShiftRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3632,8 +3632,8 @@ lark_types::json_struct!(CheckInRecord {
     check_time: "check_time",
     comment: "comment",
     record_id: "record_id",
-    longitude: "longitude",
-    latitude: "latitude",
+    longitude: "longitude" as number,
+    latitude: "latitude" as number,
     ssid: "ssid",
     bssid: "bssid",
     is_field: "is_field",
@@ -3742,8 +3742,8 @@ lark_types::json_struct!(CheckOutRecord {
     check_time: "check_time",
     comment: "comment",
     record_id: "record_id",
-    longitude: "longitude",
-    latitude: "latitude",
+    longitude: "longitude" as number,
+    latitude: "latitude" as number,
     ssid: "ssid",
     bssid: "bssid",
     is_field: "is_field",
@@ -4829,8 +4829,8 @@ lark_types::json_struct!(FlowRecord {
     check_time: "check_time",
     comment: "comment",
     record_id: "record_id",
-    longitude: "longitude",
-    latitude: "latitude",
+    longitude: "longitude" as number,
+    latitude: "latitude" as number,
     ssid: "ssid",
     bssid: "bssid",
     is_field: "is_field",
@@ -4965,25 +4965,25 @@ impl FlowRecord {
 #[non_exhaustive]
 pub struct FreeClockSetting {
     /// `clock_mode`.
-    pub clock_mode: Option<i64>,
+    pub clock_mode: Option<f64>,
     /// `clock_internal_hhmm`.
-    pub clock_internal_hhmm: Option<i64>,
+    pub clock_internal_hhmm: Option<f64>,
 }
 
 lark_types::json_struct!(FreeClockSetting {
-    clock_mode: "clock_mode" as int64,
-    clock_internal_hhmm: "clock_internal_hhmm" as int64
+    clock_mode: "clock_mode" as number,
+    clock_internal_hhmm: "clock_internal_hhmm" as number
 });
 
 impl FreeClockSetting {
     /// Sets `clock_mode`.
-    pub fn clock_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn clock_mode(mut self, value: impl Into<f64>) -> Self {
         self.clock_mode = Some(value.into());
         self
     }
 
     /// Sets `clock_internal_hhmm`.
-    pub fn clock_internal_hhmm(mut self, value: impl Into<i64>) -> Self {
+    pub fn clock_internal_hhmm(mut self, value: impl Into<f64>) -> Self {
         self.clock_internal_hhmm = Some(value.into());
         self
     }
@@ -5612,8 +5612,8 @@ lark_types::json_struct!(GetUserFlowResponse {
     check_time: "check_time",
     comment: "comment",
     record_id: "record_id",
-    longitude: "longitude",
-    latitude: "latitude",
+    longitude: "longitude" as number,
+    latitude: "latitude" as number,
     ssid: "ssid",
     bssid: "bssid",
     is_field: "is_field",
@@ -6645,14 +6645,14 @@ impl LeaveDetailRangeObj {
 #[non_exhaustive]
 pub struct LeaveDetailRangeObjTimeRange {
     /// `start_time_stamp`.
-    pub start_time_stamp: Option<i64>,
+    pub start_time_stamp: Option<f64>,
     /// `end_time_stamp`.
-    pub end_time_stamp: Option<i64>,
+    pub end_time_stamp: Option<f64>,
 }
 
 lark_types::json_struct!(LeaveDetailRangeObjTimeRange {
-    start_time_stamp: "start_time_stamp" as int64,
-    end_time_stamp: "end_time_stamp" as int64
+    start_time_stamp: "start_time_stamp" as number,
+    end_time_stamp: "end_time_stamp" as number
 });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_approval.query` response).
@@ -6660,12 +6660,12 @@ lark_types::json_struct!(LeaveDetailRangeObjTimeRange {
 #[non_exhaustive]
 pub struct LeaveLeaveDetailRangeObj {
     /// `day`.
-    pub day: Option<i64>,
+    pub day: Option<f64>,
     /// `time_ranges`.
     pub time_ranges: Option<Vec<LeaveDetailRangeObjTimeRange>>,
 }
 
-lark_types::json_struct!(LeaveLeaveDetailRangeObj { day: "day" as int64, time_ranges: "time_ranges" });
+lark_types::json_struct!(LeaveLeaveDetailRangeObj { day: "day" as number, time_ranges: "time_ranges" });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6826,7 +6826,7 @@ pub struct ListShiftResponseShift {
     /// `shift_middle_time_rule`.
     pub shift_middle_time_rule: Option<ShiftMiddleTimeRule>,
     /// `shift_attendance_time_config`.
-    pub shift_attendance_time_config: Option<ShiftAttendanceTimeConfig>,
+    pub shift_attendance_time_config: Option<ShiftShiftAttendanceTimeConfig>,
     /// `late_off_late_on_setting`.
     pub late_off_late_on_setting: Option<LateOffLateOnSetting>,
     /// `id`.
@@ -7541,7 +7541,7 @@ pub struct PatchLeaveAccrualRecordBody {
     /// `quantity`.
     pub quantity: Option<String>,
     /// `section_type`.
-    pub section_type: Option<i64>,
+    pub section_type: Option<f64>,
 }
 
 lark_types::json_struct!(PatchLeaveAccrualRecordBody {
@@ -7552,7 +7552,7 @@ lark_types::json_struct!(PatchLeaveAccrualRecordBody {
     time_offset: "time_offset",
     expiration_date: "expiration_date",
     quantity: "quantity",
-    section_type: "section_type" as int64
+    section_type: "section_type" as number
 });
 
 impl PatchLeaveAccrualRecordBody {
@@ -7599,7 +7599,7 @@ impl PatchLeaveAccrualRecordBody {
     }
 
     /// Sets `section_type`.
-    pub fn section_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn section_type(mut self, value: impl Into<f64>) -> Self {
         self.section_type = Some(value.into());
         self
     }
@@ -8550,7 +8550,7 @@ pub struct Record {
     /// `updated_by` (required).
     pub updated_by: Option<String>,
     /// `section_type`.
-    pub section_type: Option<i64>,
+    pub section_type: Option<f64>,
 }
 
 lark_types::json_struct!(Record {
@@ -8567,7 +8567,7 @@ lark_types::json_struct!(Record {
     created_by: "created_by",
     updated_at: "updated_at",
     updated_by: "updated_by",
-    section_type: "section_type" as int64
+    section_type: "section_type" as number
 });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.archive_rule.list` response).
@@ -8918,12 +8918,30 @@ pub struct ShiftRestTimeFlexibleConfig {
     /// `need_flexible`.
     pub need_flexible: Option<bool>,
     /// `late_mins`.
-    pub late_mins: Option<i64>,
+    pub late_mins: Option<f64>,
 }
 
 lark_types::json_struct!(ShiftRestTimeFlexibleConfig {
     need_flexible: "need_flexible",
-    late_mins: "late_mins" as int64
+    late_mins: "late_mins" as number
+});
+
+/// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.shift.list` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ShiftShiftAttendanceTimeConfig {
+    /// `attendance_time`.
+    pub attendance_time: Option<f64>,
+    /// `on_attendance_time`.
+    pub on_attendance_time: Option<f64>,
+    /// `off_attendance_time`.
+    pub off_attendance_time: Option<f64>,
+}
+
+lark_types::json_struct!(ShiftShiftAttendanceTimeConfig {
+    attendance_time: "attendance_time" as number,
+    on_attendance_time: "on_attendance_time" as number,
+    off_attendance_time: "off_attendance_time" as number
 });
 
 lark_types::open_enum! {
@@ -9809,8 +9827,8 @@ lark_types::json_struct!(UserFlowResult {
     check_time: "check_time",
     comment: "comment",
     record_id: "record_id",
-    longitude: "longitude",
-    latitude: "latitude",
+    longitude: "longitude" as number,
+    latitude: "latitude" as number,
     ssid: "ssid",
     bssid: "bssid",
     is_field: "is_field",

@@ -394,12 +394,12 @@ pub struct CreateAppAccessTokenResponse {
     /// `app_access_token`.
     pub app_access_token: Option<lark_types::SecretString>,
     /// `expire` (required).
-    pub expire: Option<i64>,
+    pub expire: Option<f64>,
 }
 
 lark_types::json_struct!(CreateAppAccessTokenResponse {
     app_access_token: "app_access_token" as secret,
-    expire: "expire" as int64
+    expire: "expire" as number
 });
 
 /// The JSON body of [`CreateTenantAccessTokenRequest`].
@@ -438,12 +438,12 @@ pub struct CreateTenantAccessTokenResponse {
     /// `tenant_access_token`.
     pub tenant_access_token: Option<lark_types::SecretString>,
     /// `expire`.
-    pub expire: Option<i64>,
+    pub expire: Option<f64>,
 }
 
 lark_types::json_struct!(CreateTenantAccessTokenResponse {
     tenant_access_token: "tenant_access_token" as secret,
-    expire: "expire" as int64
+    expire: "expire" as number
 });
 
 /// The JSON body of [`InternalAppAccessTokenRequest`].
@@ -479,12 +479,12 @@ pub struct InternalAppAccessTokenResponse {
     /// `app_access_token`.
     pub app_access_token: Option<lark_types::SecretString>,
     /// `expire`.
-    pub expire: Option<i64>,
+    pub expire: Option<f64>,
 }
 
 lark_types::json_struct!(InternalAppAccessTokenResponse {
     app_access_token: "app_access_token" as secret,
-    expire: "expire" as int64
+    expire: "expire" as number
 });
 
 /// The JSON body of [`InternalTenantAccessTokenRequest`].
@@ -523,12 +523,12 @@ pub struct InternalTenantAccessTokenResponse {
     /// `tenant_access_token`.
     pub tenant_access_token: Option<lark_types::SecretString>,
     /// `expire`.
-    pub expire: Option<i64>,
+    pub expire: Option<f64>,
 }
 
 lark_types::json_struct!(InternalTenantAccessTokenResponse {
     tenant_access_token: "tenant_access_token" as secret,
-    expire: "expire" as int64
+    expire: "expire" as number
 });
 
 /// The JSON body of [`ResendAppTicketRequest`].

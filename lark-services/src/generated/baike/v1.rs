@@ -41,7 +41,7 @@ impl<'a> ClassificationResource<'a> {
     /// `GET /open-apis/baike/v1/classifications` (`baike.v1.classification.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/baike-v1/classification/list>
     pub fn list(&self, request: ListClassificationRequest) -> crate::Call<ListClassificationRequest> {
@@ -121,7 +121,7 @@ impl<'a> EntityResource<'a> {
     /// `GET /open-apis/baike/v1/entities` (`baike.v1.entity.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/baike-v1/entity/list>
     pub fn list(&self, request: ListEntityRequest) -> crate::Call<ListEntityRequest> {
@@ -140,7 +140,7 @@ impl<'a> EntityResource<'a> {
     /// `POST /open-apis/baike/v1/entities/search` (`baike.v1.entity.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/baike-v1/entity/search>
     pub fn search(&self, request: SearchEntityRequest) -> crate::Call<SearchEntityRequest> {
@@ -240,8 +240,8 @@ impl crate::Paginated for ListClassificationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(None, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.as_deref())
     }
 }
 
@@ -742,8 +742,8 @@ impl crate::Paginated for ListEntityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(None, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.as_deref())
     }
 }
 
@@ -891,8 +891,8 @@ impl crate::Paginated for SearchEntityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(None, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.as_deref())
     }
 }
 

@@ -48,7 +48,7 @@ impl<'a> AppRoleResource<'a> {
     /// `GET /open-apis/base/v2/apps/:app_token/roles` (`base.v2.app.role.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/docs/bitable-v1/advanced-permission/app-role/list-2>
     pub fn list(&self, request: ListAppRoleRequest) -> crate::Call<ListAppRoleRequest> {
@@ -192,8 +192,8 @@ impl crate::Paginated for ListAppRoleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -351,7 +351,7 @@ impl Condition {
 #[non_exhaustive]
 pub struct ConditionGroup {
     /// `condition_type`.
-    pub condition_type: Option<i64>,
+    pub condition_type: Option<f64>,
     /// `conditions`.
     pub conditions: Option<Vec<Condition>>,
     /// `conjunction`.
@@ -359,14 +359,14 @@ pub struct ConditionGroup {
 }
 
 lark_types::json_struct!(ConditionGroup {
-    condition_type: "condition_type" as int64,
+    condition_type: "condition_type" as number,
     conditions: "conditions",
     conjunction: "conjunction"
 });
 
 impl ConditionGroup {
     /// Sets `condition_type`.
-    pub fn condition_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn condition_type(mut self, value: impl Into<f64>) -> Self {
         self.condition_type = Some(value.into());
         self
     }
@@ -395,14 +395,14 @@ pub struct ConditionGroupCondition {
     /// `value`.
     pub value: Option<Vec<String>>,
     /// `field_type`.
-    pub field_type: Option<i64>,
+    pub field_type: Option<f64>,
 }
 
 lark_types::json_struct!(ConditionGroupCondition {
     field_name: "field_name",
     operator: "operator",
     value: "value",
-    field_type: "field_type" as int64
+    field_type: "field_type" as number
 });
 
 /// An object of the `base` `v2` APIs (first seen in the `base.v2.app.role.list` response).
@@ -619,7 +619,7 @@ pub struct RecRule {
     /// `condition_groups`.
     pub condition_groups: Option<Vec<ConditionGroup>>,
     /// `display_rec_rule_version`.
-    pub display_rec_rule_version: Option<i64>,
+    pub display_rec_rule_version: Option<f64>,
 }
 
 lark_types::json_struct!(RecRule {
@@ -627,7 +627,7 @@ lark_types::json_struct!(RecRule {
     conjunction: "conjunction",
     other_perm: "other_perm",
     condition_groups: "condition_groups",
-    display_rec_rule_version: "display_rec_rule_version" as int64
+    display_rec_rule_version: "display_rec_rule_version" as number
 });
 
 impl RecRule {
@@ -656,7 +656,7 @@ impl RecRule {
     }
 
     /// Sets `display_rec_rule_version`.
-    pub fn display_rec_rule_version(mut self, value: impl Into<i64>) -> Self {
+    pub fn display_rec_rule_version(mut self, value: impl Into<f64>) -> Self {
         self.display_rec_rule_version = Some(value.into());
         self
     }
@@ -688,7 +688,7 @@ lark_types::json_struct!(RecRuleCondition {
 #[non_exhaustive]
 pub struct RecRuleConditionGroup {
     /// `condition_type`.
-    pub condition_type: Option<i64>,
+    pub condition_type: Option<f64>,
     /// `conditions`.
     pub conditions: Option<Vec<ConditionGroupCondition>>,
     /// `conjunction`.
@@ -696,7 +696,7 @@ pub struct RecRuleConditionGroup {
 }
 
 lark_types::json_struct!(RecRuleConditionGroup {
-    condition_type: "condition_type" as int64,
+    condition_type: "condition_type" as number,
     conditions: "conditions",
     conjunction: "conjunction"
 });
@@ -1002,7 +1002,7 @@ pub struct TableRoleRecRule {
     /// `condition_groups`.
     pub condition_groups: Option<Vec<RecRuleConditionGroup>>,
     /// `display_rec_rule_version`.
-    pub display_rec_rule_version: Option<i64>,
+    pub display_rec_rule_version: Option<f64>,
 }
 
 lark_types::json_struct!(TableRoleRecRule {
@@ -1011,7 +1011,7 @@ lark_types::json_struct!(TableRoleRecRule {
     perm: "perm",
     other_perm: "other_perm",
     condition_groups: "condition_groups",
-    display_rec_rule_version: "display_rec_rule_version" as int64
+    display_rec_rule_version: "display_rec_rule_version" as number
 });
 
 /// An object of the `base` `v2` APIs (first seen in the `base.v2.app.role.list` response).

@@ -121,7 +121,7 @@ impl<'a> AppDashboardResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/dashboards` (`bitable.v1.app.dashboard.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/app-dashboard/list>
     pub fn list(&self, request: ListAppDashboardRequest) -> crate::Call<ListAppDashboardRequest> {
@@ -162,7 +162,7 @@ impl<'a> AppRoleResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/roles` (`bitable.v1.app.role.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/advanced-permission/app-role/list>
     pub fn list(&self, request: ListAppRoleRequest) -> crate::Call<ListAppRoleRequest> {
@@ -231,7 +231,7 @@ impl<'a> AppRoleMemberResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/roles/:role_id/members` (`bitable.v1.app.role.member.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/advanced-permission/app-role-member/list>
     pub fn list(&self, request: ListAppRoleMemberRequest) -> crate::Call<ListAppRoleMemberRequest> {
@@ -316,7 +316,7 @@ impl<'a> AppTableResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/tables` (`bitable.v1.app.table.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/app-table/list>
     pub fn list(&self, request: ListAppTableRequest) -> crate::Call<ListAppTableRequest> {
@@ -361,7 +361,7 @@ impl<'a> AppTableFieldResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/tables/:table_id/fields` (`bitable.v1.app.table.field.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/app-table-field/list>
     pub fn list(&self, request: ListAppTableFieldRequest) -> crate::Call<ListAppTableFieldRequest> {
@@ -448,7 +448,7 @@ impl<'a> AppTableFormFieldResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/tables/:table_id/forms/:form_id/fields` (`bitable.v1.app.table.form.field.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/form/list>
     pub fn list(&self, request: ListAppTableFormFieldRequest) -> crate::Call<ListAppTableFormFieldRequest> {
@@ -553,7 +553,7 @@ impl<'a> AppTableRecordResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/tables/:table_id/records` (`bitable.v1.app.table.record.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/app-table-record/list>
     pub fn list(&self, request: ListAppTableRecordRequest) -> crate::Call<ListAppTableRecordRequest> {
@@ -563,7 +563,7 @@ impl<'a> AppTableRecordResource<'a> {
     /// `POST /open-apis/bitable/v1/apps/:app_token/tables/:table_id/records/search` (`bitable.v1.app.table.record.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/docs/bitable-v1/app-table-record/search>
     pub fn search(&self, request: SearchAppTableRecordRequest) -> crate::Call<SearchAppTableRecordRequest> {
@@ -617,7 +617,7 @@ impl<'a> AppTableViewResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/tables/:table_id/views` (`bitable.v1.app.table.view.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/bitable-v1/app-table-view/list>
     pub fn list(&self, request: ListAppTableViewRequest) -> crate::Call<ListAppTableViewRequest> {
@@ -644,7 +644,7 @@ impl<'a> AppWorkflowResource<'a> {
     /// `GET /open-apis/bitable/v1/apps/:app_token/workflows` (`bitable.v1.app.workflow.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Listed as paginated, but the spec gives it no page token: a call returns one page, and there is no `.pages()`.
     ///
     /// Documentation: <https://open.feishu.cn/document/docs/bitable-v1/app-workflow/list>
     pub fn list(&self, request: ListAppWorkflowRequest) -> crate::Call<ListAppWorkflowRequest> {
@@ -970,8 +970,8 @@ impl crate::Paginated for ListAppDashboardRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1170,8 +1170,8 @@ impl crate::Paginated for ListAppRoleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1445,8 +1445,8 @@ impl crate::Paginated for ListAppRoleMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1936,8 +1936,8 @@ impl crate::Paginated for ListAppTableFieldRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2174,8 +2174,8 @@ impl crate::Paginated for ListAppTableFormFieldRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2531,8 +2531,8 @@ impl crate::Paginated for ListAppTableRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3308,8 +3308,8 @@ impl crate::Paginated for ListAppTableRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3436,8 +3436,8 @@ impl crate::Paginated for SearchAppTableRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3782,8 +3782,8 @@ impl crate::Paginated for ListAppTableViewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3963,21 +3963,6 @@ impl crate::TypedRequest for ListAppWorkflowRequest {
     }
 }
 
-impl crate::Paginated for ListAppWorkflowRequest {
-    fn set_page_token(&mut self, _token: String) {}
-
-    fn next_page_token(_page: &Self::Response) -> Option<String> {
-        None
-    }
-}
-
-impl crate::PaginatedItems for ListAppWorkflowRequest {
-    type Item = ListAppWorkflowResponseWorkflow;
-    fn items(page: Self::Response) -> Vec<ListAppWorkflowResponseWorkflow> {
-        page.workflows.unwrap_or_default()
-    }
-}
-
 /// Request of `bitable.v1.app.workflow.update`: `PUT /open-apis/bitable/v1/apps/:app_token/workflows/:workflow_id`.
 ///
 /// Send it with `app().workflow().update(..)`; the reply is [`UpdateAppWorkflowResponse`].
@@ -4103,7 +4088,7 @@ pub struct App {
     /// `name`.
     pub name: Option<String>,
     /// `revision`.
-    pub revision: Option<i64>,
+    pub revision: Option<f64>,
     /// `folder_token`.
     pub folder_token: Option<String>,
     /// `url`.
@@ -4115,7 +4100,7 @@ pub struct App {
 lark_types::json_struct!(App {
     app_token: "app_token",
     name: "name",
-    revision: "revision" as int64,
+    revision: "revision" as number,
     folder_token: "folder_token",
     url: "url",
     time_zone: "time_zone"
@@ -4499,11 +4484,11 @@ pub struct BatchUpdateAppTableRecordBodyRecord {
     /// `created_by`.
     pub created_by: Option<CreatedBy>,
     /// `created_time`.
-    pub created_time: Option<i64>,
+    pub created_time: Option<f64>,
     /// `last_modified_by`.
     pub last_modified_by: Option<LastModifiedBy>,
     /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
+    pub last_modified_time: Option<f64>,
     /// `shared_url`.
     pub shared_url: Option<String>,
     /// `record_url`.
@@ -4514,9 +4499,9 @@ lark_types::json_struct!(BatchUpdateAppTableRecordBodyRecord {
     fields: "fields",
     record_id: "record_id",
     created_by: "created_by",
-    created_time: "created_time" as int64,
+    created_time: "created_time" as number,
     last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
+    last_modified_time: "last_modified_time" as number,
     shared_url: "shared_url",
     record_url: "record_url"
 });
@@ -4541,7 +4526,7 @@ impl BatchUpdateAppTableRecordBodyRecord {
     }
 
     /// Sets `created_time`.
-    pub fn created_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn created_time(mut self, value: impl Into<f64>) -> Self {
         self.created_time = Some(value.into());
         self
     }
@@ -4553,7 +4538,7 @@ impl BatchUpdateAppTableRecordBodyRecord {
     }
 
     /// Sets `last_modified_time`.
-    pub fn last_modified_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn last_modified_time(mut self, value: impl Into<f64>) -> Self {
         self.last_modified_time = Some(value.into());
         self
     }
@@ -4964,7 +4949,7 @@ pub struct CreateAppResponseApp {
     /// `name`.
     pub name: Option<String>,
     /// `revision`.
-    pub revision: Option<i64>,
+    pub revision: Option<f64>,
     /// `folder_token`.
     pub folder_token: Option<String>,
     /// `url`.
@@ -4978,7 +4963,7 @@ pub struct CreateAppResponseApp {
 lark_types::json_struct!(CreateAppResponseApp {
     app_token: "app_token",
     name: "name",
-    revision: "revision" as int64,
+    revision: "revision" as number,
     folder_token: "folder_token",
     url: "url",
     default_table_id: "default_table_id",
@@ -5723,7 +5708,7 @@ pub struct Field {
     /// `field_name` (required).
     pub field_name: Option<String>,
     /// `type` (required).
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
     /// `ui_type`.
     pub ui_type: Option<UiType>,
     /// `property`.
@@ -5732,7 +5717,7 @@ pub struct Field {
 
 lark_types::json_struct!(Field {
     field_name: "field_name",
-    type_: "type" as int64,
+    type_: "type" as number,
     ui_type: "ui_type",
     property: "property"
 });
@@ -5745,7 +5730,7 @@ impl Field {
     }
 
     /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<i64>) -> Self {
+    pub fn type_(mut self, value: impl Into<f64>) -> Self {
         self.type_ = Some(value.into());
         self
     }
@@ -6330,7 +6315,7 @@ pub struct FilterInfoCondition {
     /// `condition_id`.
     pub condition_id: Option<String>,
     /// `field_type`.
-    pub field_type: Option<i64>,
+    pub field_type: Option<f64>,
 }
 
 lark_types::json_struct!(FilterInfoCondition {
@@ -6338,7 +6323,7 @@ lark_types::json_struct!(FilterInfoCondition {
     operator: "operator",
     value: "value",
     condition_id: "condition_id",
-    field_type: "field_type" as int64
+    field_type: "field_type" as number
 });
 
 impl FilterInfoCondition {
@@ -6367,7 +6352,7 @@ impl FilterInfoCondition {
     }
 
     /// Sets `field_type`.
-    pub fn field_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn field_type(mut self, value: impl Into<f64>) -> Self {
         self.field_type = Some(value.into());
         self
     }
@@ -6722,14 +6707,14 @@ pub struct ListAppDashboardResponse {
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
 }
 
 lark_types::json_struct!(ListAppDashboardResponse {
     dashboards: "dashboards",
     page_token: "page_token",
     has_more: "has_more",
-    total: "total" as int64
+    total: "total" as number
 });
 
 /// The reply `data` of `bitable.v1.app.role.member.list` ([`ListAppRoleMemberRequest`]).
@@ -7455,8 +7440,8 @@ lark_types::json_struct!(Property {
     location: "location",
     formula_expression: "formula_expression",
     allowed_edit_modes: "allowed_edit_modes",
-    min: "min",
-    max: "max",
+    min: "min" as number,
+    max: "max" as number,
     range_customize: "range_customize",
     currency_code: "currency_code",
     rating: "rating",
@@ -7715,10 +7700,10 @@ pub struct PropertyOption {
     /// `id`.
     pub id: Option<String>,
     /// `color`.
-    pub color: Option<i64>,
+    pub color: Option<f64>,
 }
 
-lark_types::json_struct!(PropertyOption { name: "name", id: "id", color: "color" as int64 });
+lark_types::json_struct!(PropertyOption { name: "name", id: "id", color: "color" as number });
 
 impl PropertyOption {
     /// Sets `name`.
@@ -7734,7 +7719,7 @@ impl PropertyOption {
     }
 
     /// Sets `color`.
-    pub fn color(mut self, value: impl Into<i64>) -> Self {
+    pub fn color(mut self, value: impl Into<f64>) -> Self {
         self.color = Some(value.into());
         self
     }
@@ -7779,7 +7764,7 @@ impl PropertyOption2 {
 #[non_exhaustive]
 pub struct PropertyType {
     /// `data_type` (required).
-    pub data_type: Option<i64>,
+    pub data_type: Option<f64>,
     /// `ui_property`.
     pub ui_property: Option<UiProperty>,
     /// `ui_type`.
@@ -7787,14 +7772,14 @@ pub struct PropertyType {
 }
 
 lark_types::json_struct!(PropertyType {
-    data_type: "data_type" as int64,
+    data_type: "data_type" as number,
     ui_property: "ui_property",
     ui_type: "ui_type"
 });
 
 impl PropertyType {
     /// Sets `data_type`.
-    pub fn data_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn data_type(mut self, value: impl Into<f64>) -> Self {
         self.data_type = Some(value.into());
         self
     }
@@ -7819,7 +7804,7 @@ pub struct PropertyType2 {
     /// `data_type` (required).
     pub data_type: Option<i32>,
     /// `ui_property`.
-    pub ui_property: Option<UiProperty>,
+    pub ui_property: Option<TypeUiProperty>,
     /// `ui_type`.
     pub ui_type: Option<TypeUiType>,
 }
@@ -7838,7 +7823,7 @@ impl PropertyType2 {
     }
 
     /// Sets `ui_property`.
-    pub fn ui_property(mut self, value: impl Into<UiProperty>) -> Self {
+    pub fn ui_property(mut self, value: impl Into<TypeUiProperty>) -> Self {
         self.ui_property = Some(value.into());
         self
     }
@@ -7936,11 +7921,11 @@ pub struct Record {
     /// `created_by`.
     pub created_by: Option<CreatedBy>,
     /// `created_time`.
-    pub created_time: Option<i64>,
+    pub created_time: Option<f64>,
     /// `last_modified_by`.
     pub last_modified_by: Option<LastModifiedBy>,
     /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
+    pub last_modified_time: Option<f64>,
     /// `shared_url`.
     pub shared_url: Option<String>,
     /// `record_url`.
@@ -7950,9 +7935,9 @@ pub struct Record {
 lark_types::json_struct!(Record {
     fields: "fields",
     created_by: "created_by",
-    created_time: "created_time" as int64,
+    created_time: "created_time" as number,
     last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
+    last_modified_time: "last_modified_time" as number,
     shared_url: "shared_url",
     record_url: "record_url"
 });
@@ -7971,7 +7956,7 @@ impl Record {
     }
 
     /// Sets `created_time`.
-    pub fn created_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn created_time(mut self, value: impl Into<f64>) -> Self {
         self.created_time = Some(value.into());
         self
     }
@@ -7983,7 +7968,7 @@ impl Record {
     }
 
     /// Sets `last_modified_time`.
-    pub fn last_modified_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn last_modified_time(mut self, value: impl Into<f64>) -> Self {
         self.last_modified_time = Some(value.into());
         self
     }
@@ -8502,6 +8487,80 @@ OpenDepartmentId = "open_department_id",
 }
 }
 
+/// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.field.create` body).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TypeUiProperty {
+    /// `currency_code`.
+    pub currency_code: Option<String>,
+    /// `formatter`.
+    pub formatter: Option<String>,
+    /// `range_customize`.
+    pub range_customize: Option<bool>,
+    /// `min`.
+    pub min: Option<f64>,
+    /// `max`.
+    pub max: Option<f64>,
+    /// `date_formatter`.
+    pub date_formatter: Option<String>,
+    /// `rating`.
+    pub rating: Option<Rating>,
+}
+
+lark_types::json_struct!(TypeUiProperty {
+    currency_code: "currency_code",
+    formatter: "formatter",
+    range_customize: "range_customize",
+    min: "min",
+    max: "max",
+    date_formatter: "date_formatter",
+    rating: "rating"
+});
+
+impl TypeUiProperty {
+    /// Sets `currency_code`.
+    pub fn currency_code(mut self, value: impl Into<String>) -> Self {
+        self.currency_code = Some(value.into());
+        self
+    }
+
+    /// Sets `formatter`.
+    pub fn formatter(mut self, value: impl Into<String>) -> Self {
+        self.formatter = Some(value.into());
+        self
+    }
+
+    /// Sets `range_customize`.
+    pub fn range_customize(mut self, value: impl Into<bool>) -> Self {
+        self.range_customize = Some(value.into());
+        self
+    }
+
+    /// Sets `min`.
+    pub fn min(mut self, value: impl Into<f64>) -> Self {
+        self.min = Some(value.into());
+        self
+    }
+
+    /// Sets `max`.
+    pub fn max(mut self, value: impl Into<f64>) -> Self {
+        self.max = Some(value.into());
+        self
+    }
+
+    /// Sets `date_formatter`.
+    pub fn date_formatter(mut self, value: impl Into<String>) -> Self {
+        self.date_formatter = Some(value.into());
+        self
+    }
+
+    /// Sets `rating`.
+    pub fn rating(mut self, value: impl Into<Rating>) -> Self {
+        self.rating = Some(value.into());
+        self
+    }
+}
+
 lark_types::open_enum! {
 /// Values of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.batch_create` body).
 pub enum TypeUiType {
@@ -8542,8 +8601,8 @@ lark_types::json_struct!(UiProperty {
     currency_code: "currency_code",
     formatter: "formatter",
     range_customize: "range_customize",
-    min: "min",
-    max: "max",
+    min: "min" as number,
+    max: "max" as number,
     date_formatter: "date_formatter",
     rating: "rating"
 });

@@ -329,13 +329,13 @@ impl CreatePlantumlWhiteboardNodeRequest {
     }
 
     /// Sets body field `parse_mode`.
-    pub fn parse_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn parse_mode(mut self, value: impl Into<f64>) -> Self {
         self.body.parse_mode = Some(value.into());
         self
     }
 
     /// Sets body field `look_type`.
-    pub fn look_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn look_type(mut self, value: impl Into<f64>) -> Self {
         self.body.look_type = Some(value.into());
         self
     }
@@ -571,43 +571,43 @@ lark_types::json_struct!(BatchDeleteWhiteboardNodeResponse { client_token: "clie
 #[non_exhaustive]
 pub struct BorderRadius {
     /// `top_left`.
-    pub top_left: Option<i64>,
+    pub top_left: Option<f64>,
     /// `top_right`.
-    pub top_right: Option<i64>,
+    pub top_right: Option<f64>,
     /// `bottom_right`.
-    pub bottom_right: Option<i64>,
+    pub bottom_right: Option<f64>,
     /// `bottom_left`.
-    pub bottom_left: Option<i64>,
+    pub bottom_left: Option<f64>,
 }
 
 lark_types::json_struct!(BorderRadius {
-    top_left: "top_left" as int64,
-    top_right: "top_right" as int64,
-    bottom_right: "bottom_right" as int64,
-    bottom_left: "bottom_left" as int64
+    top_left: "top_left" as number,
+    top_right: "top_right" as number,
+    bottom_right: "bottom_right" as number,
+    bottom_left: "bottom_left" as number
 });
 
 impl BorderRadius {
     /// Sets `top_left`.
-    pub fn top_left(mut self, value: impl Into<i64>) -> Self {
+    pub fn top_left(mut self, value: impl Into<f64>) -> Self {
         self.top_left = Some(value.into());
         self
     }
 
     /// Sets `top_right`.
-    pub fn top_right(mut self, value: impl Into<i64>) -> Self {
+    pub fn top_right(mut self, value: impl Into<f64>) -> Self {
         self.top_right = Some(value.into());
         self
     }
 
     /// Sets `bottom_right`.
-    pub fn bottom_right(mut self, value: impl Into<i64>) -> Self {
+    pub fn bottom_right(mut self, value: impl Into<f64>) -> Self {
         self.bottom_right = Some(value.into());
         self
     }
 
     /// Sets `bottom_left`.
-    pub fn bottom_left(mut self, value: impl Into<i64>) -> Self {
+    pub fn bottom_left(mut self, value: impl Into<f64>) -> Self {
         self.bottom_left = Some(value.into());
         self
     }
@@ -830,6 +830,16 @@ impl CompositeShape {
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
+pub struct CompositeShapeCube {
+    /// `control_point`.
+    pub control_point: Option<CubeControlPoint>,
+}
+
+lark_types::json_struct!(CompositeShapeCube { control_point: "control_point" });
+
+/// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CompositeShapeTrapezoid {
     /// `top_length`.
     pub top_length: Option<f64>,
@@ -1018,7 +1028,7 @@ pub struct Connector {
     /// `specified_coordinate`.
     pub specified_coordinate: Option<bool>,
     /// `caption_position_type`.
-    pub caption_position_type: Option<i64>,
+    pub caption_position_type: Option<f64>,
 }
 
 lark_types::json_struct!(Connector {
@@ -1030,7 +1040,7 @@ lark_types::json_struct!(Connector {
     caption_auto_direction: "caption_auto_direction",
     caption_position: "caption_position",
     specified_coordinate: "specified_coordinate",
-    caption_position_type: "caption_position_type" as int64
+    caption_position_type: "caption_position_type" as number
 });
 
 impl Connector {
@@ -1083,7 +1093,7 @@ impl Connector {
     }
 
     /// Sets `caption_position_type`.
-    pub fn caption_position_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn caption_position_type(mut self, value: impl Into<f64>) -> Self {
         self.caption_position_type = Some(value.into());
         self
     }
@@ -1099,7 +1109,7 @@ pub struct ControlPoint {
     pub y: Option<f64>,
 }
 
-lark_types::json_struct!(ControlPoint { x: "x", y: "y" });
+lark_types::json_struct!(ControlPoint { x: "x" as number, y: "y" as number });
 
 impl ControlPoint {
     /// Sets `x`.
@@ -1130,9 +1140,9 @@ pub struct CreatePlantumlWhiteboardNodeBody {
     /// `overwrite`.
     pub overwrite: Option<bool>,
     /// `parse_mode`.
-    pub parse_mode: Option<i64>,
+    pub parse_mode: Option<f64>,
     /// `look_type`.
-    pub look_type: Option<i64>,
+    pub look_type: Option<f64>,
 }
 
 lark_types::json_struct!(CreatePlantumlWhiteboardNodeBody {
@@ -1141,8 +1151,8 @@ lark_types::json_struct!(CreatePlantumlWhiteboardNodeBody {
     syntax_type: "syntax_type",
     diagram_type: "diagram_type",
     overwrite: "overwrite",
-    parse_mode: "parse_mode" as int64,
-    look_type: "look_type" as int64
+    parse_mode: "parse_mode" as number,
+    look_type: "look_type" as number
 });
 
 impl CreatePlantumlWhiteboardNodeBody {
@@ -1177,13 +1187,13 @@ impl CreatePlantumlWhiteboardNodeBody {
     }
 
     /// Sets `parse_mode`.
-    pub fn parse_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn parse_mode(mut self, value: impl Into<f64>) -> Self {
         self.parse_mode = Some(value.into());
         self
     }
 
     /// Sets `look_type`.
-    pub fn look_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn look_type(mut self, value: impl Into<f64>) -> Self {
         self.look_type = Some(value.into());
         self
     }
@@ -1257,6 +1267,18 @@ impl Cube {
     }
 }
 
+/// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CubeControlPoint {
+    /// `x`.
+    pub x: Option<f64>,
+    /// `y`.
+    pub y: Option<f64>,
+}
+
+lark_types::json_struct!(CubeControlPoint { x: "x", y: "y" });
+
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -1282,7 +1304,7 @@ pub struct Data {
     /// `italic`.
     pub italic: Option<bool>,
     /// `angle`.
-    pub angle: Option<i32>,
+    pub angle: Option<f64>,
     /// `theme_text_color_code`.
     pub theme_text_color_code: Option<i32>,
     /// `theme_text_background_color_code`.
@@ -1306,7 +1328,7 @@ lark_types::json_struct!(Data {
     line_through: "line_through",
     underline: "underline",
     italic: "italic",
-    angle: "angle",
+    angle: "angle" as number,
     theme_text_color_code: "theme_text_color_code",
     theme_text_background_color_code: "theme_text_background_color_code",
     rich_text: "rich_text",
@@ -1376,7 +1398,7 @@ impl Data {
     }
 
     /// Sets `angle`.
-    pub fn angle(mut self, value: impl Into<i32>) -> Self {
+    pub fn angle(mut self, value: impl Into<f64>) -> Self {
         self.angle = Some(value.into());
         self
     }
@@ -1588,7 +1610,7 @@ pub struct HandlePosition {
     pub y: Option<f64>,
 }
 
-lark_types::json_struct!(HandlePosition { x: "x", y: "y" });
+lark_types::json_struct!(HandlePosition { x: "x" as number, y: "y" as number });
 
 impl HandlePosition {
     /// Sets `x`.
@@ -1641,21 +1663,21 @@ pub struct InnerShadow {
     /// `color`.
     pub color: Option<String>,
     /// `blur`.
-    pub blur: Option<i64>,
+    pub blur: Option<f64>,
     /// `offset_x`.
-    pub offset_x: Option<i64>,
+    pub offset_x: Option<f64>,
     /// `offset_y`.
-    pub offset_y: Option<i64>,
+    pub offset_y: Option<f64>,
     /// `opacity`.
-    pub opacity: Option<i64>,
+    pub opacity: Option<f64>,
 }
 
 lark_types::json_struct!(InnerShadow {
     color: "color",
-    blur: "blur" as int64,
-    offset_x: "offset_x" as int64,
-    offset_y: "offset_y" as int64,
-    opacity: "opacity" as int64
+    blur: "blur" as number,
+    offset_x: "offset_x" as number,
+    offset_y: "offset_y" as number,
+    opacity: "opacity" as number
 });
 
 impl InnerShadow {
@@ -1666,25 +1688,25 @@ impl InnerShadow {
     }
 
     /// Sets `blur`.
-    pub fn blur(mut self, value: impl Into<i64>) -> Self {
+    pub fn blur(mut self, value: impl Into<f64>) -> Self {
         self.blur = Some(value.into());
         self
     }
 
     /// Sets `offset_x`.
-    pub fn offset_x(mut self, value: impl Into<i64>) -> Self {
+    pub fn offset_x(mut self, value: impl Into<f64>) -> Self {
         self.offset_x = Some(value.into());
         self
     }
 
     /// Sets `offset_y`.
-    pub fn offset_y(mut self, value: impl Into<i64>) -> Self {
+    pub fn offset_y(mut self, value: impl Into<f64>) -> Self {
         self.offset_y = Some(value.into());
         self
     }
 
     /// Sets `opacity`.
-    pub fn opacity(mut self, value: impl Into<i64>) -> Self {
+    pub fn opacity(mut self, value: impl Into<f64>) -> Self {
         self.opacity = Some(value.into());
         self
     }
@@ -2399,7 +2421,7 @@ pub struct NodeCompositeShape {
     /// `trapezoid`.
     pub trapezoid: Option<CompositeShapeTrapezoid>,
     /// `cube`.
-    pub cube: Option<Cube>,
+    pub cube: Option<CompositeShapeCube>,
 }
 
 lark_types::json_struct!(NodeCompositeShape {
@@ -2532,12 +2554,12 @@ pub struct Paint {
     /// `lines`.
     pub lines: Option<Vec<Line>>,
     /// `width`.
-    pub width: Option<i32>,
+    pub width: Option<f64>,
     /// `color`.
     pub color: Option<String>,
 }
 
-lark_types::json_struct!(Paint { type_: "type", lines: "lines", width: "width", color: "color" });
+lark_types::json_struct!(Paint { type_: "type", lines: "lines", width: "width" as number, color: "color" });
 
 impl Paint {
     /// Sets `type`.
@@ -2553,7 +2575,7 @@ impl Paint {
     }
 
     /// Sets `width`.
-    pub fn width(mut self, value: impl Into<i32>) -> Self {
+    pub fn width(mut self, value: impl Into<f64>) -> Self {
         self.width = Some(value.into());
         self
     }
@@ -2747,21 +2769,21 @@ pub struct Shadow {
     /// `color`.
     pub color: Option<String>,
     /// `blur`.
-    pub blur: Option<i64>,
+    pub blur: Option<f64>,
     /// `offset_x`.
-    pub offset_x: Option<i64>,
+    pub offset_x: Option<f64>,
     /// `offset_y`.
-    pub offset_y: Option<i64>,
+    pub offset_y: Option<f64>,
     /// `opacity`.
-    pub opacity: Option<i64>,
+    pub opacity: Option<f64>,
 }
 
 lark_types::json_struct!(Shadow {
     color: "color",
-    blur: "blur" as int64,
-    offset_x: "offset_x" as int64,
-    offset_y: "offset_y" as int64,
-    opacity: "opacity" as int64
+    blur: "blur" as number,
+    offset_x: "offset_x" as number,
+    offset_y: "offset_y" as number,
+    opacity: "opacity" as number
 });
 
 impl Shadow {
@@ -2772,25 +2794,25 @@ impl Shadow {
     }
 
     /// Sets `blur`.
-    pub fn blur(mut self, value: impl Into<i64>) -> Self {
+    pub fn blur(mut self, value: impl Into<f64>) -> Self {
         self.blur = Some(value.into());
         self
     }
 
     /// Sets `offset_x`.
-    pub fn offset_x(mut self, value: impl Into<i64>) -> Self {
+    pub fn offset_x(mut self, value: impl Into<f64>) -> Self {
         self.offset_x = Some(value.into());
         self
     }
 
     /// Sets `offset_y`.
-    pub fn offset_y(mut self, value: impl Into<i64>) -> Self {
+    pub fn offset_y(mut self, value: impl Into<f64>) -> Self {
         self.offset_y = Some(value.into());
         self
     }
 
     /// Sets `opacity`.
-    pub fn opacity(mut self, value: impl Into<i64>) -> Self {
+    pub fn opacity(mut self, value: impl Into<f64>) -> Self {
         self.opacity = Some(value.into());
         self
     }
@@ -2909,16 +2931,16 @@ impl StickyNote {
 #[non_exhaustive]
 pub struct Stop {
     /// `position`.
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `color`.
     pub color: Option<String>,
 }
 
-lark_types::json_struct!(Stop { position: "position" as int64, color: "color" });
+lark_types::json_struct!(Stop { position: "position" as number, color: "color" });
 
 impl Stop {
     /// Sets `position`.
-    pub fn position(mut self, value: impl Into<i64>) -> Self {
+    pub fn position(mut self, value: impl Into<f64>) -> Self {
         self.position = Some(value.into());
         self
     }
@@ -2959,7 +2981,7 @@ pub struct Style {
     /// `border_color_type`.
     pub border_color_type: Option<i32>,
     /// `border_dasharrays`.
-    pub border_dasharrays: Option<Vec<i64>>,
+    pub border_dasharrays: Option<Vec<f64>>,
     /// `border_radius`.
     pub border_radius: Option<BorderRadius>,
     /// `shadow`.
@@ -2983,7 +3005,7 @@ lark_types::json_struct!(Style {
     theme_border_color_code: "theme_border_color_code",
     fill_color_type: "fill_color_type",
     border_color_type: "border_color_type",
-    border_dasharrays: "border_dasharrays" as int64_vec,
+    border_dasharrays: "border_dasharrays" as number_vec,
     border_radius: "border_radius",
     shadow: "shadow",
     inner_shadow: "inner_shadow",
@@ -3064,7 +3086,7 @@ impl Style {
     }
 
     /// Sets `border_dasharrays`.
-    pub fn border_dasharrays(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn border_dasharrays(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.border_dasharrays = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -3103,10 +3125,10 @@ pub struct Svg {
     /// `key`.
     pub key: Option<String>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
 }
 
-lark_types::json_struct!(Svg { svg_code: "svg_code", key: "key", type_: "type" as int64 });
+lark_types::json_struct!(Svg { svg_code: "svg_code", key: "key", type_: "type" as number });
 
 impl Svg {
     /// Sets `svg_code`.
@@ -3122,7 +3144,7 @@ impl Svg {
     }
 
     /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<i64>) -> Self {
+    pub fn type_(mut self, value: impl Into<f64>) -> Self {
         self.type_ = Some(value.into());
         self
     }
@@ -3228,7 +3250,7 @@ pub struct Text {
     /// `italic`.
     pub italic: Option<bool>,
     /// `angle`.
-    pub angle: Option<i32>,
+    pub angle: Option<f64>,
     /// `theme_text_color_code`.
     pub theme_text_color_code: Option<i32>,
     /// `theme_text_background_color_code`.
@@ -3252,7 +3274,7 @@ lark_types::json_struct!(Text {
     line_through: "line_through",
     underline: "underline",
     italic: "italic",
-    angle: "angle",
+    angle: "angle" as number,
     theme_text_color_code: "theme_text_color_code",
     theme_text_background_color_code: "theme_text_background_color_code",
     rich_text: "rich_text",
@@ -3322,7 +3344,7 @@ impl Text {
     }
 
     /// Sets `angle`.
-    pub fn angle(mut self, value: impl Into<i32>) -> Self {
+    pub fn angle(mut self, value: impl Into<f64>) -> Self {
         self.angle = Some(value.into());
         self
     }
@@ -3491,14 +3513,14 @@ lark_types::json_struct!(ThemeWhiteboardResponse { theme: "theme" });
 #[non_exhaustive]
 pub struct Trapezoid {
     /// `top_length`.
-    pub top_length: Option<i64>,
+    pub top_length: Option<f64>,
 }
 
-lark_types::json_struct!(Trapezoid { top_length: "top_length" as int64 });
+lark_types::json_struct!(Trapezoid { top_length: "top_length" as number });
 
 impl Trapezoid {
     /// Sets `top_length`.
-    pub fn top_length(mut self, value: impl Into<i64>) -> Self {
+    pub fn top_length(mut self, value: impl Into<f64>) -> Self {
         self.top_length = Some(value.into());
         self
     }

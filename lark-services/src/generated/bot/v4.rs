@@ -26,7 +26,7 @@ impl<'a> BotResource<'a> {
     /// `POST /open-apis/bot/v4/bot/search` (`bot.v4.bot.search`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=bot&resource=bot&version=v4>
     pub fn search(&self, request: SearchBotRequest) -> crate::Call<SearchBotRequest> {
@@ -42,7 +42,7 @@ impl<'a> BotResource<'a> {
 #[non_exhaustive]
 pub struct SearchBotRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -58,7 +58,7 @@ impl SearchBotRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -113,8 +113,8 @@ impl crate::Paginated for SearchBotRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

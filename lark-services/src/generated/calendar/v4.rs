@@ -83,7 +83,7 @@ impl<'a> CalendarResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars` (`calendar.v4.calendar.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar/list-2>
     pub fn list(&self, request: ListCalendarRequest) -> crate::Call<ListCalendarRequest> {
@@ -129,7 +129,7 @@ impl<'a> CalendarResource<'a> {
     /// `POST /open-apis/calendar/v4/calendars/search` (`calendar.v4.calendar.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar/search>
     pub fn search(&self, request: SearchCalendarRequest) -> crate::Call<SearchCalendarRequest> {
@@ -210,7 +210,7 @@ impl<'a> CalendarAclResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars/:calendar_id/acls` (`calendar.v4.calendar.acl.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar-acl/list>
     pub fn list(&self, request: ListCalendarAclRequest) -> crate::Call<ListCalendarAclRequest> {
@@ -306,7 +306,7 @@ impl<'a> CalendarEventResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars/:calendar_id/events/:event_id/instances` (`calendar.v4.calendar.event.instances`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/calendar-v4/calendar-event/instances>
     pub fn instances(
@@ -319,7 +319,7 @@ impl<'a> CalendarEventResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars/:calendar_id/events` (`calendar.v4.calendar.event.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar-event/list>
     pub fn list(&self, request: ListCalendarEventRequest) -> crate::Call<ListCalendarEventRequest> {
@@ -347,7 +347,7 @@ impl<'a> CalendarEventResource<'a> {
     /// `POST /open-apis/calendar/v4/calendars/:calendar_id/events/search` (`calendar.v4.calendar.event.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar-event/search>
     pub fn search(&self, request: SearchCalendarEventRequest) -> crate::Call<SearchCalendarEventRequest> {
@@ -418,7 +418,7 @@ impl<'a> CalendarEventAttendeeResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars/:calendar_id/events/:event_id/attendees` (`calendar.v4.calendar.event.attendee.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar-event-attendee/list-2>
     pub fn list(
@@ -439,7 +439,7 @@ impl<'a> CalendarEventAttendeeChatMemberResource<'a> {
     /// `GET /open-apis/calendar/v4/calendars/:calendar_id/events/:event_id/attendees/:attendee_id/chat_members` (`calendar.v4.calendar.event.attendee.chat_member.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/calendar-v4/calendar-event-attendee/list>
     pub fn list(
@@ -777,8 +777,8 @@ impl crate::Paginated for ListCalendarAclRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1140,8 +1140,8 @@ impl crate::Paginated for ListCalendarEventAttendeeChatMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1339,8 +1339,8 @@ impl crate::Paginated for ListCalendarEventAttendeeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1800,8 +1800,8 @@ impl crate::Paginated for InstancesCalendarEventRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1934,8 +1934,8 @@ impl crate::Paginated for ListCalendarEventRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2372,8 +2372,8 @@ impl crate::Paginated for SearchCalendarEventRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(None, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.as_deref())
     }
 }
 
@@ -2588,8 +2588,8 @@ impl crate::Paginated for ListCalendarRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2894,8 +2894,8 @@ impl crate::Paginated for SearchCalendarRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(None, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.as_deref())
     }
 }
 
@@ -5110,7 +5110,7 @@ impl GenerateCaldavConfSettingBody {
 #[non_exhaustive]
 pub struct GenerateCaldavConfSettingResponse {
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `user_name`.
     pub user_name: Option<String>,
     /// `server_address`.
@@ -5120,7 +5120,7 @@ pub struct GenerateCaldavConfSettingResponse {
 }
 
 lark_types::json_struct!(GenerateCaldavConfSettingResponse {
-    password: "password",
+    password: "password" as secret,
     user_name: "user_name",
     server_address: "server_address",
     device_name: "device_name"
@@ -5854,7 +5854,7 @@ pub struct MeetingSettings {
     /// `join_meeting_permission`.
     pub join_meeting_permission: Option<JoinMeetingPermission>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `assign_hosts`.
     pub assign_hosts: Option<Vec<String>>,
     /// `auto_record`.
@@ -5868,7 +5868,7 @@ pub struct MeetingSettings {
 lark_types::json_struct!(MeetingSettings {
     owner_id: "owner_id",
     join_meeting_permission: "join_meeting_permission",
-    password: "password",
+    password: "password" as secret,
     assign_hosts: "assign_hosts",
     auto_record: "auto_record",
     open_lobby: "open_lobby",
@@ -5889,7 +5889,7 @@ impl MeetingSettings {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }
@@ -6715,7 +6715,7 @@ pub struct ThirdPartyMeetingSettings {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `meeting_descriptions`.
     pub meeting_descriptions: Option<Vec<MeetingDescription>>,
 }
@@ -6724,7 +6724,7 @@ lark_types::json_struct!(ThirdPartyMeetingSettings {
     meeting_type: "meeting_type",
     meeting_id: "meeting_id",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     meeting_descriptions: "meeting_descriptions"
 });
 
@@ -6748,7 +6748,7 @@ impl ThirdPartyMeetingSettings {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }

@@ -90,7 +90,7 @@ impl<'a> ArchiveResource<'a> {
     /// `POST /open-apis/compensation/v1/archives/query` (`compensation.v1.archive.query`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/archive/query>
     pub fn query(&self, request: QueryArchiveRequest) -> crate::Call<QueryArchiveRequest> {
@@ -108,7 +108,7 @@ impl<'a> ChangeReasonResource<'a> {
     /// `GET /open-apis/compensation/v1/change_reasons` (`compensation.v1.change_reason.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/compensation-setting-and-adjustment/list>
     pub fn list(&self, request: ListChangeReasonRequest) -> crate::Call<ListChangeReasonRequest> {
@@ -126,7 +126,7 @@ impl<'a> IndicatorResource<'a> {
     /// `GET /open-apis/compensation/v1/indicators` (`compensation.v1.indicator.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/compensation-component-and-metric/list-3>
     pub fn list(&self, request: ListIndicatorRequest) -> crate::Call<ListIndicatorRequest> {
@@ -144,7 +144,7 @@ impl<'a> ItemResource<'a> {
     /// `GET /open-apis/compensation/v1/items` (`compensation.v1.item.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/compensation-component-and-metric/list-2>
     pub fn list(&self, request: ListItemRequest) -> crate::Call<ListItemRequest> {
@@ -162,7 +162,7 @@ impl<'a> ItemCategoryResource<'a> {
     /// `GET /open-apis/compensation/v1/item_categories` (`compensation.v1.item_category.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/compensation-component-and-metric/list>
     pub fn list(&self, request: ListItemCategoryRequest) -> crate::Call<ListItemCategoryRequest> {
@@ -216,7 +216,7 @@ impl<'a> LumpSumPaymentResource<'a> {
     /// `POST /open-apis/compensation/v1/lump_sum_payment/query` (`compensation.v1.lump_sum_payment.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/lump_sum_payment/query>
     pub fn query(&self, request: QueryLumpSumPaymentRequest) -> crate::Call<QueryLumpSumPaymentRequest> {
@@ -226,7 +226,7 @@ impl<'a> LumpSumPaymentResource<'a> {
     /// `POST /open-apis/compensation/v1/lump_sum_payment/query_detail` (`compensation.v1.lump_sum_payment.query_detail`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/lump_sum_payment/query_detail>
     pub fn query_detail(
@@ -247,7 +247,7 @@ impl<'a> PlanResource<'a> {
     /// `GET /open-apis/compensation/v1/plans` (`compensation.v1.plan.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/plan/list>
     pub fn list(&self, request: ListPlanRequest) -> crate::Call<ListPlanRequest> {
@@ -301,7 +301,7 @@ impl<'a> RecurringPaymentResource<'a> {
     /// `POST /open-apis/compensation/v1/recurring_payment/query` (`compensation.v1.recurring_payment.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/recurring_payment/query>
     pub fn query(&self, request: QueryRecurringPaymentRequest) -> crate::Call<QueryRecurringPaymentRequest> {
@@ -373,7 +373,7 @@ impl<'a> SocialPlanResource<'a> {
     /// `GET /open-apis/compensation/v1/social_plans` (`compensation.v1.social_plan.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-compensation/social_plan/list>
     pub fn list(&self, request: ListSocialPlanRequest) -> crate::Call<ListSocialPlanRequest> {
@@ -595,8 +595,8 @@ impl crate::Paginated for QueryArchiveRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -656,8 +656,8 @@ impl crate::Paginated for ListChangeReasonRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -717,8 +717,8 @@ impl crate::Paginated for ListIndicatorRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -787,8 +787,8 @@ impl crate::Paginated for ListItemRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -854,8 +854,8 @@ impl crate::Paginated for ListItemCategoryRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1208,8 +1208,8 @@ impl crate::Paginated for QueryLumpSumPaymentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1440,8 +1440,8 @@ impl crate::Paginated for QueryDetailLumpSumPaymentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1507,8 +1507,8 @@ impl crate::Paginated for ListPlanRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1896,8 +1896,8 @@ impl crate::Paginated for QueryRecurringPaymentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2132,8 +2132,8 @@ impl crate::Paginated for ListSocialPlanRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3051,7 +3051,7 @@ pub struct Detail {
     /// `detail_reference_period_end_date`.
     pub detail_reference_period_end_date: Option<String>,
     /// `is_not_issued_due_to_offboardings`.
-    pub is_not_issued_due_to_offboardings: Option<i64>,
+    pub is_not_issued_due_to_offboardings: Option<f64>,
 }
 
 lark_types::json_struct!(Detail {
@@ -3064,7 +3064,7 @@ lark_types::json_struct!(Detail {
     issuance_pay_group_id: "issuance_pay_group_id",
     detail_reference_period_start_date: "detail_reference_period_start_date",
     detail_reference_period_end_date: "detail_reference_period_end_date",
-    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as int64
+    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as number
 });
 
 impl Detail {
@@ -3123,7 +3123,7 @@ impl Detail {
     }
 
     /// Sets `is_not_issued_due_to_offboardings`.
-    pub fn is_not_issued_due_to_offboardings(mut self, value: impl Into<i64>) -> Self {
+    pub fn is_not_issued_due_to_offboardings(mut self, value: impl Into<f64>) -> Self {
         self.is_not_issued_due_to_offboardings = Some(value.into());
         self
     }
@@ -4312,7 +4312,7 @@ pub struct QueryDetailLumpSumPaymentResponseRecord {
     /// `detail_reference_period_end_date`.
     pub detail_reference_period_end_date: Option<String>,
     /// `is_not_issued_due_to_offboardings`.
-    pub is_not_issued_due_to_offboardings: Option<i64>,
+    pub is_not_issued_due_to_offboardings: Option<f64>,
 }
 
 lark_types::json_struct!(QueryDetailLumpSumPaymentResponseRecord {
@@ -4331,7 +4331,7 @@ lark_types::json_struct!(QueryDetailLumpSumPaymentResponseRecord {
     issuance_pay_group_id: "issuance_pay_group_id",
     detail_reference_period_start_date: "detail_reference_period_start_date",
     detail_reference_period_end_date: "detail_reference_period_end_date",
-    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as int64
+    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as number
 });
 
 /// The JSON body of [`QueryLumpSumPaymentRequest`].
@@ -5211,7 +5211,7 @@ pub struct RecordDetail {
     /// `detail_reference_period_end_date`.
     pub detail_reference_period_end_date: Option<String>,
     /// `is_not_issued_due_to_offboardings`.
-    pub is_not_issued_due_to_offboardings: Option<i64>,
+    pub is_not_issued_due_to_offboardings: Option<f64>,
 }
 
 lark_types::json_struct!(RecordDetail {
@@ -5225,7 +5225,7 @@ lark_types::json_struct!(RecordDetail {
     issuance_pay_group_id: "issuance_pay_group_id",
     detail_reference_period_start_date: "detail_reference_period_start_date",
     detail_reference_period_end_date: "detail_reference_period_end_date",
-    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as int64
+    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as number
 });
 
 impl RecordDetail {
@@ -5290,7 +5290,7 @@ impl RecordDetail {
     }
 
     /// Sets `is_not_issued_due_to_offboardings`.
-    pub fn is_not_issued_due_to_offboardings(mut self, value: impl Into<i64>) -> Self {
+    pub fn is_not_issued_due_to_offboardings(mut self, value: impl Into<f64>) -> Self {
         self.is_not_issued_due_to_offboardings = Some(value.into());
         self
     }
@@ -5331,7 +5331,7 @@ pub struct RecordDetail2 {
     /// `detail_reference_period_end_date`.
     pub detail_reference_period_end_date: Option<String>,
     /// `is_not_issued_due_to_offboardings`.
-    pub is_not_issued_due_to_offboardings: Option<i64>,
+    pub is_not_issued_due_to_offboardings: Option<f64>,
 }
 
 lark_types::json_struct!(RecordDetail2 {
@@ -5350,7 +5350,7 @@ lark_types::json_struct!(RecordDetail2 {
     issuance_pay_group_id: "issuance_pay_group_id",
     detail_reference_period_start_date: "detail_reference_period_start_date",
     detail_reference_period_end_date: "detail_reference_period_end_date",
-    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as int64
+    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as number
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_archive_adjust_record.query` response).

@@ -81,7 +81,7 @@ impl<'a> CustomAttrResource<'a> {
     /// `GET /open-apis/contact/v3/custom_attrs` (`contact.v3.custom_attr.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/custom_attr/list>
     pub fn list(&self, request: ListCustomAttrRequest) -> crate::Call<ListCustomAttrRequest> {
@@ -108,7 +108,7 @@ impl<'a> DepartmentResource<'a> {
     /// `GET /open-apis/contact/v3/departments/:department_id/children` (`contact.v3.department.children`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/department/children>
     pub fn children(&self, request: ChildrenDepartmentRequest) -> crate::Call<ChildrenDepartmentRequest> {
@@ -145,7 +145,7 @@ impl<'a> DepartmentResource<'a> {
     /// `GET /open-apis/contact/v3/departments` (`contact.v3.department.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/historic-version//department/list>
     pub fn list(&self, request: ListDepartmentRequest) -> crate::Call<ListDepartmentRequest> {
@@ -155,7 +155,7 @@ impl<'a> DepartmentResource<'a> {
     /// `GET /open-apis/contact/v3/departments/parent` (`contact.v3.department.parent`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/department/parent>
     pub fn parent(&self, request: ParentDepartmentRequest) -> crate::Call<ParentDepartmentRequest> {
@@ -174,7 +174,7 @@ impl<'a> DepartmentResource<'a> {
     /// `POST /open-apis/contact/v3/departments/search` (`contact.v3.department.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/department/search>
     pub fn search(&self, request: SearchDepartmentRequest) -> crate::Call<SearchDepartmentRequest> {
@@ -249,7 +249,7 @@ impl<'a> EmployeeTypeEnumResource<'a> {
     /// `GET /open-apis/contact/v3/employee_type_enums` (`contact.v3.employee_type_enum.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/employee_type_enum/list>
     pub fn list(&self, request: ListEmployeeTypeEnumRequest) -> crate::Call<ListEmployeeTypeEnumRequest> {
@@ -355,7 +355,7 @@ impl<'a> FunctionalRoleMemberResource<'a> {
     /// `GET /open-apis/contact/v3/functional_roles/:role_id/members` (`contact.v3.functional_role.member.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/functional_role-member/list>
     pub fn list(
@@ -420,7 +420,7 @@ impl<'a> GroupResource<'a> {
     /// `GET /open-apis/contact/v3/group/member_belong` (`contact.v3.group.member_belong`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/group/member_belong>
     pub fn member_belong(&self, request: MemberBelongGroupRequest) -> crate::Call<MemberBelongGroupRequest> {
@@ -439,7 +439,7 @@ impl<'a> GroupResource<'a> {
     /// `GET /open-apis/contact/v3/group/simplelist` (`contact.v3.group.simplelist`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/group/simplelist>
     pub fn simplelist(&self, request: SimplelistGroupRequest) -> crate::Call<SimplelistGroupRequest> {
@@ -496,7 +496,7 @@ impl<'a> GroupMemberResource<'a> {
     /// `GET /open-apis/contact/v3/group/:group_id/member/simplelist` (`contact.v3.group.member.simplelist`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/group-member/simplelist>
     pub fn simplelist(
@@ -544,7 +544,7 @@ impl<'a> JobFamilyResource<'a> {
     /// `GET /open-apis/contact/v3/job_families` (`contact.v3.job_family.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/job_family/list>
     pub fn list(&self, request: ListJobFamilyRequest) -> crate::Call<ListJobFamilyRequest> {
@@ -598,7 +598,7 @@ impl<'a> JobLevelResource<'a> {
     /// `GET /open-apis/contact/v3/job_levels` (`contact.v3.job_level.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/job_level/list>
     pub fn list(&self, request: ListJobLevelRequest) -> crate::Call<ListJobLevelRequest> {
@@ -634,7 +634,7 @@ impl<'a> JobTitleResource<'a> {
     /// `GET /open-apis/contact/v3/job_titles` (`contact.v3.job_title.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/contact-v3/job_title/list>
     pub fn list(&self, request: ListJobTitleRequest) -> crate::Call<ListJobTitleRequest> {
@@ -652,7 +652,7 @@ impl<'a> ScopeResource<'a> {
     /// `GET /open-apis/contact/v3/scopes` (`contact.v3.scope.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/scope/list>
     pub fn list(&self, request: ListScopeRequest) -> crate::Call<ListScopeRequest> {
@@ -709,7 +709,7 @@ impl<'a> UnitResource<'a> {
     /// `GET /open-apis/contact/v3/unit` (`contact.v3.unit.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/unit/list>
     pub fn list(&self, request: ListUnitRequest) -> crate::Call<ListUnitRequest> {
@@ -719,7 +719,7 @@ impl<'a> UnitResource<'a> {
     /// `GET /open-apis/contact/v3/unit/list_department` (`contact.v3.unit.list_department`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/unit/list_department>
     pub fn list_department(
@@ -806,7 +806,7 @@ impl<'a> UserResource<'a> {
     /// `GET /open-apis/contact/v3/users/find_by_department` (`contact.v3.user.find_by_department`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/contact-v3/user/find_by_department>
     pub fn find_by_department(
@@ -828,7 +828,7 @@ impl<'a> UserResource<'a> {
     /// `GET /open-apis/contact/v3/users` (`contact.v3.user.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/historic-version//user/list>
     pub fn list(&self, request: ListUserRequest) -> crate::Call<ListUserRequest> {
@@ -891,7 +891,7 @@ impl<'a> WorkCityResource<'a> {
     /// `GET /open-apis/contact/v3/work_cities` (`contact.v3.work_city.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/contact-v3/work_city/list>
     pub fn list(&self, request: ListWorkCityRequest) -> crate::Call<ListWorkCityRequest> {
@@ -954,8 +954,8 @@ impl crate::Paginated for ListCustomAttrRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1117,8 +1117,8 @@ impl crate::Paginated for ChildrenDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1445,8 +1445,8 @@ impl crate::Paginated for ListDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1539,8 +1539,8 @@ impl crate::Paginated for ParentDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1760,8 +1760,8 @@ impl crate::Paginated for SearchDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2159,8 +2159,8 @@ impl crate::Paginated for ListEmployeeTypeEnumRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2584,8 +2584,8 @@ impl crate::Paginated for ListFunctionalRoleMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3212,8 +3212,8 @@ impl crate::Paginated for SimplelistGroupMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3306,8 +3306,8 @@ impl crate::Paginated for MemberBelongGroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3473,8 +3473,8 @@ impl crate::Paginated for SimplelistGroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3687,8 +3687,8 @@ impl crate::Paginated for ListJobFamilyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3973,8 +3973,8 @@ impl crate::Paginated for ListJobLevelRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4146,8 +4146,8 @@ impl crate::Paginated for ListJobTitleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4231,8 +4231,8 @@ impl crate::Paginated for ListScopeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4475,8 +4475,8 @@ impl crate::Paginated for ListUnitRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4560,8 +4560,8 @@ impl crate::Paginated for ListDepartmentUnitRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5303,8 +5303,8 @@ impl crate::Paginated for FindByDepartmentUserRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5450,8 +5450,8 @@ impl crate::Paginated for ListUserRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6168,8 +6168,8 @@ impl crate::Paginated for ListWorkCityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9371,7 +9371,7 @@ pub struct ListDepartmentResponseDepartment {
     /// `department_hrbps`.
     pub department_hrbps: Option<Vec<String>>,
     /// `primary_member_count`.
-    pub primary_member_count: Option<i64>,
+    pub primary_member_count: Option<f64>,
 }
 
 lark_types::json_struct!(ListDepartmentResponseDepartment {
@@ -9389,7 +9389,7 @@ lark_types::json_struct!(ListDepartmentResponseDepartment {
     leaders: "leaders",
     group_chat_employee_types: "group_chat_employee_types",
     department_hrbps: "department_hrbps",
-    primary_member_count: "primary_member_count" as int64
+    primary_member_count: "primary_member_count" as number
 });
 
 lark_types::open_enum! {
@@ -12289,14 +12289,14 @@ pub struct VisibleScope {
     /// `visible_departments`.
     pub visible_departments: Option<Vec<String>>,
     /// `scene_types`.
-    pub scene_types: Option<Vec<i64>>,
+    pub scene_types: Option<Vec<f64>>,
 }
 
 lark_types::json_struct!(VisibleScope {
     visible_scope_type: "visible_scope_type",
     visible_users: "visible_users",
     visible_departments: "visible_departments",
-    scene_types: "scene_types" as int64_vec
+    scene_types: "scene_types" as number_vec
 });
 
 impl VisibleScope {
@@ -12319,7 +12319,7 @@ impl VisibleScope {
     }
 
     /// Sets `scene_types`.
-    pub fn scene_types(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn scene_types(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.scene_types = Some(value.into_iter().map(Into::into).collect());
         self
     }

@@ -181,7 +181,7 @@ impl<'a> AssignedUserResource<'a> {
     /// `POST /open-apis/corehr/v1/assigned_users/search` (`corehr.v1.assigned_user.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/authorization/search>
     pub fn search(&self, request: SearchAssignedUserRequest) -> crate::Call<SearchAssignedUserRequest> {
@@ -223,7 +223,7 @@ impl<'a> AuthorizationResource<'a> {
     /// `GET /open-apis/corehr/v1/authorizations/query` (`corehr.v1.authorization.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/authorization/query-2>
     pub fn query(&self, request: QueryAuthorizationRequest) -> crate::Call<QueryAuthorizationRequest> {
@@ -359,7 +359,7 @@ impl<'a> CompanyResource<'a> {
     /// `GET /open-apis/corehr/v1/companies` (`corehr.v1.company.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/organization-management/company/list>
     pub fn list(&self, request: ListCompanyRequest) -> crate::Call<ListCompanyRequest> {
@@ -433,7 +433,7 @@ impl<'a> ContractResource<'a> {
     /// `GET /open-apis/corehr/v1/contracts` (`corehr.v1.contract.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/contract/list>
     pub fn list(&self, request: ListContractRequest) -> crate::Call<ListContractRequest> {
@@ -469,7 +469,7 @@ impl<'a> CountryRegionResource<'a> {
     /// `GET /open-apis/corehr/v1/country_regions` (`corehr.v1.country_region.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/location_data/list>
     pub fn list(&self, request: ListCountryRegionRequest) -> crate::Call<ListCountryRegionRequest> {
@@ -496,7 +496,7 @@ impl<'a> CurrencyResource<'a> {
     /// `GET /open-apis/corehr/v1/currencies` (`corehr.v1.currency.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/currency/list>
     pub fn list(&self, request: ListCurrencyRequest) -> crate::Call<ListCurrencyRequest> {
@@ -526,7 +526,7 @@ impl<'a> CustomFieldResource<'a> {
     /// `GET /open-apis/corehr/v1/custom_fields/list_object_api_name` (`corehr.v1.custom_field.list_object_api_name`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/custom_field/list_object_api_name>
     pub fn list_object_api_name(
@@ -583,7 +583,7 @@ impl<'a> DepartmentResource<'a> {
     /// `GET /open-apis/corehr/v1/departments` (`corehr.v1.department.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/organization-management/department/list>
     pub fn list(&self, request: ListDepartmentRequest) -> crate::Call<ListDepartmentRequest> {
@@ -637,7 +637,7 @@ impl<'a> EmployeeTypeResource<'a> {
     /// `GET /open-apis/corehr/v1/employee_types` (`corehr.v1.employee_type.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/employee_type/list>
     pub fn list(&self, request: ListEmployeeTypeRequest) -> crate::Call<ListEmployeeTypeRequest> {
@@ -744,7 +744,7 @@ impl<'a> JobResource<'a> {
     /// `GET /open-apis/corehr/v1/jobs` (`corehr.v1.job.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/job-management/job/list>
     pub fn list(&self, request: ListJobRequest) -> crate::Call<ListJobRequest> {
@@ -815,7 +815,7 @@ impl<'a> JobDataResource<'a> {
     /// `GET /open-apis/corehr/v1/job_datas` (`corehr.v1.job_data.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/employee/job_data/list>
     pub fn list(&self, request: ListJobDataRequest) -> crate::Call<ListJobDataRequest> {
@@ -869,7 +869,7 @@ impl<'a> JobFamilyResource<'a> {
     /// `GET /open-apis/corehr/v1/job_families` (`corehr.v1.job_family.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/job-management/job_family/list>
     pub fn list(&self, request: ListJobFamilyRequest) -> crate::Call<ListJobFamilyRequest> {
@@ -923,7 +923,7 @@ impl<'a> JobLevelResource<'a> {
     /// `GET /open-apis/corehr/v1/job_levels` (`corehr.v1.job_level.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/job-management/job_level/list>
     pub fn list(&self, request: ListJobLevelRequest) -> crate::Call<ListJobLevelRequest> {
@@ -962,7 +962,7 @@ impl<'a> LeaveResource<'a> {
     /// `GET /open-apis/corehr/v1/leaves/leave_balances` (`corehr.v1.leave.leave_balances`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/leave/leave_balances>
     pub fn leave_balances(
@@ -975,7 +975,7 @@ impl<'a> LeaveResource<'a> {
     /// `GET /open-apis/corehr/v1/leaves/leave_request_history` (`corehr.v1.leave.leave_request_history`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/leave/leave_request_history>
     pub fn leave_request_history(
@@ -988,7 +988,7 @@ impl<'a> LeaveResource<'a> {
     /// `GET /open-apis/corehr/v1/leaves/leave_types` (`corehr.v1.leave.leave_types`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/leave/leave_types>
     pub fn leave_types(&self, request: LeaveTypesLeaveRequest) -> crate::Call<LeaveTypesLeaveRequest> {
@@ -1086,7 +1086,7 @@ impl<'a> LocationResource<'a> {
     /// `GET /open-apis/corehr/v1/locations` (`corehr.v1.location.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/organization-management/location/list>
     pub fn list(&self, request: ListLocationRequest) -> crate::Call<ListLocationRequest> {
@@ -1131,7 +1131,7 @@ impl<'a> NationalIdTypeResource<'a> {
     /// `GET /open-apis/corehr/v1/national_id_types` (`corehr.v1.national_id_type.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/national_id_type/list>
     pub fn list(&self, request: ListNationalIdTypeRequest) -> crate::Call<ListNationalIdTypeRequest> {
@@ -1167,7 +1167,7 @@ impl<'a> OffboardingResource<'a> {
     /// `POST /open-apis/corehr/v1/offboardings/search` (`corehr.v1.offboarding.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/offboarding/search>
     pub fn search(&self, request: SearchOffboardingRequest) -> crate::Call<SearchOffboardingRequest> {
@@ -1266,7 +1266,7 @@ impl<'a> PreHireResource<'a> {
     /// `GET /open-apis/corehr/v1/pre_hires` (`corehr.v1.pre_hire.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/pre_hire/list>
     pub fn list(&self, request: ListPreHireRequest) -> crate::Call<ListPreHireRequest> {
@@ -1326,7 +1326,7 @@ impl<'a> SecurityGroupResource<'a> {
     /// `GET /open-apis/corehr/v1/security_groups` (`corehr.v1.security_group.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/authorization/list>
     pub fn list(&self, request: ListSecurityGroupRequest) -> crate::Call<ListSecurityGroupRequest> {
@@ -1362,7 +1362,7 @@ impl<'a> SubdivisionResource<'a> {
     /// `GET /open-apis/corehr/v1/subdivisions` (`corehr.v1.subdivision.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/location_data/list-2>
     pub fn list(&self, request: ListSubdivisionRequest) -> crate::Call<ListSubdivisionRequest> {
@@ -1389,7 +1389,7 @@ impl<'a> SubregionResource<'a> {
     /// `GET /open-apis/corehr/v1/subregions` (`corehr.v1.subregion.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/location_data/list-3>
     pub fn list(&self, request: ListSubregionRequest) -> crate::Call<ListSubregionRequest> {
@@ -1474,7 +1474,7 @@ impl<'a> WorkingHoursTypeResource<'a> {
     /// `GET /open-apis/corehr/v1/working_hours_types` (`corehr.v1.working_hours_type.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/basic-infomation/working_hours_type/list>
     pub fn list(&self, request: ListWorkingHoursTypeRequest) -> crate::Call<ListWorkingHoursTypeRequest> {
@@ -1577,8 +1577,8 @@ impl crate::Paginated for SearchAssignedUserRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1816,8 +1816,8 @@ impl crate::Paginated for QueryAuthorizationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2461,8 +2461,8 @@ impl crate::Paginated for ListCompanyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3155,8 +3155,8 @@ impl crate::Paginated for ListContractRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3375,8 +3375,8 @@ impl crate::Paginated for ListCountryRegionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3476,8 +3476,8 @@ impl crate::Paginated for ListCurrencyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3587,8 +3587,8 @@ impl crate::Paginated for ListObjectApiNameCustomFieldRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3945,8 +3945,8 @@ impl crate::Paginated for ListDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4295,8 +4295,8 @@ impl crate::Paginated for ListEmployeeTypeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4998,8 +4998,8 @@ impl crate::Paginated for ListJobRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5386,7 +5386,7 @@ impl CreateJobDataRequest {
     }
 
     /// Sets body field `weekly_working_hours`.
-    pub fn weekly_working_hours(mut self, value: impl Into<i64>) -> Self {
+    pub fn weekly_working_hours(mut self, value: impl Into<f64>) -> Self {
         self.body.weekly_working_hours = Some(value.into());
         self
     }
@@ -5695,8 +5695,8 @@ impl crate::Paginated for ListJobDataRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5868,7 +5868,7 @@ impl PatchJobDataRequest {
     }
 
     /// Sets body field `weekly_working_hours`.
-    pub fn weekly_working_hours(mut self, value: impl Into<i64>) -> Self {
+    pub fn weekly_working_hours(mut self, value: impl Into<f64>) -> Self {
         self.body.weekly_working_hours = Some(value.into());
         self
     }
@@ -6193,8 +6193,8 @@ impl crate::Paginated for ListJobFamilyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6531,8 +6531,8 @@ impl crate::Paginated for ListJobLevelRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6839,8 +6839,8 @@ impl crate::Paginated for LeaveBalancesLeaveRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7104,8 +7104,8 @@ impl crate::Paginated for LeaveRequestHistoryLeaveRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7189,8 +7189,8 @@ impl crate::Paginated for LeaveTypesLeaveRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7720,8 +7720,8 @@ impl crate::Paginated for ListLocationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7981,8 +7981,8 @@ impl crate::Paginated for ListNationalIdTypeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8324,8 +8324,8 @@ impl crate::Paginated for SearchOffboardingRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9076,8 +9076,8 @@ impl crate::Paginated for ListPreHireRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9284,8 +9284,8 @@ impl crate::Paginated for ListSecurityGroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9460,8 +9460,8 @@ impl crate::Paginated for ListSubdivisionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9570,8 +9570,8 @@ impl crate::Paginated for ListSubregionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9898,8 +9898,8 @@ impl crate::Paginated for ListWorkingHoursTypeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11505,7 +11505,7 @@ pub struct Contract {
     /// `renewal_status`.
     pub renewal_status: Option<RenewalStatus>,
     /// `signing_times`.
-    pub signing_times: Option<i64>,
+    pub signing_times: Option<f64>,
 }
 
 lark_types::json_struct!(Contract {
@@ -11523,7 +11523,7 @@ lark_types::json_struct!(Contract {
     signing_type: "signing_type",
     contract_status: "contract_status",
     renewal_status: "renewal_status",
-    signing_times: "signing_times" as int64
+    signing_times: "signing_times" as number
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
@@ -12915,7 +12915,7 @@ pub struct CreateJobDataBody {
     /// `probation_expected_end_date`.
     pub probation_expected_end_date: Option<String>,
     /// `weekly_working_hours`.
-    pub weekly_working_hours: Option<i64>,
+    pub weekly_working_hours: Option<f64>,
     /// `direct_manager_id`.
     pub direct_manager_id: Option<String>,
     /// `dotted_line_manager_id_list`.
@@ -12961,13 +12961,13 @@ lark_types::json_struct!(CreateJobDataBody {
     job_family_id: "job_family_id",
     assignment_start_reason: "assignment_start_reason",
     probation_expected_end_date: "probation_expected_end_date",
-    weekly_working_hours: "weekly_working_hours" as int64,
+    weekly_working_hours: "weekly_working_hours" as number,
     direct_manager_id: "direct_manager_id",
     dotted_line_manager_id_list: "dotted_line_manager_id_list",
     second_direct_manager_id: "second_direct_manager_id",
     cost_center_rate: "cost_center_rate",
     custom_fields: "custom_fields",
-    weekly_working_hours_v2: "weekly_working_hours_v2",
+    weekly_working_hours_v2: "weekly_working_hours_v2" as number,
     work_shift: "work_shift",
     compensation_type: "compensation_type",
     service_company: "service_company",
@@ -13075,7 +13075,7 @@ impl CreateJobDataBody {
     }
 
     /// Sets `weekly_working_hours`.
-    pub fn weekly_working_hours(mut self, value: impl Into<i64>) -> Self {
+    pub fn weekly_working_hours(mut self, value: impl Into<f64>) -> Self {
         self.weekly_working_hours = Some(value.into());
         self
     }
@@ -22275,7 +22275,7 @@ pub struct PatchJobDataBody {
     /// `probation_expected_end_date`.
     pub probation_expected_end_date: Option<String>,
     /// `weekly_working_hours`.
-    pub weekly_working_hours: Option<i64>,
+    pub weekly_working_hours: Option<f64>,
     /// `direct_manager_id`.
     pub direct_manager_id: Option<String>,
     /// `dotted_line_manager_id_list`.
@@ -22319,13 +22319,13 @@ lark_types::json_struct!(PatchJobDataBody {
     job_family_id: "job_family_id",
     assignment_start_reason: "assignment_start_reason",
     probation_expected_end_date: "probation_expected_end_date",
-    weekly_working_hours: "weekly_working_hours" as int64,
+    weekly_working_hours: "weekly_working_hours" as number,
     direct_manager_id: "direct_manager_id",
     dotted_line_manager_id_list: "dotted_line_manager_id_list",
     second_direct_manager_id: "second_direct_manager_id",
     cost_center_rate: "cost_center_rate",
     custom_fields: "custom_fields",
-    weekly_working_hours_v2: "weekly_working_hours_v2",
+    weekly_working_hours_v2: "weekly_working_hours_v2" as number,
     work_shift: "work_shift",
     compensation_type: "compensation_type",
     service_company: "service_company",
@@ -22432,7 +22432,7 @@ impl PatchJobDataBody {
     }
 
     /// Sets `weekly_working_hours`.
-    pub fn weekly_working_hours(mut self, value: impl Into<i64>) -> Self {
+    pub fn weekly_working_hours(mut self, value: impl Into<f64>) -> Self {
         self.weekly_working_hours = Some(value.into());
         self
     }
@@ -26096,7 +26096,7 @@ pub struct SearchOffboardingResponse {
     /// `has_more`.
     pub has_more: Option<bool>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `reject_export`.
     pub reject_export: Option<bool>,
 }
@@ -26105,7 +26105,7 @@ lark_types::json_struct!(SearchOffboardingResponse {
     items: "items",
     page_token: "page_token",
     has_more: "has_more",
-    total: "total" as int64,
+    total: "total" as number,
     reject_export: "reject_export"
 });
 

@@ -269,7 +269,7 @@ impl<'a> ApproverResource<'a> {
     /// `GET /open-apis/corehr/v2/approvers` (`corehr.v2.approver.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/process-form_variable_data/approver-task/list>
     pub fn list(&self, request: ListApproverRequest) -> crate::Call<ListApproverRequest> {
@@ -345,7 +345,7 @@ impl<'a> BasicInfoBankResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/banks/search` (`corehr.v2.basic_info.bank.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/basic_info-bank/search>
     pub fn search(&self, request: SearchBasicInfoBankRequest) -> crate::Call<SearchBasicInfoBankRequest> {
@@ -363,7 +363,7 @@ impl<'a> BasicInfoBankBranchResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/bank_branchs/search` (`corehr.v2.basic_info.bank_branch.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/basic_info-bank/search-2>
     pub fn search(
@@ -384,7 +384,7 @@ impl<'a> BasicInfoCityResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/cities/search` (`corehr.v2.basic_info.city.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/location_data/search>
     pub fn search(&self, request: SearchBasicInfoCityRequest) -> crate::Call<SearchBasicInfoCityRequest> {
@@ -402,7 +402,7 @@ impl<'a> BasicInfoCountryRegionResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/country_regions/search` (`corehr.v2.basic_info.country_region.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/location_data/search-4>
     pub fn search(
@@ -423,7 +423,7 @@ impl<'a> BasicInfoCountryRegionSubdivisionResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/country_region_subdivisions/search` (`corehr.v2.basic_info.country_region_subdivision.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/location_data/search-3>
     pub fn search(
@@ -444,7 +444,7 @@ impl<'a> BasicInfoCurrencyResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/currencies/search` (`corehr.v2.basic_info.currency.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/currency/search>
     pub fn search(
@@ -465,7 +465,7 @@ impl<'a> BasicInfoDistrictResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/districts/search` (`corehr.v2.basic_info.district.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/location_data/search-2>
     pub fn search(
@@ -486,7 +486,7 @@ impl<'a> BasicInfoLanguageResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/languages/search` (`corehr.v2.basic_info.language.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/basic_info-language/search>
     pub fn search(
@@ -507,7 +507,7 @@ impl<'a> BasicInfoNationalityResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/nationalities/search` (`corehr.v2.basic_info.nationality.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/basic_info-nationality/search>
     pub fn search(
@@ -528,7 +528,7 @@ impl<'a> BasicInfoTimeZoneResource<'a> {
     /// `POST /open-apis/corehr/v2/basic_info/time_zones/search` (`corehr.v2.basic_info.time_zone.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/basic-infomation/basic_info-time_zone/search>
     pub fn search(
@@ -561,7 +561,7 @@ impl<'a> BpResource<'a> {
     /// `GET /open-apis/corehr/v2/bps` (`corehr.v2.bp.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/authorization/list-2>
     pub fn list(&self, request: ListBpRequest) -> crate::Call<ListBpRequest> {
@@ -609,7 +609,7 @@ impl<'a> CompanyResource<'a> {
     /// `GET /open-apis/corehr/v2/companies/query_recent_change` (`corehr.v2.company.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/company/query_recent_change>
     pub fn query_recent_change(
@@ -630,7 +630,7 @@ impl<'a> ContractResource<'a> {
     /// `POST /open-apis/corehr/v2/contracts/search` (`corehr.v2.contract.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/contract/search>
     pub fn search(&self, request: SearchContractRequest) -> crate::Call<SearchContractRequest> {
@@ -736,7 +736,7 @@ impl<'a> CostCenterResource<'a> {
     /// `POST /open-apis/corehr/v2/cost_centers/query_multi_timeline` (`corehr.v2.cost_center.query_multi_timeline`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=query_multi_timeline&project=corehr&resource=cost_center&version=v2>
     pub fn query_multi_timeline(
@@ -749,7 +749,7 @@ impl<'a> CostCenterResource<'a> {
     /// `GET /open-apis/corehr/v2/cost_centers/query_recent_change` (`corehr.v2.cost_center.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/cost_center/query_recent_change>
     pub fn query_recent_change(
@@ -762,7 +762,7 @@ impl<'a> CostCenterResource<'a> {
     /// `POST /open-apis/corehr/v2/cost_centers/search` (`corehr.v2.cost_center.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/organization-management/cost_center/search>
     pub fn search(&self, request: SearchCostCenterRequest) -> crate::Call<SearchCostCenterRequest> {
@@ -772,7 +772,7 @@ impl<'a> CostCenterResource<'a> {
     /// `POST /open-apis/corehr/v2/cost_centers/tree` (`corehr.v2.cost_center.tree`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=tree&project=corehr&resource=cost_center&version=v2>
     pub fn tree(&self, request: TreeCostCenterRequest) -> crate::Call<TreeCostCenterRequest> {
@@ -870,7 +870,7 @@ impl<'a> CustomOrgResource<'a> {
     /// `POST /open-apis/corehr/v2/custom_orgs/query` (`corehr.v2.custom_org.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/custom_org/query>
     pub fn query(&self, request: QueryCustomOrgRequest) -> crate::Call<QueryCustomOrgRequest> {
@@ -880,7 +880,7 @@ impl<'a> CustomOrgResource<'a> {
     /// `GET /open-apis/corehr/v2/custom_orgs/query_recent_change` (`corehr.v2.custom_org.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/custom_org/query_recent_change>
     pub fn query_recent_change(
@@ -1005,7 +1005,7 @@ impl<'a> DepartmentResource<'a> {
     /// `POST /open-apis/corehr/v2/departments/query_multi_timeline` (`corehr.v2.department.query_multi_timeline`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/department/query_multi_timeline>
     pub fn query_multi_timeline(
@@ -1018,7 +1018,7 @@ impl<'a> DepartmentResource<'a> {
     /// `POST /open-apis/corehr/v2/departments/query_operation_logs` (`corehr.v2.department.query_operation_logs`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/department/query_operation_logs>
     pub fn query_operation_logs(
@@ -1031,7 +1031,7 @@ impl<'a> DepartmentResource<'a> {
     /// `GET /open-apis/corehr/v2/departments/query_recent_change` (`corehr.v2.department.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/department/query_recent_change>
     pub fn query_recent_change(
@@ -1056,7 +1056,7 @@ impl<'a> DepartmentResource<'a> {
     /// `POST /open-apis/corehr/v2/departments/search` (`corehr.v2.department.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/organization-management/department/search>
     pub fn search(&self, request: SearchDepartmentRequest) -> crate::Call<SearchDepartmentRequest> {
@@ -1066,7 +1066,7 @@ impl<'a> DepartmentResource<'a> {
     /// `POST /open-apis/corehr/v2/departments/tree` (`corehr.v2.department.tree`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/department/tree>
     pub fn tree(&self, request: TreeDepartmentRequest) -> crate::Call<TreeDepartmentRequest> {
@@ -1124,7 +1124,7 @@ impl<'a> EmployeeResource<'a> {
     /// `POST /open-apis/corehr/v2/employees/search` (`corehr.v2.employee.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/employee/search>
     pub fn search(&self, request: SearchEmployeeRequest) -> crate::Call<SearchEmployeeRequest> {
@@ -1235,7 +1235,7 @@ impl<'a> EmployeesAdditionalJobResource<'a> {
     /// `POST /open-apis/corehr/v2/employees/additional_jobs/batch` (`corehr.v2.employees.additional_job.batch`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/employee/job_data/employees-additional_job/batch>
     pub fn batch(
@@ -1333,7 +1333,7 @@ impl<'a> EmployeesInternationalAssignmentResource<'a> {
     /// `GET /open-apis/corehr/v2/employees/international_assignments` (`corehr.v2.employees.international_assignment.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/employee/job_data/employees-international_assignment/list>
     pub fn list(
@@ -1378,7 +1378,7 @@ impl<'a> EmployeesJobDataResource<'a> {
     /// `POST /open-apis/corehr/v2/employees/job_datas/query` (`corehr.v2.employees.job_data.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/employee/job_data/query>
     pub fn query(&self, request: QueryEmployeesJobDataRequest) -> crate::Call<QueryEmployeesJobDataRequest> {
@@ -1431,7 +1431,7 @@ impl<'a> JobResource<'a> {
     /// `GET /open-apis/corehr/v2/jobs` (`corehr.v2.job.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job/list>
     pub fn list(&self, request: ListJobRequest) -> crate::Call<ListJobRequest> {
@@ -1453,7 +1453,7 @@ impl<'a> JobResource<'a> {
     /// `GET /open-apis/corehr/v2/jobs/query_recent_change` (`corehr.v2.job.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job/query_recent_change>
     pub fn query_recent_change(
@@ -1492,7 +1492,7 @@ impl<'a> JobChangeResource<'a> {
     /// `POST /open-apis/corehr/v2/job_changes/search` (`corehr.v2.job_change.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/corehr-v1/job_change/search>
     pub fn search(&self, request: SearchJobChangeRequest) -> crate::Call<SearchJobChangeRequest> {
@@ -1531,7 +1531,7 @@ impl<'a> JobFamilyResource<'a> {
     /// `GET /open-apis/corehr/v2/job_families/query_recent_change` (`corehr.v2.job_family.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job_family/query_recent_change>
     pub fn query_recent_change(
@@ -1579,7 +1579,7 @@ impl<'a> JobGradeResource<'a> {
     /// `POST /open-apis/corehr/v2/job_grades/query` (`corehr.v2.job_grade.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job_grade/query>
     pub fn query(&self, request: QueryJobGradeRequest) -> crate::Call<QueryJobGradeRequest> {
@@ -1589,7 +1589,7 @@ impl<'a> JobGradeResource<'a> {
     /// `GET /open-apis/corehr/v2/job_grades/query_recent_change` (`corehr.v2.job_grade.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job_grade/query_recent_change>
     pub fn query_recent_change(
@@ -1619,7 +1619,7 @@ impl<'a> JobLevelResource<'a> {
     /// `GET /open-apis/corehr/v2/job_levels/query_recent_change` (`corehr.v2.job_level.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/job_level/query_recent_change>
     pub fn query_recent_change(
@@ -1684,7 +1684,7 @@ impl<'a> LocationResource<'a> {
     /// `GET /open-apis/corehr/v2/locations/query_recent_change` (`corehr.v2.location.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/organization-management/location/query_recent_change>
     pub fn query_recent_change(
@@ -1784,7 +1784,7 @@ impl<'a> PathwayResource<'a> {
     /// `POST /open-apis/corehr/v2/pathways/batch_get` (`corehr.v2.pathway.batch_get`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=batch_get&project=corehr&resource=pathway&version=v2>
     pub fn batch_get(&self, request: BatchGetPathwayRequest) -> crate::Call<BatchGetPathwayRequest> {
@@ -1894,7 +1894,7 @@ impl<'a> PositionResource<'a> {
     /// `POST /open-apis/corehr/v2/positions/query` (`corehr.v2.position.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/position/query>
     pub fn query(&self, request: QueryPositionRequest) -> crate::Call<QueryPositionRequest> {
@@ -1904,7 +1904,7 @@ impl<'a> PositionResource<'a> {
     /// `GET /open-apis/corehr/v2/positions/query_recent_change` (`corehr.v2.position.query_recent_change`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/job-management/position/query_recent_change>
     pub fn query_recent_change(
@@ -1961,7 +1961,7 @@ impl<'a> PreHireResource<'a> {
     /// `POST /open-apis/corehr/v2/pre_hires/query` (`corehr.v2.pre_hire.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/pre_hire/query>
     pub fn query(&self, request: QueryPreHireRequest) -> crate::Call<QueryPreHireRequest> {
@@ -1983,7 +1983,7 @@ impl<'a> PreHireResource<'a> {
     /// `POST /open-apis/corehr/v2/pre_hires/search` (`corehr.v2.pre_hire.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/pre_hire/search>
     pub fn search(&self, request: SearchPreHireRequest) -> crate::Call<SearchPreHireRequest> {
@@ -2060,7 +2060,7 @@ impl<'a> ProbationResource<'a> {
     /// `POST /open-apis/corehr/v2/probation/search` (`corehr.v2.probation.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/probation/search>
     pub fn search(&self, request: SearchProbationRequest) -> crate::Call<SearchProbationRequest> {
@@ -2186,7 +2186,7 @@ impl<'a> ProcessResource<'a> {
     /// `GET /open-apis/corehr/v2/processes` (`corehr.v2.process.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/process-form_variable_data/process-instance/list>
     pub fn list(&self, request: ListProcessRequest) -> crate::Call<ListProcessRequest> {
@@ -2391,7 +2391,7 @@ impl<'a> SignatureFileResource<'a> {
     /// `GET /open-apis/corehr/v2/signature_files` (`corehr.v2.signature_file.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/siganture/signature_file/list>
     pub fn list(&self, request: ListSignatureFileRequest) -> crate::Call<ListSignatureFileRequest> {
@@ -2413,7 +2413,7 @@ impl<'a> SignatureFileResource<'a> {
     /// `POST /open-apis/corehr/v2/signature_files/query` (`corehr.v2.signature_file.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/siganture/signature_file/query>
     pub fn query(&self, request: QuerySignatureFileRequest) -> crate::Call<QuerySignatureFileRequest> {
@@ -2483,7 +2483,7 @@ impl<'a> SignatureTemplateInfoWithThumbnailResource<'a> {
     /// `GET /open-apis/corehr/v2/signature_template_info_with_thumbnails` (`corehr.v2.signature_template_info_with_thumbnail.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/siganture/signature_template_info_with_thumbnail/list>
     pub fn list(
@@ -2504,7 +2504,7 @@ impl<'a> WorkforcePlanResource<'a> {
     /// `GET /open-apis/corehr/v2/workforce_plans` (`corehr.v2.workforce_plan.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/workforce_plan/list>
     pub fn list(&self, request: ListWorkforcePlanRequest) -> crate::Call<ListWorkforcePlanRequest> {
@@ -2522,7 +2522,7 @@ impl<'a> WorkforcePlanDetailResource<'a> {
     /// `POST /open-apis/corehr/v2/workforce_plan_details/batch` (`corehr.v2.workforce_plan_detail.batch`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/workforce_plan/batch>
     pub fn batch(
@@ -2535,7 +2535,7 @@ impl<'a> WorkforcePlanDetailResource<'a> {
     /// `POST /open-apis/corehr/v2/workforce_plan_details/batch_v2` (`corehr.v2.workforce_plan_detail.batch_v2`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/corehr-v1/workforce_plan/batch_v2>
     pub fn batch_v2(
@@ -2944,8 +2944,8 @@ impl crate::Paginated for ListApproverRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3050,8 +3050,8 @@ impl crate::Paginated for SearchBasicInfoBankRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3168,8 +3168,8 @@ impl crate::Paginated for SearchBasicInfoBankBranchRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3265,8 +3265,8 @@ impl crate::Paginated for SearchBasicInfoCityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3353,8 +3353,8 @@ impl crate::Paginated for SearchBasicInfoCountryRegionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3450,8 +3450,8 @@ impl crate::Paginated for SearchBasicInfoCountryRegionSubdivisionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3538,8 +3538,8 @@ impl crate::Paginated for SearchBasicInfoCurrencyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3632,8 +3632,8 @@ impl crate::Paginated for SearchBasicInfoDistrictRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3720,8 +3720,8 @@ impl crate::Paginated for SearchBasicInfoLanguageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3814,8 +3814,8 @@ impl crate::Paginated for SearchBasicInfoNationalityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3902,8 +3902,8 @@ impl crate::Paginated for SearchBasicInfoTimeZoneRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4052,8 +4052,8 @@ impl crate::Paginated for ListBpRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4311,8 +4311,8 @@ impl crate::Paginated for QueryRecentChangeCompanyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4401,8 +4401,8 @@ impl crate::Paginated for SearchContractRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4983,8 +4983,8 @@ impl crate::Paginated for QueryMultiTimelineCostCenterRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5068,8 +5068,8 @@ impl crate::Paginated for QueryRecentChangeCostCenterRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5176,8 +5176,8 @@ impl crate::Paginated for SearchCostCenterRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5273,8 +5273,8 @@ impl crate::Paginated for TreeCostCenterRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6006,8 +6006,8 @@ impl crate::Paginated for QueryCustomOrgRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6100,8 +6100,8 @@ impl crate::Paginated for QueryRecentChangeCustomOrgRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6860,8 +6860,8 @@ impl crate::Paginated for QueryMultiTimelineDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6963,8 +6963,8 @@ impl crate::Paginated for QueryOperationLogsDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -7057,8 +7057,8 @@ impl crate::Paginated for QueryRecentChangeDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7281,8 +7281,8 @@ impl crate::Paginated for SearchDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7384,8 +7384,8 @@ impl crate::Paginated for TreeDepartmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8388,8 +8388,8 @@ impl crate::Paginated for SearchEmployeeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8518,8 +8518,8 @@ impl crate::Paginated for BatchEmployeesAdditionalJobRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9532,8 +9532,8 @@ impl crate::Paginated for ListEmployeesInternationalAssignmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9986,8 +9986,8 @@ impl crate::Paginated for QueryEmployeesJobDataRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10211,8 +10211,8 @@ impl crate::Paginated for ListJobRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10360,8 +10360,8 @@ impl crate::Paginated for QueryRecentChangeJobRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10730,8 +10730,8 @@ impl crate::Paginated for SearchJobChangeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10931,8 +10931,8 @@ impl crate::Paginated for QueryRecentChangeJobFamilyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11207,8 +11207,8 @@ impl crate::Paginated for QueryJobGradeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11292,8 +11292,8 @@ impl crate::Paginated for QueryRecentChangeJobGradeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11422,8 +11422,8 @@ impl crate::Paginated for QueryRecentChangeJobLevelRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -12296,8 +12296,8 @@ impl crate::Paginated for QueryRecentChangeLocationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -12672,8 +12672,8 @@ impl crate::Paginated for BatchGetPathwayRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14152,8 +14152,8 @@ impl crate::Paginated for QueryPositionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14237,8 +14237,8 @@ impl crate::Paginated for QueryRecentChangePositionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14561,8 +14561,8 @@ impl crate::Paginated for QueryPreHireRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14815,8 +14815,8 @@ impl crate::Paginated for SearchPreHireRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15520,8 +15520,8 @@ impl crate::Paginated for SearchProbationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -16075,7 +16075,7 @@ impl crate::TypedRequest for GetProcessRequest {
 #[non_exhaustive]
 pub struct ListProcessRequest {
     /// Query `statuses`.
-    pub statuses: Option<Vec<i64>>,
+    pub statuses: Option<Vec<f64>>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size` (required).
@@ -16095,7 +16095,7 @@ impl ListProcessRequest {
     }
 
     /// Sets query `statuses`.
-    pub fn statuses(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn statuses(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.statuses = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -16158,8 +16158,8 @@ impl crate::Paginated for ListProcessRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -16806,8 +16806,8 @@ impl crate::Paginated for ListSignatureFileRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -17007,8 +17007,8 @@ impl crate::Paginated for QuerySignatureFileRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -17306,8 +17306,8 @@ impl crate::Paginated for ListSignatureTemplateInfoWithThumbnailRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(_page: &Self::Response) -> Option<String> {
-        None
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(None, page.page_token.map(|t| t.to_string()).as_deref())
     }
 }
 
@@ -17326,9 +17326,9 @@ impl crate::PaginatedItems for ListSignatureTemplateInfoWithThumbnailRequest {
 #[non_exhaustive]
 pub struct ListWorkforcePlanRequest {
     /// Query `limit`.
-    pub limit: Option<i64>,
+    pub limit: Option<f64>,
     /// Query `offset`.
-    pub offset: Option<i64>,
+    pub offset: Option<f64>,
     /// Query `get_all_plan`.
     pub get_all_plan: Option<bool>,
     /// Query `active`.
@@ -17336,7 +17336,7 @@ pub struct ListWorkforcePlanRequest {
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `start_date`.
     pub start_date: Option<String>,
     /// Query `end_date`.
@@ -17350,13 +17350,13 @@ impl ListWorkforcePlanRequest {
     }
 
     /// Sets query `limit`.
-    pub fn limit(mut self, value: impl Into<i64>) -> Self {
+    pub fn limit(mut self, value: impl Into<f64>) -> Self {
         self.limit = Some(value.into());
         self
     }
 
     /// Sets query `offset`.
-    pub fn offset(mut self, value: impl Into<i64>) -> Self {
+    pub fn offset(mut self, value: impl Into<f64>) -> Self {
         self.offset = Some(value.into());
         self
     }
@@ -17380,7 +17380,7 @@ impl ListWorkforcePlanRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -17427,8 +17427,8 @@ impl crate::Paginated for ListWorkforcePlanRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -17569,8 +17569,8 @@ impl crate::Paginated for BatchWorkforcePlanDetailRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -17684,8 +17684,8 @@ impl crate::Paginated for BatchV2WorkforcePlanDetailRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -18387,11 +18387,11 @@ pub struct AdditionalNationality {
     /// `alpha_3_code`.
     pub alpha_3_code: Option<String>,
     /// `numeric_code`.
-    pub numeric_code: Option<i64>,
+    pub numeric_code: Option<f64>,
     /// `country_region_id`.
     pub country_region_id: Option<String>,
     /// `status`.
-    pub status: Option<i64>,
+    pub status: Option<f64>,
 }
 
 lark_types::json_struct!(AdditionalNationality {
@@ -18399,9 +18399,9 @@ lark_types::json_struct!(AdditionalNationality {
     name: "name",
     alpha_2_code: "alpha_2_code",
     alpha_3_code: "alpha_3_code",
-    numeric_code: "numeric_code" as int64,
+    numeric_code: "numeric_code" as number,
     country_region_id: "country_region_id",
-    status: "status" as int64
+    status: "status" as number
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
@@ -18601,7 +18601,7 @@ pub struct AddressCustomField3 {
     /// `name`.
     pub name: Option<CustomFieldName>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
     /// `value` (required).
     pub value: Option<String>,
 }
@@ -18609,7 +18609,7 @@ pub struct AddressCustomField3 {
 lark_types::json_struct!(AddressCustomField3 {
     custom_api_name: "custom_api_name",
     name: "name",
-    type_: "type" as int64,
+    type_: "type" as number,
     value: "value"
 });
 
@@ -26582,14 +26582,14 @@ pub struct CostCenterRate {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
     pub new_rate: Option<f64>,
 }
 
 lark_types::json_struct!(CostCenterRate {
     cost_center_id: "cost_center_id",
-    rate: "rate",
+    rate: "rate" as number,
     new_rate: "new_rate"
 });
 
@@ -26601,7 +26601,7 @@ impl CostCenterRate {
     }
 
     /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<i32>) -> Self {
+    pub fn rate(mut self, value: impl Into<f64>) -> Self {
         self.rate = Some(value.into());
         self
     }
@@ -29824,7 +29824,7 @@ pub struct CreatePersonBodyBankAccount {
     /// `payment_amount`.
     pub payment_amount: Option<String>,
     /// `priority`.
-    pub priority: Option<i64>,
+    pub priority: Option<f64>,
     /// `currency_id`.
     pub currency_id: Option<String>,
     /// `custom_fields`.
@@ -29848,7 +29848,7 @@ lark_types::json_struct!(CreatePersonBodyBankAccount {
     payment_type: "payment_type",
     payment_rate: "payment_rate",
     payment_amount: "payment_amount",
-    priority: "priority" as int64,
+    priority: "priority" as number,
     currency_id: "currency_id",
     custom_fields: "custom_fields"
 });
@@ -29954,7 +29954,7 @@ impl CreatePersonBodyBankAccount {
     }
 
     /// Sets `priority`.
-    pub fn priority(mut self, value: impl Into<i64>) -> Self {
+    pub fn priority(mut self, value: impl Into<f64>) -> Self {
         self.priority = Some(value.into());
         self
     }
@@ -39133,14 +39133,14 @@ pub struct EmployeeCostCenter {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
     pub new_rate: Option<f64>,
 }
 
 lark_types::json_struct!(EmployeeCostCenter {
     cost_center_id: "cost_center_id",
-    rate: "rate",
+    rate: "rate" as number,
     new_rate: "new_rate"
 });
 
@@ -40026,10 +40026,10 @@ pub struct EmploymentRecordCostCenter {
     /// `id`.
     pub id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
 }
 
-lark_types::json_struct!(EmploymentRecordCostCenter { id: "id", rate: "rate" });
+lark_types::json_struct!(EmploymentRecordCostCenter { id: "id", rate: "rate" as number });
 
 impl EmploymentRecordCostCenter {
     /// Sets `id`.
@@ -40039,7 +40039,7 @@ impl EmploymentRecordCostCenter {
     }
 
     /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<i32>) -> Self {
+    pub fn rate(mut self, value: impl Into<f64>) -> Self {
         self.rate = Some(value.into());
         self
     }
@@ -42043,14 +42043,14 @@ pub struct JobDataCostCenterId {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
     pub new_rate: Option<f64>,
 }
 
 lark_types::json_struct!(JobDataCostCenterId {
     cost_center_id: "cost_center_id",
-    rate: "rate",
+    rate: "rate" as number,
     new_rate: "new_rate"
 });
 
@@ -42063,7 +42063,7 @@ pub struct JobDataCustomField {
     /// `name`.
     pub name: Option<CustomFieldName>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
     /// `value` (required).
     pub value: Option<String>,
 }
@@ -42071,7 +42071,7 @@ pub struct JobDataCustomField {
 lark_types::json_struct!(JobDataCustomField {
     custom_api_name: "custom_api_name",
     name: "name",
-    type_: "type" as int64,
+    type_: "type" as number,
     value: "value"
 });
 
@@ -44151,7 +44151,7 @@ pub struct NationalIdV2CustomField {
     /// `name`.
     pub name: Option<CustomFieldName>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
     /// `value` (required).
     pub value: Option<String>,
 }
@@ -44159,7 +44159,7 @@ pub struct NationalIdV2CustomField {
 lark_types::json_struct!(NationalIdV2CustomField {
     custom_api_name: "custom_api_name",
     name: "name",
-    type_: "type" as int64,
+    type_: "type" as number,
     value: "value"
 });
 
@@ -47046,14 +47046,14 @@ pub struct OriginalCostCenterRate {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
     pub new_rate: Option<String>,
 }
 
 lark_types::json_struct!(OriginalCostCenterRate {
     cost_center_id: "cost_center_id",
-    rate: "rate",
+    rate: "rate" as number,
     new_rate: "new_rate" as decimal
 });
 
@@ -50100,7 +50100,7 @@ pub struct PatchPersonBodyBankAccount {
     /// `payment_amount`.
     pub payment_amount: Option<String>,
     /// `priority`.
-    pub priority: Option<i64>,
+    pub priority: Option<f64>,
     /// `currency_id`.
     pub currency_id: Option<String>,
     /// `custom_fields`.
@@ -50124,7 +50124,7 @@ lark_types::json_struct!(PatchPersonBodyBankAccount {
     payment_type: "payment_type",
     payment_rate: "payment_rate",
     payment_amount: "payment_amount",
-    priority: "priority" as int64,
+    priority: "priority" as number,
     currency_id: "currency_id",
     custom_fields: "custom_fields"
 });
@@ -50230,7 +50230,7 @@ impl PatchPersonBodyBankAccount {
     }
 
     /// Sets `priority`.
-    pub fn priority(mut self, value: impl Into<i64>) -> Self {
+    pub fn priority(mut self, value: impl Into<f64>) -> Self {
         self.priority = Some(value.into());
         self
     }
@@ -52808,7 +52808,7 @@ pub struct PersonBankAccount {
     /// `payment_amount`.
     pub payment_amount: Option<String>,
     /// `priority`.
-    pub priority: Option<i64>,
+    pub priority: Option<f64>,
     /// `currency_id`.
     pub currency_id: Option<String>,
     /// `custom_fields`.
@@ -52832,7 +52832,7 @@ lark_types::json_struct!(PersonBankAccount {
     payment_type: "payment_type",
     payment_rate: "payment_rate",
     payment_amount: "payment_amount",
-    priority: "priority" as int64,
+    priority: "priority" as number,
     currency_id: "currency_id",
     custom_fields: "custom_fields"
 });
@@ -55469,16 +55469,16 @@ lark_types::json_struct!(PositionCustomField {
 #[non_exhaustive]
 pub struct PositiveInvoluntary {
     /// `value`.
-    pub value: Option<i64>,
+    pub value: Option<f64>,
     /// `value_unit`.
     pub value_unit: Option<String>,
 }
 
-lark_types::json_struct!(PositiveInvoluntary { value: "value" as int64, value_unit: "value_unit" });
+lark_types::json_struct!(PositiveInvoluntary { value: "value" as number, value_unit: "value_unit" });
 
 impl PositiveInvoluntary {
     /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i64>) -> Self {
+    pub fn value(mut self, value: impl Into<f64>) -> Self {
         self.value = Some(value.into());
         self
     }
@@ -55495,16 +55495,16 @@ impl PositiveInvoluntary {
 #[non_exhaustive]
 pub struct PositiveVoluntary {
     /// `value`.
-    pub value: Option<i64>,
+    pub value: Option<f64>,
     /// `value_unit`.
     pub value_unit: Option<String>,
 }
 
-lark_types::json_struct!(PositiveVoluntary { value: "value" as int64, value_unit: "value_unit" });
+lark_types::json_struct!(PositiveVoluntary { value: "value" as number, value_unit: "value_unit" });
 
 impl PositiveVoluntary {
     /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i64>) -> Self {
+    pub fn value(mut self, value: impl Into<f64>) -> Self {
         self.value = Some(value.into());
         self
     }
@@ -56683,16 +56683,16 @@ lark_types::json_struct!(ProbationInfoProbationStatus { enum_name: "enum_name", 
 #[non_exhaustive]
 pub struct ProbationInvoluntary {
     /// `value`.
-    pub value: Option<i64>,
+    pub value: Option<f64>,
     /// `value_unit`.
     pub value_unit: Option<String>,
 }
 
-lark_types::json_struct!(ProbationInvoluntary { value: "value" as int64, value_unit: "value_unit" });
+lark_types::json_struct!(ProbationInvoluntary { value: "value" as number, value_unit: "value_unit" });
 
 impl ProbationInvoluntary {
     /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i64>) -> Self {
+    pub fn value(mut self, value: impl Into<f64>) -> Self {
         self.value = Some(value.into());
         self
     }
@@ -56751,16 +56751,16 @@ Offboarded = "offboarded",
 #[non_exhaustive]
 pub struct ProbationVoluntary {
     /// `value`.
-    pub value: Option<i64>,
+    pub value: Option<f64>,
     /// `value_unit`.
     pub value_unit: Option<String>,
 }
 
-lark_types::json_struct!(ProbationVoluntary { value: "value" as int64, value_unit: "value_unit" });
+lark_types::json_struct!(ProbationVoluntary { value: "value" as number, value_unit: "value_unit" });
 
 impl ProbationVoluntary {
     /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i64>) -> Self {
+    pub fn value(mut self, value: impl Into<f64>) -> Self {
         self.value = Some(value.into());
         self
     }
@@ -60591,7 +60591,7 @@ pub struct SearchJobChangeResponse {
     /// `page_token`.
     pub page_token: Option<String>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `reject_export`.
     pub reject_export: Option<bool>,
 }
@@ -60600,7 +60600,7 @@ lark_types::json_struct!(SearchJobChangeResponse {
     items: "items",
     has_more: "has_more",
     page_token: "page_token",
-    total: "total" as int64,
+    total: "total" as number,
     reject_export: "reject_export"
 });
 
@@ -62233,14 +62233,14 @@ pub struct TargetCostCenterRate {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
     pub new_rate: Option<String>,
 }
 
 lark_types::json_struct!(TargetCostCenterRate {
     cost_center_id: "cost_center_id",
-    rate: "rate",
+    rate: "rate" as number,
     new_rate: "new_rate" as decimal
 });
 
@@ -63813,15 +63813,15 @@ pub struct TransferInfoOriginalCostCenterRate {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
-    pub new_rate: Option<i64>,
+    pub new_rate: Option<f64>,
 }
 
 lark_types::json_struct!(TransferInfoOriginalCostCenterRate {
     cost_center_id: "cost_center_id",
-    rate: "rate",
-    new_rate: "new_rate" as int64
+    rate: "rate" as number,
+    new_rate: "new_rate" as number
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
@@ -63843,15 +63843,15 @@ pub struct TransferInfoTargetCostCenterRate {
     /// `cost_center_id`.
     pub cost_center_id: Option<String>,
     /// `rate`.
-    pub rate: Option<i32>,
+    pub rate: Option<f64>,
     /// `new_rate`.
-    pub new_rate: Option<i64>,
+    pub new_rate: Option<f64>,
 }
 
 lark_types::json_struct!(TransferInfoTargetCostCenterRate {
     cost_center_id: "cost_center_id",
-    rate: "rate",
-    new_rate: "new_rate" as int64
+    rate: "rate" as number,
+    new_rate: "new_rate" as number
 });
 
 impl TransferInfoTargetCostCenterRate {
@@ -63862,13 +63862,13 @@ impl TransferInfoTargetCostCenterRate {
     }
 
     /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<i32>) -> Self {
+    pub fn rate(mut self, value: impl Into<f64>) -> Self {
         self.rate = Some(value.into());
         self
     }
 
     /// Sets `new_rate`.
-    pub fn new_rate(mut self, value: impl Into<i64>) -> Self {
+    pub fn new_rate(mut self, value: impl Into<f64>) -> Self {
         self.new_rate = Some(value.into());
         self
     }

@@ -70,7 +70,7 @@ impl<'a> CollaborationRuleResource<'a> {
     /// `GET /open-apis/directory/v1/collaboration_rules` (`directory.v1.collaboration_rule.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/trust_party-v1/searchable-and-visible-rules/list>
     pub fn list(&self, request: ListCollaborationRuleRequest) -> crate::Call<ListCollaborationRuleRequest> {
@@ -100,7 +100,7 @@ impl<'a> CollaborationTenantResource<'a> {
     /// `GET /open-apis/directory/v1/collaboration_tenants` (`directory.v1.collaboration_tenant.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/trust_party-v1/-collaboraiton-organization/list-2>
     pub fn list(
@@ -121,7 +121,7 @@ impl<'a> CollborationShareEntityResource<'a> {
     /// `GET /open-apis/directory/v1/share_entities` (`directory.v1.collboration_share_entity.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/trust_party-v1/-collaboraiton-organization/list-3>
     pub fn list(
@@ -483,8 +483,8 @@ impl crate::Paginated for ListCollaborationRuleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -638,8 +638,8 @@ impl crate::Paginated for ListCollaborationTenantRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -750,8 +750,8 @@ impl crate::Paginated for ListCollborationShareEntityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2164,7 +2164,7 @@ pub struct BaseInfo {
     /// `geo_name`.
     pub geo_name: Option<String>,
     /// `subscription_ids`.
-    pub subscription_ids: Option<Vec<i64>>,
+    pub subscription_ids: Option<Vec<f64>>,
     /// `virtual_org_infos`.
     pub virtual_org_infos: Option<Vec<BaseInfoVirtualOrgInfo>>,
     /// `is_forbidden_delete_employee`.
@@ -2194,7 +2194,7 @@ lark_types::json_struct!(BaseInfo {
     is_admin: "is_admin",
     data_source: "data_source",
     geo_name: "geo_name",
-    subscription_ids: "subscription_ids" as int64_vec,
+    subscription_ids: "subscription_ids" as number_vec,
     virtual_org_infos: "virtual_org_infos",
     is_forbidden_delete_employee: "is_forbidden_delete_employee"
 });
@@ -2806,12 +2806,12 @@ OpenDepartmentId = "open_department_id",
 #[non_exhaustive]
 pub struct DepartmentLeader {
     /// `leader_type` (required).
-    pub leader_type: Option<i64>,
+    pub leader_type: Option<f64>,
     /// `leader_id` (required).
     pub leader_id: Option<String>,
 }
 
-lark_types::json_struct!(DepartmentLeader { leader_type: "leader_type" as int64, leader_id: "leader_id" });
+lark_types::json_struct!(DepartmentLeader { leader_type: "leader_type" as number, leader_id: "leader_id" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4031,12 +4031,12 @@ pub struct NeedSendNotification {
     /// `need_send_notification`.
     pub need_send_notification: Option<bool>,
     /// `language`.
-    pub language: Option<i64>,
+    pub language: Option<f64>,
 }
 
 lark_types::json_struct!(NeedSendNotification {
     need_send_notification: "need_send_notification",
-    language: "language" as int64
+    language: "language" as number
 });
 
 impl NeedSendNotification {
@@ -4047,7 +4047,7 @@ impl NeedSendNotification {
     }
 
     /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i64>) -> Self {
+    pub fn language(mut self, value: impl Into<f64>) -> Self {
         self.language = Some(value.into());
         self
     }
@@ -5638,7 +5638,7 @@ pub struct VirtualOrgInfoDepartment {
     /// `department_path_infos`.
     pub department_path_infos: Option<Vec<DepartmentPathInfo>>,
     /// `data_source`.
-    pub data_source: Option<i64>,
+    pub data_source: Option<f64>,
     /// `org_dimension`.
     pub org_dimension: Option<String>,
 }
@@ -5654,7 +5654,7 @@ lark_types::json_struct!(VirtualOrgInfoDepartment {
     order_weight: "order_weight",
     custom_field_values: "custom_field_values",
     department_path_infos: "department_path_infos",
-    data_source: "data_source" as int64,
+    data_source: "data_source" as number,
     org_dimension: "org_dimension"
 });
 

@@ -2133,14 +2133,14 @@ pub struct IdCard {
     /// `conners`.
     pub conners: Option<Vec<i32>>,
     /// `face_conners`.
-    pub face_conners: Option<Vec<i64>>,
+    pub face_conners: Option<Vec<f64>>,
 }
 
 lark_types::json_struct!(IdCard {
     entities: "entities",
     side: "side",
     conners: "conners",
-    face_conners: "face_conners" as int64_vec
+    face_conners: "face_conners" as number_vec
 });
 
 /// An object of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.id_card.recognize` response).

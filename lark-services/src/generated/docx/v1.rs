@@ -92,7 +92,7 @@ impl<'a> DocumentBlockResource<'a> {
     /// `GET /open-apis/docx/v1/documents/:document_id/blocks` (`docx.v1.document.block.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/docs/docx-v1/document/list>
     pub fn list(&self, request: ListDocumentBlockRequest) -> crate::Call<ListDocumentBlockRequest> {
@@ -143,7 +143,7 @@ impl<'a> DocumentBlockChildrenResource<'a> {
     /// `GET /open-apis/docx/v1/documents/:document_id/blocks/:block_id/children` (`docx.v1.document.block.children.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/docs/docx-v1/document-block/get-2>
     pub fn get(
@@ -499,8 +499,8 @@ impl crate::Paginated for GetDocumentBlockChildrenRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -654,8 +654,8 @@ impl crate::Paginated for ListDocumentBlockRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2913,13 +2913,13 @@ lark_types::json_struct!(ContentElement {
 #[non_exhaustive]
 pub struct ContentStyle {
     /// `align`.
-    pub align: Option<i64>,
+    pub align: Option<f64>,
     /// `done`.
     pub done: Option<bool>,
     /// `folded`.
     pub folded: Option<bool>,
     /// `language`.
-    pub language: Option<i64>,
+    pub language: Option<f64>,
     /// `wrap`.
     pub wrap: Option<bool>,
     /// `background_color`.
@@ -2931,10 +2931,10 @@ pub struct ContentStyle {
 }
 
 lark_types::json_struct!(ContentStyle {
-    align: "align" as int64,
+    align: "align" as number,
     done: "done",
     folded: "folded",
-    language: "language" as int64,
+    language: "language" as number,
     wrap: "wrap",
     background_color: "background_color",
     indentation_level: "indentation_level",
@@ -3485,7 +3485,7 @@ pub struct ElementMentionDoc {
     /// `token` (required).
     pub token: Option<String>,
     /// `obj_type` (required).
-    pub obj_type: Option<i64>,
+    pub obj_type: Option<f64>,
     /// `url` (required).
     pub url: Option<String>,
     /// `title`.
@@ -3496,7 +3496,7 @@ pub struct ElementMentionDoc {
 
 lark_types::json_struct!(ElementMentionDoc {
     token: "token",
-    obj_type: "obj_type" as int64,
+    obj_type: "obj_type" as number,
     url: "url",
     title: "title",
     text_element_style: "text_element_style"
@@ -3845,9 +3845,9 @@ pub struct EquationTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -3860,8 +3860,8 @@ lark_types::json_struct!(EquationTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -3919,9 +3919,9 @@ pub struct FileTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -3934,8 +3934,8 @@ lark_types::json_struct!(FileTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -5873,9 +5873,9 @@ pub struct InlineBlockTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -5888,8 +5888,8 @@ lark_types::json_struct!(InlineBlockTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -6276,9 +6276,9 @@ pub struct MentionDocTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -6291,8 +6291,8 @@ lark_types::json_struct!(MentionDocTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -6338,9 +6338,9 @@ pub struct MentionUserTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -6353,8 +6353,8 @@ lark_types::json_struct!(MentionUserTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -6517,9 +6517,9 @@ pub struct OkrKeyResult {
     /// `confidential`.
     pub confidential: Option<bool>,
     /// `position`.
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `visible`.
     pub visible: Option<bool>,
     /// `weight`.
@@ -6533,10 +6533,10 @@ pub struct OkrKeyResult {
 lark_types::json_struct!(OkrKeyResult {
     kr_id: "kr_id",
     confidential: "confidential",
-    position: "position" as int64,
-    score: "score" as int64,
+    position: "position" as number,
+    score: "score" as number,
     visible: "visible",
-    weight: "weight",
+    weight: "weight" as number,
     progress_rate: "progress_rate",
     content: "content"
 });
@@ -6550,9 +6550,9 @@ pub struct OkrObjective {
     /// `confidential`.
     pub confidential: Option<bool>,
     /// `position`.
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `visible`.
     pub visible: Option<bool>,
     /// `weight`.
@@ -6566,10 +6566,10 @@ pub struct OkrObjective {
 lark_types::json_struct!(OkrObjective {
     objective_id: "objective_id",
     confidential: "confidential",
-    position: "position" as int64,
-    score: "score" as int64,
+    position: "position" as number,
+    score: "score" as number,
     visible: "visible",
-    weight: "weight",
+    weight: "weight" as number,
     progress_rate: "progress_rate",
     content: "content"
 });
@@ -7040,12 +7040,12 @@ pub struct ProgressRate {
 
 lark_types::json_struct!(ProgressRate {
     mode: "mode",
-    current: "current",
-    percent: "percent",
+    current: "current" as number,
+    percent: "percent" as number,
     progress_status: "progress_status",
-    start: "start",
+    start: "start" as number,
     status_type: "status_type",
-    target: "target"
+    target: "target" as number
 });
 
 lark_types::open_enum! {
@@ -7377,9 +7377,9 @@ pub struct ReminderTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -7392,8 +7392,8 @@ lark_types::json_struct!(ReminderTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });
@@ -7423,18 +7423,18 @@ pub struct ReplaceImage {
     /// `token` (required).
     pub token: Option<String>,
     /// `width`.
-    pub width: Option<i64>,
+    pub width: Option<f64>,
     /// `height`.
-    pub height: Option<i64>,
+    pub height: Option<f64>,
     /// `align`.
-    pub align: Option<i64>,
+    pub align: Option<f64>,
 }
 
 lark_types::json_struct!(ReplaceImage {
     token: "token",
-    width: "width" as int64,
-    height: "height" as int64,
-    align: "align" as int64
+    width: "width" as number,
+    height: "height" as number,
+    align: "align" as number
 });
 
 impl ReplaceImage {
@@ -7445,19 +7445,19 @@ impl ReplaceImage {
     }
 
     /// Sets `width`.
-    pub fn width(mut self, value: impl Into<i64>) -> Self {
+    pub fn width(mut self, value: impl Into<f64>) -> Self {
         self.width = Some(value.into());
         self
     }
 
     /// Sets `height`.
-    pub fn height(mut self, value: impl Into<i64>) -> Self {
+    pub fn height(mut self, value: impl Into<f64>) -> Self {
         self.height = Some(value.into());
         self
     }
 
     /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i64>) -> Self {
+    pub fn align(mut self, value: impl Into<f64>) -> Self {
         self.align = Some(value.into());
         self
     }
@@ -7977,9 +7977,9 @@ pub struct TextRunTextElementStyle {
     /// `inline_code`.
     pub inline_code: Option<bool>,
     /// `background_color`.
-    pub background_color: Option<i64>,
+    pub background_color: Option<f64>,
     /// `text_color`.
-    pub text_color: Option<i64>,
+    pub text_color: Option<f64>,
     /// `link`.
     pub link: Option<Link>,
     /// `comment_ids`.
@@ -7992,8 +7992,8 @@ lark_types::json_struct!(TextRunTextElementStyle {
     strikethrough: "strikethrough",
     underline: "underline",
     inline_code: "inline_code",
-    background_color: "background_color" as int64,
-    text_color: "text_color" as int64,
+    background_color: "background_color" as number,
+    text_color: "text_color" as number,
     link: "link",
     comment_ids: "comment_ids"
 });

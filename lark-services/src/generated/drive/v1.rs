@@ -187,7 +187,7 @@ impl<'a> FileResource<'a> {
     /// `GET /open-apis/drive/v1/files` (`drive.v1.file.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/drive-v1/folder/list>
     pub fn list(&self, request: ListFileRequest) -> crate::Call<ListFileRequest> {
@@ -305,7 +305,7 @@ impl<'a> FileCommentResource<'a> {
     /// `GET /open-apis/drive/v1/files/:file_token/comments` (`drive.v1.file.comment.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/CommentAPI/list>
     pub fn list(&self, request: ListFileCommentRequest) -> crate::Call<ListFileCommentRequest> {
@@ -356,7 +356,7 @@ impl<'a> FileCommentReplyResource<'a> {
     /// `GET /open-apis/drive/v1/files/:file_token/comments/:comment_id/replies` (`drive.v1.file.comment.reply.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/CommentAPI/list-2>
     pub fn list(&self, request: ListFileCommentReplyRequest) -> crate::Call<ListFileCommentReplyRequest> {
@@ -468,7 +468,7 @@ impl<'a> FileVersionResource<'a> {
     /// `GET /open-apis/drive/v1/files/:file_token/versions` (`drive.v1.file.version.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/drive-v1/file-version/list>
     pub fn list(&self, request: ListFileVersionRequest) -> crate::Call<ListFileVersionRequest> {
@@ -486,7 +486,7 @@ impl<'a> FileViewRecordResource<'a> {
     /// `GET /open-apis/drive/v1/files/:file_token/view_records` (`drive.v1.file.view_record.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/drive-v1/file-view_record/list>
     pub fn list(&self, request: ListFileViewRecordRequest) -> crate::Call<ListFileViewRecordRequest> {
@@ -1315,8 +1315,8 @@ impl crate::Paginated for ListFileCommentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1626,8 +1626,8 @@ impl crate::Paginated for ListFileCommentReplyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2213,8 +2213,8 @@ impl crate::Paginated for ListFileRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -3078,7 +3078,7 @@ pub struct GetFileVersionRequest {
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
 }
 
 impl GetFileVersionRequest {
@@ -3113,7 +3113,7 @@ impl GetFileVersionRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -3223,8 +3223,8 @@ impl crate::Paginated for ListFileVersionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3317,8 +3317,8 @@ impl crate::Paginated for ListFileViewRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5967,10 +5967,10 @@ Slides = "slides",
 #[non_exhaustive]
 pub struct CreatePermissionPublicPasswordResponse {
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
 }
 
-lark_types::json_struct!(CreatePermissionPublicPasswordResponse { password: "password" });
+lark_types::json_struct!(CreatePermissionPublicPasswordResponse { password: "password" as secret });
 
 /// The JSON body of [`CreateShortcutFileRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7695,14 +7695,14 @@ pub struct ReplyReaction {
     /// `reaction_key` (required).
     pub reaction_key: Option<String>,
     /// `count` (required).
-    pub count: Option<i64>,
+    pub count: Option<f64>,
     /// `ahead_users`.
     pub ahead_users: Option<Vec<String>>,
 }
 
 lark_types::json_struct!(ReplyReaction {
     reaction_key: "reaction_key",
-    count: "count" as int64,
+    count: "count" as number,
     ahead_users: "ahead_users"
 });
 
@@ -7714,7 +7714,7 @@ impl ReplyReaction {
     }
 
     /// Sets `count`.
-    pub fn count(mut self, value: impl Into<i64>) -> Self {
+    pub fn count(mut self, value: impl Into<f64>) -> Self {
         self.count = Some(value.into());
         self
     }
@@ -8245,10 +8245,10 @@ Slides = "slides",
 #[non_exhaustive]
 pub struct UpdatePermissionPublicPasswordResponse {
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
 }
 
-lark_types::json_struct!(UpdatePermissionPublicPasswordResponse { password: "password" });
+lark_types::json_struct!(UpdatePermissionPublicPasswordResponse { password: "password" as secret });
 
 /// The reply `data` of `drive.v1.file.upload_all` ([`UploadAllFileRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -69,7 +69,7 @@ impl<'a> FileLikeResource<'a> {
     /// `GET /open-apis/drive/v2/files/:file_token/likes` (`drive.v2.file.like.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/docs/drive-v1/like/list>
     pub fn list(&self, request: ListFileLikeRequest) -> crate::Call<ListFileLikeRequest> {
@@ -263,8 +263,8 @@ impl crate::Paginated for ListFileLikeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -49,7 +49,7 @@ impl<'a> EmployeeResource<'a> {
     /// `GET /open-apis/ehr/v1/employees` (`ehr.v1.employee.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/ehr-v1/list>
     pub fn list(&self, request: ListEmployeeRequest) -> crate::Call<ListEmployeeRequest> {
@@ -101,9 +101,9 @@ pub struct ListEmployeeRequest {
     /// Query `view`.
     pub view: Option<View>,
     /// Query `status`.
-    pub status: Option<Vec<i64>>,
+    pub status: Option<Vec<f64>>,
     /// Query `type`.
-    pub type_: Option<Vec<i64>>,
+    pub type_: Option<Vec<f64>>,
     /// Query `start_time`.
     pub start_time: Option<String>,
     /// Query `end_time`.
@@ -131,13 +131,13 @@ impl ListEmployeeRequest {
     }
 
     /// Sets query `status`.
-    pub fn status(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn status(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.status = Some(value.into_iter().map(Into::into).collect());
         self
     }
 
     /// Sets query `type`.
-    pub fn type_(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn type_(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.type_ = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -209,8 +209,8 @@ impl crate::Paginated for ListEmployeeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

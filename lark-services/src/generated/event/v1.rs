@@ -48,7 +48,7 @@ impl<'a> OutboundIpResource<'a> {
     /// `GET /open-apis/event/v1/outbound_ip` (`event.v1.outbound_ip.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/event-subscription-guide/list>
     pub fn list(&self, request: ListOutboundIpRequest) -> crate::Call<ListOutboundIpRequest> {
@@ -136,8 +136,8 @@ impl crate::Paginated for ListOutboundIpRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -153,10 +153,10 @@ impl crate::PaginatedItems for ListOutboundIpRequest {
 #[non_exhaustive]
 pub struct GetConnectionResponse {
     /// `online_instance_cnt`.
-    pub online_instance_cnt: Option<i64>,
+    pub online_instance_cnt: Option<f64>,
 }
 
-lark_types::json_struct!(GetConnectionResponse { online_instance_cnt: "online_instance_cnt" as int64 });
+lark_types::json_struct!(GetConnectionResponse { online_instance_cnt: "online_instance_cnt" as number });
 
 /// The reply `data` of `event.v1.outbound_ip.list` ([`ListOutboundIpRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -384,7 +384,7 @@ impl<'a> FaqResource<'a> {
     /// `GET /open-apis/helpdesk/v1/faqs` (`helpdesk.v1.faq.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/helpdesk-v1/faq-management/faq/list>
     pub fn list(&self, request: ListFaqRequest) -> crate::Call<ListFaqRequest> {
@@ -403,7 +403,7 @@ impl<'a> FaqResource<'a> {
     /// `GET /open-apis/helpdesk/v1/faqs/search` (`helpdesk.v1.faq.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/helpdesk-v1/faq-management/faq/search>
     pub fn search(&self, request: SearchFaqRequest) -> crate::Call<SearchFaqRequest> {
@@ -661,7 +661,7 @@ impl<'a> TicketCustomizedFieldResource<'a> {
     /// `GET /open-apis/helpdesk/v1/ticket_customized_fields` (`helpdesk.v1.ticket_customized_field.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `next_page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/helpdesk-v1/ticket-management/ticket_customized_field/list-ticket-customized-fields>
     pub fn list(
@@ -936,7 +936,7 @@ impl crate::TypedRequest for CreateAgentScheduleRequest {
 #[non_exhaustive]
 pub struct ListAgentScheduleRequest {
     /// Query `status` (required).
-    pub status: Option<Vec<i64>>,
+    pub status: Option<Vec<f64>>,
 }
 
 impl ListAgentScheduleRequest {
@@ -946,7 +946,7 @@ impl ListAgentScheduleRequest {
     }
 
     /// Sets query `status`.
-    pub fn status(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn status(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.status = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -1839,8 +1839,8 @@ impl crate::Paginated for ListFaqRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1972,8 +1972,8 @@ impl crate::Paginated for SearchFaqRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2735,9 +2735,9 @@ pub struct ListTicketRequest {
     /// Query `solved`.
     pub solved: Option<i32>,
     /// Query `score`.
-    pub score: Option<i32>,
+    pub score: Option<f64>,
     /// Query `status_list`.
-    pub status_list: Option<Vec<i64>>,
+    pub status_list: Option<Vec<f64>>,
     /// Query `guest_name`.
     pub guest_name: Option<String>,
     /// Query `guest_id`.
@@ -2801,13 +2801,13 @@ impl ListTicketRequest {
     }
 
     /// Sets query `score`.
-    pub fn score(mut self, value: impl Into<i32>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
 
     /// Sets query `status_list`.
-    pub fn status_list(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn status_list(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.status_list = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -3443,8 +3443,8 @@ impl crate::Paginated for ListTicketCustomizedFieldRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.next_page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_page_token.as_deref())
     }
 }
 
@@ -5416,7 +5416,7 @@ pub struct ListTicketResponseTicket {
     /// `status`.
     pub status: Option<i32>,
     /// `score`.
-    pub score: Option<i32>,
+    pub score: Option<f64>,
     /// `created_at`.
     pub created_at: Option<i64>,
     /// `updated_at`.
@@ -5466,7 +5466,7 @@ lark_types::json_struct!(ListTicketResponseTicket {
     comments: "comments",
     ticket_type: "ticket_type",
     status: "status",
-    score: "score",
+    score: "score" as number,
     created_at: "created_at" as int64,
     updated_at: "updated_at" as int64,
     closed_at: "closed_at" as int64,
@@ -6505,7 +6505,7 @@ pub struct Ticket {
     /// `status`.
     pub status: Option<i32>,
     /// `score`.
-    pub score: Option<i32>,
+    pub score: Option<f64>,
     /// `created_at`.
     pub created_at: Option<i64>,
     /// `updated_at`.
@@ -6555,7 +6555,7 @@ lark_types::json_struct!(Ticket {
     comments: "comments",
     ticket_type: "ticket_type",
     status: "status",
-    score: "score",
+    score: "score" as number,
     created_at: "created_at" as int64,
     updated_at: "updated_at" as int64,
     closed_at: "closed_at" as int64,

@@ -383,7 +383,7 @@ impl<'a> AgencyResource<'a> {
     /// `POST /open-apis/hire/v1/agencies/batch_query` (`hire.v1.agency.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/get-candidates/agency/batch_query>
     pub fn batch_query(&self, request: BatchQueryAgencyRequest) -> crate::Call<BatchQueryAgencyRequest> {
@@ -402,7 +402,7 @@ impl<'a> AgencyResource<'a> {
     /// `POST /open-apis/hire/v1/agencies/get_agency_account` (`hire.v1.agency.get_agency_account`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/get-candidates/agency/get_agency_account>
     pub fn get_agency_account(
@@ -512,7 +512,7 @@ impl<'a> ApplicationResource<'a> {
     /// `GET /open-apis/hire/v1/applications` (`hire.v1.application.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/application/list>
     pub fn list(&self, request: ListApplicationRequest) -> crate::Call<ListApplicationRequest> {
@@ -584,7 +584,7 @@ impl<'a> ApplicationInterviewResource<'a> {
     /// `GET /open-apis/hire/v1/applications/:application_id/interviews` (`hire.v1.application.interview.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/historic-version/hire_internal/application-interview/list>
     pub fn list(
@@ -641,7 +641,7 @@ impl<'a> BackgroundCheckOrderResource<'a> {
     /// `POST /open-apis/hire/v1/background_check_orders/batch_query` (`hire.v1.background_check_order.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/candidate-management/delivery-process-management/background_check_order/batch_query>
     pub fn batch_query(
@@ -654,7 +654,7 @@ impl<'a> BackgroundCheckOrderResource<'a> {
     /// `GET /open-apis/hire/v1/background_check_orders` (`hire.v1.background_check_order.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/background_check_order/list>
     pub fn list(
@@ -996,7 +996,7 @@ impl<'a> EvaluationResource<'a> {
     /// `GET /open-apis/hire/v1/evaluations` (`hire.v1.evaluation.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/evaluation/list>
     pub fn list(&self, request: ListEvaluationRequest) -> crate::Call<ListEvaluationRequest> {
@@ -1014,7 +1014,7 @@ impl<'a> EvaluationTaskResource<'a> {
     /// `GET /open-apis/hire/v1/evaluation_tasks` (`hire.v1.evaluation_task.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/recruitment-process-follow-up/list-3>
     pub fn list(&self, request: ListEvaluationTaskRequest) -> crate::Call<ListEvaluationTaskRequest> {
@@ -1049,7 +1049,7 @@ impl<'a> ExamMarkingTaskResource<'a> {
     /// `GET /open-apis/hire/v1/exam_marking_tasks` (`hire.v1.exam_marking_task.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/recruitment-process-follow-up/list-2>
     pub fn list(&self, request: ListExamMarkingTaskRequest) -> crate::Call<ListExamMarkingTaskRequest> {
@@ -1091,7 +1091,7 @@ impl<'a> ExternalApplicationResource<'a> {
     /// `GET /open-apis/hire/v1/external_applications` (`hire.v1.external_application.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/import-external-system-information/list>
     pub fn list(
@@ -1124,7 +1124,7 @@ impl<'a> ExternalBackgroundCheckResource<'a> {
     /// `POST /open-apis/hire/v1/external_background_checks/batch_query` (`hire.v1.external_background_check.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/get-candidates/import-external-system-information/import-external-background-info/batch_query>
     pub fn batch_query(
@@ -1181,7 +1181,7 @@ impl<'a> ExternalInterviewResource<'a> {
     /// `POST /open-apis/hire/v1/external_interviews/batch_query` (`hire.v1.external_interview.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/get-candidates/import-external-system-information/import-external-interview-info/batch_query>
     pub fn batch_query(
@@ -1270,7 +1270,7 @@ impl<'a> ExternalOfferResource<'a> {
     /// `POST /open-apis/hire/v1/external_offers/batch_query` (`hire.v1.external_offer.batch_query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/get-candidates/import-external-system-information/import-external-offer-info/batch_query>
     pub fn batch_query(
@@ -1362,7 +1362,7 @@ impl<'a> InterviewResource<'a> {
     /// `GET /open-apis/hire/v1/interviews` (`hire.v1.interview.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/interview/list>
     pub fn list(&self, request: ListInterviewRequest) -> crate::Call<ListInterviewRequest> {
@@ -1380,7 +1380,7 @@ impl<'a> InterviewFeedbackFormResource<'a> {
     /// `GET /open-apis/hire/v1/interview_feedback_forms` (`hire.v1.interview_feedback_form.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/interview-settings/list-3>
     pub fn list(
@@ -1415,7 +1415,7 @@ impl<'a> InterviewRecordResource<'a> {
     /// `GET /open-apis/hire/v1/interview_records` (`hire.v1.interview_record.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/candidate-management/delivery-process-management/interview/list-3>
     pub fn list(&self, request: ListInterviewRecordRequest) -> crate::Call<ListInterviewRecordRequest> {
@@ -1453,7 +1453,7 @@ impl<'a> InterviewRegistrationSchemaResource<'a> {
     /// `GET /open-apis/hire/v1/interview_registration_schemas` (`hire.v1.interview_registration_schema.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/interview-settings/list-3>
     pub fn list(
@@ -1491,7 +1491,7 @@ impl<'a> InterviewTaskResource<'a> {
     /// `GET /open-apis/hire/v1/interview_tasks` (`hire.v1.interview_task.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/recruitment-process-follow-up/list-4>
     pub fn list(&self, request: ListInterviewTaskRequest) -> crate::Call<ListInterviewTaskRequest> {
@@ -1509,7 +1509,7 @@ impl<'a> InterviewerResource<'a> {
     /// `GET /open-apis/hire/v1/interviewers` (`hire.v1.interviewer.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/interview-settings/interviewer/list>
     pub fn list(&self, request: ListInterviewerRequest) -> crate::Call<ListInterviewerRequest> {
@@ -1601,7 +1601,7 @@ impl<'a> JobResource<'a> {
     /// `GET /open-apis/hire/v1/jobs` (`hire.v1.job.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job/list-2>
     pub fn list(&self, request: ListJobRequest) -> crate::Call<ListJobRequest> {
@@ -1675,7 +1675,7 @@ impl<'a> JobFunctionResource<'a> {
     /// `GET /open-apis/hire/v1/job_functions` (`hire.v1.job_function.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job/list-3>
     pub fn list(&self, request: ListJobFunctionRequest) -> crate::Call<ListJobFunctionRequest> {
@@ -1693,7 +1693,7 @@ impl<'a> JobProcessResource<'a> {
     /// `GET /open-apis/hire/v1/job_processes` (`hire.v1.job_process.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job_process/list>
     pub fn list(&self, request: ListJobProcessRequest) -> crate::Call<ListJobProcessRequest> {
@@ -1711,7 +1711,7 @@ impl<'a> JobPublishRecordResource<'a> {
     /// `POST /open-apis/hire/v1/job_publish_records/search` (`hire.v1.job_publish_record.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job/search>
     pub fn search(
@@ -1750,7 +1750,7 @@ impl<'a> JobRequirementResource<'a> {
     /// `GET /open-apis/hire/v1/job_requirements` (`hire.v1.job_requirement.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job_requirement/list-2>
     pub fn list(&self, request: ListJobRequirementRequest) -> crate::Call<ListJobRequirementRequest> {
@@ -1789,7 +1789,7 @@ impl<'a> JobRequirementSchemaResource<'a> {
     /// `GET /open-apis/hire/v1/job_requirement_schemas` (`hire.v1.job_requirement_schema.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job_requirement/list>
     pub fn list(
@@ -1810,7 +1810,7 @@ impl<'a> JobSchemaResource<'a> {
     /// `GET /open-apis/hire/v1/job_schemas` (`hire.v1.job_schema.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/job/list>
     pub fn list(&self, request: ListJobSchemaRequest) -> crate::Call<ListJobSchemaRequest> {
@@ -1828,7 +1828,7 @@ impl<'a> JobTypeResource<'a> {
     /// `GET /open-apis/hire/v1/job_types` (`hire.v1.job_type.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/job/list-4>
     pub fn list(&self, request: ListJobTypeRequest) -> crate::Call<ListJobTypeRequest> {
@@ -1846,7 +1846,7 @@ impl<'a> LocationResource<'a> {
     /// `GET /open-apis/hire/v1/locations` (`hire.v1.location.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/location/list>
     pub fn list(&self, request: ListLocationRequest) -> crate::Call<ListLocationRequest> {
@@ -1856,7 +1856,7 @@ impl<'a> LocationResource<'a> {
     /// `POST /open-apis/hire/v1/locations/query` (`hire.v1.location.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/location/query>
     pub fn query(&self, request: QueryLocationRequest) -> crate::Call<QueryLocationRequest> {
@@ -1874,7 +1874,7 @@ impl<'a> MinutesResource<'a> {
     /// `GET /open-apis/hire/v1/minutes` (`hire.v1.minutes.get`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/candidate-management/delivery-process-management/interview/get-4>
     pub fn get(&self, request: GetMinutesRequest) -> crate::Call<GetMinutesRequest> {
@@ -1919,7 +1919,7 @@ impl<'a> NoteResource<'a> {
     /// `GET /open-apis/hire/v1/notes` (`hire.v1.note.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/note/list>
     pub fn list(&self, request: ListNoteRequest) -> crate::Call<ListNoteRequest> {
@@ -1976,7 +1976,7 @@ impl<'a> OfferResource<'a> {
     /// `GET /open-apis/hire/v1/offers` (`hire.v1.offer.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/offer/list>
     pub fn list(&self, request: ListOfferRequest) -> crate::Call<ListOfferRequest> {
@@ -2024,7 +2024,7 @@ impl<'a> OfferApplicationFormResource<'a> {
     /// `GET /open-apis/hire/v1/offer_application_forms` (`hire.v1.offer_application_form.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/offer-settings/offer_application_form/list>
     pub fn list(
@@ -2045,7 +2045,7 @@ impl<'a> OfferApprovalTemplateResource<'a> {
     /// `GET /open-apis/hire/v1/offer_approval_templates` (`hire.v1.offer_approval_template.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/offer-settings/offer_approval_template/list>
     pub fn list(
@@ -2103,7 +2103,7 @@ impl<'a> PortalApplySchemaResource<'a> {
     /// `GET /open-apis/hire/v1/portal_apply_schemas` (`hire.v1.portal_apply_schema.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/portal_apply_schema/list>
     pub fn list(&self, request: ListPortalApplySchemaRequest) -> crate::Call<ListPortalApplySchemaRequest> {
@@ -2121,7 +2121,7 @@ impl<'a> QuestionnaireResource<'a> {
     /// `GET /open-apis/hire/v1/questionnaires` (`hire.v1.questionnaire.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/interview/list-2>
     pub fn list(&self, request: ListQuestionnaireRequest) -> crate::Call<ListQuestionnaireRequest> {
@@ -2267,7 +2267,7 @@ impl<'a> ReferralWebsiteJobPostResource<'a> {
     /// `GET /open-apis/hire/v1/referral_websites/job_posts` (`hire.v1.referral_website.job_post.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/referral/list>
     pub fn list(
@@ -2288,7 +2288,7 @@ impl<'a> RegistrationSchemaResource<'a> {
     /// `GET /open-apis/hire/v1/registration_schemas` (`hire.v1.registration_schema.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/application/list>
     pub fn list(&self, request: ListRegistrationSchemaRequest) -> crate::Call<ListRegistrationSchemaRequest> {
@@ -2306,7 +2306,7 @@ impl<'a> ResumeSourceResource<'a> {
     /// `GET /open-apis/hire/v1/resume_sources` (`hire.v1.resume_source.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/resume_source/list>
     pub fn list(&self, request: ListResumeSourceRequest) -> crate::Call<ListResumeSourceRequest> {
@@ -2333,7 +2333,7 @@ impl<'a> RoleResource<'a> {
     /// `GET /open-apis/hire/v1/roles` (`hire.v1.role.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/auth/list>
     pub fn list(&self, request: ListRoleRequest) -> crate::Call<ListRoleRequest> {
@@ -2351,7 +2351,7 @@ impl<'a> SubjectResource<'a> {
     /// `GET /open-apis/hire/v1/subjects` (`hire.v1.subject.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/subject/list>
     pub fn list(&self, request: ListSubjectRequest) -> crate::Call<ListSubjectRequest> {
@@ -2425,7 +2425,7 @@ impl<'a> TalentResource<'a> {
     /// `GET /open-apis/hire/v1/talents` (`hire.v1.talent.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/talent/list>
     pub fn list(&self, request: ListTalentRequest) -> crate::Call<ListTalentRequest> {
@@ -2528,7 +2528,7 @@ impl<'a> TalentFolderResource<'a> {
     /// `GET /open-apis/hire/v1/talent_folders` (`hire.v1.talent_folder.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/talent/list-2>
     pub fn list(&self, request: ListTalentFolderRequest) -> crate::Call<ListTalentFolderRequest> {
@@ -2563,7 +2563,7 @@ impl<'a> TalentOperationLogResource<'a> {
     /// `POST /open-apis/hire/v1/talent_operation_logs/search` (`hire.v1.talent_operation_log.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/talent/search>
     pub fn search(
@@ -2608,7 +2608,7 @@ impl<'a> TalentPoolResource<'a> {
     /// `GET /open-apis/hire/v1/talent_pools` (`hire.v1.talent_pool.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/talent_pool/search>
     pub fn search(&self, request: SearchTalentPoolRequest) -> crate::Call<SearchTalentPoolRequest> {
@@ -2626,7 +2626,7 @@ impl<'a> TalentTagResource<'a> {
     /// `GET /open-apis/hire/v1/talent_tags` (`hire.v1.talent_tag.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/recruitment-related-configuration/application/list-2>
     pub fn list(&self, request: ListTalentTagRequest) -> crate::Call<ListTalentTagRequest> {
@@ -2644,7 +2644,7 @@ impl<'a> TerminationReasonResource<'a> {
     /// `GET /open-apis/hire/v1/termination_reasons` (`hire.v1.termination_reason.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/application/list-2>
     pub fn list(&self, request: ListTerminationReasonRequest) -> crate::Call<ListTerminationReasonRequest> {
@@ -2662,7 +2662,7 @@ impl<'a> TestResource<'a> {
     /// `POST /open-apis/hire/v1/tests/search` (`hire.v1.test.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/delivery-process-management/exam/search>
     pub fn search(&self, request: SearchTestRequest) -> crate::Call<SearchTestRequest> {
@@ -2680,7 +2680,7 @@ impl<'a> TodoResource<'a> {
     /// `GET /open-apis/hire/v1/todos` (`hire.v1.todo.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/candidate-management/recruitment-process-follow-up/list>
     pub fn list(&self, request: ListTodoRequest) -> crate::Call<ListTodoRequest> {
@@ -2722,7 +2722,7 @@ impl<'a> TripartiteAgreementResource<'a> {
     /// `GET /open-apis/hire/v1/tripartite_agreements` (`hire.v1.tripartite_agreement.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/candidate-management/delivery-process-management/tripartite_agreement/list>
     pub fn list(
@@ -2755,7 +2755,7 @@ impl<'a> UserRoleResource<'a> {
     /// `GET /open-apis/hire/v1/user_roles` (`hire.v1.user_role.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/recruitment-related-configuration/auth/list-2>
     pub fn list(&self, request: ListUserRoleRequest) -> crate::Call<ListUserRoleRequest> {
@@ -2798,7 +2798,7 @@ impl<'a> WebsiteResource<'a> {
     /// `GET /open-apis/hire/v1/websites` (`hire.v1.website.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/website/list>
     pub fn list(&self, request: ListWebsiteRequest) -> crate::Call<ListWebsiteRequest> {
@@ -2834,7 +2834,7 @@ impl<'a> WebsiteChannelResource<'a> {
     /// `GET /open-apis/hire/v1/websites/:website_id/channels` (`hire.v1.website.channel.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/website/list-3>
     pub fn list(&self, request: ListWebsiteChannelRequest) -> crate::Call<ListWebsiteChannelRequest> {
@@ -2919,7 +2919,7 @@ impl<'a> WebsiteJobPostResource<'a> {
     /// `GET /open-apis/hire/v1/websites/:website_id/job_posts` (`hire.v1.website.job_post.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/website/list-2>
     pub fn list(&self, request: ListWebsiteJobPostRequest) -> crate::Call<ListWebsiteJobPostRequest> {
@@ -2929,7 +2929,7 @@ impl<'a> WebsiteJobPostResource<'a> {
     /// `POST /open-apis/hire/v1/websites/:website_id/job_posts/search` (`hire.v1.website.job_post.search`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/get-candidates/website/search>
     pub fn search(&self, request: SearchWebsiteJobPostRequest) -> crate::Call<SearchWebsiteJobPostRequest> {
@@ -3093,8 +3093,8 @@ impl crate::Paginated for BatchQueryAgencyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3240,8 +3240,8 @@ impl crate::Paginated for GetAgencyAccountAgencyRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3852,8 +3852,8 @@ impl crate::Paginated for ListApplicationInterviewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3882,7 +3882,7 @@ pub struct ListApplicationRequest {
     /// Query `job_id`.
     pub job_id: Option<String>,
     /// Query `lock_status`.
-    pub lock_status: Option<Vec<i64>>,
+    pub lock_status: Option<Vec<f64>>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size`.
@@ -3932,7 +3932,7 @@ impl ListApplicationRequest {
     }
 
     /// Sets query `lock_status`.
-    pub fn lock_status(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn lock_status(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.lock_status = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -3994,8 +3994,8 @@ impl crate::Paginated for ListApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4165,13 +4165,13 @@ impl TerminateApplicationRequest {
     }
 
     /// Sets body field `terminate_offer_operate_type`.
-    pub fn terminate_offer_operate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn terminate_offer_operate_type(mut self, value: impl Into<f64>) -> Self {
         self.body.terminate_offer_operate_type = Some(value.into());
         self
     }
 
     /// Sets body field `cancel_offer_termination_type`.
-    pub fn cancel_offer_termination_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn cancel_offer_termination_type(mut self, value: impl Into<f64>) -> Self {
         self.body.cancel_offer_termination_type = Some(value.into());
         self
     }
@@ -4414,12 +4414,29 @@ impl crate::TypedRequest for TransferStageApplicationRequest {
 /// Tokens: tenant. Documentation: <https://open.feishu.cn/document/server-docs/hire-v1/attachment/create_attachment>
 #[derive(Debug, Default)]
 #[non_exhaustive]
-pub struct CreateAttachmentRequest {}
+pub struct CreateAttachmentRequest {
+    /// File part `file` (required).
+    pub file: Option<crate::UploadFile>,
+    /// More form fields, `(name, value)`: the spec lists none, see the documentation.
+    pub form_fields: Vec<(String, String)>,
+}
 
 impl CreateAttachmentRequest {
     /// A request with nothing set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets form part `file`.
+    pub fn file(mut self, value: impl Into<crate::UploadFile>) -> Self {
+        self.file = Some(value.into());
+        self
+    }
+
+    /// Adds a form field (sent after the parts above).
+    pub fn form_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.form_fields.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -4435,7 +4452,7 @@ impl crate::TypedRequest for CreateAttachmentRequest {
     );
     #[inline]
     fn into_outgoing(self) -> crate::Outgoing {
-        crate::Outgoing::new(Self::META).multipart()
+        crate::Outgoing::new(Self::META).multipart().file("file", self.file).form_fields(self.form_fields)
     }
 }
 
@@ -4627,8 +4644,8 @@ impl crate::Paginated for BatchQueryBackgroundCheckOrderRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4724,8 +4741,8 @@ impl crate::Paginated for ListBackgroundCheckOrderRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5032,7 +5049,7 @@ impl UpdateProgressEcoBackgroundCheckRequest {
     }
 
     /// Sets body field `operator_role`.
-    pub fn operator_role(mut self, value: impl Into<i64>) -> Self {
+    pub fn operator_role(mut self, value: impl Into<f64>) -> Self {
         self.body.operator_role = Some(value.into());
         self
     }
@@ -5096,7 +5113,7 @@ impl UpdateResultEcoBackgroundCheckRequest {
     }
 
     /// Sets body field `operator_role`.
-    pub fn operator_role(mut self, value: impl Into<i64>) -> Self {
+    pub fn operator_role(mut self, value: impl Into<f64>) -> Self {
         self.body.operator_role = Some(value.into());
         self
     }
@@ -5522,7 +5539,7 @@ impl UpdateResultEcoExamRequest {
     }
 
     /// Sets body field `status`.
-    pub fn status(mut self, value: impl Into<i64>) -> Self {
+    pub fn status(mut self, value: impl Into<f64>) -> Self {
         self.body.status = Some(value.into());
         self
     }
@@ -6112,8 +6129,8 @@ impl crate::Paginated for ListEvaluationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6200,8 +6217,8 @@ impl crate::Paginated for ListEvaluationTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6360,8 +6377,8 @@ impl crate::Paginated for ListExamMarkingTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6568,8 +6585,8 @@ impl crate::Paginated for ListExternalApplicationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6760,8 +6777,8 @@ impl crate::Paginated for BatchQueryExternalBackgroundCheckRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7018,8 +7035,8 @@ impl crate::Paginated for BatchQueryExternalInterviewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7422,8 +7439,8 @@ impl crate::Paginated for BatchQueryExternalOfferRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7950,8 +7967,8 @@ impl crate::Paginated for ListInterviewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8026,8 +8043,8 @@ impl crate::Paginated for ListInterviewFeedbackFormRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8196,8 +8213,8 @@ impl crate::Paginated for ListInterviewRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8257,8 +8274,8 @@ impl crate::Paginated for ListInterviewRegistrationSchemaRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8379,8 +8396,8 @@ impl crate::Paginated for ListInterviewTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8485,8 +8502,8 @@ impl crate::Paginated for ListInterviewerRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9434,8 +9451,8 @@ impl crate::Paginated for ListJobRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9855,8 +9872,8 @@ impl crate::Paginated for ListJobFunctionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -9916,8 +9933,8 @@ impl crate::Paginated for ListJobProcessRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10034,8 +10051,8 @@ impl crate::Paginated for SearchJobPublishRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10464,8 +10481,8 @@ impl crate::Paginated for ListJobRequirementRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10873,8 +10890,8 @@ impl crate::Paginated for ListJobRequirementSchemaRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -10949,8 +10966,8 @@ impl crate::Paginated for ListJobSchemaRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11016,8 +11033,8 @@ impl crate::Paginated for ListJobTypeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11092,8 +11109,8 @@ impl crate::Paginated for ListLocationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11180,8 +11197,8 @@ impl crate::Paginated for QueryLocationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11250,8 +11267,8 @@ impl crate::Paginated for GetMinutesRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11496,8 +11513,8 @@ impl crate::Paginated for ListNoteRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11915,8 +11932,8 @@ impl crate::Paginated for ListOfferRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -11977,7 +11994,7 @@ impl OfferStatusOfferRequest {
     }
 
     /// Sets body field `cancel_offer_termination_type`.
-    pub fn cancel_offer_termination_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn cancel_offer_termination_type(mut self, value: impl Into<f64>) -> Self {
         self.body.cancel_offer_termination_type = Some(value.into());
         self
     }
@@ -12188,8 +12205,8 @@ impl crate::Paginated for ListOfferApplicationFormRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -12261,8 +12278,8 @@ impl crate::Paginated for ListOfferApprovalTemplateRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -12412,8 +12429,8 @@ impl crate::Paginated for ListPortalApplySchemaRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -12509,8 +12526,8 @@ impl crate::Paginated for ListQuestionnaireRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -13117,8 +13134,8 @@ impl crate::Paginated for ListReferralWebsiteJobPostRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -13193,8 +13210,8 @@ impl crate::Paginated for ListRegistrationSchemaRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -13260,8 +13277,8 @@ impl crate::Paginated for ListResumeSourceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -13361,8 +13378,8 @@ impl crate::Paginated for ListRoleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -13446,8 +13463,8 @@ impl crate::Paginated for ListSubjectRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14129,8 +14146,8 @@ impl crate::Paginated for ListTalentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14429,8 +14446,8 @@ impl crate::Paginated for ListTalentFolderRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14563,8 +14580,8 @@ impl crate::Paginated for SearchTalentOperationLogRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14747,8 +14764,8 @@ impl crate::Paginated for SearchTalentPoolRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14850,8 +14867,8 @@ impl crate::Paginated for ListTalentTagRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -14911,8 +14928,8 @@ impl crate::Paginated for ListTerminationReasonRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15008,8 +15025,8 @@ impl crate::Paginated for SearchTestRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15096,8 +15113,8 @@ impl crate::Paginated for ListTodoRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15255,8 +15272,8 @@ impl crate::Paginated for ListTripartiteAgreementRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15417,8 +15434,8 @@ impl crate::Paginated for ListUserRoleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -15573,8 +15590,8 @@ impl crate::Paginated for ListWebsiteChannelRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -16064,8 +16081,8 @@ impl crate::Paginated for ListWebsiteJobPostRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -16232,8 +16249,8 @@ impl crate::Paginated for SearchWebsiteJobPostRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -16299,8 +16316,8 @@ impl crate::Paginated for ListWebsiteRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -17031,7 +17048,7 @@ lark_types::json_struct!(ApplicationPreferredCity { code: "code", name: "name" }
 #[non_exhaustive]
 pub struct AssessmentDimension {
     /// `score`.
-    pub score: Option<i32>,
+    pub score: Option<f64>,
     /// `option`.
     pub option: Option<String>,
     /// `options`.
@@ -17045,7 +17062,7 @@ pub struct AssessmentDimension {
 }
 
 lark_types::json_struct!(AssessmentDimension {
-    score: "score",
+    score: "score" as number,
     option: "option",
     options: "options",
     content: "content",
@@ -17055,7 +17072,7 @@ lark_types::json_struct!(AssessmentDimension {
 
 impl AssessmentDimension {
     /// Sets `score`.
-    pub fn score(mut self, value: impl Into<i32>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
@@ -17108,17 +17125,17 @@ lark_types::json_struct!(AssessmentRound { id: "id", name: "name" });
 #[non_exhaustive]
 pub struct AssessmentScore {
     /// `calculate_type` (required).
-    pub calculate_type: Option<i64>,
+    pub calculate_type: Option<f64>,
     /// `score` (required).
     pub score: Option<f64>,
     /// `full_score`.
-    pub full_score: Option<i64>,
+    pub full_score: Option<f64>,
 }
 
 lark_types::json_struct!(AssessmentScore {
-    calculate_type: "calculate_type" as int64,
-    score: "score",
-    full_score: "full_score" as int64
+    calculate_type: "calculate_type" as number,
+    score: "score" as number,
+    full_score: "full_score" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
@@ -17150,17 +17167,17 @@ lark_types::json_struct!(Assets { confirmed_bonus: "confirmed_bonus", paid_bonus
 #[non_exhaustive]
 pub struct AssetsConfirmedBonus {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<ConfirmedBonusCash>,
     /// `cash_bonus`.
-    pub cash_bonus: Option<Vec<CashBonus>>,
+    pub cash_bonus: Option<Vec<ConfirmedBonusCashBonus2>>,
 }
 
 lark_types::json_struct!(AssetsConfirmedBonus {
-    bonus_type: "bonus_type" as int64,
+    bonus_type: "bonus_type" as number,
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
@@ -17173,9 +17190,9 @@ pub struct AssetsConfirmedBonus2 {
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<ConfirmedBonusCash>,
     /// `cash_bonus`.
-    pub cash_bonus: Option<Vec<CashBonus>>,
+    pub cash_bonus: Option<Vec<ConfirmedBonusCashBonus2>>,
 }
 
 lark_types::json_struct!(AssetsConfirmedBonus2 {
@@ -17454,7 +17471,7 @@ pub struct BasicInfo {
     /// `modify_time`.
     pub modify_time: Option<String>,
     /// `lock_status`.
-    pub lock_status: Option<i64>,
+    pub lock_status: Option<f64>,
     /// `termination_reason_note`.
     pub termination_reason_note: Option<String>,
 }
@@ -17478,7 +17495,7 @@ lark_types::json_struct!(BasicInfo {
     terminator_id: "terminator_id",
     create_time: "create_time",
     modify_time: "modify_time",
-    lock_status: "lock_status" as int64,
+    lock_status: "lock_status" as number,
     termination_reason_note: "termination_reason_note"
 });
 
@@ -17605,13 +17622,13 @@ lark_types::json_struct!(BasicInfoHighlight { id: "id", name: "name" });
 #[non_exhaustive]
 pub struct BasicInfoIdentification {
     /// `identification_type`.
-    pub identification_type: Option<i64>,
+    pub identification_type: Option<f64>,
     /// `identification_number`.
     pub identification_number: Option<String>,
 }
 
 lark_types::json_struct!(BasicInfoIdentification {
-    identification_type: "identification_type" as int64,
+    identification_type: "identification_type" as number,
     identification_number: "identification_number"
 });
 
@@ -18933,7 +18950,7 @@ pub struct CashBonus {
     pub amount: Option<f64>,
 }
 
-lark_types::json_struct!(CashBonus { currency_type: "currency_type", amount: "amount" });
+lark_types::json_struct!(CashBonus { currency_type: "currency_type", amount: "amount" as number });
 
 impl CashBonus {
     /// Sets `currency_type`.
@@ -19036,7 +19053,7 @@ pub struct CheckFailedTotalRechargeRewardInfo {
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<TotalRechargeRewardInfoCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<CashBonus>>,
 }
@@ -20813,21 +20830,33 @@ impl ConfigOption3 {
 #[non_exhaustive]
 pub struct ConfirmedBonus {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<ConfirmedBonusCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<ConfirmedBonusCashBonus>>,
 }
 
 lark_types::json_struct!(ConfirmedBonus {
-    bonus_type: "bonus_type" as int64,
+    bonus_type: "bonus_type" as number,
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
 });
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ConfirmedBonusCash {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(ConfirmedBonusCash { currency_type: "currency_type", amount: "amount" as number });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20843,6 +20872,18 @@ lark_types::json_struct!(ConfirmedBonusCashBonus {
     currency_type: "currency_type",
     amount: "amount" as decimal
 });
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.enable` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ConfirmedBonusCashBonus2 {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(ConfirmedBonusCashBonus2 { currency_type: "currency_type", amount: "amount" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20941,17 +20982,17 @@ impl ConversionInfo {
 #[non_exhaustive]
 pub struct CountData {
     /// `offer_count`.
-    pub offer_count: Option<i64>,
+    pub offer_count: Option<f64>,
     /// `pre_hire_count`.
-    pub pre_hire_count: Option<i64>,
+    pub pre_hire_count: Option<f64>,
     /// `complete_count`.
-    pub complete_count: Option<i64>,
+    pub complete_count: Option<f64>,
 }
 
 lark_types::json_struct!(CountData {
-    offer_count: "offer_count" as int64,
-    pre_hire_count: "pre_hire_count" as int64,
-    complete_count: "complete_count" as int64
+    offer_count: "offer_count" as number,
+    pre_hire_count: "pre_hire_count" as number,
+    complete_count: "complete_count" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
@@ -23781,10 +23822,55 @@ lark_types::json_struct!(DefaultJobPost { id: "id" });
 #[non_exhaustive]
 pub struct DeleteExternalApplicationResponse {
     /// `external_application`.
-    pub external_application: Option<ExternalApplication>,
+    pub external_application: Option<DeleteExternalApplicationResponseExternalApplication>,
 }
 
 lark_types::json_struct!(DeleteExternalApplicationResponse { external_application: "external_application" });
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_application.delete` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct DeleteExternalApplicationResponseExternalApplication {
+    /// `id`.
+    pub id: Option<String>,
+    /// `external_id`.
+    pub external_id: Option<String>,
+    /// `job_recruitment_type`.
+    pub job_recruitment_type: Option<i32>,
+    /// `job_title`.
+    pub job_title: Option<String>,
+    /// `resume_source`.
+    pub resume_source: Option<String>,
+    /// `stage`.
+    pub stage: Option<String>,
+    /// `talent_id` (required).
+    pub talent_id: Option<String>,
+    /// `termination_reason`.
+    pub termination_reason: Option<String>,
+    /// `delivery_type`.
+    pub delivery_type: Option<i32>,
+    /// `modify_time`.
+    pub modify_time: Option<i64>,
+    /// `create_time`.
+    pub create_time: Option<f64>,
+    /// `termination_type`.
+    pub termination_type: Option<String>,
+}
+
+lark_types::json_struct!(DeleteExternalApplicationResponseExternalApplication {
+    id: "id",
+    external_id: "external_id",
+    job_recruitment_type: "job_recruitment_type",
+    job_title: "job_title",
+    resume_source: "resume_source",
+    stage: "stage",
+    talent_id: "talent_id",
+    termination_reason: "termination_reason",
+    delivery_type: "delivery_type",
+    modify_time: "modify_time" as int64,
+    create_time: "create_time" as number,
+    termination_type: "termination_type"
+});
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.delivery.create_by_resume` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24064,10 +24150,10 @@ pub struct DimensionScore {
     /// `name`.
     pub name: Option<Name>,
     /// `score_val`.
-    pub score_val: Option<i64>,
+    pub score_val: Option<f64>,
 }
 
-lark_types::json_struct!(DimensionScore { id: "id", name: "name", score_val: "score_val" as int64 });
+lark_types::json_struct!(DimensionScore { id: "id", name: "name", score_val: "score_val" as number });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24544,10 +24630,14 @@ pub struct ExamLoginInfo {
     /// `username`.
     pub username: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
 }
 
-lark_types::json_struct!(ExamLoginInfo { exam_url: "exam_url", username: "username", password: "password" });
+lark_types::json_struct!(ExamLoginInfo {
+    exam_url: "exam_url",
+    username: "username",
+    password: "password" as secret
+});
 
 impl ExamLoginInfo {
     /// Sets `exam_url`.
@@ -24563,7 +24653,7 @@ impl ExamLoginInfo {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }
@@ -24945,7 +25035,7 @@ pub struct FiveStartScoringResult {
     /// `lowest_score_en_desc`.
     pub lowest_score_en_desc: Option<String>,
     /// `score_result`.
-    pub score_result: Option<i32>,
+    pub score_result: Option<f64>,
 }
 
 lark_types::json_struct!(FiveStartScoringResult {
@@ -24953,7 +25043,7 @@ lark_types::json_struct!(FiveStartScoringResult {
     highest_score_en_desc: "highest_score_en_desc",
     lowest_score_desc: "lowest_score_desc",
     lowest_score_en_desc: "lowest_score_en_desc",
-    score_result: "score_result"
+    score_result: "score_result" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
@@ -26132,7 +26222,7 @@ pub struct GetWebsiteJobPostResponseJobPost {
     /// `job_sequence_info`.
     pub job_sequence_info: Option<JobSequenceInfo>,
     /// `currency`.
-    pub currency: Option<i64>,
+    pub currency: Option<f64>,
     /// `target_major_list`.
     pub target_major_list: Option<Vec<JobPostTargetMajor>>,
 }
@@ -26166,7 +26256,7 @@ lark_types::json_struct!(GetWebsiteJobPostResponseJobPost {
     subject: "subject",
     address_list: "address_list",
     job_sequence_info: "job_sequence_info",
-    currency: "currency" as int64,
+    currency: "currency" as number,
     target_major_list: "target_major_list"
 });
 
@@ -26939,7 +27029,7 @@ pub struct InterviewInterviewRecord {
     /// `commit_status`.
     pub commit_status: Option<i32>,
     /// `feedback_submit_time`.
-    pub feedback_submit_time: Option<i64>,
+    pub feedback_submit_time: Option<f64>,
     /// `conclusion`.
     pub conclusion: Option<i32>,
     /// `interview_score`.
@@ -26965,7 +27055,7 @@ lark_types::json_struct!(InterviewInterviewRecord {
     min_job_level_id: "min_job_level_id",
     max_job_level_id: "max_job_level_id",
     commit_status: "commit_status",
-    feedback_submit_time: "feedback_submit_time" as int64,
+    feedback_submit_time: "feedback_submit_time" as number,
     conclusion: "conclusion",
     interview_score: "interview_score",
     assessment_score: "assessment_score",
@@ -27087,7 +27177,7 @@ pub struct InterviewRecordDimensionAssessment {
     /// `name`.
     pub name: Option<Name>,
     /// `full_score`.
-    pub full_score: Option<i64>,
+    pub full_score: Option<f64>,
     /// `content`.
     pub content: Option<String>,
     /// `dimension_id`.
@@ -27097,27 +27187,27 @@ pub struct InterviewRecordDimensionAssessment {
     /// `dimension_score_list`.
     pub dimension_score_list: Option<Vec<DimensionScore>>,
     /// `dimension_custom_score`.
-    pub dimension_custom_score: Option<i64>,
+    pub dimension_custom_score: Option<f64>,
     /// `ability_list`.
     pub ability_list: Option<Vec<Ability>>,
     /// `question_list`.
     pub question_list: Option<Vec<Question>>,
     /// `dimension_type`.
-    pub dimension_type: Option<i64>,
+    pub dimension_type: Option<f64>,
 }
 
 lark_types::json_struct!(InterviewRecordDimensionAssessment {
     id: "id",
     name: "name",
-    full_score: "full_score" as int64,
+    full_score: "full_score" as number,
     content: "content",
     dimension_id: "dimension_id",
     dimension_score: "dimension_score",
     dimension_score_list: "dimension_score_list",
-    dimension_custom_score: "dimension_custom_score" as int64,
+    dimension_custom_score: "dimension_custom_score" as number,
     ability_list: "ability_list",
     question_list: "question_list",
-    dimension_type: "dimension_type" as int64
+    dimension_type: "dimension_type" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_record.get` response).
@@ -27411,7 +27501,7 @@ pub struct Job {
     /// `department`.
     pub department: Option<Department>,
     /// `process_type`.
-    pub process_type: Option<i64>,
+    pub process_type: Option<f64>,
     /// `process_id`.
     pub process_id: Option<String>,
     /// `city_list`.
@@ -27425,7 +27515,7 @@ lark_types::json_struct!(Job {
     requirement: "requirement",
     recruitment_type: "recruitment_type",
     department: "department",
-    process_type: "process_type" as int64,
+    process_type: "process_type" as number,
     process_id: "process_id",
     city_list: "city_list"
 });
@@ -27854,7 +27944,7 @@ pub struct JobInfo {
     /// `department`.
     pub department: Option<Department>,
     /// `process_type`.
-    pub process_type: Option<i64>,
+    pub process_type: Option<f64>,
     /// `process_id`.
     pub process_id: Option<String>,
     /// `city_list`.
@@ -27868,7 +27958,7 @@ lark_types::json_struct!(JobInfo {
     requirement: "requirement",
     recruitment_type: "recruitment_type",
     department: "department",
-    process_type: "process_type" as int64,
+    process_type: "process_type" as number,
     process_id: "process_id",
     city_list: "city_list"
 });
@@ -30657,7 +30747,7 @@ pub struct ListWebsiteJobPostResponseJobPost {
     /// `job_sequence_info`.
     pub job_sequence_info: Option<JobSequenceInfo>,
     /// `currency`.
-    pub currency: Option<i64>,
+    pub currency: Option<f64>,
     /// `target_major_list`.
     pub target_major_list: Option<Vec<JobPostTargetMajor>>,
 }
@@ -30689,7 +30779,7 @@ lark_types::json_struct!(ListWebsiteJobPostResponseJobPost {
     customized_data_list: "customized_data_list",
     address_list: "address_list",
     job_sequence_info: "job_sequence_info",
-    currency: "currency" as int64,
+    currency: "currency" as number,
     target_major_list: "target_major_list"
 });
 
@@ -31344,12 +31434,12 @@ lark_types::json_struct!(Note {
 #[non_exhaustive]
 pub struct NoteMentionEntity {
     /// `offset` (required).
-    pub offset: Option<i64>,
+    pub offset: Option<f64>,
     /// `user_id` (required).
     pub user_id: Option<String>,
 }
 
-lark_types::json_struct!(NoteMentionEntity { offset: "offset" as int64, user_id: "user_id" });
+lark_types::json_struct!(NoteMentionEntity { offset: "offset" as number, user_id: "user_id" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32086,7 +32176,7 @@ pub struct OfferStatusOfferBody {
     /// `termination_reason_note`.
     pub termination_reason_note: Option<String>,
     /// `cancel_offer_termination_type`.
-    pub cancel_offer_termination_type: Option<i64>,
+    pub cancel_offer_termination_type: Option<f64>,
 }
 
 lark_types::json_struct!(OfferStatusOfferBody {
@@ -32094,7 +32184,7 @@ lark_types::json_struct!(OfferStatusOfferBody {
     expiration_date: "expiration_date",
     termination_reason_id_list: "termination_reason_id_list",
     termination_reason_note: "termination_reason_note",
-    cancel_offer_termination_type: "cancel_offer_termination_type" as int64
+    cancel_offer_termination_type: "cancel_offer_termination_type" as number
 });
 
 impl OfferStatusOfferBody {
@@ -32123,7 +32213,7 @@ impl OfferStatusOfferBody {
     }
 
     /// Sets `cancel_offer_termination_type`.
-    pub fn cancel_offer_termination_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn cancel_offer_termination_type(mut self, value: impl Into<f64>) -> Self {
         self.cancel_offer_termination_type = Some(value.into());
         self
     }
@@ -32563,21 +32653,33 @@ impl Package {
 #[non_exhaustive]
 pub struct PaidBonus {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
-    pub point_bonus: Option<i64>,
+    pub point_bonus: Option<f64>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<PaidBonusCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<CashBonus>>,
 }
 
 lark_types::json_struct!(PaidBonus {
-    bonus_type: "bonus_type" as int64,
-    point_bonus: "point_bonus" as int64,
+    bonus_type: "bonus_type" as number,
+    point_bonus: "point_bonus" as number,
     cash: "cash",
     cash_bonus: "cash_bonus"
 });
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PaidBonusCash {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(PaidBonusCash { currency_type: "currency_type", amount: "amount" as number });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_exam_paper.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33954,10 +34056,14 @@ pub struct RecruitmentType {
     /// `name`.
     pub name: Option<Name>,
     /// `active_status`.
-    pub active_status: Option<i64>,
+    pub active_status: Option<f64>,
 }
 
-lark_types::json_struct!(RecruitmentType { id: "id", name: "name", active_status: "active_status" as int64 });
+lark_types::json_struct!(RecruitmentType {
+    id: "id",
+    name: "name",
+    active_status: "active_status" as number
+});
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35720,7 +35826,7 @@ pub struct SearchWebsiteJobPostResponseJobPost {
     /// `job_sequence_info`.
     pub job_sequence_info: Option<JobSequenceInfo>,
     /// `currency`.
-    pub currency: Option<i64>,
+    pub currency: Option<f64>,
     /// `target_major_list`.
     pub target_major_list: Option<Vec<JobPostTargetMajor>>,
 }
@@ -35754,7 +35860,7 @@ lark_types::json_struct!(SearchWebsiteJobPostResponseJobPost {
     subject: "subject",
     address_list: "address_list",
     job_sequence_info: "job_sequence_info",
-    currency: "currency" as int64,
+    currency: "currency" as number,
     target_major_list: "target_major_list"
 });
 
@@ -36103,12 +36209,12 @@ lark_types::json_struct!(Stage { id: "id", zh_name: "zh_name", en_name: "en_name
 #[non_exhaustive]
 pub struct StageCount {
     /// `count`.
-    pub count: Option<i64>,
+    pub count: Option<f64>,
     /// `stage`.
     pub stage: Option<StageCountStage>,
 }
 
-lark_types::json_struct!(StageCount { count: "count" as int64, stage: "stage" });
+lark_types::json_struct!(StageCount { count: "count" as number, stage: "stage" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36121,14 +36227,14 @@ pub struct StageCountStage {
     /// `en_name`.
     pub en_name: Option<String>,
     /// `type`.
-    pub type_: Option<i64>,
+    pub type_: Option<f64>,
 }
 
 lark_types::json_struct!(StageCountStage {
     id: "id",
     zh_name: "zh_name",
     en_name: "en_name",
-    type_: "type" as int64
+    type_: "type" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
@@ -36825,7 +36931,7 @@ pub struct TalentOperationLog {
     /// `operator`.
     pub operator: Option<Operator>,
     /// `operation_type`.
-    pub operation_type: Option<i64>,
+    pub operation_type: Option<f64>,
     /// `operation_time`.
     pub operation_time: Option<String>,
     /// `operator_type`.
@@ -36836,7 +36942,7 @@ lark_types::json_struct!(TalentOperationLog {
     application_id: "application_id",
     talent_id: "talent_id",
     operator: "operator",
-    operation_type: "operation_type" as int64,
+    operation_type: "operation_type" as number,
     operation_time: "operation_time",
     operator_type: "operator_type"
 });
@@ -37092,9 +37198,9 @@ pub struct TerminateApplicationBody {
     /// `need_terminate_offer`.
     pub need_terminate_offer: Option<bool>,
     /// `terminate_offer_operate_type`.
-    pub terminate_offer_operate_type: Option<i64>,
+    pub terminate_offer_operate_type: Option<f64>,
     /// `cancel_offer_termination_type`.
-    pub cancel_offer_termination_type: Option<i64>,
+    pub cancel_offer_termination_type: Option<f64>,
     /// `cancel_offer_termination_reason_list`.
     pub cancel_offer_termination_reason_list: Option<Vec<String>>,
     /// `candidate_reject_offer_termination_reason_list`.
@@ -37108,8 +37214,8 @@ lark_types::json_struct!(TerminateApplicationBody {
     termination_reason_list: "termination_reason_list",
     termination_reason_note: "termination_reason_note",
     need_terminate_offer: "need_terminate_offer",
-    terminate_offer_operate_type: "terminate_offer_operate_type" as int64,
-    cancel_offer_termination_type: "cancel_offer_termination_type" as int64,
+    terminate_offer_operate_type: "terminate_offer_operate_type" as number,
+    cancel_offer_termination_type: "cancel_offer_termination_type" as number,
     cancel_offer_termination_reason_list: "cancel_offer_termination_reason_list",
     candidate_reject_offer_termination_reason_list: "candidate_reject_offer_termination_reason_list",
     need_withdraw_offer_approval: "need_withdraw_offer_approval"
@@ -37141,13 +37247,13 @@ impl TerminateApplicationBody {
     }
 
     /// Sets `terminate_offer_operate_type`.
-    pub fn terminate_offer_operate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn terminate_offer_operate_type(mut self, value: impl Into<f64>) -> Self {
         self.terminate_offer_operate_type = Some(value.into());
         self
     }
 
     /// Sets `cancel_offer_termination_type`.
-    pub fn cancel_offer_termination_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn cancel_offer_termination_type(mut self, value: impl Into<f64>) -> Self {
         self.cancel_offer_termination_type = Some(value.into());
         self
     }
@@ -37398,17 +37504,17 @@ lark_types::json_struct!(TodoOffer {
 #[non_exhaustive]
 pub struct TotalRechargeRewardInfo {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<TotalRechargeRewardInfoCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<CashBonus>>,
 }
 
 lark_types::json_struct!(TotalRechargeRewardInfo {
-    bonus_type: "bonus_type" as int64,
+    bonus_type: "bonus_type" as number,
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
@@ -37416,7 +37522,7 @@ lark_types::json_struct!(TotalRechargeRewardInfo {
 
 impl TotalRechargeRewardInfo {
     /// Sets `bonus_type`.
-    pub fn bonus_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn bonus_type(mut self, value: impl Into<f64>) -> Self {
         self.bonus_type = Some(value.into());
         self
     }
@@ -37428,7 +37534,7 @@ impl TotalRechargeRewardInfo {
     }
 
     /// Sets `cash`.
-    pub fn cash(mut self, value: impl Into<Cash>) -> Self {
+    pub fn cash(mut self, value: impl Into<TotalRechargeRewardInfoCash>) -> Self {
         self.cash = Some(value.into());
         self
     }
@@ -37440,6 +37546,35 @@ impl TotalRechargeRewardInfo {
     }
 }
 
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` body).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TotalRechargeRewardInfoCash {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(TotalRechargeRewardInfoCash {
+    currency_type: "currency_type",
+    amount: "amount" as number
+});
+
+impl TotalRechargeRewardInfoCash {
+    /// Sets `currency_type`.
+    pub fn currency_type(mut self, value: impl Into<String>) -> Self {
+        self.currency_type = Some(value.into());
+        self
+    }
+
+    /// Sets `amount`.
+    pub fn amount(mut self, value: impl Into<f64>) -> Self {
+        self.amount = Some(value.into());
+        self
+    }
+}
+
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -37447,7 +37582,7 @@ pub struct TotalWithdrawRewardInfo {
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<TotalWithdrawRewardInfoCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<CashBonus>>,
 }
@@ -37456,6 +37591,21 @@ lark_types::json_struct!(TotalWithdrawRewardInfo {
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
+});
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TotalWithdrawRewardInfoCash {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(TotalWithdrawRewardInfoCash {
+    currency_type: "currency_type",
+    amount: "amount" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` body).
@@ -39146,7 +39296,7 @@ pub struct UpdateProgressEcoBackgroundCheckBody {
     /// `result`.
     pub result: Option<String>,
     /// `operator_role`.
-    pub operator_role: Option<i64>,
+    pub operator_role: Option<f64>,
     /// `report_file_list`.
     pub report_file_list: Option<Vec<ReportFile>>,
 }
@@ -39158,7 +39308,7 @@ lark_types::json_struct!(UpdateProgressEcoBackgroundCheckBody {
     stage_name: "stage_name",
     stage_time: "stage_time",
     result: "result",
-    operator_role: "operator_role" as int64,
+    operator_role: "operator_role" as number,
     report_file_list: "report_file_list"
 });
 
@@ -39200,7 +39350,7 @@ impl UpdateProgressEcoBackgroundCheckBody {
     }
 
     /// Sets `operator_role`.
-    pub fn operator_role(mut self, value: impl Into<i64>) -> Self {
+    pub fn operator_role(mut self, value: impl Into<f64>) -> Self {
         self.operator_role = Some(value.into());
         self
     }
@@ -39223,7 +39373,7 @@ pub struct UpdateResultEcoBackgroundCheckBody {
     /// `result_time` (required).
     pub result_time: Option<String>,
     /// `operator_role`.
-    pub operator_role: Option<i64>,
+    pub operator_role: Option<f64>,
     /// `report_file_list`.
     pub report_file_list: Option<Vec<ReportFile>>,
 }
@@ -39232,7 +39382,7 @@ lark_types::json_struct!(UpdateResultEcoBackgroundCheckBody {
     background_check_id: "background_check_id",
     result: "result",
     result_time: "result_time",
-    operator_role: "operator_role" as int64,
+    operator_role: "operator_role" as number,
     report_file_list: "report_file_list"
 });
 
@@ -39256,7 +39406,7 @@ impl UpdateResultEcoBackgroundCheckBody {
     }
 
     /// Sets `operator_role`.
-    pub fn operator_role(mut self, value: impl Into<i64>) -> Self {
+    pub fn operator_role(mut self, value: impl Into<f64>) -> Self {
         self.operator_role = Some(value.into());
         self
     }
@@ -39281,7 +39431,7 @@ pub struct UpdateResultEcoExamBody {
     /// `detail_list`.
     pub detail_list: Option<Vec<Detail>>,
     /// `status`.
-    pub status: Option<i64>,
+    pub status: Option<f64>,
 }
 
 lark_types::json_struct!(UpdateResultEcoExamBody {
@@ -39289,7 +39439,7 @@ lark_types::json_struct!(UpdateResultEcoExamBody {
     result_time: "result_time",
     report_list: "report_list",
     detail_list: "detail_list",
-    status: "status" as int64
+    status: "status" as number
 });
 
 impl UpdateResultEcoExamBody {
@@ -39318,7 +39468,7 @@ impl UpdateResultEcoExamBody {
     }
 
     /// Sets `status`.
-    pub fn status(mut self, value: impl Into<i64>) -> Self {
+    pub fn status(mut self, value: impl Into<f64>) -> Self {
         self.status = Some(value.into());
         self
     }
@@ -39634,20 +39784,35 @@ lark_types::json_struct!(WithdrawReferralAccountResponse {
 #[non_exhaustive]
 pub struct WithdrawalDetails {
     /// `bonus_type`.
-    pub bonus_type: Option<i64>,
+    pub bonus_type: Option<f64>,
     /// `point_bonus`.
     pub point_bonus: Option<i32>,
     /// `cash`.
-    pub cash: Option<Cash>,
+    pub cash: Option<WithdrawalDetailsCash>,
     /// `cash_bonus`.
     pub cash_bonus: Option<Vec<WithdrawalDetailsCashBonus>>,
 }
 
 lark_types::json_struct!(WithdrawalDetails {
-    bonus_type: "bonus_type" as int64,
+    bonus_type: "bonus_type" as number,
     point_bonus: "point_bonus",
     cash: "cash",
     cash_bonus: "cash_bonus"
+});
+
+/// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.withdraw` response).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct WithdrawalDetailsCash {
+    /// `currency_type` (required).
+    pub currency_type: Option<String>,
+    /// `amount` (required).
+    pub amount: Option<f64>,
+}
+
+lark_types::json_struct!(WithdrawalDetailsCash {
+    currency_type: "currency_type",
+    amount: "amount" as number
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.withdraw` response).

@@ -40,7 +40,7 @@ impl<'a> InterviewRecordResource<'a> {
     /// `GET /open-apis/hire/v2/interview_records` (`hire.v2.interview_record.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/hire-v1/candidate-management/delivery-process-management/interview/list-4>
     pub fn list(&self, request: ListInterviewRecordRequest) -> crate::Call<ListInterviewRecordRequest> {
@@ -170,8 +170,8 @@ impl crate::Paginated for ListInterviewRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -575,7 +575,7 @@ pub struct Education {
     /// `academic_ranking`.
     pub academic_ranking: Option<i32>,
     /// `tag_list`.
-    pub tag_list: Option<Vec<i64>>,
+    pub tag_list: Option<Vec<f64>>,
     /// `customized_data_list`.
     pub customized_data_list: Option<Vec<CustomizedData>>,
 }
@@ -588,7 +588,7 @@ lark_types::json_struct!(Education {
     end_time: "end_time",
     education_type: "education_type",
     academic_ranking: "academic_ranking",
-    tag_list: "tag_list" as int64_vec,
+    tag_list: "tag_list" as number_vec,
     customized_data_list: "customized_data_list"
 });
 

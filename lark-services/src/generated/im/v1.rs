@@ -173,7 +173,7 @@ impl<'a> ChatResource<'a> {
     /// `GET /open-apis/im/v1/chats` (`im.v1.chat.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/group/chat/list>
     pub fn list(&self, request: ListChatRequest) -> crate::Call<ListChatRequest> {
@@ -183,7 +183,7 @@ impl<'a> ChatResource<'a> {
     /// `GET /open-apis/im/v1/chats/search` (`im.v1.chat.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/group/chat/search>
     pub fn search(&self, request: SearchChatRequest) -> crate::Call<SearchChatRequest> {
@@ -286,7 +286,7 @@ impl<'a> ChatMembersResource<'a> {
     /// `GET /open-apis/im/v1/chats/:chat_id/members` (`im.v1.chat.members.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/group/chat-member/get>
     pub fn get(&self, request: GetChatMembersRequest) -> crate::Call<GetChatMembersRequest> {
@@ -383,7 +383,7 @@ impl<'a> ChatModerationResource<'a> {
     /// `GET /open-apis/im/v1/chats/:chat_id/moderation` (`im.v1.chat.moderation.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/group/chat/get>
     pub fn get(&self, request: GetChatModerationRequest) -> crate::Call<GetChatModerationRequest> {
@@ -597,7 +597,7 @@ impl<'a> MessageResource<'a> {
     /// `GET /open-apis/im/v1/messages` (`im.v1.message.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/im-v1/message/list>
     pub fn list(&self, request: ListMessageRequest) -> crate::Call<ListMessageRequest> {
@@ -640,7 +640,7 @@ impl<'a> MessageResource<'a> {
     /// `GET /open-apis/im/v1/messages/:message_id/read_users` (`im.v1.message.read_users`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/im-v1/message/read_users>
     pub fn read_users(&self, request: ReadUsersMessageRequest) -> crate::Call<ReadUsersMessageRequest> {
@@ -659,7 +659,7 @@ impl<'a> MessageResource<'a> {
     /// `POST /open-apis/im/v1/messages/search` (`im.v1.message.search`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=im&resource=message&version=v1>
     pub fn search(&self, request: SearchMessageRequest) -> crate::Call<SearchMessageRequest> {
@@ -743,7 +743,7 @@ impl<'a> MessageReactionResource<'a> {
     /// `GET /open-apis/im/v1/messages/:message_id/reactions` (`im.v1.message.reaction.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/im-v1/message-reaction/list>
     pub fn list(&self, request: ListMessageReactionRequest) -> crate::Call<ListMessageReactionRequest> {
@@ -797,7 +797,7 @@ impl<'a> PinResource<'a> {
     /// `GET /open-apis/im/v1/pins` (`im.v1.pin.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/im-v1/pin/list>
     pub fn list(&self, request: ListPinRequest) -> crate::Call<ListPinRequest> {
@@ -1430,8 +1430,8 @@ impl crate::Paginated for ListChatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1769,8 +1769,8 @@ impl crate::Paginated for GetChatMembersRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2153,8 +2153,8 @@ impl crate::Paginated for GetChatModerationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2309,8 +2309,8 @@ impl crate::Paginated for SearchChatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3361,8 +3361,8 @@ impl crate::Paginated for ListMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3768,8 +3768,8 @@ impl crate::Paginated for ListMessageReactionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3847,8 +3847,8 @@ impl crate::Paginated for ReadUsersMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3980,7 +3980,7 @@ impl crate::TypedRequest for GetMessageResourceRequest {
 #[non_exhaustive]
 pub struct SearchMessageRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -3996,7 +3996,7 @@ impl SearchMessageRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -4051,8 +4051,8 @@ impl crate::Paginated for SearchMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4456,8 +4456,8 @@ impl crate::Paginated for ListPinRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6292,7 +6292,7 @@ pub struct GetChatMembersResponse {
     /// `trigger_security_conf_limit`.
     pub trigger_security_conf_limit: Option<bool>,
     /// `security_conf_limit`.
-    pub security_conf_limit: Option<i64>,
+    pub security_conf_limit: Option<f64>,
 }
 
 lark_types::json_struct!(GetChatMembersResponse {
@@ -6301,7 +6301,7 @@ lark_types::json_struct!(GetChatMembersResponse {
     has_more: "has_more",
     member_total: "member_total",
     trigger_security_conf_limit: "trigger_security_conf_limit",
-    security_conf_limit: "security_conf_limit" as int64
+    security_conf_limit: "security_conf_limit" as number
 });
 
 /// The reply `data` of `im.v1.chat.menu_tree.get` ([`GetChatMenuTreeRequest`]).
@@ -7044,7 +7044,7 @@ pub struct MetaData {
     /// `update_time`.
     pub update_time: Option<String>,
     /// `position`.
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `chat_id`.
     pub chat_id: Option<String>,
     /// `from_id`.
@@ -7052,7 +7052,7 @@ pub struct MetaData {
     /// `thread_id`.
     pub thread_id: Option<String>,
     /// `thread_position`.
-    pub thread_position: Option<i64>,
+    pub thread_position: Option<f64>,
     /// `is_p2p_chat`.
     pub is_p2p_chat: Option<bool>,
 }
@@ -7062,11 +7062,11 @@ lark_types::json_struct!(MetaData {
     type_: "type",
     create_time: "create_time",
     update_time: "update_time",
-    position: "position" as int64,
+    position: "position" as number,
     chat_id: "chat_id",
     from_id: "from_id",
     thread_id: "thread_id",
-    thread_position: "thread_position" as int64,
+    thread_position: "thread_position" as number,
     is_p2p_chat: "is_p2p_chat"
 });
 
@@ -7729,7 +7729,7 @@ pub struct SearchMessageResponse {
     /// `items` (required).
     pub items: Option<Vec<SearchMessageResponseMessage>>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `page_token`.
@@ -7740,7 +7740,7 @@ pub struct SearchMessageResponse {
 
 lark_types::json_struct!(SearchMessageResponse {
     items: "items",
-    total: "total" as int64,
+    total: "total" as number,
     has_more: "has_more",
     page_token: "page_token",
     notice: "notice"

@@ -154,7 +154,7 @@ impl<'a> ChatResource<'a> {
     /// `POST /open-apis/im/v2/chats/search` (`im.v2.chat.search`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=im&resource=chat&version=v2>
     pub fn search(&self, request: SearchChatRequest) -> crate::Call<SearchChatRequest> {
@@ -620,7 +620,7 @@ impl crate::TypedRequest for UpdateBizEntityTagRelationRequest {
 #[non_exhaustive]
 pub struct SearchChatRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -636,7 +636,7 @@ impl SearchChatRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -697,8 +697,8 @@ impl crate::Paginated for SearchChatRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2112,7 +2112,7 @@ pub struct SearchChatResponse {
     /// `items` (required).
     pub items: Option<Vec<Chat>>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `page_token`.
@@ -2123,7 +2123,7 @@ pub struct SearchChatResponse {
 
 lark_types::json_struct!(SearchChatResponse {
     items: "items",
-    total: "total" as int64,
+    total: "total" as number,
     has_more: "has_more",
     page_token: "page_token",
     notice: "notice"

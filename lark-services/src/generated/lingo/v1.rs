@@ -46,7 +46,7 @@ impl<'a> ClassificationResource<'a> {
     /// `GET /open-apis/lingo/v1/classifications` (`lingo.v1.classification.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/lingo-v1/classification/list>
     pub fn list(&self, request: ListClassificationRequest) -> crate::Call<ListClassificationRequest> {
@@ -126,7 +126,7 @@ impl<'a> EntityResource<'a> {
     /// `GET /open-apis/lingo/v1/entities` (`lingo.v1.entity.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/lingo-v1/entity/list>
     pub fn list(&self, request: ListEntityRequest) -> crate::Call<ListEntityRequest> {
@@ -145,7 +145,7 @@ impl<'a> EntityResource<'a> {
     /// `POST /open-apis/lingo/v1/entities/search` (`lingo.v1.entity.search`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/lingo-v1/entity/search>
     pub fn search(&self, request: SearchEntityRequest) -> crate::Call<SearchEntityRequest> {
@@ -271,8 +271,8 @@ impl crate::Paginated for ListClassificationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -844,8 +844,8 @@ impl crate::Paginated for ListEntityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1010,8 +1010,8 @@ impl crate::Paginated for SearchEntityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

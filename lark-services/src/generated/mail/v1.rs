@@ -93,7 +93,7 @@ impl<'a> MailgroupResource<'a> {
     /// `GET /open-apis/mail/v1/mailgroups` (`mail.v1.mailgroup.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/mail-group/mailgroup/list>
     pub fn list(&self, request: ListMailgroupRequest) -> crate::Call<ListMailgroupRequest> {
@@ -188,7 +188,7 @@ impl<'a> MailgroupManagerResource<'a> {
     /// `GET /open-apis/mail/v1/mailgroups/:mailgroup_id/managers` (`mail.v1.mailgroup.manager.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/mail-group/mailgroup-manager/list>
     pub fn list(&self, request: ListMailgroupManagerRequest) -> crate::Call<ListMailgroupManagerRequest> {
@@ -257,7 +257,7 @@ impl<'a> MailgroupMemberResource<'a> {
     /// `GET /open-apis/mail/v1/mailgroups/:mailgroup_id/members` (`mail.v1.mailgroup.member.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/mail-group/mailgroup-member/list>
     pub fn list(&self, request: ListMailgroupMemberRequest) -> crate::Call<ListMailgroupMemberRequest> {
@@ -335,7 +335,7 @@ impl<'a> MailgroupPermissionMemberResource<'a> {
     /// `GET /open-apis/mail/v1/mailgroups/:mailgroup_id/permission_members` (`mail.v1.mailgroup.permission_member.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/mail-group/mailgroup-permission_member/list>
     pub fn list(
@@ -410,7 +410,7 @@ impl<'a> PublicMailboxResource<'a> {
     /// `GET /open-apis/mail/v1/public_mailboxes` (`mail.v1.public_mailbox.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/public-mailbox/public_mailbox/list>
     pub fn list(&self, request: ListPublicMailboxRequest) -> crate::Call<ListPublicMailboxRequest> {
@@ -568,7 +568,7 @@ impl<'a> PublicMailboxMemberResource<'a> {
     /// `GET /open-apis/mail/v1/public_mailboxes/:public_mailbox_id/members` (`mail.v1.public_mailbox.member.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/public-mailbox/public_mailbox-member/list>
     pub fn list(
@@ -696,7 +696,7 @@ impl<'a> UserMailboxResource<'a> {
     /// `POST /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/search` (`mail.v1.user_mailbox.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=mail&resource=user_mailbox&version=v1>
     pub fn search(&self, request: SearchUserMailboxRequest) -> crate::Call<SearchUserMailboxRequest> {
@@ -738,7 +738,7 @@ impl<'a> UserMailboxAliasResource<'a> {
     /// `GET /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/aliases` (`mail.v1.user_mailbox.alias.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Listed as paginated, but its reply has no next-page token in the spec: a call returns one page, and there is no `.pages()`.
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/mail-v1/user_mailbox-alias/list>
     pub fn list(&self, request: ListUserMailboxAliasRequest) -> crate::Call<ListUserMailboxAliasRequest> {
@@ -801,7 +801,7 @@ impl<'a> UserMailboxDraftResource<'a> {
     /// `GET /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/drafts` (`mail.v1.user_mailbox.draft.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=mail&resource=user_mailbox.draft&version=v1>
     pub fn list(&self, request: ListUserMailboxDraftRequest) -> crate::Call<ListUserMailboxDraftRequest> {
@@ -1029,7 +1029,7 @@ impl<'a> UserMailboxMailContactResource<'a> {
     /// `GET /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/mail_contacts` (`mail.v1.user_mailbox.mail_contact.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/mail-v1/user_mailbox-mail_contact/list>
     pub fn list(
@@ -1112,7 +1112,7 @@ impl<'a> UserMailboxMessageResource<'a> {
     /// `GET /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/messages` (`mail.v1.user_mailbox.message.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/mail-v1/user_mailbox-message/list>
     pub fn list(&self, request: ListUserMailboxMessageRequest) -> crate::Call<ListUserMailboxMessageRequest> {
@@ -1450,7 +1450,7 @@ impl<'a> UserMailboxThreadResource<'a> {
     /// `GET /open-apis/mail/v1/user_mailboxes/:user_mailbox_id/threads` (`mail.v1.user_mailbox.thread.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=mail&resource=user_mailbox.thread&version=v1>
     pub fn list(&self, request: ListUserMailboxThreadRequest) -> crate::Call<ListUserMailboxThreadRequest> {
@@ -1801,8 +1801,8 @@ impl crate::Paginated for ListMailgroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2004,8 +2004,8 @@ impl crate::Paginated for ListMailgroupManagerRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2409,8 +2409,8 @@ impl crate::Paginated for ListMailgroupMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2865,8 +2865,8 @@ impl crate::Paginated for ListMailgroupPermissionMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2975,7 +2975,7 @@ impl SearchMultiEntityRequest {
     }
 
     /// Sets body field `size`.
-    pub fn size(mut self, value: impl Into<i64>) -> Self {
+    pub fn size(mut self, value: impl Into<f64>) -> Self {
         self.body.size = Some(value.into());
         self
     }
@@ -3310,8 +3310,8 @@ impl crate::Paginated for ListPublicMailboxRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3676,8 +3676,8 @@ impl crate::Paginated for ListPublicMailboxMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4069,23 +4069,6 @@ impl crate::TypedRequest for ListUserMailboxAliasRequest {
     }
 }
 
-impl crate::Paginated for ListUserMailboxAliasRequest {
-    fn set_page_token(&mut self, token: String) {
-        self.page_token = Some(token);
-    }
-
-    fn next_page_token(_page: &Self::Response) -> Option<String> {
-        None
-    }
-}
-
-impl crate::PaginatedItems for ListUserMailboxAliasRequest {
-    type Item = Alia;
-    fn items(page: Self::Response) -> Vec<Alia> {
-        page.items.unwrap_or_default()
-    }
-}
-
 /// Request of `mail.v1.user_mailbox.delete`: `DELETE /open-apis/mail/v1/user_mailboxes/:user_mailbox_id`.
 ///
 /// Send it with `user_mailbox().delete(..)`; the reply is [`DeleteUserMailboxResponse`].
@@ -4329,8 +4312,8 @@ impl crate::Paginated for ListUserMailboxDraftRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5157,8 +5140,8 @@ impl crate::Paginated for ListUserMailboxMailContactRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5592,8 +5575,8 @@ impl crate::Paginated for ListUserMailboxMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6198,7 +6181,7 @@ pub struct SearchUserMailboxRequest {
     /// Path value `user_mailbox_id`.
     pub user_mailbox_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// The JSON body.
@@ -6217,7 +6200,7 @@ impl SearchUserMailboxRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -6266,8 +6249,8 @@ impl crate::Paginated for SearchUserMailboxRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6871,8 +6854,8 @@ impl crate::Paginated for ListUserMailboxThreadRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8614,15 +8597,15 @@ pub struct Detail {
     /// `recipient`.
     pub recipient: Option<Recipient>,
     /// `status`.
-    pub status: Option<i64>,
+    pub status: Option<f64>,
     /// `last_updated_time`.
-    pub last_updated_time: Option<i64>,
+    pub last_updated_time: Option<f64>,
 }
 
 lark_types::json_struct!(Detail {
     recipient: "recipient",
-    status: "status" as int64,
-    last_updated_time: "last_updated_time" as int64
+    status: "status" as number,
+    last_updated_time: "last_updated_time" as number
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.message.attachment.download_url` response).
@@ -9089,11 +9072,11 @@ pub struct GetRecallDetailUserMailboxSentMessageResponse {
     /// `recall_result`.
     pub recall_result: Option<RecallResult>,
     /// `success_count`.
-    pub success_count: Option<i64>,
+    pub success_count: Option<f64>,
     /// `failure_count`.
-    pub failure_count: Option<i64>,
+    pub failure_count: Option<f64>,
     /// `processing_count`.
-    pub processing_count: Option<i64>,
+    pub processing_count: Option<f64>,
     /// `items`.
     pub items: Option<Vec<SentMessage>>,
 }
@@ -9101,9 +9084,9 @@ pub struct GetRecallDetailUserMailboxSentMessageResponse {
 lark_types::json_struct!(GetRecallDetailUserMailboxSentMessageResponse {
     recall_status: "recall_status",
     recall_result: "recall_result",
-    success_count: "success_count" as int64,
-    failure_count: "failure_count" as int64,
-    processing_count: "processing_count" as int64,
+    success_count: "success_count" as number,
+    failure_count: "failure_count" as number,
+    processing_count: "processing_count" as number,
     items: "items"
 });
 
@@ -9388,9 +9371,9 @@ pub struct Image {
     /// `file_size`.
     pub file_size: Option<String>,
     /// `image_width`.
-    pub image_width: Option<i64>,
+    pub image_width: Option<f64>,
     /// `image_height`.
-    pub image_height: Option<i64>,
+    pub image_height: Option<f64>,
     /// `download_url`.
     pub download_url: Option<String>,
 }
@@ -9400,8 +9383,8 @@ lark_types::json_struct!(Image {
     file_key: "file_key",
     cid: "cid",
     file_size: "file_size",
-    image_width: "image_width" as int64,
-    image_height: "image_height" as int64,
+    image_width: "image_width" as number,
+    image_height: "image_height" as number,
     download_url: "download_url"
 });
 
@@ -10257,7 +10240,7 @@ pub struct MultiEntity {
     /// `display_name`.
     pub display_name: Option<String>,
     /// `member_count`.
-    pub member_count: Option<i64>,
+    pub member_count: Option<f64>,
     /// `user_id`.
     pub user_id: Option<String>,
     /// `department`.
@@ -10274,7 +10257,7 @@ lark_types::json_struct!(MultiEntity {
     name: "name",
     email: "email",
     display_name: "display_name",
-    member_count: "member_count" as int64,
+    member_count: "member_count" as number,
     user_id: "user_id",
     department: "department",
     chat_id: "chat_id",
@@ -10885,10 +10868,10 @@ pub struct SearchMultiEntityBody {
     /// `query` (required).
     pub query: Option<String>,
     /// `size`.
-    pub size: Option<i64>,
+    pub size: Option<f64>,
 }
 
-lark_types::json_struct!(SearchMultiEntityBody { query: "query", size: "size" as int64 });
+lark_types::json_struct!(SearchMultiEntityBody { query: "query", size: "size" as number });
 
 impl SearchMultiEntityBody {
     /// Sets `query`.
@@ -10898,7 +10881,7 @@ impl SearchMultiEntityBody {
     }
 
     /// Sets `size`.
-    pub fn size(mut self, value: impl Into<i64>) -> Self {
+    pub fn size(mut self, value: impl Into<f64>) -> Self {
         self.size = Some(value.into());
         self
     }
@@ -10949,7 +10932,7 @@ pub struct SearchUserMailboxResponse {
     /// `items` (required).
     pub items: Option<Vec<UserMailbox>>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `page_token`.
@@ -10960,7 +10943,7 @@ pub struct SearchUserMailboxResponse {
 
 lark_types::json_struct!(SearchUserMailboxResponse {
     items: "items",
-    total: "total" as int64,
+    total: "total" as number,
     has_more: "has_more",
     page_token: "page_token",
     notice: "notice"
@@ -11277,11 +11260,11 @@ pub struct SentMessage {
     /// `is_mailing_list`.
     pub is_mailing_list: Option<bool>,
     /// `mailing_list_success_count`.
-    pub mailing_list_success_count: Option<i64>,
+    pub mailing_list_success_count: Option<f64>,
     /// `mailing_list_failure_count`.
-    pub mailing_list_failure_count: Option<i64>,
+    pub mailing_list_failure_count: Option<f64>,
     /// `mailing_list_finish_percent`.
-    pub mailing_list_finish_percent: Option<i64>,
+    pub mailing_list_finish_percent: Option<f64>,
 }
 
 lark_types::json_struct!(SentMessage {
@@ -11290,9 +11273,9 @@ lark_types::json_struct!(SentMessage {
     status: "status",
     fail_reason: "fail_reason",
     is_mailing_list: "is_mailing_list",
-    mailing_list_success_count: "mailing_list_success_count" as int64,
-    mailing_list_failure_count: "mailing_list_failure_count" as int64,
-    mailing_list_finish_percent: "mailing_list_finish_percent" as int64
+    mailing_list_success_count: "mailing_list_success_count" as number,
+    mailing_list_failure_count: "mailing_list_failure_count" as number,
+    mailing_list_finish_percent: "mailing_list_finish_percent" as number
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.setting.get_signatures` response).

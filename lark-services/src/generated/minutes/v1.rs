@@ -59,7 +59,7 @@ impl<'a> MinuteResource<'a> {
     /// `POST /open-apis/minutes/v1/minutes/search` (`minutes.v1.minute.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=minutes&resource=minute&version=v1>
     pub fn search(&self, request: SearchMinuteRequest) -> crate::Call<SearchMinuteRequest> {
@@ -331,8 +331,8 @@ impl crate::Paginated for SearchMinuteRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

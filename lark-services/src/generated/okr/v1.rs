@@ -100,7 +100,7 @@ impl<'a> PeriodResource<'a> {
     /// `GET /open-apis/okr/v1/periods` (`okr.v1.period.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/okr-v1/period/list>
     pub fn list(&self, request: ListPeriodRequest) -> crate::Call<ListPeriodRequest> {
@@ -451,8 +451,8 @@ impl crate::Paginated for ListPeriodRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1473,7 +1473,7 @@ pub struct Kr {
     /// `score`.
     pub score: Option<i32>,
     /// `weight`.
-    pub weight: Option<i32>,
+    pub weight: Option<f64>,
     /// `kr_weight`.
     pub kr_weight: Option<f64>,
     /// `progress_rate`.
@@ -1500,7 +1500,7 @@ lark_types::json_struct!(Kr {
     id: "id",
     content: "content",
     score: "score",
-    weight: "weight",
+    weight: "weight" as number,
     kr_weight: "kr_weight",
     progress_rate: "progress_rate",
     progress_record_list: "progress_record_list",

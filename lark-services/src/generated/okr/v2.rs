@@ -90,7 +90,7 @@ impl<'a> OkrCategoryResource<'a> {
     /// `GET /open-apis/okr/v2/categories` (`okr.v2.okr.category.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.category&version=v2>
     pub fn list(&self, request: ListOkrCategoryRequest) -> crate::Call<ListOkrCategoryRequest> {
@@ -113,7 +113,7 @@ impl<'a> OkrCycleResource<'a> {
     /// `GET /open-apis/okr/v2/cycles` (`okr.v2.okr.cycle.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.cycle&version=v2>
     pub fn list(&self, request: ListOkrCycleRequest) -> crate::Call<ListOkrCycleRequest> {
@@ -167,7 +167,7 @@ impl<'a> OkrCycleObjectiveResource<'a> {
     /// `GET /open-apis/okr/v2/cycles/:cycle_id/objectives` (`okr.v2.okr.cycle.objective.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.cycle.objective&version=v2>
     pub fn list(&self, request: ListOkrCycleObjectiveRequest) -> crate::Call<ListOkrCycleObjectiveRequest> {
@@ -267,7 +267,7 @@ impl<'a> OkrKeyResultProgressResource<'a> {
     /// `GET /open-apis/okr/v2/key_results/:key_result_id/progresses` (`okr.v2.okr.key_result.progress.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.key_result.progress&version=v2>
     pub fn list(
@@ -379,7 +379,7 @@ impl<'a> OkrObjectiveAlignmentResource<'a> {
     /// `GET /open-apis/okr/v2/objectives/:objective_id/alignments` (`okr.v2.okr.objective.alignment.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.objective.alignment&version=v2>
     pub fn list(
@@ -432,7 +432,7 @@ impl<'a> OkrObjectiveKeyResultResource<'a> {
     /// `GET /open-apis/okr/v2/objectives/:objective_id/key_results` (`okr.v2.okr.objective.key_result.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.objective.key_result&version=v2>
     pub fn list(
@@ -453,7 +453,7 @@ impl<'a> OkrObjectiveProgressResource<'a> {
     /// `GET /open-apis/okr/v2/objectives/:objective_id/progresses` (`okr.v2.okr.objective.progress.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=okr&resource=okr.objective.progress&version=v2>
     pub fn list(
@@ -547,7 +547,7 @@ impl crate::TypedRequest for GetOkrAlignmentRequest {
 #[non_exhaustive]
 pub struct ListOkrCategoryRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `owner_type`.
@@ -561,7 +561,7 @@ impl ListOkrCategoryRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -597,8 +597,8 @@ impl crate::Paginated for ListOkrCategoryRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -621,7 +621,7 @@ pub struct ListOkrCycleRequest {
     /// Query `user_id_type`.
     pub user_id_type: Option<UserIdType>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
 }
@@ -645,7 +645,7 @@ impl ListOkrCycleRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -676,8 +676,8 @@ impl crate::Paginated for ListOkrCycleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -753,7 +753,7 @@ impl CreateOkrCycleObjectiveRequest {
     }
 
     /// Sets body field `weight`.
-    pub fn weight(mut self, value: impl Into<i64>) -> Self {
+    pub fn weight(mut self, value: impl Into<f64>) -> Self {
         self.body.weight = Some(value.into());
         self
     }
@@ -765,7 +765,7 @@ impl CreateOkrCycleObjectiveRequest {
     }
 
     /// Sets body field `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.body.score = Some(value.into());
         self
     }
@@ -795,7 +795,7 @@ pub struct ListOkrCycleObjectiveRequest {
     /// Path value `cycle_id`.
     pub cycle_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -817,7 +817,7 @@ impl ListOkrCycleObjectiveRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -861,8 +861,8 @@ impl crate::Paginated for ListOkrCycleObjectiveRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1054,31 +1054,31 @@ impl PatchOkrIndicatorRequest {
     }
 
     /// Sets body field `current_value_calculate_type`.
-    pub fn current_value_calculate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn current_value_calculate_type(mut self, value: impl Into<f64>) -> Self {
         self.body.current_value_calculate_type = Some(value.into());
         self
     }
 
     /// Sets body field `status_calculate_type`.
-    pub fn status_calculate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn status_calculate_type(mut self, value: impl Into<f64>) -> Self {
         self.body.status_calculate_type = Some(value.into());
         self
     }
 
     /// Sets body field `start_value`.
-    pub fn start_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn start_value(mut self, value: impl Into<f64>) -> Self {
         self.body.start_value = Some(value.into());
         self
     }
 
     /// Sets body field `target_value`.
-    pub fn target_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn target_value(mut self, value: impl Into<f64>) -> Self {
         self.body.target_value = Some(value.into());
         self
     }
 
     /// Sets body field `current_value`.
-    pub fn current_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn current_value(mut self, value: impl Into<f64>) -> Self {
         self.body.current_value = Some(value.into());
         self
     }
@@ -1090,7 +1090,7 @@ impl PatchOkrIndicatorRequest {
     }
 
     /// Sets body field `indicator_status`.
-    pub fn indicator_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn indicator_status(mut self, value: impl Into<f64>) -> Self {
         self.body.indicator_status = Some(value.into());
         self
     }
@@ -1285,7 +1285,7 @@ impl PatchOkrKeyResultRequest {
     }
 
     /// Sets body field `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.body.score = Some(value.into());
         self
     }
@@ -1321,7 +1321,7 @@ pub struct ListOkrKeyResultProgressRequest {
     /// Path value `key_result_id`.
     pub key_result_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -1343,7 +1343,7 @@ impl ListOkrKeyResultProgressRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -1387,8 +1387,8 @@ impl crate::Paginated for ListOkrKeyResultProgressRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1425,7 +1425,7 @@ impl CreateOkrObjectiveAlignmentRequest {
     }
 
     /// Sets body field `to_entity_type`.
-    pub fn to_entity_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn to_entity_type(mut self, value: impl Into<f64>) -> Self {
         self.body.to_entity_type = Some(value.into());
         self
     }
@@ -1457,7 +1457,7 @@ pub struct ListOkrObjectiveAlignmentRequest {
     /// Path value `objective_id`.
     pub objective_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `align_type`.
@@ -1482,7 +1482,7 @@ impl ListOkrObjectiveAlignmentRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -1533,8 +1533,8 @@ impl crate::Paginated for ListOkrObjectiveAlignmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1726,7 +1726,7 @@ impl CreateOkrObjectiveKeyResultRequest {
     }
 
     /// Sets body field `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.body.score = Some(value.into());
         self
     }
@@ -1756,7 +1756,7 @@ pub struct ListOkrObjectiveKeyResultRequest {
     /// Path value `objective_id`.
     pub objective_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -1778,7 +1778,7 @@ impl ListOkrObjectiveKeyResultRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -1822,8 +1822,8 @@ impl crate::Paginated for ListOkrObjectiveKeyResultRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2021,7 +2021,7 @@ impl PatchOkrObjectiveRequest {
     }
 
     /// Sets body field `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.body.score = Some(value.into());
         self
     }
@@ -2069,7 +2069,7 @@ pub struct ListOkrObjectiveProgressRequest {
     /// Path value `objective_id`.
     pub objective_id: String,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -2091,7 +2091,7 @@ impl ListOkrObjectiveProgressRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -2135,8 +2135,8 @@ impl crate::Paginated for ListOkrObjectiveProgressRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2172,11 +2172,11 @@ pub struct Alignment {
     /// `to_owner` (required).
     pub to_owner: Option<ToOwner>,
     /// `from_entity_type` (required).
-    pub from_entity_type: Option<i64>,
+    pub from_entity_type: Option<f64>,
     /// `from_entity_id` (required).
     pub from_entity_id: Option<String>,
     /// `to_entity_type` (required).
-    pub to_entity_type: Option<i64>,
+    pub to_entity_type: Option<f64>,
     /// `to_entity_id` (required).
     pub to_entity_id: Option<String>,
 }
@@ -2187,9 +2187,9 @@ lark_types::json_struct!(Alignment {
     update_time: "update_time",
     from_owner: "from_owner",
     to_owner: "to_owner",
-    from_entity_type: "from_entity_type" as int64,
+    from_entity_type: "from_entity_type" as number,
     from_entity_id: "from_entity_id",
-    to_entity_type: "to_entity_type" as int64,
+    to_entity_type: "to_entity_type" as number,
     to_entity_id: "to_entity_id"
 });
 
@@ -2198,43 +2198,43 @@ lark_types::json_struct!(Alignment {
 #[non_exhaustive]
 pub struct BackColor {
     /// `red`.
-    pub red: Option<i64>,
+    pub red: Option<f64>,
     /// `green`.
-    pub green: Option<i64>,
+    pub green: Option<f64>,
     /// `blue`.
-    pub blue: Option<i64>,
+    pub blue: Option<f64>,
     /// `alpha`.
-    pub alpha: Option<i64>,
+    pub alpha: Option<f64>,
 }
 
 lark_types::json_struct!(BackColor {
-    red: "red" as int64,
-    green: "green" as int64,
-    blue: "blue" as int64,
-    alpha: "alpha" as int64
+    red: "red" as number,
+    green: "green" as number,
+    blue: "blue" as number,
+    alpha: "alpha" as number
 });
 
 impl BackColor {
     /// Sets `red`.
-    pub fn red(mut self, value: impl Into<i64>) -> Self {
+    pub fn red(mut self, value: impl Into<f64>) -> Self {
         self.red = Some(value.into());
         self
     }
 
     /// Sets `green`.
-    pub fn green(mut self, value: impl Into<i64>) -> Self {
+    pub fn green(mut self, value: impl Into<f64>) -> Self {
         self.green = Some(value.into());
         self
     }
 
     /// Sets `blue`.
-    pub fn blue(mut self, value: impl Into<i64>) -> Self {
+    pub fn blue(mut self, value: impl Into<f64>) -> Self {
         self.blue = Some(value.into());
         self
     }
 
     /// Sets `alpha`.
-    pub fn alpha(mut self, value: impl Into<i64>) -> Self {
+    pub fn alpha(mut self, value: impl Into<f64>) -> Self {
         self.alpha = Some(value.into());
         self
     }
@@ -2375,20 +2375,20 @@ pub struct CreateOkrCycleObjectiveBody {
     /// `deadline`.
     pub deadline: Option<String>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `category_id`.
     pub category_id: Option<String>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
 }
 
 lark_types::json_struct!(CreateOkrCycleObjectiveBody {
     content: "content",
     notes: "notes",
     deadline: "deadline",
-    weight: "weight" as int64,
+    weight: "weight" as number,
     category_id: "category_id",
-    score: "score" as int64
+    score: "score" as number
 });
 
 impl CreateOkrCycleObjectiveBody {
@@ -2411,7 +2411,7 @@ impl CreateOkrCycleObjectiveBody {
     }
 
     /// Sets `weight`.
-    pub fn weight(mut self, value: impl Into<i64>) -> Self {
+    pub fn weight(mut self, value: impl Into<f64>) -> Self {
         self.weight = Some(value.into());
         self
     }
@@ -2423,7 +2423,7 @@ impl CreateOkrCycleObjectiveBody {
     }
 
     /// Sets `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
@@ -2444,19 +2444,19 @@ lark_types::json_struct!(CreateOkrCycleObjectiveResponse { objective_id: "object
 #[non_exhaustive]
 pub struct CreateOkrObjectiveAlignmentBody {
     /// `to_entity_type` (required).
-    pub to_entity_type: Option<i64>,
+    pub to_entity_type: Option<f64>,
     /// `to_entity_id` (required).
     pub to_entity_id: Option<String>,
 }
 
 lark_types::json_struct!(CreateOkrObjectiveAlignmentBody {
-    to_entity_type: "to_entity_type" as int64,
+    to_entity_type: "to_entity_type" as number,
     to_entity_id: "to_entity_id"
 });
 
 impl CreateOkrObjectiveAlignmentBody {
     /// Sets `to_entity_type`.
-    pub fn to_entity_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn to_entity_type(mut self, value: impl Into<f64>) -> Self {
         self.to_entity_type = Some(value.into());
         self
     }
@@ -2487,13 +2487,13 @@ pub struct CreateOkrObjectiveKeyResultBody {
     /// `deadline`.
     pub deadline: Option<String>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
 }
 
 lark_types::json_struct!(CreateOkrObjectiveKeyResultBody {
     content: "content",
     deadline: "deadline",
-    score: "score" as int64
+    score: "score" as number
 });
 
 impl CreateOkrObjectiveKeyResultBody {
@@ -2510,7 +2510,7 @@ impl CreateOkrObjectiveKeyResultBody {
     }
 
     /// Sets `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
@@ -2545,9 +2545,9 @@ pub struct Cycle {
     /// `end_time` (required).
     pub end_time: Option<String>,
     /// `cycle_status`.
-    pub cycle_status: Option<i64>,
+    pub cycle_status: Option<f64>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
 }
 
 lark_types::json_struct!(Cycle {
@@ -2558,8 +2558,8 @@ lark_types::json_struct!(Cycle {
     owner: "owner",
     start_time: "start_time",
     end_time: "end_time",
-    cycle_status: "cycle_status" as int64,
-    score: "score" as int64
+    cycle_status: "cycle_status" as number,
+    score: "score" as number
 });
 
 /// The reply `data` of `okr.v2.okr.alignment.delete` ([`DeleteOkrAlignmentRequest`]).
@@ -2744,16 +2744,16 @@ pub struct Image {
     /// `src`.
     pub src: Option<String>,
     /// `width`.
-    pub width: Option<i64>,
+    pub width: Option<f64>,
     /// `height`.
-    pub height: Option<i64>,
+    pub height: Option<f64>,
 }
 
 lark_types::json_struct!(Image {
     file_token: "file_token",
     src: "src",
-    width: "width" as int64,
-    height: "height" as int64
+    width: "width" as number,
+    height: "height" as number
 });
 
 impl Image {
@@ -2770,13 +2770,13 @@ impl Image {
     }
 
     /// Sets `width`.
-    pub fn width(mut self, value: impl Into<i64>) -> Self {
+    pub fn width(mut self, value: impl Into<f64>) -> Self {
         self.width = Some(value.into());
         self
     }
 
     /// Sets `height`.
-    pub fn height(mut self, value: impl Into<i64>) -> Self {
+    pub fn height(mut self, value: impl Into<f64>) -> Self {
         self.height = Some(value.into());
         self
     }
@@ -2795,21 +2795,21 @@ pub struct Indicator {
     /// `owner` (required).
     pub owner: Option<Owner>,
     /// `entity_type` (required).
-    pub entity_type: Option<i64>,
+    pub entity_type: Option<f64>,
     /// `entity_id` (required).
     pub entity_id: Option<String>,
     /// `indicator_status` (required).
-    pub indicator_status: Option<i64>,
+    pub indicator_status: Option<f64>,
     /// `status_calculate_type` (required).
-    pub status_calculate_type: Option<i64>,
+    pub status_calculate_type: Option<f64>,
     /// `start_value`.
-    pub start_value: Option<i64>,
+    pub start_value: Option<f64>,
     /// `target_value`.
-    pub target_value: Option<i64>,
+    pub target_value: Option<f64>,
     /// `current_value`.
-    pub current_value: Option<i64>,
+    pub current_value: Option<f64>,
     /// `current_value_calculate_type`.
-    pub current_value_calculate_type: Option<i64>,
+    pub current_value_calculate_type: Option<f64>,
     /// `unit`.
     pub unit: Option<Unit>,
 }
@@ -2819,14 +2819,14 @@ lark_types::json_struct!(Indicator {
     create_time: "create_time",
     update_time: "update_time",
     owner: "owner",
-    entity_type: "entity_type" as int64,
+    entity_type: "entity_type" as number,
     entity_id: "entity_id",
-    indicator_status: "indicator_status" as int64,
-    status_calculate_type: "status_calculate_type" as int64,
-    start_value: "start_value" as int64,
-    target_value: "target_value" as int64,
-    current_value: "current_value" as int64,
-    current_value_calculate_type: "current_value_calculate_type" as int64,
+    indicator_status: "indicator_status" as number,
+    status_calculate_type: "status_calculate_type" as number,
+    start_value: "start_value" as number,
+    target_value: "target_value" as number,
+    current_value: "current_value" as number,
+    current_value_calculate_type: "current_value_calculate_type" as number,
     unit: "unit"
 });
 
@@ -2845,13 +2845,13 @@ pub struct KeyResult {
     /// `objective_id` (required).
     pub objective_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
 }
@@ -2862,10 +2862,10 @@ lark_types::json_struct!(KeyResult {
     update_time: "update_time",
     owner: "owner",
     objective_id: "objective_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
-    weight: "weight" as int64,
+    score: "score" as number,
+    weight: "weight" as number,
     deadline: "deadline"
 });
 
@@ -2876,10 +2876,10 @@ pub struct KeyResultWeight {
     /// `key_result_id` (required).
     pub key_result_id: Option<String>,
     /// `weight` (required).
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
 }
 
-lark_types::json_struct!(KeyResultWeight { key_result_id: "key_result_id", weight: "weight" as int64 });
+lark_types::json_struct!(KeyResultWeight { key_result_id: "key_result_id", weight: "weight" as number });
 
 impl KeyResultWeight {
     /// Sets `key_result_id`.
@@ -2889,7 +2889,7 @@ impl KeyResultWeight {
     }
 
     /// Sets `weight`.
-    pub fn weight(mut self, value: impl Into<i64>) -> Self {
+    pub fn weight(mut self, value: impl Into<f64>) -> Self {
         self.weight = Some(value.into());
         self
     }
@@ -2938,13 +2938,13 @@ pub struct KeyResultsPositionOkrObjectiveResponseObjective {
     /// `objective_id` (required).
     pub objective_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
 }
@@ -2955,10 +2955,10 @@ lark_types::json_struct!(KeyResultsPositionOkrObjectiveResponseObjective {
     update_time: "update_time",
     owner: "owner",
     objective_id: "objective_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
-    weight: "weight" as int64,
+    score: "score" as number,
+    weight: "weight" as number,
     deadline: "deadline"
 });
 
@@ -3005,13 +3005,13 @@ pub struct KeyResultsWeightOkrObjectiveResponseObjective {
     /// `objective_id` (required).
     pub objective_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
 }
@@ -3022,10 +3022,10 @@ lark_types::json_struct!(KeyResultsWeightOkrObjectiveResponseObjective {
     update_time: "update_time",
     owner: "owner",
     objective_id: "objective_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
-    weight: "weight" as int64,
+    score: "score" as number,
+    weight: "weight" as number,
     deadline: "deadline"
 });
 
@@ -3054,15 +3054,15 @@ pub struct List {
     /// `list_type`.
     pub list_type: Option<ListType>,
     /// `indent_level`.
-    pub indent_level: Option<i64>,
+    pub indent_level: Option<f64>,
     /// `number`.
-    pub number: Option<i64>,
+    pub number: Option<f64>,
 }
 
 lark_types::json_struct!(List {
     list_type: "list_type",
-    indent_level: "indent_level" as int64,
-    number: "number" as int64
+    indent_level: "indent_level" as number,
+    number: "number" as number
 });
 
 impl List {
@@ -3073,13 +3073,13 @@ impl List {
     }
 
     /// Sets `indent_level`.
-    pub fn indent_level(mut self, value: impl Into<i64>) -> Self {
+    pub fn indent_level(mut self, value: impl Into<f64>) -> Self {
         self.indent_level = Some(value.into());
         self
     }
 
     /// Sets `number`.
-    pub fn number(mut self, value: impl Into<i64>) -> Self {
+    pub fn number(mut self, value: impl Into<f64>) -> Self {
         self.number = Some(value.into());
         self
     }
@@ -3322,15 +3322,15 @@ pub struct Objective {
     /// `cycle_id` (required).
     pub cycle_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `notes`.
     pub notes: Option<Notes>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
     /// `category_id`.
@@ -3343,11 +3343,11 @@ lark_types::json_struct!(Objective {
     update_time: "update_time",
     owner: "owner",
     cycle_id: "cycle_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
+    score: "score" as number,
     notes: "notes",
-    weight: "weight" as int64,
+    weight: "weight" as number,
     deadline: "deadline",
     category_id: "category_id"
 });
@@ -3359,10 +3359,10 @@ pub struct ObjectiveWeight {
     /// `objective_id` (required).
     pub objective_id: Option<String>,
     /// `weight` (required).
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
 }
 
-lark_types::json_struct!(ObjectiveWeight { objective_id: "objective_id", weight: "weight" as int64 });
+lark_types::json_struct!(ObjectiveWeight { objective_id: "objective_id", weight: "weight" as number });
 
 impl ObjectiveWeight {
     /// Sets `objective_id`.
@@ -3372,7 +3372,7 @@ impl ObjectiveWeight {
     }
 
     /// Sets `weight`.
-    pub fn weight(mut self, value: impl Into<i64>) -> Self {
+    pub fn weight(mut self, value: impl Into<f64>) -> Self {
         self.weight = Some(value.into());
         self
     }
@@ -3421,15 +3421,15 @@ pub struct ObjectivesPositionOkrCycleResponseCycle {
     /// `cycle_id` (required).
     pub cycle_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `notes`.
     pub notes: Option<Notes>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
     /// `category_id`.
@@ -3442,11 +3442,11 @@ lark_types::json_struct!(ObjectivesPositionOkrCycleResponseCycle {
     update_time: "update_time",
     owner: "owner",
     cycle_id: "cycle_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
+    score: "score" as number,
     notes: "notes",
-    weight: "weight" as int64,
+    weight: "weight" as number,
     deadline: "deadline",
     category_id: "category_id"
 });
@@ -3494,15 +3494,15 @@ pub struct ObjectivesWeightOkrCycleResponseCycle {
     /// `cycle_id` (required).
     pub cycle_id: Option<String>,
     /// `position` (required).
-    pub position: Option<i64>,
+    pub position: Option<f64>,
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `notes`.
     pub notes: Option<Notes>,
     /// `weight`.
-    pub weight: Option<i64>,
+    pub weight: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
     /// `category_id`.
@@ -3515,11 +3515,11 @@ lark_types::json_struct!(ObjectivesWeightOkrCycleResponseCycle {
     update_time: "update_time",
     owner: "owner",
     cycle_id: "cycle_id",
-    position: "position" as int64,
+    position: "position" as number,
     content: "content",
-    score: "score" as int64,
+    score: "score" as number,
     notes: "notes",
-    weight: "weight" as int64,
+    weight: "weight" as number,
     deadline: "deadline",
     category_id: "category_id"
 });
@@ -3587,58 +3587,58 @@ Mention = "mention",
 #[non_exhaustive]
 pub struct PatchOkrIndicatorBody {
     /// `current_value_calculate_type`.
-    pub current_value_calculate_type: Option<i64>,
+    pub current_value_calculate_type: Option<f64>,
     /// `status_calculate_type`.
-    pub status_calculate_type: Option<i64>,
+    pub status_calculate_type: Option<f64>,
     /// `start_value`.
-    pub start_value: Option<i64>,
+    pub start_value: Option<f64>,
     /// `target_value`.
-    pub target_value: Option<i64>,
+    pub target_value: Option<f64>,
     /// `current_value`.
-    pub current_value: Option<i64>,
+    pub current_value: Option<f64>,
     /// `unit`.
     pub unit: Option<Unit>,
     /// `indicator_status`.
-    pub indicator_status: Option<i64>,
+    pub indicator_status: Option<f64>,
 }
 
 lark_types::json_struct!(PatchOkrIndicatorBody {
-    current_value_calculate_type: "current_value_calculate_type" as int64,
-    status_calculate_type: "status_calculate_type" as int64,
-    start_value: "start_value" as int64,
-    target_value: "target_value" as int64,
-    current_value: "current_value" as int64,
+    current_value_calculate_type: "current_value_calculate_type" as number,
+    status_calculate_type: "status_calculate_type" as number,
+    start_value: "start_value" as number,
+    target_value: "target_value" as number,
+    current_value: "current_value" as number,
     unit: "unit",
-    indicator_status: "indicator_status" as int64
+    indicator_status: "indicator_status" as number
 });
 
 impl PatchOkrIndicatorBody {
     /// Sets `current_value_calculate_type`.
-    pub fn current_value_calculate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn current_value_calculate_type(mut self, value: impl Into<f64>) -> Self {
         self.current_value_calculate_type = Some(value.into());
         self
     }
 
     /// Sets `status_calculate_type`.
-    pub fn status_calculate_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn status_calculate_type(mut self, value: impl Into<f64>) -> Self {
         self.status_calculate_type = Some(value.into());
         self
     }
 
     /// Sets `start_value`.
-    pub fn start_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn start_value(mut self, value: impl Into<f64>) -> Self {
         self.start_value = Some(value.into());
         self
     }
 
     /// Sets `target_value`.
-    pub fn target_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn target_value(mut self, value: impl Into<f64>) -> Self {
         self.target_value = Some(value.into());
         self
     }
 
     /// Sets `current_value`.
-    pub fn current_value(mut self, value: impl Into<i64>) -> Self {
+    pub fn current_value(mut self, value: impl Into<f64>) -> Self {
         self.current_value = Some(value.into());
         self
     }
@@ -3650,7 +3650,7 @@ impl PatchOkrIndicatorBody {
     }
 
     /// Sets `indicator_status`.
-    pub fn indicator_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn indicator_status(mut self, value: impl Into<f64>) -> Self {
         self.indicator_status = Some(value.into());
         self
     }
@@ -3673,14 +3673,14 @@ pub struct PatchOkrKeyResultBody {
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `deadline`.
     pub deadline: Option<String>,
 }
 
 lark_types::json_struct!(PatchOkrKeyResultBody {
     content: "content",
-    score: "score" as int64,
+    score: "score" as number,
     deadline: "deadline"
 });
 
@@ -3692,7 +3692,7 @@ impl PatchOkrKeyResultBody {
     }
 
     /// Sets `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
@@ -3721,7 +3721,7 @@ pub struct PatchOkrObjectiveBody {
     /// `content`.
     pub content: Option<Content>,
     /// `score`.
-    pub score: Option<i64>,
+    pub score: Option<f64>,
     /// `notes`.
     pub notes: Option<Notes>,
     /// `deadline`.
@@ -3732,7 +3732,7 @@ pub struct PatchOkrObjectiveBody {
 
 lark_types::json_struct!(PatchOkrObjectiveBody {
     content: "content",
-    score: "score" as int64,
+    score: "score" as number,
     notes: "notes",
     deadline: "deadline",
     category_id: "category_id"
@@ -3746,7 +3746,7 @@ impl PatchOkrObjectiveBody {
     }
 
     /// Sets `score`.
-    pub fn score(mut self, value: impl Into<i64>) -> Self {
+    pub fn score(mut self, value: impl Into<f64>) -> Self {
         self.score = Some(value.into());
         self
     }
@@ -3793,7 +3793,7 @@ pub struct Progress {
     /// `owner` (required).
     pub owner: Option<Owner>,
     /// `entity_type` (required).
-    pub entity_type: Option<i64>,
+    pub entity_type: Option<f64>,
     /// `entity_id` (required).
     pub entity_id: Option<String>,
     /// `content`.
@@ -3807,7 +3807,7 @@ lark_types::json_struct!(Progress {
     create_time: "create_time",
     update_time: "update_time",
     owner: "owner",
-    entity_type: "entity_type" as int64,
+    entity_type: "entity_type" as number,
     entity_id: "entity_id",
     content: "content",
     progress_rate: "progress_rate"
@@ -3818,14 +3818,14 @@ lark_types::json_struct!(Progress {
 #[non_exhaustive]
 pub struct ProgressRate {
     /// `progress_percent`.
-    pub progress_percent: Option<i64>,
+    pub progress_percent: Option<f64>,
     /// `progress_status`.
-    pub progress_status: Option<i64>,
+    pub progress_status: Option<f64>,
 }
 
 lark_types::json_struct!(ProgressRate {
-    progress_percent: "progress_percent" as int64,
-    progress_status: "progress_status" as int64
+    progress_percent: "progress_percent" as number,
+    progress_status: "progress_status" as number
 });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.create` body).
@@ -3851,43 +3851,43 @@ impl Style {
 #[non_exhaustive]
 pub struct TextColor {
     /// `red`.
-    pub red: Option<i64>,
+    pub red: Option<f64>,
     /// `green`.
-    pub green: Option<i64>,
+    pub green: Option<f64>,
     /// `blue`.
-    pub blue: Option<i64>,
+    pub blue: Option<f64>,
     /// `alpha`.
-    pub alpha: Option<i64>,
+    pub alpha: Option<f64>,
 }
 
 lark_types::json_struct!(TextColor {
-    red: "red" as int64,
-    green: "green" as int64,
-    blue: "blue" as int64,
-    alpha: "alpha" as int64
+    red: "red" as number,
+    green: "green" as number,
+    blue: "blue" as number,
+    alpha: "alpha" as number
 });
 
 impl TextColor {
     /// Sets `red`.
-    pub fn red(mut self, value: impl Into<i64>) -> Self {
+    pub fn red(mut self, value: impl Into<f64>) -> Self {
         self.red = Some(value.into());
         self
     }
 
     /// Sets `green`.
-    pub fn green(mut self, value: impl Into<i64>) -> Self {
+    pub fn green(mut self, value: impl Into<f64>) -> Self {
         self.green = Some(value.into());
         self
     }
 
     /// Sets `blue`.
-    pub fn blue(mut self, value: impl Into<i64>) -> Self {
+    pub fn blue(mut self, value: impl Into<f64>) -> Self {
         self.blue = Some(value.into());
         self
     }
 
     /// Sets `alpha`.
-    pub fn alpha(mut self, value: impl Into<i64>) -> Self {
+    pub fn alpha(mut self, value: impl Into<f64>) -> Self {
         self.alpha = Some(value.into());
         self
     }
@@ -3992,16 +3992,16 @@ lark_types::json_struct!(ToOwner { owner_type: "owner_type", user_id: "user_id" 
 #[non_exhaustive]
 pub struct Unit {
     /// `unit_type` (required).
-    pub unit_type: Option<i64>,
+    pub unit_type: Option<f64>,
     /// `unit_value` (required).
     pub unit_value: Option<String>,
 }
 
-lark_types::json_struct!(Unit { unit_type: "unit_type" as int64, unit_value: "unit_value" });
+lark_types::json_struct!(Unit { unit_type: "unit_type" as number, unit_value: "unit_value" });
 
 impl Unit {
     /// Sets `unit_type`.
-    pub fn unit_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn unit_type(mut self, value: impl Into<f64>) -> Self {
         self.unit_type = Some(value.into());
         self
     }

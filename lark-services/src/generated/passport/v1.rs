@@ -102,7 +102,7 @@ impl UpdatePasswordRequest {
     }
 
     /// Sets body field `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.body.password = Some(value.into());
         self
     }
@@ -413,14 +413,14 @@ pub struct UpdatePasswordBody {
     /// `user_id` (required).
     pub user_id: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `require_reset`.
     pub require_reset: Option<bool>,
 }
 
 lark_types::json_struct!(UpdatePasswordBody {
     user_id: "user_id",
-    password: "password",
+    password: "password" as secret,
     require_reset: "require_reset"
 });
 
@@ -432,7 +432,7 @@ impl UpdatePasswordBody {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }

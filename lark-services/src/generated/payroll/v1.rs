@@ -71,7 +71,7 @@ impl<'a> AcctItemResource<'a> {
     /// `GET /open-apis/payroll/v1/acct_items` (`payroll.v1.acct_item.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/acct_item/list>
     pub fn list(&self, request: ListAcctItemRequest) -> crate::Call<ListAcctItemRequest> {
@@ -89,7 +89,7 @@ impl<'a> CostAllocationDetailResource<'a> {
     /// `GET /open-apis/payroll/v1/cost_allocation_details` (`payroll.v1.cost_allocation_detail.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/cost_allocation_detail/list>
     pub fn list(
@@ -110,7 +110,7 @@ impl<'a> CostAllocationPlanResource<'a> {
     /// `GET /open-apis/payroll/v1/cost_allocation_plans` (`payroll.v1.cost_allocation_plan.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/cost_allocation_plan/list>
     pub fn list(&self, request: ListCostAllocationPlanRequest) -> crate::Call<ListCostAllocationPlanRequest> {
@@ -128,7 +128,7 @@ impl<'a> CostAllocationReportResource<'a> {
     /// `GET /open-apis/payroll/v1/cost_allocation_reports` (`payroll.v1.cost_allocation_report.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/cost_allocation_report/list>
     pub fn list(
@@ -149,7 +149,7 @@ impl<'a> DatasourceResource<'a> {
     /// `GET /open-apis/payroll/v1/datasources` (`payroll.v1.datasource.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/datasource/list>
     pub fn list(&self, request: ListDatasourceRequest) -> crate::Call<ListDatasourceRequest> {
@@ -167,7 +167,7 @@ impl<'a> DatasourceRecordResource<'a> {
     /// `POST /open-apis/payroll/v1/datasource_records/query` (`payroll.v1.datasource_record.query`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/datasource_record/query>
     pub fn query(&self, request: QueryDatasourceRecordRequest) -> crate::Call<QueryDatasourceRecordRequest> {
@@ -194,7 +194,7 @@ impl<'a> PaygroupResource<'a> {
     /// `GET /open-apis/payroll/v1/paygroups` (`payroll.v1.paygroup.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/paygroup/list>
     pub fn list(&self, request: ListPaygroupRequest) -> crate::Call<ListPaygroupRequest> {
@@ -224,7 +224,7 @@ impl<'a> PaymentActivityResource<'a> {
     /// `GET /open-apis/payroll/v1/payment_activitys` (`payroll.v1.payment_activity.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/payroll-v1/payment_activity/list>
     pub fn list(&self, request: ListPaymentActivityRequest) -> crate::Call<ListPaymentActivityRequest> {
@@ -324,8 +324,8 @@ impl crate::Paginated for ListAcctItemRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -418,8 +418,8 @@ impl crate::Paginated for ListCostAllocationDetailRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -487,8 +487,8 @@ impl crate::Paginated for ListCostAllocationPlanRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -581,8 +581,8 @@ impl crate::Paginated for ListCostAllocationReportRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -641,8 +641,8 @@ impl crate::Paginated for ListDatasourceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -735,8 +735,8 @@ impl crate::Paginated for QueryDatasourceRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -854,8 +854,8 @@ impl crate::Paginated for ListPaygroupRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -928,7 +928,7 @@ pub struct ListPaymentActivityRequest {
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `statuses`.
-    pub statuses: Option<Vec<i64>>,
+    pub statuses: Option<Vec<f64>>,
 }
 
 impl ListPaymentActivityRequest {
@@ -962,7 +962,7 @@ impl ListPaymentActivityRequest {
     }
 
     /// Sets query `statuses`.
-    pub fn statuses(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn statuses(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.statuses = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -994,8 +994,8 @@ impl crate::Paginated for ListPaymentActivityRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1311,13 +1311,13 @@ lark_types::json_struct!(CompensationCost {
 #[non_exhaustive]
 pub struct CompensationCostItem {
     /// `number_of_individuals_for_payment`.
-    pub number_of_individuals_for_payment: Option<i64>,
+    pub number_of_individuals_for_payment: Option<f64>,
     /// `compensation_costs`.
     pub compensation_costs: Option<Vec<CompensationCost>>,
 }
 
 lark_types::json_struct!(CompensationCostItem {
-    number_of_individuals_for_payment: "number_of_individuals_for_payment" as int64,
+    number_of_individuals_for_payment: "number_of_individuals_for_payment" as number,
     compensation_costs: "compensation_costs"
 });
 

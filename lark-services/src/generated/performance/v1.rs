@@ -70,7 +70,7 @@ impl<'a> StageTaskResource<'a> {
     /// `POST /open-apis/performance/v1/stage_tasks/find_by_page` (`performance.v1.stage_task.find_by_page`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/stage_task/find_by_page>
     pub fn find_by_page(
@@ -358,8 +358,8 @@ impl crate::Paginated for FindByPageStageTaskRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1029,7 +1029,7 @@ pub struct StageTaskInfoList {
     /// `task_option_id`.
     pub task_option_id: Option<i32>,
     /// `finished_count`.
-    pub finished_count: Option<i64>,
+    pub finished_count: Option<f64>,
 }
 
 lark_types::json_struct!(StageTaskInfoList {
@@ -1040,7 +1040,7 @@ lark_types::json_struct!(StageTaskInfoList {
     jump_url: "jump_url",
     stage_task_status: "stage_task_status",
     task_option_id: "task_option_id",
-    finished_count: "finished_count" as int64
+    finished_count: "finished_count" as number
 });
 
 lark_types::open_enum! {

@@ -125,7 +125,7 @@ impl<'a> AdditionalInformationResource<'a> {
     /// `POST /open-apis/performance/v2/additional_informations/query` (`performance.v2.additional_information.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/semester_activity/additional_information/query>
     pub fn query(
@@ -179,7 +179,7 @@ impl<'a> IndicatorResource<'a> {
     /// `POST /open-apis/performance/v2/indicators/query` (`performance.v2.indicator.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/review_template/query-3>
     pub fn query(&self, request: QueryIndicatorRequest) -> crate::Call<QueryIndicatorRequest> {
@@ -240,7 +240,7 @@ impl<'a> MetricLibResource<'a> {
     /// `POST /open-apis/performance/v2/metric_libs/query` (`performance.v2.metric_lib.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/metric_template/query-3>
     pub fn query(&self, request: QueryMetricLibRequest) -> crate::Call<QueryMetricLibRequest> {
@@ -258,7 +258,7 @@ impl<'a> MetricTagResource<'a> {
     /// `GET /open-apis/performance/v2/metric_tags` (`performance.v2.metric_tag.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/metric_template/list>
     pub fn list(&self, request: ListMetricTagRequest) -> crate::Call<ListMetricTagRequest> {
@@ -276,7 +276,7 @@ impl<'a> MetricTemplateResource<'a> {
     /// `POST /open-apis/performance/v2/metric_templates/query` (`performance.v2.metric_template.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/metric_template/query>
     pub fn query(&self, request: QueryMetricTemplateRequest) -> crate::Call<QueryMetricTemplateRequest> {
@@ -294,7 +294,7 @@ impl<'a> QuestionResource<'a> {
     /// `POST /open-apis/performance/v2/questions/query` (`performance.v2.question.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/review_template/query-2>
     pub fn query(&self, request: QueryQuestionRequest) -> crate::Call<QueryQuestionRequest> {
@@ -329,7 +329,7 @@ impl<'a> ReviewTemplateResource<'a> {
     /// `POST /open-apis/performance/v2/review_templates/query` (`performance.v2.review_template.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/review_template/query>
     pub fn query(&self, request: QueryReviewTemplateRequest) -> crate::Call<QueryReviewTemplateRequest> {
@@ -347,7 +347,7 @@ impl<'a> RevieweeResource<'a> {
     /// `POST /open-apis/performance/v2/reviewees/query` (`performance.v2.reviewee.query`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/performance-v1/review_config/semester_activity/reviewee/query>
     pub fn query(&self, request: QueryRevieweeRequest) -> crate::Call<QueryRevieweeRequest> {
@@ -614,8 +614,8 @@ impl crate::Paginated for QueryAdditionalInformationRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -750,8 +750,8 @@ impl crate::Paginated for QueryIndicatorRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1048,8 +1048,8 @@ impl crate::Paginated for QueryMetricLibRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1124,8 +1124,8 @@ impl crate::Paginated for ListMetricTagRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1221,8 +1221,8 @@ impl crate::Paginated for QueryMetricTemplateRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1303,8 +1303,8 @@ impl crate::Paginated for QueryQuestionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1481,8 +1481,8 @@ impl crate::Paginated for QueryReviewTemplateRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1584,8 +1584,8 @@ impl crate::Paginated for QueryRevieweeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

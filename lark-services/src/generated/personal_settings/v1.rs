@@ -68,7 +68,7 @@ impl<'a> SystemStatusResource<'a> {
     /// `GET /open-apis/personal_settings/v1/system_statuses` (`personal_settings.v1.system_status.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/personal_settings-v1/system_status/list>
     pub fn list(&self, request: ListSystemStatusRequest) -> crate::Call<ListSystemStatusRequest> {
@@ -368,8 +368,8 @@ impl crate::Paginated for ListSystemStatusRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -512,14 +512,14 @@ pub struct BatchOpenSystemStatusResponseResult {
     /// `user_id` (required).
     pub user_id: Option<String>,
     /// `end_time` (required).
-    pub end_time: Option<i64>,
+    pub end_time: Option<f64>,
     /// `result`.
     pub result: Option<ResultResult2>,
 }
 
 lark_types::json_struct!(BatchOpenSystemStatusResponseResult {
     user_id: "user_id",
-    end_time: "end_time" as int64,
+    end_time: "end_time" as number,
     result: "result"
 });
 
@@ -1009,10 +1009,10 @@ pub struct User {
     /// `user_id` (required).
     pub user_id: Option<String>,
     /// `end_time` (required).
-    pub end_time: Option<i64>,
+    pub end_time: Option<f64>,
 }
 
-lark_types::json_struct!(User { user_id: "user_id", end_time: "end_time" as int64 });
+lark_types::json_struct!(User { user_id: "user_id", end_time: "end_time" as number });
 
 impl User {
     /// Sets `user_id`.
@@ -1022,7 +1022,7 @@ impl User {
     }
 
     /// Sets `end_time`.
-    pub fn end_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn end_time(mut self, value: impl Into<f64>) -> Self {
         self.end_time = Some(value.into());
         self
     }

@@ -70,7 +70,7 @@ impl<'a> TaskResource<'a> {
     /// `POST /open-apis/report/v1/tasks/query` (`report.v1.task.query`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/report-v1/task/query>
     pub fn query(&self, request: QueryTaskRequest) -> crate::Call<QueryTaskRequest> {
@@ -285,8 +285,8 @@ impl crate::Paginated for QueryTaskRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -46,7 +46,7 @@ impl<'a> AppResource<'a> {
     /// `POST /open-apis/search/v2/app` (`search.v2.app.create`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/search-v2/suite-search/create-2>
     pub fn create(&self, request: CreateAppRequest) -> crate::Call<CreateAppRequest> {
@@ -96,7 +96,7 @@ impl<'a> DataSourceResource<'a> {
     /// `GET /open-apis/search/v2/data_sources` (`search.v2.data_source.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/search-v2/open-search/data_source/list>
     pub fn list(&self, request: ListDataSourceRequest) -> crate::Call<ListDataSourceRequest> {
@@ -158,7 +158,7 @@ impl<'a> DocWikiResource<'a> {
     /// `POST /open-apis/search/v2/doc_wiki/search` (`search.v2.doc_wiki.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=search&resource=doc_wiki&version=v2>
     pub fn search(&self, request: SearchDocWikiRequest) -> crate::Call<SearchDocWikiRequest> {
@@ -176,7 +176,7 @@ impl<'a> MessageResource<'a> {
     /// `POST /open-apis/search/v2/message` (`search.v2.message.create`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/search-v2/suite-search/create>
     pub fn create(&self, request: CreateMessageRequest) -> crate::Call<CreateMessageRequest> {
@@ -307,8 +307,8 @@ impl crate::Paginated for CreateAppRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -397,7 +397,7 @@ impl CreateDataSourceRequest {
     }
 
     /// Sets body field `connect_type`.
-    pub fn connect_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn connect_type(mut self, value: impl Into<f64>) -> Self {
         self.body.connect_type = Some(value.into());
         self
     }
@@ -711,8 +711,8 @@ impl crate::Paginated for ListDataSourceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -876,8 +876,8 @@ impl crate::Paginated for SearchDocWikiRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1015,8 +1015,8 @@ impl crate::Paginated for CreateMessageRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1346,19 +1346,19 @@ Yellow = "yellow",
 #[non_exhaustive]
 pub struct ConnectorParam {
     /// `callback_user_id_type`.
-    pub callback_user_id_type: Option<i64>,
+    pub callback_user_id_type: Option<f64>,
     /// `callback_endpoint`.
     pub callback_endpoint: Option<String>,
 }
 
 lark_types::json_struct!(ConnectorParam {
-    callback_user_id_type: "callback_user_id_type" as int64,
+    callback_user_id_type: "callback_user_id_type" as number,
     callback_endpoint: "callback_endpoint"
 });
 
 impl ConnectorParam {
     /// Sets `callback_user_id_type`.
-    pub fn callback_user_id_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn callback_user_id_type(mut self, value: impl Into<f64>) -> Self {
         self.callback_user_id_type = Some(value.into());
         self
     }
@@ -1455,7 +1455,7 @@ pub struct CreateDataSourceBody {
     /// `app_id`.
     pub app_id: Option<String>,
     /// `connect_type`.
-    pub connect_type: Option<i64>,
+    pub connect_type: Option<f64>,
     /// `connector_param`.
     pub connector_param: Option<ConnectorParam>,
     /// `enable_answer`.
@@ -1472,7 +1472,7 @@ lark_types::json_struct!(CreateDataSourceBody {
     i18n_description: "i18n_description",
     schema_id: "schema_id",
     app_id: "app_id",
-    connect_type: "connect_type" as int64,
+    connect_type: "connect_type" as number,
     connector_param: "connector_param",
     enable_answer: "enable_answer"
 });
@@ -1533,7 +1533,7 @@ impl CreateDataSourceBody {
     }
 
     /// Sets `connect_type`.
-    pub fn connect_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn connect_type(mut self, value: impl Into<f64>) -> Self {
         self.connect_type = Some(value.into());
         self
     }
@@ -1832,7 +1832,7 @@ pub struct DataSource {
     /// `app_id`.
     pub app_id: Option<String>,
     /// `connect_type`.
-    pub connect_type: Option<i64>,
+    pub connect_type: Option<f64>,
     /// `connector_param`.
     pub connector_param: Option<ConnectorParam>,
     /// `enable_answer`.
@@ -1853,7 +1853,7 @@ lark_types::json_struct!(DataSource {
     i18n_description: "i18n_description",
     schema_id: "schema_id",
     app_id: "app_id",
-    connect_type: "connect_type" as int64,
+    connect_type: "connect_type" as number,
     connector_param: "connector_param",
     enable_answer: "enable_answer"
 });
@@ -2507,22 +2507,22 @@ impl Metadata {
 #[non_exhaustive]
 pub struct MyCommentTime {
     /// `start`.
-    pub start: Option<i64>,
+    pub start: Option<f64>,
     /// `end`.
-    pub end: Option<i64>,
+    pub end: Option<f64>,
 }
 
-lark_types::json_struct!(MyCommentTime { start: "start" as int64, end: "end" as int64 });
+lark_types::json_struct!(MyCommentTime { start: "start" as number, end: "end" as number });
 
 impl MyCommentTime {
     /// Sets `start`.
-    pub fn start(mut self, value: impl Into<i64>) -> Self {
+    pub fn start(mut self, value: impl Into<f64>) -> Self {
         self.start = Some(value.into());
         self
     }
 
     /// Sets `end`.
-    pub fn end(mut self, value: impl Into<i64>) -> Self {
+    pub fn end(mut self, value: impl Into<f64>) -> Self {
         self.end = Some(value.into());
         self
     }
@@ -2533,22 +2533,22 @@ impl MyCommentTime {
 #[non_exhaustive]
 pub struct MyEditTime {
     /// `start`.
-    pub start: Option<i64>,
+    pub start: Option<f64>,
     /// `end`.
-    pub end: Option<i64>,
+    pub end: Option<f64>,
 }
 
-lark_types::json_struct!(MyEditTime { start: "start" as int64, end: "end" as int64 });
+lark_types::json_struct!(MyEditTime { start: "start" as number, end: "end" as number });
 
 impl MyEditTime {
     /// Sets `start`.
-    pub fn start(mut self, value: impl Into<i64>) -> Self {
+    pub fn start(mut self, value: impl Into<f64>) -> Self {
         self.start = Some(value.into());
         self
     }
 
     /// Sets `end`.
-    pub fn end(mut self, value: impl Into<i64>) -> Self {
+    pub fn end(mut self, value: impl Into<f64>) -> Self {
         self.end = Some(value.into());
         self
     }

@@ -69,7 +69,7 @@ impl<'a> OpenapiLogResource<'a> {
     /// `POST /open-apis/security_and_compliance/v1/openapi_logs/list_data` (`security_and_compliance.v1.openapi_log.list_data`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/security_and_compliance-v1/openapi_log/list_data>
     pub fn list_data(&self, request: ListDataOpenapiLogRequest) -> crate::Call<ListDataOpenapiLogRequest> {
@@ -233,8 +233,8 @@ impl crate::Paginated for ListDataOpenapiLogRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -78,7 +78,7 @@ impl<'a> DeviceRecordResource<'a> {
     /// `GET /open-apis/security_and_compliance/v2/device_records` (`security_and_compliance.v2.device_record.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/security_and_compliance-v1/security_and_compliance-v2/device_record/list>
     pub fn list(&self, request: ListDeviceRecordRequest) -> crate::Call<ListDeviceRecordRequest> {
@@ -366,9 +366,9 @@ pub struct ListDeviceRecordRequest {
     /// Query `mdm_provider_name`.
     pub mdm_provider_name: Option<String>,
     /// Query `lsa_client_status`.
-    pub lsa_client_status: Option<i64>,
+    pub lsa_client_status: Option<f64>,
     /// Query `device_env_detect_status`.
-    pub device_env_detect_status: Option<i64>,
+    pub device_env_detect_status: Option<f64>,
     /// Query `is_public`.
     pub is_public: Option<bool>,
     /// Query `cert_serial_number`.
@@ -516,13 +516,13 @@ impl ListDeviceRecordRequest {
     }
 
     /// Sets query `lsa_client_status`.
-    pub fn lsa_client_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn lsa_client_status(mut self, value: impl Into<f64>) -> Self {
         self.lsa_client_status = Some(value.into());
         self
     }
 
     /// Sets query `device_env_detect_status`.
-    pub fn device_env_detect_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn device_env_detect_status(mut self, value: impl Into<f64>) -> Self {
         self.device_env_detect_status = Some(value.into());
         self
     }
@@ -588,8 +588,8 @@ impl crate::Paginated for ListDeviceRecordRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -872,9 +872,9 @@ pub struct DeviceRecord {
     /// `device_env_info`.
     pub device_env_info: Option<String>,
     /// `created_at`.
-    pub created_at: Option<i64>,
+    pub created_at: Option<f64>,
     /// `updated_at`.
-    pub updated_at: Option<i64>,
+    pub updated_at: Option<f64>,
     /// `is_public`.
     pub is_public: Option<bool>,
     /// `cert_verified_at_unix`.
@@ -910,8 +910,8 @@ lark_types::json_struct!(DeviceRecord {
     mdm_provider_name: "mdm_provider_name",
     lsa_info: "lsa_info",
     device_env_info: "device_env_info",
-    created_at: "created_at" as int64,
-    updated_at: "updated_at" as int64,
+    created_at: "created_at" as number,
+    updated_at: "updated_at" as number,
     is_public: "is_public",
     cert_verified_at_unix: "cert_verified_at_unix",
     cert_serial_number: "cert_serial_number",

@@ -82,7 +82,7 @@ impl<'a> AppResource<'a> {
     /// `GET /open-apis/spark/v1/apps` (`spark.v1.app.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=spark&resource=app&version=v1>
     pub fn list(&self, request: ListAppRequest) -> crate::Call<ListAppRequest> {
@@ -155,7 +155,7 @@ impl<'a> AppEnumResource<'a> {
     /// `GET /open-apis/spark/v1/apps/:app_id/enums` (`spark.v1.app.enum.get_enum_list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=get_enum_list&project=spark&resource=app.enum&version=v1>
     pub fn get_enum_list(
@@ -176,7 +176,8 @@ impl<'a> AppStorageResource<'a> {
     /// `GET /open-apis/spark/v1/apps/:app_id/storage` (`spark.v1.app.storage.download`).
     ///
     /// Tokens: user.
-    /// Uploads `multipart/form-data`.
+    /// Replies with a file: a [`Download`](crate::Download) (a stream and the file name).
+    /// The spec marks it an upload, but a GET carries no form: the reply is the file.
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=download&project=spark&resource=app.storage&version=v1>
     pub fn download(&self, request: DownloadAppStorageRequest) -> crate::Call<DownloadAppStorageRequest> {
@@ -277,7 +278,7 @@ impl<'a> AppTableResource<'a> {
     /// `GET /open-apis/spark/v1/apps/:app_id/tables` (`spark.v1.app.table.get_table_list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=get_table_list&project=spark&resource=app.table&version=v1>
     pub fn get_table_list(
@@ -290,7 +291,7 @@ impl<'a> AppTableResource<'a> {
     /// `GET /open-apis/spark/v1/apps/:app_id/tables/:table_name/records` (`spark.v1.app.table.get_table_record_list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=get_table_record_list&project=spark&resource=app.table&version=v1>
     pub fn get_table_record_list(
@@ -335,7 +336,7 @@ impl<'a> AppViewResource<'a> {
     /// `GET /open-apis/spark/v1/apps/:app_id/views/:view_name/records` (`spark.v1.app.view.get_view_record_list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=get_view_record_list&project=spark&resource=app.view&version=v1>
     pub fn get_view_record_list(
@@ -539,8 +540,8 @@ impl crate::Paginated for GetEnumListAppEnumRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -706,8 +707,8 @@ impl crate::Paginated for ListAppRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -830,9 +831,9 @@ impl crate::TypedRequest for SqlCommandsAppRequest {
 
 /// Request of `spark.v1.app.storage.download`: `GET /open-apis/spark/v1/apps/:app_id/storage`.
 ///
-/// Send it with `app().storage().download(..)`; the reply is [`DownloadAppStorageResponse`].
+/// Send it with `app().storage().download(..)`; the reply is a [`Download`](crate::Download).
 /// Tokens: user. Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=download&project=spark&resource=app.storage&version=v1>
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct DownloadAppStorageRequest {
     /// Path value `app_id`.
@@ -863,8 +864,8 @@ impl DownloadAppStorageRequest {
 }
 
 impl crate::TypedRequest for DownloadAppStorageRequest {
-    type Response = DownloadAppStorageResponse;
-    type Reply = crate::JsonReply;
+    type Response = crate::Download;
+    type Reply = crate::FileReply;
     const META: crate::ApiMeta = crate::ApiMeta::new("spark.v1.app.storage.download", http::Method::GET, "/open-apis/spark/v1/apps/:app_id/storage", &[lark_types::AccessTokenType::User], "https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=download&project=spark&resource=app.storage&version=v1");
     #[inline]
     fn into_outgoing(self) -> crate::Outgoing {
@@ -872,7 +873,6 @@ impl crate::TypedRequest for DownloadAppStorageRequest {
             .path("app_id", self.app_id)
             .query("file_key", self.file_key)
             .query("file_url", self.file_url)
-            .multipart()
     }
 }
 
@@ -1327,8 +1327,8 @@ impl crate::Paginated for GetTableListAppTableRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1449,8 +1449,8 @@ impl crate::Paginated for GetTableRecordListAppTableRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1855,8 +1855,8 @@ impl crate::Paginated for GetViewRecordListAppViewRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2119,16 +2119,6 @@ pub struct CreateAppResponse {
 
 lark_types::json_struct!(CreateAppResponse { app: "app" });
 
-/// The reply `data` of `spark.v1.app.storage.download` ([`DownloadAppStorageRequest`]).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DownloadAppStorageResponse {
-    /// `content_type` (required).
-    pub content_type: Option<String>,
-}
-
-lark_types::json_struct!(DownloadAppStorageResponse { content_type: "content_type" });
-
 /// An object of the `spark` `v1` APIs (first seen in the `spark.v1.app.enum.get_enum_list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -2219,9 +2209,9 @@ pub struct GetTableDetailAppTableResponse {
     /// `constraints`.
     pub constraints: Option<Vec<Constraint>>,
     /// `estimated_row_count`.
-    pub estimated_row_count: Option<i64>,
+    pub estimated_row_count: Option<f64>,
     /// `size_bytes`.
-    pub size_bytes: Option<i64>,
+    pub size_bytes: Option<f64>,
     /// `ddl`.
     pub ddl: Option<String>,
 }
@@ -2231,8 +2221,8 @@ lark_types::json_struct!(GetTableDetailAppTableResponse {
     columns: "columns",
     indexes: "indexes",
     constraints: "constraints",
-    estimated_row_count: "estimated_row_count" as int64,
-    size_bytes: "size_bytes" as int64,
+    estimated_row_count: "estimated_row_count" as number,
+    size_bytes: "size_bytes" as number,
     ddl: "ddl"
 });
 
@@ -2505,9 +2495,9 @@ pub struct Table {
     /// `constraints`.
     pub constraints: Option<Vec<Constraint>>,
     /// `estimated_row_count`.
-    pub estimated_row_count: Option<i64>,
+    pub estimated_row_count: Option<f64>,
     /// `size_bytes`.
-    pub size_bytes: Option<i64>,
+    pub size_bytes: Option<f64>,
 }
 
 lark_types::json_struct!(Table {
@@ -2515,8 +2505,8 @@ lark_types::json_struct!(Table {
     columns: "columns",
     indexes: "indexes",
     constraints: "constraints",
-    estimated_row_count: "estimated_row_count" as int64,
-    size_bytes: "size_bytes" as int64
+    estimated_row_count: "estimated_row_count" as number,
+    size_bytes: "size_bytes" as number
 });
 
 /// The JSON body of [`UpdateAppVisibilityAppRequest`].

@@ -106,7 +106,7 @@ impl<'a> TaskResource<'a> {
     /// `GET /open-apis/task/v1/tasks` (`task.v1.task.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/task-v1/task/list>
     pub fn list(&self, request: ListTaskRequest) -> crate::Call<ListTaskRequest> {
@@ -166,7 +166,7 @@ impl<'a> TaskCollaboratorResource<'a> {
     /// `GET /open-apis/task/v1/tasks/:task_id/collaborators` (`task.v1.task.collaborator.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/task-v1/task-collaborator/list>
     pub fn list(&self, request: ListTaskCollaboratorRequest) -> crate::Call<ListTaskCollaboratorRequest> {
@@ -211,7 +211,7 @@ impl<'a> TaskCommentResource<'a> {
     /// `GET /open-apis/task/v1/tasks/:task_id/comments` (`task.v1.task.comment.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/task-v1/task-comment/list>
     pub fn list(&self, request: ListTaskCommentRequest) -> crate::Call<ListTaskCommentRequest> {
@@ -256,7 +256,7 @@ impl<'a> TaskFollowerResource<'a> {
     /// `GET /open-apis/task/v1/tasks/:task_id/followers` (`task.v1.task.follower.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/task-v1/task-follower/list>
     pub fn list(&self, request: ListTaskFollowerRequest) -> crate::Call<ListTaskFollowerRequest> {
@@ -292,7 +292,7 @@ impl<'a> TaskReminderResource<'a> {
     /// `GET /open-apis/task/v1/tasks/:task_id/reminders` (`task.v1.task.reminder.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/task-v1/task-reminder/list>
     pub fn list(&self, request: ListTaskReminderRequest) -> crate::Call<ListTaskReminderRequest> {
@@ -597,8 +597,8 @@ impl crate::Paginated for ListTaskCollaboratorRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -851,8 +851,8 @@ impl crate::Paginated for ListTaskCommentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1297,8 +1297,8 @@ impl crate::Paginated for ListTaskFollowerRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1444,8 +1444,8 @@ impl crate::Paginated for ListTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1663,8 +1663,8 @@ impl crate::Paginated for ListTaskReminderRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

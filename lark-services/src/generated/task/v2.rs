@@ -74,7 +74,7 @@ impl<'a> AttachmentResource<'a> {
     /// `GET /open-apis/task/v2/attachments` (`task.v2.attachment.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/attachment/list>
     pub fn list(&self, request: ListAttachmentRequest) -> crate::Call<ListAttachmentRequest> {
@@ -129,7 +129,7 @@ impl<'a> CommentResource<'a> {
     /// `GET /open-apis/task/v2/comments` (`task.v2.comment.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/comment/list>
     pub fn list(&self, request: ListCommentRequest) -> crate::Call<ListCommentRequest> {
@@ -188,7 +188,7 @@ impl<'a> CustomFieldResource<'a> {
     /// `GET /open-apis/task/v2/custom_fields` (`task.v2.custom_field.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/custom_field/list>
     pub fn list(&self, request: ListCustomFieldRequest) -> crate::Call<ListCustomFieldRequest> {
@@ -283,7 +283,7 @@ impl<'a> SectionResource<'a> {
     /// `GET /open-apis/task/v2/sections` (`task.v2.section.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/section/list>
     pub fn list(&self, request: ListSectionRequest) -> crate::Call<ListSectionRequest> {
@@ -302,7 +302,7 @@ impl<'a> SectionResource<'a> {
     /// `GET /open-apis/task/v2/sections/:section_guid/tasks` (`task.v2.section.tasks`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/section/tasks>
     pub fn tasks(&self, request: TasksSectionRequest) -> crate::Call<TasksSectionRequest> {
@@ -391,7 +391,7 @@ impl<'a> TaskResource<'a> {
     /// `GET /open-apis/task/v2/tasks` (`task.v2.task.list`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/task/list>
     pub fn list(&self, request: ListTaskRequest) -> crate::Call<ListTaskRequest> {
@@ -455,7 +455,7 @@ impl<'a> TaskResource<'a> {
     /// `POST /open-apis/task/v2/tasks/search` (`task.v2.task.search`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=task&resource=task&version=v2>
     pub fn search(&self, request: SearchTaskRequest) -> crate::Call<SearchTaskRequest> {
@@ -503,7 +503,7 @@ impl<'a> TaskSubtaskResource<'a> {
     /// `GET /open-apis/task/v2/tasks/:task_guid/subtasks` (`task.v2.task.subtask.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/task-subtask/list>
     pub fn list(&self, request: ListTaskSubtaskRequest) -> crate::Call<ListTaskSubtaskRequest> {
@@ -521,7 +521,7 @@ impl<'a> TaskV2Resource<'a> {
     /// `GET /open-apis/task/v2/task_v2/list_related_task` (`task.v2.task_v2.list_related_task`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list_related_task&project=task&resource=task_v2&version=v2>
     pub fn list_related_task(
@@ -595,7 +595,7 @@ impl<'a> TasklistResource<'a> {
     /// `GET /open-apis/task/v2/tasklists` (`task.v2.tasklist.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/tasklist/list>
     pub fn list(&self, request: ListTasklistRequest) -> crate::Call<ListTasklistRequest> {
@@ -626,7 +626,7 @@ impl<'a> TasklistResource<'a> {
     /// `POST /open-apis/task/v2/tasklists/search` (`task.v2.tasklist.search`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=task&resource=tasklist&version=v2>
     pub fn search(&self, request: SearchTasklistRequest) -> crate::Call<SearchTasklistRequest> {
@@ -636,7 +636,7 @@ impl<'a> TasklistResource<'a> {
     /// `GET /open-apis/task/v2/tasklists/:tasklist_guid/tasks` (`task.v2.tasklist.tasks`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/task-v2/tasklist/tasks>
     pub fn tasks(&self, request: TasksTasklistRequest) -> crate::Call<TasksTasklistRequest> {
@@ -881,8 +881,8 @@ impl crate::Paginated for ListAttachmentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1203,8 +1203,8 @@ impl crate::Paginated for ListCommentRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1577,8 +1577,8 @@ impl crate::Paginated for ListCustomFieldRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2090,8 +2090,8 @@ impl crate::Paginated for ListSectionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2269,8 +2269,8 @@ impl crate::Paginated for TasksSectionRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -2661,7 +2661,7 @@ impl CreateTaskRequest {
     }
 
     /// Sets body field `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.body.agent_task_status = Some(value.into());
         self
     }
@@ -2791,7 +2791,7 @@ pub struct ListTaskRequest {
     /// Query `user_id_type`.
     pub user_id_type: Option<String>,
     /// Query `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
 }
 
 impl ListTaskRequest {
@@ -2831,7 +2831,7 @@ impl ListTaskRequest {
     }
 
     /// Sets query `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.agent_task_status = Some(value.into());
         self
     }
@@ -2864,8 +2864,8 @@ impl crate::Paginated for ListTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3180,7 +3180,7 @@ impl crate::TypedRequest for RemoveTasklistTaskRequest {
 #[non_exhaustive]
 pub struct SearchTaskRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -3196,7 +3196,7 @@ impl SearchTaskRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -3251,8 +3251,8 @@ impl crate::Paginated for SearchTaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3459,7 +3459,7 @@ impl CreateTaskSubtaskRequest {
     }
 
     /// Sets body field `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.body.agent_task_status = Some(value.into());
         self
     }
@@ -3563,8 +3563,8 @@ impl crate::Paginated for ListTaskSubtaskRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3685,8 +3685,8 @@ impl crate::Paginated for ListRelatedTaskTaskV2Request {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4296,8 +4296,8 @@ impl crate::Paginated for ListTasklistRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4446,7 +4446,7 @@ impl crate::TypedRequest for RemoveMembersTasklistRequest {
 #[non_exhaustive]
 pub struct SearchTasklistRequest {
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `user_id_type`.
@@ -4462,7 +4462,7 @@ impl SearchTasklistRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -4517,8 +4517,8 @@ impl crate::Paginated for SearchTasklistRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -4631,8 +4631,8 @@ impl crate::Paginated for TasksTasklistRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -5084,7 +5084,7 @@ pub struct AttachmentDelivery {
     /// `name`.
     pub name: Option<String>,
     /// `size`.
-    pub size: Option<i64>,
+    pub size: Option<f64>,
     /// `resource`.
     pub resource: Option<Resource>,
     /// `uploader`.
@@ -5101,7 +5101,7 @@ lark_types::json_struct!(AttachmentDelivery {
     guid: "guid",
     file_token: "file_token",
     name: "name",
-    size: "size" as int64,
+    size: "size" as number,
     resource: "resource",
     uploader: "uploader",
     is_cover: "is_cover",
@@ -5514,7 +5514,7 @@ pub struct CreateTaskBody {
     /// `positive_reminders`.
     pub positive_reminders: Option<Vec<CreateTaskBodyPositiveReminder>>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -5539,7 +5539,7 @@ lark_types::json_struct!(CreateTaskBody {
     custom_fields: "custom_fields",
     docx_source: "docx_source",
     positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries"
 });
@@ -5654,7 +5654,7 @@ impl CreateTaskBody {
     }
 
     /// Sets `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.agent_task_status = Some(value.into());
         self
     }
@@ -5925,7 +5925,7 @@ pub struct CreateTaskResponseTask {
     /// `positive_reminders`.
     pub positive_reminders: Option<Vec<TaskPositiveReminder>>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -5964,7 +5964,7 @@ lark_types::json_struct!(CreateTaskResponseTask {
     dependencies: "dependencies",
     assignee_related: "assignee_related",
     positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries",
     attachment_deliveries: "attachment_deliveries",
@@ -6008,7 +6008,7 @@ pub struct CreateTaskSubtaskBody {
     /// `docx_source`.
     pub docx_source: Option<DocxSource>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -6032,7 +6032,7 @@ lark_types::json_struct!(CreateTaskSubtaskBody {
     is_milestone: "is_milestone",
     custom_fields: "custom_fields",
     docx_source: "docx_source",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries"
 });
@@ -6147,7 +6147,7 @@ impl CreateTaskSubtaskBody {
     }
 
     /// Sets `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.agent_task_status = Some(value.into());
         self
     }
@@ -8096,7 +8096,7 @@ pub struct PatchTaskBodyTask {
     /// `positive_reminders`.
     pub positive_reminders: Option<Vec<TaskPositiveReminder2>>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -8115,7 +8115,7 @@ lark_types::json_struct!(PatchTaskBodyTask {
     is_milestone: "is_milestone",
     custom_fields: "custom_fields",
     positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries"
 });
@@ -8191,7 +8191,7 @@ impl PatchTaskBodyTask {
     }
 
     /// Sets `agent_task_status`.
-    pub fn agent_task_status(mut self, value: impl Into<i64>) -> Self {
+    pub fn agent_task_status(mut self, value: impl Into<f64>) -> Self {
         self.agent_task_status = Some(value.into());
         self
     }
@@ -8584,12 +8584,12 @@ pub struct PositiveReminder {
     /// `id`.
     pub id: Option<String>,
     /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i64>,
+    pub relative_fire_minute: Option<f64>,
 }
 
 lark_types::json_struct!(PositiveReminder {
     id: "id",
-    relative_fire_minute: "relative_fire_minute" as int64
+    relative_fire_minute: "relative_fire_minute" as number
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
@@ -8979,7 +8979,7 @@ pub struct SearchTaskResponse {
     /// `items` (required).
     pub items: Option<Vec<SearchTaskResponseTask>>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `page_token`.
@@ -8990,7 +8990,7 @@ pub struct SearchTaskResponse {
 
 lark_types::json_struct!(SearchTaskResponse {
     items: "items",
-    total: "total" as int64,
+    total: "total" as number,
     has_more: "has_more",
     page_token: "page_token",
     notice: "notice"
@@ -9085,7 +9085,7 @@ pub struct SearchTasklistResponse {
     /// `items` (required).
     pub items: Option<Vec<SearchTasklistResponseTasklist>>,
     /// `total`.
-    pub total: Option<i64>,
+    pub total: Option<f64>,
     /// `has_more` (required).
     pub has_more: Option<bool>,
     /// `page_token`.
@@ -9096,7 +9096,7 @@ pub struct SearchTasklistResponse {
 
 lark_types::json_struct!(SearchTasklistResponse {
     items: "items",
-    total: "total" as int64,
+    total: "total" as number,
     has_more: "has_more",
     page_token: "page_token",
     notice: "notice"
@@ -9461,7 +9461,7 @@ pub struct Subtask {
     /// `positive_reminders`.
     pub positive_reminders: Option<Vec<PositiveReminder>>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -9500,7 +9500,7 @@ lark_types::json_struct!(Subtask {
     dependencies: "dependencies",
     assignee_related: "assignee_related",
     positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries",
     attachment_deliveries: "attachment_deliveries",
@@ -9647,7 +9647,7 @@ pub struct Task {
     /// `positive_reminders`.
     pub positive_reminders: Option<Vec<PositiveReminder>>,
     /// `agent_task_status`.
-    pub agent_task_status: Option<i64>,
+    pub agent_task_status: Option<f64>,
     /// `agent_task_progress`.
     pub agent_task_progress: Option<String>,
     /// `text_deliveries`.
@@ -9686,7 +9686,7 @@ lark_types::json_struct!(Task {
     dependencies: "dependencies",
     assignee_related: "assignee_related",
     positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as int64,
+    agent_task_status: "agent_task_status" as number,
     agent_task_progress: "agent_task_progress",
     text_deliveries: "text_deliveries",
     attachment_deliveries: "attachment_deliveries",
@@ -9856,14 +9856,14 @@ lark_types::json_struct!(TaskPositiveReminder { id: "id", relative_fire_minute: 
 #[non_exhaustive]
 pub struct TaskPositiveReminder2 {
     /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i64>,
+    pub relative_fire_minute: Option<f64>,
 }
 
-lark_types::json_struct!(TaskPositiveReminder2 { relative_fire_minute: "relative_fire_minute" as int64 });
+lark_types::json_struct!(TaskPositiveReminder2 { relative_fire_minute: "relative_fire_minute" as number });
 
 impl TaskPositiveReminder2 {
     /// Sets `relative_fire_minute`.
-    pub fn relative_fire_minute(mut self, value: impl Into<i64>) -> Self {
+    pub fn relative_fire_minute(mut self, value: impl Into<f64>) -> Self {
         self.relative_fire_minute = Some(value.into());
         self
     }

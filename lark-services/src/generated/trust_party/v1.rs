@@ -45,7 +45,7 @@ impl<'a> CollaborationTenantResource<'a> {
     /// `GET /open-apis/trust_party/v1/collaboration_tenants` (`trust_party.v1.collaboration_tenant.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/trust_party-v1/-collaboraiton-organization/list>
     pub fn list(
@@ -58,7 +58,7 @@ impl<'a> CollaborationTenantResource<'a> {
     /// `GET /open-apis/trust_party/v1/collaboration_tenants/:target_tenant_key/visible_organization` (`trust_party.v1.collaboration_tenant.visible_organization`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/trust_party-v1/-collaboraiton-organization/visible_organization>
     pub fn visible_organization(
@@ -288,8 +288,8 @@ impl crate::Paginated for ListCollaborationTenantRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -402,8 +402,8 @@ impl crate::Paginated for VisibleOrganizationCollaborationTenantRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 

@@ -136,7 +136,7 @@ impl<'a> AlertResource<'a> {
     /// `GET /open-apis/vc/v1/alerts` (`vc.v1.alert.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/alert/list>
     pub fn list(&self, request: ListAlertRequest) -> crate::Call<ListAlertRequest> {
@@ -154,7 +154,7 @@ impl<'a> BotResource<'a> {
     /// `GET /open-apis/vc/v1/bots/events` (`vc.v1.bot.events`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=events&project=vc&resource=bot&version=v1>
     pub fn events(&self, request: EventsBotRequest) -> crate::Call<EventsBotRequest> {
@@ -385,7 +385,7 @@ impl<'a> MeetingResource<'a> {
     /// `GET /open-apis/vc/v1/meetings` (`vc.v1.meeting.list`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=list&project=vc&resource=meeting&version=v1>
     pub fn list(&self, request: ListMeetingRequest) -> crate::Call<ListMeetingRequest> {
@@ -395,7 +395,7 @@ impl<'a> MeetingResource<'a> {
     /// `GET /open-apis/vc/v1/meetings/list_by_no` (`vc.v1.meeting.list_by_no`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/meeting/list_by_no>
     pub fn list_by_no(&self, request: ListByNoMeetingRequest) -> crate::Call<ListByNoMeetingRequest> {
@@ -405,7 +405,7 @@ impl<'a> MeetingResource<'a> {
     /// `POST /open-apis/vc/v1/meetings/search` (`vc.v1.meeting.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=search&project=vc&resource=meeting&version=v1>
     pub fn search(&self, request: SearchMeetingRequest) -> crate::Call<SearchMeetingRequest> {
@@ -456,7 +456,7 @@ impl<'a> MeetingPullSubtitleResource<'a> {
     /// `GET /open-apis/vc/v1/meetings/:meeting_id/pull_subtitle` (`vc.v1.meeting.pull_subtitle.get`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=get&project=vc&resource=meeting.pull_subtitle&version=v1>
     pub fn get(&self, request: GetMeetingPullSubtitleRequest) -> crate::Call<GetMeetingPullSubtitleRequest> {
@@ -521,7 +521,7 @@ impl<'a> MeetingListResource<'a> {
     /// `GET /open-apis/vc/v1/meeting_list` (`vc.v1.meeting_list.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/meeting-room-data/get>
     pub fn get(&self, request: GetMeetingListRequest) -> crate::Call<GetMeetingListRequest> {
@@ -993,7 +993,7 @@ impl<'a> NoteResource<'a> {
     /// `GET /open-apis/vc/v1/notes/:note_id/unified_note_transcript` (`vc.v1.note.unified_note_transcript`).
     ///
     /// Tokens: tenant, user (assumed: the spec names none).
-    /// Paginated: `.pages()` streams every page.
+    /// Paginated: `.pages()` streams every page (request `cursor_id`, reply `next_cursor_id`).
     ///
     /// Documentation: <https://open.feishu.cn/api-explorer?from=op_doc_tab&apiName=unified_note_transcript&project=vc&resource=note&version=v1>
     pub fn unified_note_transcript(
@@ -1026,7 +1026,7 @@ impl<'a> ParticipantListResource<'a> {
     /// `GET /open-apis/vc/v1/participant_list` (`vc.v1.participant_list.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/meeting-room-data/get-2>
     pub fn get(&self, request: GetParticipantListRequest) -> crate::Call<GetParticipantListRequest> {
@@ -1044,7 +1044,7 @@ impl<'a> ParticipantQualityListResource<'a> {
     /// `GET /open-apis/vc/v1/participant_quality_list` (`vc.v1.participant_quality_list.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/meeting-room-data/get-3>
     pub fn get(
@@ -1313,7 +1313,7 @@ impl<'a> ResourceReservationListResource<'a> {
     /// `GET /open-apis/vc/v1/resource_reservation_list` (`vc.v1.resource_reservation_list.get`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/meeting-room-data/get-4>
     pub fn get(
@@ -1361,7 +1361,7 @@ impl<'a> RoomResource<'a> {
     /// `GET /open-apis/vc/v1/rooms` (`vc.v1.room.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/room/list>
     pub fn list(&self, request: ListRoomRequest) -> crate::Call<ListRoomRequest> {
@@ -1389,7 +1389,7 @@ impl<'a> RoomResource<'a> {
     /// `POST /open-apis/vc/v1/rooms/search` (`vc.v1.room.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/room/search>
     pub fn search(&self, request: SearchRoomRequest) -> crate::Call<SearchRoomRequest> {
@@ -1493,7 +1493,7 @@ impl<'a> RoomLevelResource<'a> {
     /// `GET /open-apis/vc/v1/room_levels` (`vc.v1.room_level.list`).
     ///
     /// Tokens: tenant.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/vc-v1/room_level/list>
     pub fn list(&self, request: ListRoomLevelRequest) -> crate::Call<ListRoomLevelRequest> {
@@ -1657,8 +1657,8 @@ impl crate::Paginated for ListAlertRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1685,7 +1685,7 @@ pub struct EventsBotRequest {
     /// Query `end_time`.
     pub end_time: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `user_id_type`.
     pub user_id_type: Option<UserIdType>,
 }
@@ -1721,7 +1721,7 @@ impl EventsBotRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -1754,8 +1754,8 @@ impl crate::Paginated for EventsBotRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1790,7 +1790,7 @@ impl JoinBotRequest {
     }
 
     /// Sets body field `join_type`.
-    pub fn join_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn join_type(mut self, value: impl Into<f64>) -> Self {
         self.body.join_type = Some(value.into());
         self
     }
@@ -1802,7 +1802,7 @@ impl JoinBotRequest {
     }
 
     /// Sets body field `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.body.password = Some(value.into());
         self
     }
@@ -2422,9 +2422,9 @@ impl crate::TypedRequest for ResourceReservationListExportRequest {
 #[non_exhaustive]
 pub struct PullMetaMaterialRequest {
     /// Query `device_type`.
-    pub device_type: Option<i64>,
+    pub device_type: Option<f64>,
     /// Query `material_type`.
-    pub material_type: Option<i64>,
+    pub material_type: Option<f64>,
 }
 
 impl PullMetaMaterialRequest {
@@ -2434,13 +2434,13 @@ impl PullMetaMaterialRequest {
     }
 
     /// Sets query `device_type`.
-    pub fn device_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn device_type(mut self, value: impl Into<f64>) -> Self {
         self.device_type = Some(value.into());
         self
     }
 
     /// Sets query `material_type`.
-    pub fn material_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn material_type(mut self, value: impl Into<f64>) -> Self {
         self.material_type = Some(value.into());
         self
     }
@@ -2837,11 +2837,11 @@ pub struct ListMeetingRequest {
     /// Query `end_time` (required).
     pub end_time: Option<String>,
     /// Query `status` (required).
-    pub status: Option<i64>,
+    pub status: Option<f64>,
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
 }
 
 impl ListMeetingRequest {
@@ -2869,7 +2869,7 @@ impl ListMeetingRequest {
     }
 
     /// Sets query `status`.
-    pub fn status(mut self, value: impl Into<i64>) -> Self {
+    pub fn status(mut self, value: impl Into<f64>) -> Self {
         self.status = Some(value.into());
         self
     }
@@ -2881,7 +2881,7 @@ impl ListMeetingRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -2908,8 +2908,8 @@ impl crate::Paginated for ListMeetingRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3002,8 +3002,8 @@ impl crate::Paginated for ListByNoMeetingRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3100,8 +3100,8 @@ impl crate::Paginated for GetMeetingPullSubtitleRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3366,8 +3366,8 @@ impl crate::Paginated for SearchMeetingRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3668,8 +3668,8 @@ impl crate::Paginated for GetMeetingListRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -3950,7 +3950,7 @@ impl AutoReleaseEventMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4002,7 +4002,7 @@ impl AutoWelcomeMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4060,7 +4060,7 @@ impl CheckInScheduleMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4118,7 +4118,7 @@ impl ExitMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4170,7 +4170,7 @@ impl HelpSceneTypeMyAiRoomRequest {
     }
 
     /// Sets body field `help_request_type`.
-    pub fn help_request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn help_request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.help_request_type = Some(value.into());
         self
     }
@@ -4222,13 +4222,13 @@ impl JoinMeetingMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
 
     /// Sets body field `join_meeting_type`.
-    pub fn join_meeting_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn join_meeting_type(mut self, value: impl Into<f64>) -> Self {
         self.body.join_meeting_type = Some(value.into());
         self
     }
@@ -4280,7 +4280,7 @@ impl JoinMeetingNumberMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4338,7 +4338,7 @@ impl JoinOfflineMeetingMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4384,7 +4384,7 @@ impl LeaveMeetingMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4436,13 +4436,13 @@ impl ReserveInstantEventMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
 
     /// Sets body field `end_time`.
-    pub fn end_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn end_time(mut self, value: impl Into<f64>) -> Self {
         self.body.end_time = Some(value.into());
         self
     }
@@ -4494,7 +4494,7 @@ impl RoomCallingMyAiRoomRequest {
     }
 
     /// Sets body field `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.body.request_type = Some(value.into());
         self
     }
@@ -4546,7 +4546,7 @@ impl CreateEventCardMyAiSipRequest {
     }
 
     /// Sets body field `number`.
-    pub fn number(mut self, value: impl Into<i64>) -> Self {
+    pub fn number(mut self, value: impl Into<f64>) -> Self {
         self.body.number = Some(value.into());
         self
     }
@@ -5653,7 +5653,7 @@ pub struct UnifiedNoteTranscriptNoteRequest {
     /// Query `cursor_id`.
     pub cursor_id: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// Query `locale`.
     pub locale: Option<String>,
     /// Query `user_id_type`.
@@ -5686,7 +5686,7 @@ impl UnifiedNoteTranscriptNoteRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -5721,10 +5721,12 @@ impl crate::TypedRequest for UnifiedNoteTranscriptNoteRequest {
 }
 
 impl crate::Paginated for UnifiedNoteTranscriptNoteRequest {
-    fn set_page_token(&mut self, _token: String) {}
+    fn set_page_token(&mut self, token: String) {
+        self.cursor_id = Some(token);
+    }
 
-    fn next_page_token(_page: &Self::Response) -> Option<String> {
-        None
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.next_cursor_id.as_deref())
     }
 }
 
@@ -5895,8 +5897,8 @@ impl crate::Paginated for GetParticipantListRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -6025,8 +6027,8 @@ impl crate::Paginated for GetParticipantQualityListRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7123,8 +7125,8 @@ impl crate::Paginated for GetResourceReservationListRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7370,8 +7372,8 @@ impl crate::Paginated for ListRoomRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7614,8 +7616,8 @@ impl crate::Paginated for SearchRoomRequest {
         self.body.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -7650,7 +7652,7 @@ impl DelRoomConfigRequest {
     }
 
     /// Sets body field `scope`.
-    pub fn scope(mut self, value: impl Into<i64>) -> Self {
+    pub fn scope(mut self, value: impl Into<f64>) -> Self {
         self.body.scope = Some(value.into());
         self
     }
@@ -8247,8 +8249,8 @@ impl crate::Paginated for ListRoomLevelRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -8429,7 +8431,7 @@ impl AccessCodeScopeConfigRequest {
     }
 
     /// Sets body field `scope_type`.
-    pub fn scope_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn scope_type(mut self, value: impl Into<f64>) -> Self {
         self.body.scope_type = Some(value.into());
         self
     }
@@ -8441,7 +8443,7 @@ impl AccessCodeScopeConfigRequest {
     }
 
     /// Sets body field `valid_day`.
-    pub fn valid_day(mut self, value: impl Into<i64>) -> Self {
+    pub fn valid_day(mut self, value: impl Into<f64>) -> Self {
         self.body.valid_day = Some(value.into());
         self
     }
@@ -8692,22 +8694,22 @@ lark_types::json_struct!(Ability {
 #[non_exhaustive]
 pub struct AccessCodeScopeConfigBody {
     /// `scope_type` (required).
-    pub scope_type: Option<i64>,
+    pub scope_type: Option<f64>,
     /// `scope_id` (required).
     pub scope_id: Option<String>,
     /// `valid_day` (required).
-    pub valid_day: Option<i64>,
+    pub valid_day: Option<f64>,
 }
 
 lark_types::json_struct!(AccessCodeScopeConfigBody {
-    scope_type: "scope_type" as int64,
+    scope_type: "scope_type" as number,
     scope_id: "scope_id",
-    valid_day: "valid_day" as int64
+    valid_day: "valid_day" as number
 });
 
 impl AccessCodeScopeConfigBody {
     /// Sets `scope_type`.
-    pub fn scope_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn scope_type(mut self, value: impl Into<f64>) -> Self {
         self.scope_type = Some(value.into());
         self
     }
@@ -8719,7 +8721,7 @@ impl AccessCodeScopeConfigBody {
     }
 
     /// Sets `valid_day`.
-    pub fn valid_day(mut self, value: impl Into<i64>) -> Self {
+    pub fn valid_day(mut self, value: impl Into<f64>) -> Self {
         self.valid_day = Some(value.into());
         self
     }
@@ -8906,7 +8908,7 @@ pub struct AnalyzeOutput {
     /// `meeting_id`.
     pub meeting_id: Option<String>,
     /// `check_status_code`.
-    pub check_status_code: Option<i64>,
+    pub check_status_code: Option<f64>,
     /// `objective_check_output`.
     pub objective_check_output: Option<ObjectiveCheckOutput>,
     /// `subjective_check_output`.
@@ -8915,7 +8917,7 @@ pub struct AnalyzeOutput {
 
 lark_types::json_struct!(AnalyzeOutput {
     meeting_id: "meeting_id",
-    check_status_code: "check_status_code" as int64,
+    check_status_code: "check_status_code" as number,
     objective_check_output: "objective_check_output",
     subjective_check_output: "subjective_check_output"
 });
@@ -9136,14 +9138,14 @@ pub struct AutoReleaseEventMyAiRoomBody {
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(AutoReleaseEventMyAiRoomBody {
     schedule_event_id: "schedule_event_id",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -9155,7 +9157,7 @@ impl AutoReleaseEventMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -9231,14 +9233,14 @@ pub struct AutoWelcomeMyAiRoomBody {
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(AutoWelcomeMyAiRoomBody {
     schedule_event_id: "schedule_event_id",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -9250,7 +9252,7 @@ impl AutoWelcomeMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -9501,15 +9503,15 @@ pub struct ChangeNameMeetingResponseResult {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `result`.
-    pub result: Option<i64>,
+    pub result: Option<f64>,
 }
 
 lark_types::json_struct!(ChangeNameMeetingResponseResult {
     id: "id",
-    user_type: "user_type" as int64,
-    result: "result" as int64
+    user_type: "user_type" as number,
+    result: "result" as number
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.change_name` body).
@@ -9519,14 +9521,14 @@ pub struct ChangeNameUser {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `in_meeting_name`.
     pub in_meeting_name: Option<String>,
 }
 
 lark_types::json_struct!(ChangeNameUser {
     id: "id",
-    user_type: "user_type" as int64,
+    user_type: "user_type" as number,
     in_meeting_name: "in_meeting_name"
 });
 
@@ -9538,7 +9540,7 @@ impl ChangeNameUser {
     }
 
     /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn user_type(mut self, value: impl Into<f64>) -> Self {
         self.user_type = Some(value.into());
         self
     }
@@ -9559,7 +9561,7 @@ pub struct ChatReceivedItem {
     /// `message_id`.
     pub message_id: Option<String>,
     /// `message_type`.
-    pub message_type: Option<i64>,
+    pub message_type: Option<f64>,
     /// `content`.
     pub content: Option<String>,
     /// `send_time`.
@@ -9569,7 +9571,7 @@ pub struct ChatReceivedItem {
 lark_types::json_struct!(ChatReceivedItem {
     operator: "operator",
     message_id: "message_id",
-    message_type: "message_type" as int64,
+    message_type: "message_type" as number,
     content: "content",
     send_time: "send_time"
 });
@@ -9583,7 +9585,7 @@ pub struct CheckInScheduleMyAiRoomBody {
     /// `schedule_id`.
     pub schedule_id: Option<String>,
     /// `request_type`.
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `scenario_context`.
     pub scenario_context: Option<CheckInScheduleMyAiRoomBodyScenarioContext>,
     /// `common_param`.
@@ -9593,7 +9595,7 @@ pub struct CheckInScheduleMyAiRoomBody {
 lark_types::json_struct!(CheckInScheduleMyAiRoomBody {
     room_id: "room_id",
     schedule_id: "schedule_id",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     scenario_context: "scenario_context",
     common_param: "common_param"
 });
@@ -9612,7 +9614,7 @@ impl CheckInScheduleMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -9850,14 +9852,14 @@ pub struct CreateEventCardMyAiSipBody {
     /// `theme`.
     pub theme: Option<String>,
     /// `number`.
-    pub number: Option<i64>,
+    pub number: Option<f64>,
     /// `size`.
     pub size: Option<String>,
 }
 
 lark_types::json_struct!(CreateEventCardMyAiSipBody {
     theme: "theme",
-    number: "number" as int64,
+    number: "number" as number,
     size: "size"
 });
 
@@ -9869,7 +9871,7 @@ impl CreateEventCardMyAiSipBody {
     }
 
     /// Sets `number`.
-    pub fn number(mut self, value: impl Into<i64>) -> Self {
+    pub fn number(mut self, value: impl Into<f64>) -> Self {
         self.number = Some(value.into());
         self
     }
@@ -10119,7 +10121,7 @@ lark_types::json_struct!(CurrentConfig {
 #[non_exhaustive]
 pub struct Custom {
     /// `custom_type` (required).
-    pub custom_type: Option<i64>,
+    pub custom_type: Option<f64>,
     /// `key` (required).
     pub key: Option<String>,
     /// `need_fill` (required).
@@ -10135,7 +10137,7 @@ pub struct Custom {
 }
 
 lark_types::json_struct!(Custom {
-    custom_type: "custom_type" as int64,
+    custom_type: "custom_type" as number,
     key: "key",
     need_fill: "need_fill",
     title: "title",
@@ -10146,7 +10148,7 @@ lark_types::json_struct!(Custom {
 
 impl Custom {
     /// Sets `custom_type`.
-    pub fn custom_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn custom_type(mut self, value: impl Into<f64>) -> Self {
         self.custom_type = Some(value.into());
         self
     }
@@ -10266,7 +10268,7 @@ V6 = "6",
 #[non_exhaustive]
 pub struct DelRoomConfigBody {
     /// `scope` (required).
-    pub scope: Option<i64>,
+    pub scope: Option<f64>,
     /// `country_id`.
     pub country_id: Option<String>,
     /// `district_id`.
@@ -10282,7 +10284,7 @@ pub struct DelRoomConfigBody {
 }
 
 lark_types::json_struct!(DelRoomConfigBody {
-    scope: "scope" as int64,
+    scope: "scope" as number,
     country_id: "country_id",
     district_id: "district_id",
     building_id: "building_id",
@@ -10293,7 +10295,7 @@ lark_types::json_struct!(DelRoomConfigBody {
 
 impl DelRoomConfigBody {
     /// Sets `scope`.
-    pub fn scope(mut self, value: impl Into<i64>) -> Self {
+    pub fn scope(mut self, value: impl Into<f64>) -> Self {
         self.scope = Some(value.into());
         self
     }
@@ -10674,7 +10676,7 @@ pub struct DoOperationMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -10686,7 +10688,7 @@ pub struct DoOperationMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(DoOperationMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -10706,7 +10708,7 @@ impl DoOperationMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -10782,7 +10784,7 @@ pub struct DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -10794,7 +10796,7 @@ pub struct DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -10814,7 +10816,7 @@ impl DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -10945,14 +10947,14 @@ pub struct ExitMyAiRoomBody {
     /// `room_id`.
     pub room_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(ExitMyAiRoomBody {
     room_id: "room_id",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -10964,7 +10966,7 @@ impl ExitMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -11113,13 +11115,13 @@ impl FetchMeetingAnalyzeMyAiVcBody {
 #[non_exhaustive]
 pub struct FetchMeetingAnalyzeMyAiVcResponse {
     /// `meeting_analyze_status`.
-    pub meeting_analyze_status: Option<i64>,
+    pub meeting_analyze_status: Option<f64>,
     /// `analyze_outputs`.
     pub analyze_outputs: Option<Vec<AnalyzeOutput>>,
 }
 
 lark_types::json_struct!(FetchMeetingAnalyzeMyAiVcResponse {
-    meeting_analyze_status: "meeting_analyze_status" as int64,
+    meeting_analyze_status: "meeting_analyze_status" as number,
     analyze_outputs: "analyze_outputs"
 });
 
@@ -11228,7 +11230,7 @@ pub struct FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -11240,7 +11242,7 @@ pub struct FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -11260,7 +11262,7 @@ impl FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -11386,7 +11388,7 @@ pub struct FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -11398,7 +11400,7 @@ pub struct FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -11418,7 +11420,7 @@ impl FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -11544,7 +11546,7 @@ pub struct FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -11556,7 +11558,7 @@ pub struct FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -11576,7 +11578,7 @@ impl FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -11648,7 +11650,7 @@ pub struct GetActiveMeetingReserveResponseMeeting {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `create_time`.
     pub create_time: Option<String>,
     /// `start_time`.
@@ -11678,7 +11680,7 @@ lark_types::json_struct!(GetActiveMeetingReserveResponseMeeting {
     topic: "topic",
     url: "url",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     create_time: "create_time",
     start_time: "start_time",
     end_time: "end_time",
@@ -11760,7 +11762,7 @@ pub struct GetCommonReplyMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -11772,7 +11774,7 @@ pub struct GetCommonReplyMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(GetCommonReplyMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -11792,7 +11794,7 @@ impl GetCommonReplyMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -12027,7 +12029,7 @@ pub struct GetMeetingResponseMeeting {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `create_time`.
     pub create_time: Option<String>,
     /// `start_time`.
@@ -12057,7 +12059,7 @@ lark_types::json_struct!(GetMeetingResponseMeeting {
     topic: "topic",
     url: "url",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     create_time: "create_time",
     start_time: "start_time",
     end_time: "end_time",
@@ -12283,7 +12285,7 @@ pub struct GetRecapMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -12295,7 +12297,7 @@ pub struct GetRecapMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(GetRecapMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -12315,7 +12317,7 @@ impl GetRecapMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -12413,7 +12415,7 @@ pub struct GetReserveResponseReserve {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `url`.
     pub url: Option<String>,
     /// `app_link`.
@@ -12433,7 +12435,7 @@ pub struct GetReserveResponseReserve {
 lark_types::json_struct!(GetReserveResponseReserve {
     id: "id",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     url: "url",
     app_link: "app_link",
     live_link: "live_link",
@@ -12561,7 +12563,7 @@ pub struct GetTodoTaskMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -12573,7 +12575,7 @@ pub struct GetTodoTaskMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(GetTodoTaskMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -12593,7 +12595,7 @@ impl GetTodoTaskMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -12659,12 +12661,12 @@ pub struct HelpSceneTypeMyAiRoomBody {
     /// `common_param`.
     pub common_param: Option<CommonParam>,
     /// `help_request_type` (required).
-    pub help_request_type: Option<i64>,
+    pub help_request_type: Option<f64>,
 }
 
 lark_types::json_struct!(HelpSceneTypeMyAiRoomBody {
     common_param: "common_param",
-    help_request_type: "help_request_type" as int64
+    help_request_type: "help_request_type" as number
 });
 
 impl HelpSceneTypeMyAiRoomBody {
@@ -12675,7 +12677,7 @@ impl HelpSceneTypeMyAiRoomBody {
     }
 
     /// Sets `help_request_type`.
-    pub fn help_request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn help_request_type(mut self, value: impl Into<f64>) -> Self {
         self.help_request_type = Some(value.into());
         self
     }
@@ -12745,17 +12747,17 @@ pub struct HostUser {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(HostUser {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -12884,25 +12886,25 @@ impl Invitee {
 #[non_exhaustive]
 pub struct JoinBotBody {
     /// `join_type` (required).
-    pub join_type: Option<i64>,
+    pub join_type: Option<f64>,
     /// `join_identify` (required).
     pub join_identify: Option<JoinIdentify>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `call_id`.
     pub call_id: Option<String>,
 }
 
 lark_types::json_struct!(JoinBotBody {
-    join_type: "join_type" as int64,
+    join_type: "join_type" as number,
     join_identify: "join_identify",
-    password: "password",
+    password: "password" as secret,
     call_id: "call_id"
 });
 
 impl JoinBotBody {
     /// Sets `join_type`.
-    pub fn join_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn join_type(mut self, value: impl Into<f64>) -> Self {
         self.join_type = Some(value.into());
         self
     }
@@ -12914,7 +12916,7 @@ impl JoinBotBody {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }
@@ -12986,9 +12988,9 @@ pub struct JoinMeetingMyAiRoomBody {
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `join_meeting_type`.
-    pub join_meeting_type: Option<i64>,
+    pub join_meeting_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
@@ -12996,8 +12998,8 @@ pub struct JoinMeetingMyAiRoomBody {
 lark_types::json_struct!(JoinMeetingMyAiRoomBody {
     room_id: "room_id",
     schedule_event_id: "schedule_event_id",
-    request_type: "request_type" as int64,
-    join_meeting_type: "join_meeting_type" as int64,
+    request_type: "request_type" as number,
+    join_meeting_type: "join_meeting_type" as number,
     common_param: "common_param"
 });
 
@@ -13015,13 +13017,13 @@ impl JoinMeetingMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
 
     /// Sets `join_meeting_type`.
-    pub fn join_meeting_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn join_meeting_type(mut self, value: impl Into<f64>) -> Self {
         self.join_meeting_type = Some(value.into());
         self
     }
@@ -13097,14 +13099,14 @@ pub struct JoinMeetingNumberMyAiRoomBody {
     /// `meeting_number`.
     pub meeting_number: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(JoinMeetingNumberMyAiRoomBody {
     meeting_number: "meeting_number",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -13116,7 +13118,7 @@ impl JoinMeetingNumberMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -13194,7 +13196,7 @@ pub struct JoinOfflineMeetingMyAiRoomBody {
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
@@ -13202,7 +13204,7 @@ pub struct JoinOfflineMeetingMyAiRoomBody {
 lark_types::json_struct!(JoinOfflineMeetingMyAiRoomBody {
     room_id: "room_id",
     schedule_event_id: "schedule_event_id",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -13220,7 +13222,7 @@ impl JoinOfflineMeetingMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -13296,10 +13298,10 @@ pub struct JoinUser {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
-lark_types::json_struct!(JoinUser { id: "id", user_type: "user_type" as int64 });
+lark_types::json_struct!(JoinUser { id: "id", user_type: "user_type" as number });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.meeting_analyze` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13435,19 +13437,19 @@ lark_types::json_struct!(LeaveBotResponse { leave_user: "leave_user" });
 #[non_exhaustive]
 pub struct LeaveMeetingMyAiRoomBody {
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(LeaveMeetingMyAiRoomBody {
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
 impl LeaveMeetingMyAiRoomBody {
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -13523,10 +13525,10 @@ pub struct LeaveUser {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
 }
 
-lark_types::json_struct!(LeaveUser { id: "id", user_type: "user_type" as int64 });
+lark_types::json_struct!(LeaveUser { id: "id", user_type: "user_type" as number });
 
 /// The reply `data` of `vc.v1.alert.list` ([`ListAlertRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13593,7 +13595,7 @@ pub struct ListMeetingResponseMeeting {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `start_time`.
     pub start_time: Option<String>,
     /// `end_time`.
@@ -13601,7 +13603,7 @@ pub struct ListMeetingResponseMeeting {
     /// `meeting_connect`.
     pub meeting_connect: Option<bool>,
     /// `status`.
-    pub status: Option<i64>,
+    pub status: Option<f64>,
     /// `participant_count_accumulated`.
     pub participant_count_accumulated: Option<String>,
     /// `note_id`.
@@ -13612,11 +13614,11 @@ lark_types::json_struct!(ListMeetingResponseMeeting {
     id: "id",
     topic: "topic",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     start_time: "start_time",
     end_time: "end_time",
     meeting_connect: "meeting_connect",
-    status: "status" as int64,
+    status: "status" as number,
     participant_count_accumulated: "participant_count_accumulated",
     note_id: "note_id"
 });
@@ -13697,22 +13699,22 @@ pub struct Material {
     /// `file_token` (required).
     pub file_token: Option<String>,
     /// `file_size` (required).
-    pub file_size: Option<i64>,
+    pub file_size: Option<f64>,
     /// `device_type` (required).
-    pub device_type: Option<i64>,
+    pub device_type: Option<f64>,
     /// `material_type` (required).
-    pub material_type: Option<i64>,
+    pub material_type: Option<f64>,
     /// `review_result`.
-    pub review_result: Option<i64>,
+    pub review_result: Option<f64>,
 }
 
 lark_types::json_struct!(Material {
     name: "name",
     file_token: "file_token",
-    file_size: "file_size" as int64,
-    device_type: "device_type" as int64,
-    material_type: "material_type" as int64,
-    review_result: "review_result" as int64
+    file_size: "file_size" as number,
+    device_type: "device_type" as number,
+    material_type: "material_type" as number,
+    review_result: "review_result" as number
 });
 
 /// The JSON body of [`MediaBindMyAiMmRequest`].
@@ -13890,7 +13892,7 @@ pub struct MeetingBrief {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `meeting_connect`.
     pub meeting_connect: Option<bool>,
     /// `note_id`.
@@ -13902,7 +13904,7 @@ lark_types::json_struct!(MeetingBrief {
     topic: "topic",
     url: "url",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     meeting_connect: "meeting_connect",
     note_id: "note_id"
 });
@@ -14126,7 +14128,7 @@ pub struct MeetingSettings {
     /// `assign_host_list`.
     pub assign_host_list: Option<Vec<AssignHost>>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
 }
 
 lark_types::json_struct!(MeetingSettings {
@@ -14137,7 +14139,7 @@ lark_types::json_struct!(MeetingSettings {
     call_setting: "call_setting",
     auto_record: "auto_record",
     assign_host_list: "assign_host_list",
-    password: "password"
+    password: "password" as secret
 });
 
 impl MeetingSettings {
@@ -14187,7 +14189,7 @@ impl MeetingSettings {
     }
 
     /// Sets `password`.
-    pub fn password(mut self, value: impl Into<String>) -> Self {
+    pub fn password(mut self, value: impl Into<lark_types::SecretString>) -> Self {
         self.password = Some(value.into());
         self
     }
@@ -14198,12 +14200,12 @@ impl MeetingSettings {
 #[non_exhaustive]
 pub struct MeetingSubtitle {
     /// `seg_id`.
-    pub seg_id: Option<i64>,
+    pub seg_id: Option<f64>,
     /// `subtitle`.
     pub subtitle: Option<Subtitle>,
 }
 
-lark_types::json_struct!(MeetingSubtitle { seg_id: "seg_id" as int64, subtitle: "subtitle" });
+lark_types::json_struct!(MeetingSubtitle { seg_id: "seg_id" as number, subtitle: "subtitle" });
 
 /// The JSON body of [`MessageBotRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14420,19 +14422,19 @@ impl Object {
 #[non_exhaustive]
 pub struct ObjectiveCheck {
     /// `objective_check_types`.
-    pub objective_check_types: Option<Vec<i64>>,
+    pub objective_check_types: Option<Vec<f64>>,
     /// `objective_check_params`.
     pub objective_check_params: Option<Vec<ObjectiveCheckParam>>,
 }
 
 lark_types::json_struct!(ObjectiveCheck {
-    objective_check_types: "objective_check_types" as int64_vec,
+    objective_check_types: "objective_check_types" as number_vec,
     objective_check_params: "objective_check_params"
 });
 
 impl ObjectiveCheck {
     /// Sets `objective_check_types`.
-    pub fn objective_check_types(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn objective_check_types(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.objective_check_types = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -14452,14 +14454,14 @@ impl ObjectiveCheck {
 #[non_exhaustive]
 pub struct ObjectiveCheckOutput {
     /// `failed_lists`.
-    pub failed_lists: Option<Vec<i64>>,
+    pub failed_lists: Option<Vec<f64>>,
     /// `status_code`.
-    pub status_code: Option<i64>,
+    pub status_code: Option<f64>,
 }
 
 lark_types::json_struct!(ObjectiveCheckOutput {
-    failed_lists: "failed_lists" as int64_vec,
-    status_code: "status_code" as int64
+    failed_lists: "failed_lists" as number_vec,
+    status_code: "status_code" as number
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.meeting_analyze` body).
@@ -14467,14 +14469,14 @@ lark_types::json_struct!(ObjectiveCheckOutput {
 #[non_exhaustive]
 pub struct ObjectiveCheckParam {
     /// `params`.
-    pub params: Option<Vec<i64>>,
+    pub params: Option<Vec<f64>>,
 }
 
-lark_types::json_struct!(ObjectiveCheckParam { params: "params" as int64_vec });
+lark_types::json_struct!(ObjectiveCheckParam { params: "params" as number_vec });
 
 impl ObjectiveCheckParam {
     /// Sets `params`.
-    pub fn params(mut self, value: impl IntoIterator<Item = impl Into<i64>>) -> Self {
+    pub fn params(mut self, value: impl IntoIterator<Item = impl Into<f64>>) -> Self {
         self.params = Some(value.into_iter().map(Into::into).collect());
         self
     }
@@ -14511,7 +14513,7 @@ impl OldHostUser {
 #[non_exhaustive]
 pub struct OpenapiHistory {
     /// `response_type`.
-    pub response_type: Option<i64>,
+    pub response_type: Option<f64>,
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `other_msg`.
@@ -14521,7 +14523,7 @@ pub struct OpenapiHistory {
 }
 
 lark_types::json_struct!(OpenapiHistory {
-    response_type: "response_type" as int64,
+    response_type: "response_type" as number,
     schedule_event_id: "schedule_event_id",
     other_msg: "other_msg",
     oapi_msg: "oapi_msg"
@@ -14529,7 +14531,7 @@ lark_types::json_struct!(OpenapiHistory {
 
 impl OpenapiHistory {
     /// Sets `response_type`.
-    pub fn response_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn response_type(mut self, value: impl Into<f64>) -> Self {
         self.response_type = Some(value.into());
         self
     }
@@ -14558,7 +14560,7 @@ impl OpenapiHistory {
 #[non_exhaustive]
 pub struct OpenapiResponse {
     /// `response_type`.
-    pub response_type: Option<i64>,
+    pub response_type: Option<f64>,
     /// `schedule_event_id`.
     pub schedule_event_id: Option<String>,
     /// `other_msg`.
@@ -14568,7 +14570,7 @@ pub struct OpenapiResponse {
 }
 
 lark_types::json_struct!(OpenapiResponse {
-    response_type: "response_type" as int64,
+    response_type: "response_type" as number,
     schedule_event_id: "schedule_event_id",
     other_msg: "other_msg",
     oapi_msg: "oapi_msg"
@@ -14581,17 +14583,17 @@ pub struct Operator {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Operator {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -14620,14 +14622,14 @@ pub struct Paragraph {
     /// `speaker`.
     pub speaker: Option<ParagraphSpeaker>,
     /// `speak_ms`.
-    pub speak_ms: Option<i64>,
+    pub speak_ms: Option<f64>,
     /// `sentences`.
     pub sentences: Option<Vec<Sentence>>,
 }
 
 lark_types::json_struct!(Paragraph {
     speaker: "speaker",
-    speak_ms: "speak_ms" as int64,
+    speak_ms: "speak_ms" as number,
     sentences: "sentences"
 });
 
@@ -14638,7 +14640,7 @@ pub struct ParagraphSpeaker {
     /// `speaker_id`.
     pub speaker_id: Option<String>,
     /// `speaker_type`.
-    pub speaker_type: Option<i64>,
+    pub speaker_type: Option<f64>,
     /// `speaker_name`.
     pub speaker_name: Option<String>,
     /// `extra`.
@@ -14647,7 +14649,7 @@ pub struct ParagraphSpeaker {
 
 lark_types::json_struct!(ParagraphSpeaker {
     speaker_id: "speaker_id",
-    speaker_type: "speaker_type" as int64,
+    speaker_type: "speaker_type" as number,
     speaker_name: "speaker_name",
     extra: "extra"
 });
@@ -14659,17 +14661,17 @@ pub struct Participant {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Participant {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -14692,14 +14694,14 @@ pub struct ParticipantLeftItem {
     /// `participant`.
     pub participant: Option<Participant>,
     /// `leave_reason`.
-    pub leave_reason: Option<i64>,
+    pub leave_reason: Option<f64>,
     /// `leave_time`.
     pub leave_time: Option<String>,
 }
 
 lark_types::json_struct!(ParticipantLeftItem {
     participant: "participant",
-    leave_reason: "leave_reason" as int64,
+    leave_reason: "leave_reason" as number,
     leave_time: "leave_time"
 });
 
@@ -15509,12 +15511,12 @@ pub struct RemoveMaterialResponseResult {
     /// `file_token`.
     pub file_token: Option<String>,
     /// `result`.
-    pub result: Option<i64>,
+    pub result: Option<f64>,
 }
 
 lark_types::json_struct!(RemoveMaterialResponseResult {
     file_token: "file_token",
-    result: "result" as int64
+    result: "result" as number
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.apply` response).
@@ -15526,7 +15528,7 @@ pub struct Reserve {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `url`.
     pub url: Option<String>,
     /// `app_link`.
@@ -15540,7 +15542,7 @@ pub struct Reserve {
 lark_types::json_struct!(Reserve {
     id: "id",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     url: "url",
     app_link: "app_link",
     live_link: "live_link",
@@ -15655,17 +15657,17 @@ pub struct ReserveInstantEventMyAiRoomBody {
     /// `room_id`.
     pub room_id: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `end_time`.
-    pub end_time: Option<i64>,
+    pub end_time: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(ReserveInstantEventMyAiRoomBody {
     room_id: "room_id",
-    request_type: "request_type" as int64,
-    end_time: "end_time" as int64,
+    request_type: "request_type" as number,
+    end_time: "end_time" as number,
     common_param: "common_param"
 });
 
@@ -15677,13 +15679,13 @@ impl ReserveInstantEventMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
 
     /// Sets `end_time`.
-    pub fn end_time(mut self, value: impl Into<i64>) -> Self {
+    pub fn end_time(mut self, value: impl Into<f64>) -> Self {
         self.end_time = Some(value.into());
         self
     }
@@ -16137,14 +16139,14 @@ pub struct RoomCallingMyAiRoomBody {
     /// `targets`.
     pub targets: Option<String>,
     /// `request_type` (required).
-    pub request_type: Option<i64>,
+    pub request_type: Option<f64>,
     /// `common_param`.
     pub common_param: Option<CommonParam>,
 }
 
 lark_types::json_struct!(RoomCallingMyAiRoomBody {
     targets: "targets",
-    request_type: "request_type" as int64,
+    request_type: "request_type" as number,
     common_param: "common_param"
 });
 
@@ -16156,7 +16158,7 @@ impl RoomCallingMyAiRoomBody {
     }
 
     /// Sets `request_type`.
-    pub fn request_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn request_type(mut self, value: impl Into<f64>) -> Self {
         self.request_type = Some(value.into());
         self
     }
@@ -16557,7 +16559,7 @@ pub struct ScenarioContext {
     /// `plugins`.
     pub plugins: Option<Vec<Plugin>>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<Scenario>,
     /// `session_id`.
@@ -16570,7 +16572,7 @@ pub struct ScenarioContext {
 
 lark_types::json_struct!(ScenarioContext {
     plugins: "plugins",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     session_id: "session_id",
     upload_objects: "upload_objects",
@@ -16585,7 +16587,7 @@ impl ScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -16968,14 +16970,14 @@ pub struct SectionLocation {
     /// `title`.
     pub title: Option<String>,
     /// `level`.
-    pub level: Option<i64>,
+    pub level: Option<f64>,
     /// `parent_titles`.
     pub parent_titles: Option<Vec<String>>,
 }
 
 lark_types::json_struct!(SectionLocation {
     title: "title",
-    level: "level" as int64,
+    level: "level" as number,
     parent_titles: "parent_titles"
 });
 
@@ -17056,7 +17058,7 @@ pub struct SectionSummaryMyAiVcMeetingBodyScenarioContext {
     /// `object`.
     pub object: Option<Object>,
     /// `work_mode`.
-    pub work_mode: Option<i64>,
+    pub work_mode: Option<f64>,
     /// `scenario`.
     pub scenario: Option<ScenarioContextScenario>,
     /// `extra`.
@@ -17068,7 +17070,7 @@ pub struct SectionSummaryMyAiVcMeetingBodyScenarioContext {
 lark_types::json_struct!(SectionSummaryMyAiVcMeetingBodyScenarioContext {
     plugins: "plugins",
     object: "object",
-    work_mode: "work_mode" as int64,
+    work_mode: "work_mode" as number,
     scenario: "scenario",
     extra: "extra",
     system_info: "system_info"
@@ -17088,7 +17090,7 @@ impl SectionSummaryMyAiVcMeetingBodyScenarioContext {
     }
 
     /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<i64>) -> Self {
+    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
         self.work_mode = Some(value.into());
         self
     }
@@ -17158,16 +17160,16 @@ pub struct Sentence {
     /// `content` (required).
     pub content: Option<String>,
     /// `start_ms`.
-    pub start_ms: Option<i64>,
+    pub start_ms: Option<f64>,
     /// `stop_ms`.
-    pub stop_ms: Option<i64>,
+    pub stop_ms: Option<f64>,
 }
 
 lark_types::json_struct!(Sentence {
     sentence_id: "sentence_id",
     content: "content",
-    start_ms: "start_ms" as int64,
-    stop_ms: "stop_ms" as int64
+    start_ms: "start_ms" as number,
+    stop_ms: "stop_ms" as number
 });
 
 /// The JSON body of [`SetCheckboardAccessCodeRoomConfigRequest`].
@@ -17555,17 +17557,17 @@ pub struct Speaker {
     /// `id`.
     pub id: Option<String>,
     /// `user_type`.
-    pub user_type: Option<i64>,
+    pub user_type: Option<f64>,
     /// `user_role`.
-    pub user_role: Option<i64>,
+    pub user_role: Option<f64>,
     /// `user_name`.
     pub user_name: Option<String>,
 }
 
 lark_types::json_struct!(Speaker {
     id: "id",
-    user_type: "user_type" as int64,
-    user_role: "user_role" as int64,
+    user_type: "user_type" as number,
+    user_role: "user_role" as number,
     user_name: "user_name"
 });
 
@@ -17594,15 +17596,15 @@ pub struct SsdSpeaker {
     /// `user_id`.
     pub user_id: Option<String>,
     /// `speaker_id`.
-    pub speaker_id: Option<i64>,
+    pub speaker_id: Option<f64>,
     /// `speaker_id_type`.
-    pub speaker_id_type: Option<i64>,
+    pub speaker_id_type: Option<f64>,
 }
 
 lark_types::json_struct!(SsdSpeaker {
     user_id: "user_id",
-    speaker_id: "speaker_id" as int64,
-    speaker_id_type: "speaker_id_type" as int64
+    speaker_id: "speaker_id" as number,
+    speaker_id_type: "speaker_id_type" as number
 });
 
 /// The JSON body of [`StartAnalysisMyAiVcRequest`].
@@ -17795,14 +17797,14 @@ pub struct SubjectiveCheckOutput {
     /// `user_prompt_outputs`.
     pub user_prompt_outputs: Option<Vec<String>>,
     /// `status_code`.
-    pub status_code: Option<i64>,
+    pub status_code: Option<f64>,
 }
 
 lark_types::json_struct!(SubjectiveCheckOutput {
     keypoints: "keypoints",
     key_point_match_details: "key_point_match_details",
     user_prompt_outputs: "user_prompt_outputs",
-    status_code: "status_code" as int64
+    status_code: "status_code" as number
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.fetch_meeting_analyze` response).
@@ -17880,9 +17882,9 @@ pub struct Subtitle {
     /// `language`.
     pub language: Option<String>,
     /// `speaker_user_id`.
-    pub speaker_user_id: Option<i64>,
+    pub speaker_user_id: Option<f64>,
     /// `speaker_device_id`.
-    pub speaker_device_id: Option<i64>,
+    pub speaker_device_id: Option<f64>,
     /// `ssd_speaker`.
     pub ssd_speaker: Option<SsdSpeaker>,
 }
@@ -17890,8 +17892,8 @@ pub struct Subtitle {
 lark_types::json_struct!(Subtitle {
     content: "content",
     language: "language",
-    speaker_user_id: "speaker_user_id" as int64,
-    speaker_device_id: "speaker_device_id" as int64,
+    speaker_user_id: "speaker_user_id" as number,
+    speaker_device_id: "speaker_device_id" as number,
     ssd_speaker: "ssd_speaker"
 });
 
@@ -18054,7 +18056,7 @@ lark_types::json_struct!(TopUserReport {
 #[non_exhaustive]
 pub struct Transcript {
     /// `format`.
-    pub format: Option<i64>,
+    pub format: Option<f64>,
     /// `plain_text`.
     pub plain_text: Option<String>,
     /// `markdown`.
@@ -18064,7 +18066,7 @@ pub struct Transcript {
 }
 
 lark_types::json_struct!(Transcript {
-    format: "format" as int64,
+    format: "format" as number,
     plain_text: "plain_text",
     markdown: "markdown",
     structured_transcript_content: "structured_transcript_content"
@@ -18128,7 +18130,7 @@ pub struct UnifiedNoteTranscriptNoteResponse {
     /// `next_cursor_id`.
     pub next_cursor_id: Option<String>,
     /// `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// `has_more`.
     pub has_more: Option<bool>,
 }
@@ -18136,7 +18138,7 @@ pub struct UnifiedNoteTranscriptNoteResponse {
 lark_types::json_struct!(UnifiedNoteTranscriptNoteResponse {
     transcript: "transcript",
     next_cursor_id: "next_cursor_id",
-    page_size: "page_size" as int64,
+    page_size: "page_size" as number,
     has_more: "has_more"
 });
 
@@ -18244,7 +18246,7 @@ pub struct UpdateReserveResponseReserve {
     /// `meeting_no`.
     pub meeting_no: Option<String>,
     /// `password`.
-    pub password: Option<String>,
+    pub password: Option<lark_types::SecretString>,
     /// `url`.
     pub url: Option<String>,
     /// `live_link`.
@@ -18258,7 +18260,7 @@ pub struct UpdateReserveResponseReserve {
 lark_types::json_struct!(UpdateReserveResponseReserve {
     id: "id",
     meeting_no: "meeting_no",
-    password: "password",
+    password: "password" as secret,
     url: "url",
     live_link: "live_link",
     end_time: "end_time",
@@ -18295,22 +18297,22 @@ pub struct UploadMetaMaterialBodyMaterial {
     /// `file_token` (required).
     pub file_token: Option<String>,
     /// `file_size` (required).
-    pub file_size: Option<i64>,
+    pub file_size: Option<f64>,
     /// `device_type` (required).
-    pub device_type: Option<i64>,
+    pub device_type: Option<f64>,
     /// `material_type` (required).
-    pub material_type: Option<i64>,
+    pub material_type: Option<f64>,
     /// `material_source` (required).
-    pub material_source: Option<i64>,
+    pub material_source: Option<f64>,
 }
 
 lark_types::json_struct!(UploadMetaMaterialBodyMaterial {
     name: "name",
     file_token: "file_token",
-    file_size: "file_size" as int64,
-    device_type: "device_type" as int64,
-    material_type: "material_type" as int64,
-    material_source: "material_source" as int64
+    file_size: "file_size" as number,
+    device_type: "device_type" as number,
+    material_type: "material_type" as number,
+    material_source: "material_source" as number
 });
 
 impl UploadMetaMaterialBodyMaterial {
@@ -18327,25 +18329,25 @@ impl UploadMetaMaterialBodyMaterial {
     }
 
     /// Sets `file_size`.
-    pub fn file_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn file_size(mut self, value: impl Into<f64>) -> Self {
         self.file_size = Some(value.into());
         self
     }
 
     /// Sets `device_type`.
-    pub fn device_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn device_type(mut self, value: impl Into<f64>) -> Self {
         self.device_type = Some(value.into());
         self
     }
 
     /// Sets `material_type`.
-    pub fn material_type(mut self, value: impl Into<i64>) -> Self {
+    pub fn material_type(mut self, value: impl Into<f64>) -> Self {
         self.material_type = Some(value.into());
         self
     }
 
     /// Sets `material_source`.
-    pub fn material_source(mut self, value: impl Into<i64>) -> Self {
+    pub fn material_source(mut self, value: impl Into<f64>) -> Self {
         self.material_source = Some(value.into());
         self
     }
@@ -18368,12 +18370,12 @@ pub struct UploadMetaMaterialResponseResult {
     /// `file_token`.
     pub file_token: Option<String>,
     /// `result`.
-    pub result: Option<i64>,
+    pub result: Option<f64>,
 }
 
 lark_types::json_struct!(UploadMetaMaterialResponseResult {
     file_token: "file_token",
-    result: "result" as int64
+    result: "result" as number
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_mm.extension_boarding` body).

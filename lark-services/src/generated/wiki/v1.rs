@@ -26,7 +26,7 @@ impl<'a> NodeResource<'a> {
     /// `POST /open-apis/wiki/v1/nodes/search` (`wiki.v1.node.search`).
     ///
     /// Tokens: user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/wiki-v2/search_wiki>
     pub fn search(&self, request: SearchNodeRequest) -> crate::Call<SearchNodeRequest> {
@@ -44,7 +44,7 @@ pub struct SearchNodeRequest {
     /// Query `page_token`.
     pub page_token: Option<String>,
     /// Query `page_size`.
-    pub page_size: Option<i64>,
+    pub page_size: Option<f64>,
     /// The JSON body.
     pub body: SearchNodeBody,
 }
@@ -62,7 +62,7 @@ impl SearchNodeRequest {
     }
 
     /// Sets query `page_size`.
-    pub fn page_size(mut self, value: impl Into<i64>) -> Self {
+    pub fn page_size(mut self, value: impl Into<f64>) -> Self {
         self.page_size = Some(value.into());
         self
     }
@@ -116,8 +116,8 @@ impl crate::Paginated for SearchNodeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -137,7 +137,7 @@ pub struct Node {
     /// `space_id` (required).
     pub space_id: Option<String>,
     /// `obj_type` (required).
-    pub obj_type: Option<i64>,
+    pub obj_type: Option<f64>,
     /// `title` (required).
     pub title: Option<String>,
     /// `url`.
@@ -153,15 +153,15 @@ pub struct Node {
     /// `delete_time`.
     pub delete_time: Option<String>,
     /// `child_num` (required).
-    pub child_num: Option<i64>,
+    pub child_num: Option<f64>,
     /// `version` (required).
-    pub version: Option<i64>,
+    pub version: Option<f64>,
 }
 
 lark_types::json_struct!(Node {
     node_id: "node_id",
     space_id: "space_id",
-    obj_type: "obj_type" as int64,
+    obj_type: "obj_type" as number,
     title: "title",
     url: "url",
     icon: "icon",
@@ -169,8 +169,8 @@ lark_types::json_struct!(Node {
     create_time: "create_time",
     update_time: "update_time",
     delete_time: "delete_time",
-    child_num: "child_num" as int64,
-    version: "version" as int64
+    child_num: "child_num" as number,
+    version: "version" as number
 });
 
 /// The JSON body of [`SearchNodeRequest`].

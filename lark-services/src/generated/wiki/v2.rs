@@ -73,7 +73,7 @@ impl<'a> SpaceResource<'a> {
     /// `GET /open-apis/wiki/v2/spaces` (`wiki.v2.space.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/wiki-v2/space/list>
     pub fn list(&self, request: ListSpaceRequest) -> crate::Call<ListSpaceRequest> {
@@ -109,7 +109,7 @@ impl<'a> SpaceMemberResource<'a> {
     /// `GET /open-apis/wiki/v2/spaces/:space_id/members` (`wiki.v2.space.member.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/docs/wiki-v2/space-member/list>
     pub fn list(&self, request: ListSpaceMemberRequest) -> crate::Call<ListSpaceMemberRequest> {
@@ -145,7 +145,7 @@ impl<'a> SpaceNodeResource<'a> {
     /// `GET /open-apis/wiki/v2/spaces/:space_id/nodes` (`wiki.v2.space.node.list`).
     ///
     /// Tokens: tenant, user.
-    /// Paginated: `.items()` streams every item, `.pages()` every page.
+    /// Paginated: `.items()` streams every item, `.pages()` every page (request `page_token`, reply `page_token`).
     ///
     /// Documentation: <https://open.feishu.cn/document/server-docs/docs/wiki-v2/space-node/list>
     pub fn list(&self, request: ListSpaceNodeRequest) -> crate::Call<ListSpaceNodeRequest> {
@@ -426,8 +426,8 @@ impl crate::Paginated for ListSpaceRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -644,8 +644,8 @@ impl crate::Paginated for ListSpaceMemberRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -860,8 +860,8 @@ impl crate::Paginated for ListSpaceNodeRequest {
         self.page_token = Some(token);
     }
 
-    fn next_page_token(page: &Self::Response) -> Option<String> {
-        crate::next_page_token(page.has_more, page.page_token.as_deref())
+    fn next_page(page: &Self::Response) -> crate::NextPage {
+        crate::next_page(page.has_more, page.page_token.as_deref())
     }
 }
 
@@ -1738,7 +1738,7 @@ lark_types::json_struct!(MoveSpaceNodeResponse { node: "node" });
 #[non_exhaustive]
 pub struct MoveWikiToDocsResult {
     /// `status`.
-    pub status: Option<i64>,
+    pub status: Option<f64>,
     /// `status_msg`.
     pub status_msg: Option<String>,
     /// `obj_token`.
@@ -1750,7 +1750,7 @@ pub struct MoveWikiToDocsResult {
 }
 
 lark_types::json_struct!(MoveWikiToDocsResult {
-    status: "status" as int64,
+    status: "status" as number,
     status_msg: "status_msg",
     obj_token: "obj_token",
     obj_type: "obj_type",
