@@ -518,35 +518,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Acts for a tenant (marketplace apps).
-    pub fn tenant_key(mut self, tenant_key: impl Into<String>) -> Self {
-        self.options.tenant_key = Some(tenant_key.into());
-        self
-    }
-
-    /// Sends a user access token (it wins over managed tokens).
-    pub fn user_access_token(mut self, token: impl Into<SecretString>) -> Self {
-        self.options.user_access_token = Some(token.into());
-        self
-    }
-
-    /// Sends this token as is (it wins over everything else).
-    pub fn access_token(mut self, token: impl Into<SecretString>) -> Self {
-        self.options.access_token = Some(token.into());
-        self
-    }
-
-    /// Adds a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Sets `X-Request-Id`.
-    pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.options.request_id = Some(id.into());
-        self
-    }
+    per_call_option_setters!();
 
     /// Sends and decodes `data` as `T`.
     pub async fn send<T: DeserializeOwned>(self) -> Result<T, LarkError> {

@@ -65,6 +65,42 @@
 //! - `content` (feature `im`): message content builders (text with mentions, rich text, image,
 //!   file, cards).
 
+/// The per-call option setters shared by the raw [`RequestBuilder`] and the typed [`Call`]:
+/// both keep their [`RequestOptions`] in a field named `options`.
+macro_rules! per_call_option_setters {
+    () => {
+        /// Acts for a tenant (marketplace apps).
+        pub fn tenant_key(mut self, tenant_key: impl Into<String>) -> Self {
+            self.options.tenant_key = Some(tenant_key.into());
+            self
+        }
+
+        /// Sends a user access token (it wins over managed tokens when the API accepts it).
+        pub fn user_access_token(mut self, token: impl Into<SecretString>) -> Self {
+            self.options.user_access_token = Some(token.into());
+            self
+        }
+
+        /// Sends this token as is (it wins over everything else).
+        pub fn access_token(mut self, token: impl Into<SecretString>) -> Self {
+            self.options.access_token = Some(token.into());
+            self
+        }
+
+        /// Adds a header.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.options.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// Sets `X-Request-Id`.
+        pub fn request_id(mut self, id: impl Into<String>) -> Self {
+            self.options.request_id = Some(id.into());
+            self
+        }
+    };
+}
+
 mod call;
 mod client;
 #[cfg(feature = "im")]
