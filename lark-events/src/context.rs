@@ -29,12 +29,51 @@ pub const LEGACY_CARD_ACTION: &str = "legacy.card.action";
 pub struct EventContext {
     pub(crate) schema: Schema,
     pub(crate) event_type: Arc<str>,
-    pub(crate) event_id: Option<String>,
-    pub(crate) tenant_key: Option<String>,
-    pub(crate) app_id: Option<String>,
+    pub(crate) event_id: Text,
+    pub(crate) tenant_key: Text,
+    pub(crate) app_id: Text,
     pub(crate) create_time_ms: Option<u64>,
     pub(crate) raw: Bytes,
     pub(crate) client: Option<Client>,
+}
+
+/// A text field of a context: where it sits in the raw JSON when it appears there as is (no
+/// escapes, so no copy is made), or its own copy.
+#[derive(Clone, Default)]
+pub(crate) enum Text {
+    /// The envelope has no such field.
+    #[default]
+    Absent,
+    /// `raw[start..end]`.
+    Span(usize, usize),
+    /// Text that is not a slice of the raw JSON (it had escapes, or came from elsewhere).
+    Owned(Box<str>),
+}
+
+impl Text {
+    /// `text`, found in `raw` when it is a slice of it, else copied.
+    pub(crate) fn new(raw: &[u8], text: Option<&str>) -> Text {
+        let Some(text) = text else { return Text::Absent };
+        let start = (text.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        let within = start
+            .checked_add(text.len())
+            .and_then(|end| raw.get(start..end))
+            .is_some_and(|slice| std::ptr::eq(slice.as_ptr(), text.as_ptr()));
+        if within {
+            Text::Span(start, start + text.len())
+        } else {
+            Text::Owned(text.into())
+        }
+    }
+
+    /// The text, given the raw JSON it was made with.
+    pub(crate) fn get<'a>(&'a self, raw: &'a [u8]) -> Option<&'a str> {
+        match self {
+            Text::Absent => None,
+            Text::Span(start, end) => raw.get(*start..*end).and_then(|b| std::str::from_utf8(b).ok()),
+            Text::Owned(text) => Some(text),
+        }
+    }
 }
 
 impl EventContext {
@@ -52,17 +91,17 @@ impl EventContext {
     /// The delivery's id: `header.event_id` (2.0) or `uuid` (1.0); none for old-style cards.
     /// The same event delivered again has the same id.
     pub fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.event_id.get(&self.raw)
     }
 
     /// The tenant the event belongs to (name it on calls of marketplace apps).
     pub fn tenant_key(&self) -> Option<&str> {
-        self.tenant_key.as_deref()
+        self.tenant_key.get(&self.raw)
     }
 
     /// The app the event is for.
     pub fn app_id(&self) -> Option<&str> {
-        self.app_id.as_deref()
+        self.app_id.get(&self.raw)
     }
 
     /// When the platform created the event, in Unix milliseconds (`header.create_time` for 2.0,
@@ -92,9 +131,9 @@ impl fmt::Debug for EventContext {
         f.debug_struct("EventContext")
             .field("schema", &self.schema)
             .field("event_type", &self.event_type)
-            .field("event_id", &self.event_id)
-            .field("tenant_key", &self.tenant_key)
-            .field("app_id", &self.app_id)
+            .field("event_id", &self.event_id())
+            .field("tenant_key", &self.tenant_key())
+            .field("app_id", &self.app_id())
             .field("create_time_ms", &self.create_time_ms)
             .finish_non_exhaustive()
     }

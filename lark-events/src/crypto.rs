@@ -78,9 +78,15 @@ impl Cipher {
 
     /// Decrypts the base64 text of an `{"encrypt": ...}` body.
     pub fn decrypt(&self, encrypted: &str) -> Result<Bytes, CryptoError> {
+        self.decrypt_bytes(encrypted.as_bytes())
+    }
+
+    /// [`decrypt`](Self::decrypt) of base64 text given as bytes (anything outside the base64
+    /// alphabet is refused as [`CryptoError::Base64`]).
+    pub(crate) fn decrypt_bytes(&self, encrypted: &[u8]) -> Result<Bytes, CryptoError> {
         let mut data = Vec::with_capacity(encrypted.len() / 4 * 3 + 3);
         base64::engine::general_purpose::STANDARD
-            .decode_vec(encrypted.as_bytes(), &mut data)
+            .decode_vec(encrypted, &mut data)
             .map_err(|_| CryptoError::Base64)?;
         if data.len() < 2 * BLOCK || data.len() % BLOCK != 0 {
             return Err(CryptoError::Length);
@@ -145,20 +151,17 @@ pub fn card_signature(timestamp: &str, nonce: &str, verification_token: &str, bo
 }
 
 /// Compares a hex signature with a digest in constant time (either hex case is accepted).
+///
+/// The given hex is decoded first (its timing tells only about the given text, which the sender
+/// knows); the decoded bytes are then compared with the digest in constant time.
 fn matches(signature: &str, digest: &[u8]) -> bool {
     let given = signature.trim().as_bytes();
-    let mut expected = [0u8; 64];
-    let Some(expected) = expected.get_mut(..digest.len() * 2) else { return false };
-    if given.len() != expected.len() || hex::encode_to_slice(digest, expected).is_err() {
+    let mut decoded = [0u8; 32];
+    let Some(decoded) = decoded.get_mut(..digest.len()) else { return false };
+    if given.len() != digest.len() * 2 || hex::decode_to_slice(given, decoded).is_err() {
         return false;
     }
-    // Lowercase what was given (ASCII only, so other bytes stay different) and compare.
-    let mut lower = [0u8; 64];
-    let lower = &mut lower[..given.len()];
-    for (l, g) in lower.iter_mut().zip(given) {
-        *l = g.to_ascii_lowercase();
-    }
-    bool::from((*lower).ct_eq(&*expected))
+    bool::from((*decoded).ct_eq(digest))
 }
 
 /// Whether `signature` is the event signature of `body` (constant-time comparison).

@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::card::{CardAction, CardResponse, CardStyle, UrlPreview, UrlPreviewResponse};
-use crate::context::{EventContext, Schema, LEGACY_CARD_ACTION};
+use crate::context::{EventContext, Schema, Text, LEGACY_CARD_ACTION};
 use crate::crypto::{secret_eq, verify_card_signature, verify_event_signature, Cipher};
 use crate::envelope::{self, Kind, V1Event, Wire};
 use crate::error::{EventError, EventErrorKind};
@@ -341,6 +341,14 @@ impl EventDispatcher {
         let timestamp = text(&TIMESTAMP);
         let verified = self.verify_signature(timestamp, text(&NONCE), text(&SIGNATURE), &body)?;
         let checked = Checked { verified, timestamp };
+        // The usual delivery, `{"encrypt":"<base64>"}` exactly, is decrypted without parsing the
+        // outer JSON; anything else (or any failure) takes the general path below.
+        if let (Some(cipher), Some(encrypted)) = (&self.inner.cipher, envelope::bare_encrypt(&body)) {
+            if let Ok(plain) = cipher.decrypt_bytes(encrypted) {
+                let wire = envelope::parse(&plain)?;
+                return self.process(&wire, &plain, Some(&checked)).await;
+            }
+        }
         let outer = envelope::parse(&body)?;
         match &outer.encrypt {
             Some(encrypted) => {
@@ -463,9 +471,9 @@ impl EventDispatcher {
         EventContext {
             schema,
             event_type,
-            event_id: None,
-            tenant_key: None,
-            app_id: None,
+            event_id: Text::Absent,
+            tenant_key: Text::Absent,
+            app_id: Text::Absent,
             create_time_ms: None,
             raw: plain.clone(),
             client: self.inner.client.clone(),
@@ -480,9 +488,9 @@ impl EventDispatcher {
         let event_type = &*header.event_type;
         let with_header = |event_type: Arc<str>| {
             let mut ctx = self.context(Schema::V2, event_type, plain);
-            ctx.event_id = header.event_id.as_deref().map(str::to_owned);
-            ctx.tenant_key = header.tenant_key.as_deref().map(str::to_owned);
-            ctx.app_id = header.app_id.as_deref().map(str::to_owned);
+            ctx.event_id = Text::new(plain, header.event_id.as_deref());
+            ctx.tenant_key = Text::new(plain, header.tenant_key.as_deref());
+            ctx.app_id = Text::new(plain, header.app_id.as_deref());
             ctx.create_time_ms = header.create_time.and_then(envelope::millis);
             ctx
         };
@@ -537,9 +545,9 @@ impl EventDispatcher {
             return Ok(if is_ticket { Outcome::Handled } else { Outcome::Unhandled });
         };
         let mut ctx = self.context(Schema::V1, registered.event_type.clone(), plain);
-        ctx.event_id = wire.uuid.as_deref().map(str::to_owned);
-        ctx.tenant_key = head.tenant_key.as_deref().or(wire.tenant_key.as_deref()).map(str::to_owned);
-        ctx.app_id = head.app_id.as_deref().map(str::to_owned);
+        ctx.event_id = Text::new(plain, wire.uuid.as_deref());
+        ctx.tenant_key = Text::new(plain, head.tenant_key.as_deref().or(wire.tenant_key.as_deref()));
+        ctx.app_id = Text::new(plain, head.app_id.as_deref());
         ctx.create_time_ms = wire.ts.and_then(envelope::seconds_to_millis);
         let legacy = Legacy { uuid: wire.uuid.as_deref(), token: wire.token.as_deref(), ts: wire.ts };
         self.run(registered, ctx, Payload { event, legacy: Some(legacy) }, wire.uuid.as_deref()).await
@@ -553,7 +561,7 @@ impl EventDispatcher {
             EventError::malformed("old-style card callback does not match its model").with_source(e)
         })?;
         let mut ctx = self.context(Schema::LegacyCard, self.inner.names.legacy_card.clone(), plain);
-        ctx.tenant_key = action.operator.tenant_key.clone();
+        ctx.tenant_key = Text::new(plain, action.operator.tenant_key.as_deref());
         let answer = guarded(handler(ctx, action), LEGACY_CARD_ACTION).await?;
         Ok(Outcome::Replied(answer.to_body(CardStyle::Legacy)))
     }

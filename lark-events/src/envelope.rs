@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::error::EventError;
@@ -17,44 +17,44 @@ use crate::error::EventError;
 /// Every top-level field the dispatcher looks at, of any envelope.
 #[derive(Deserialize)]
 pub(crate) struct Wire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) encrypt: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) schema: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) header: Option<Header<'a>>,
     #[serde(borrow, default)]
     pub(crate) event: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) uuid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) token: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) ts: Option<&'a RawValue>,
-    #[serde(rename = "type", borrow, default)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "borrowed")]
     pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) challenge: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) action: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) tenant_key: Option<Cow<'a, str>>,
 }
 
 /// The `header` of a schema 2.0 envelope.
 #[derive(Deserialize)]
 pub(crate) struct Header<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) event_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) event_type: Cow<'a, str>,
     #[serde(borrow, default)]
     pub(crate) create_time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) token: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) app_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) tenant_key: Option<Cow<'a, str>>,
 }
 
@@ -63,12 +63,20 @@ pub(crate) struct Header<'a> {
 pub(crate) struct V1Event<'a> {
     #[serde(rename = "type", borrow)]
     pub(crate) kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) app_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) tenant_key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) app_ticket: Option<Cow<'a, str>>,
+}
+
+/// An optional string that borrows from the body unless it has escapes. (`Option<Cow<str>>`
+/// with plain `#[serde(borrow)]` always copies.)
+fn borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(d)?.map(|t| t.0))
 }
 
 /// Which envelope a plain body is.
@@ -87,6 +95,15 @@ pub(crate) fn parse(body: &[u8]) -> Result<Wire<'_>, EventError> {
         .map_err(|e| EventError::malformed("the body is not UTF-8").with_source(e))?;
     serde_json::from_str(text)
         .map_err(|e| EventError::malformed("the body is not a JSON envelope").with_source(e))
+}
+
+/// The ciphertext of a body that is exactly `{"encrypt":"<text>"}`, without looking at the text.
+///
+/// When the text then decodes as base64 it holds no quote, backslash or control character, so
+/// the body is that one-field JSON object and [`parse`] would read the same `encrypt` (and
+/// nothing else) from it.
+pub(crate) fn bare_encrypt(body: &[u8]) -> Option<&[u8]> {
+    body.strip_prefix(br#"{"encrypt":""#)?.strip_suffix(br#""}"#)
 }
 
 impl Wire<'_> {
@@ -121,7 +138,9 @@ impl Wire<'_> {
 pub(crate) fn raw_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if text.starts_with('"') {
-        serde_json::from_str::<Cow<'_, str>>(text).ok()
+        // A JSON string without escapes is the text between its quotes.
+        let plain = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('\\'));
+        plain.map(Cow::Borrowed).or_else(|| serde_json::from_str::<Cow<'_, str>>(text).ok())
     } else {
         Some(Cow::Borrowed(text))
     }
@@ -156,6 +175,26 @@ mod tests {
         }
         let w = parse(br#"{"schema":"2.0","header":{"event_type":"x\u0041"},"event":{}}"#).unwrap();
         assert_eq!(w.header.unwrap().event_type, "xA");
+        let w =
+            parse(br#"{"uuid":"u\u0041","token":"t","tenant_key":null,"type":"event_callback"}"#).unwrap();
+        assert!(matches!(w.uuid, Some(Cow::Owned(ref u)) if u == "uA"));
+        assert!(matches!(w.token, Some(Cow::Borrowed("t"))));
+        assert!(w.tenant_key.is_none() && w.challenge.is_none());
+    }
+
+    #[test]
+    fn bare_encrypt_only_takes_the_exact_one_field_object() {
+        assert_eq!(bare_encrypt(br#"{"encrypt":"QUJD"}"#), Some(&b"QUJD"[..]));
+        assert_eq!(bare_encrypt(br#"{"encrypt":""}"#), Some(&b""[..]));
+        for body in [
+            r#"{"encrypt": "QUJD"}"#,
+            r#" {"encrypt":"QUJD"}"#,
+            r#"{"encrypt":"QUJD"} "#,
+            r#"{"encrypt":5}"#,
+            "{",
+        ] {
+            assert_eq!(bare_encrypt(body.as_bytes()), None, "{body}");
+        }
     }
 
     #[test]
@@ -186,6 +225,8 @@ mod tests {
         assert_eq!(millis(&raw("\"1700000000123\"")), Some(1_700_000_000_123));
         assert_eq!(millis(&raw("1700000000123")), Some(1_700_000_000_123));
         assert_eq!(millis(&raw("\"x\"")), None);
+        assert_eq!(millis(&raw("\"17\\u0030\"")), Some(170));
+        assert_eq!(raw_text(&raw("\"a\\\"b\"")).as_deref(), Some("a\"b"));
         assert_eq!(seconds_to_millis(&raw("\"1502199207.7171419\"")), Some(1_502_199_207_717));
         assert_eq!(seconds_to_millis(&raw("\"-1\"")), None);
         assert_eq!(seconds_to_millis(&raw("\"NaN\"")), None);
