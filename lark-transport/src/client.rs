@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -82,7 +83,7 @@ impl HttpClientBuilder {
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(https);
-        Ok(HttpClient { client, json_limit: self.json_limit })
+        Ok(HttpClient { client: Arc::new(client), json_limit: self.json_limit })
     }
 }
 
@@ -92,7 +93,9 @@ impl HttpClientBuilder {
 /// [`ReplyCode`](crate::ReplyCode); other replies (downloads) stream.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: HyperClient<Connector, Body>,
+    // Behind one `Arc`: the tower stack clones its services on every call, and the hyper client's
+    // own clone touches half a dozen shared reference counts (pool, connector, TLS config, ...).
+    client: Arc<HyperClient<Connector, Body>>,
     json_limit: usize,
 }
 
