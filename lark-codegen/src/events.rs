@@ -13,7 +13,7 @@ use std::fmt::Write;
 use crate::names::{pascal, snake};
 use crate::services::HEADER;
 use crate::spec::{Event, EventFile, Schema};
-use crate::types::{emit_enum, emit_struct, lit, Side, Ty, TypeSpace};
+use crate::types::{emit_types, lit, Side, Ty, TypeSpace};
 use crate::Output;
 
 /// Where an event's type goes: `(module, struct name)`.
@@ -127,29 +127,7 @@ fn event_module(module: &str, events: &[(&Event, String)]) -> String {
     } else {
         let _ = writeln!(s, "//! Payloads of the `{module}` events.\n");
     }
-    let mut kinds: Vec<(&String, bool)> = ts.structs.keys().map(|k| (k, true)).collect();
-    kinds.extend(ts.enums.keys().map(|k| (k, false)));
-    kinds.sort();
-    for (name, is_struct) in kinds {
-        if is_struct {
-            let def = &ts.structs[name];
-            match docs.get(name) {
-                Some(doc) => emit_struct(&mut s, def, doc),
-                None => emit_struct(
-                    &mut s,
-                    def,
-                    &format!("An object of the `{module}` event payloads (first seen in {}).", def.origin),
-                ),
-            }
-        } else {
-            let def = &ts.enums[name];
-            emit_enum(
-                &mut s,
-                def,
-                &format!("Values of the `{module}` event payloads (first seen in {}).", def.origin),
-            );
-        }
-    }
+    emit_types(&mut s, &ts, &docs, &format!("the `{module}` event payloads"));
     for (e, name) in events {
         let _ = writeln!(
             s,

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::names::{pascal, snake};
 use crate::spec::{Api, ApiFile, Schema};
-use crate::types::{emit_enum, emit_setter, emit_struct, is_secret, lit, Field, Side, Stats, Ty, TypeSpace};
+use crate::types::{emit_setter, emit_types, is_secret, lit, Field, Side, Stats, Ty, TypeSpace};
 use crate::Output;
 
 /// Header of every generated Rust file.
@@ -295,22 +295,7 @@ fn version_module(project: &str, version: &str, apis: &[&Api]) -> Result<(String
             );
         }
     }
-    let mut kinds: Vec<(&String, bool)> = ts.structs.keys().map(|k| (k, true)).collect();
-    kinds.extend(ts.enums.keys().map(|k| (k, false)));
-    kinds.sort();
-    for (name, is_struct) in kinds {
-        if is_struct {
-            let def = &ts.structs[name];
-            let doc = docs.get(name).cloned().unwrap_or_else(|| {
-                format!("An object of the `{project}` `{version}` APIs (first seen in {}).", def.origin)
-            });
-            emit_struct(&mut s, def, &doc);
-        } else {
-            let def = &ts.enums[name];
-            let doc = format!("Values of the `{project}` `{version}` APIs (first seen in {}).", def.origin);
-            emit_enum(&mut s, def, &doc);
-        }
-    }
+    emit_types(&mut s, &ts, &docs, &format!("the `{project}` `{version}` APIs"));
 
     // Test rows.
     let mut rows = String::new();

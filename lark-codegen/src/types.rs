@@ -476,6 +476,29 @@ const STD_TRAIT_METHODS: &[&str] = &[
     "hash",
 ];
 
+/// Writes every struct and enum of `ts`, sorted by name. A struct documented in `docs` gets
+/// that text; the others, and enums, are described as "of `scope`" with where they were first
+/// seen.
+pub(crate) fn emit_types(out: &mut String, ts: &TypeSpace, docs: &BTreeMap<String, String>, scope: &str) {
+    let mut kinds: Vec<(&String, bool)> = ts.structs.keys().map(|k| (k, true)).collect();
+    kinds.extend(ts.enums.keys().map(|k| (k, false)));
+    kinds.sort();
+    for (name, is_struct) in kinds {
+        if is_struct {
+            let def = &ts.structs[name];
+            match docs.get(name) {
+                Some(doc) => emit_struct(out, def, doc),
+                None => {
+                    emit_struct(out, def, &format!("An object of {scope} (first seen in {}).", def.origin))
+                }
+            }
+        } else {
+            let def = &ts.enums[name];
+            emit_enum(out, def, &format!("Values of {scope} (first seen in {}).", def.origin));
+        }
+    }
+}
+
 /// Writes a builder setter `name` that stores `Some(value)` into `place`.
 pub(crate) fn emit_setter(out: &mut String, name: &str, place: &str, doc: &str, ty: &Ty) {
     let _ = writeln!(out, "/// {doc}");

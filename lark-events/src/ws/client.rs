@@ -741,7 +741,7 @@ impl Run {
                     while let Some(more) = self.tasks.try_join_next() {
                         collect(more);
                     }
-                    if let Err(e) = send_all(&mut ws, acks).await {
+                    if let Err(e) = send_all(&mut ws, &acks).await {
                         return if stopping { End::Stopped } else { End::Lost(e) };
                     }
                     if stopping && self.tasks.is_empty() {
@@ -992,20 +992,18 @@ fn answer(outcome: &Outcome) -> Option<Bytes> {
     }
 }
 
+/// Writes one frame.
 async fn send(ws: &mut WsStream, frame: &Frame) -> Result<(), BoxError> {
-    match timeout(WRITE_TIMEOUT, ws.send(Message::Binary(frame.to_bytes()))).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err("a write timed out".into()),
-    }
+    send_all(ws, std::slice::from_ref(frame)).await
 }
 
-/// Writes several frames with one flush.
-async fn send_all(ws: &mut WsStream, frames: Vec<Frame>) -> Result<(), BoxError> {
+/// Writes several frames with one flush, within the write time limit.
+async fn send_all(ws: &mut WsStream, frames: &[Frame]) -> Result<(), BoxError> {
     if frames.is_empty() {
         return Ok(());
     }
     let write = async {
-        for frame in &frames {
+        for frame in frames {
             ws.feed(Message::Binary(frame.to_bytes())).await?;
         }
         ws.flush().await
