@@ -83,6 +83,7 @@ fn target(base_url: Option<String>) -> Result<Target, String> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("testkit")
+                .on_thread_start(|| pin_to_cpu(1))
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
@@ -95,6 +96,18 @@ fn target(base_url: Option<String>) -> Result<Target, String> {
                 _server: Some(rt),
             })
         }
+    }
+}
+
+/// Pins the calling thread to one CPU (the client on the first, the in-process server on the
+/// second), so the scheduler does not move the two busy threads around during a run.
+/// `LARK_BENCH_PIN=0` turns it off; with fewer than two CPUs it does nothing.
+fn pin_to_cpu(cpu: usize) {
+    if std::env::var("LARK_BENCH_PIN").is_ok_and(|v| v == "0") {
+        return;
+    }
+    if let Some(ids) = core_affinity::get_core_ids().filter(|ids| ids.len() >= 2) {
+        core_affinity::set_for_current(ids[cpu % ids.len()]);
     }
 }
 
@@ -164,6 +177,16 @@ where
     Run { req_per_s: n as f64 / elapsed, cpu_us_per_req: cpu * 1e6 / n as f64, latencies_us, errors }
 }
 
+/// The figures of one side measured alone (`LARK_BENCH_ONLY`).
+fn only(side: &str, run: Run) -> serde_json::Value {
+    json!({
+        "only": side,
+        "req_per_s": run.req_per_s.round(),
+        "cpu_us_per_req": (run.cpu_us_per_req * 10.0).round() / 10.0,
+        "errors": run.errors,
+    })
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -220,8 +243,8 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
 
     // For profiling one side alone (e.g. under callgrind): LARK_BENCH_ONLY=bare|sdk.
     match std::env::var("LARK_BENCH_ONLY").as_deref() {
-        Ok("bare") => return Ok(json!({"only": "bare", "errors": drive(n, c, bare_call).await.errors})),
-        Ok("sdk") => return Ok(json!({"only": "sdk", "errors": drive(n, c, sdk_call).await.errors})),
+        Ok("bare") => return Ok(only("bare", drive(n, c, bare_call).await)),
+        Ok("sdk") => return Ok(only("sdk", drive(n, c, sdk_call).await)),
         _ => {}
     }
     // Warm both pools, then alternate measured runs and keep each side's best.
@@ -231,7 +254,7 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
     let mut best_bare: Option<Run> = None;
     let mut best_sdk: Option<Run> = None;
     let mut errors = 0;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let b = drive(n, c, bare_call.clone()).await;
         let s = drive(n, c, sdk_call.clone()).await;
         errors += b.errors + s.errors;
@@ -242,7 +265,7 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
             best_sdk = Some(s);
         }
     }
-    let (b, s) = (best_bare.expect("three runs"), best_sdk.expect("three runs"));
+    let (b, s) = (best_bare.expect("five runs"), best_sdk.expect("five runs"));
     Ok(json!({
         "scenario": "overhead",
         "requests": n,
@@ -484,6 +507,7 @@ fn main() -> ExitCode {
     let client_rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(CLIENT_THREAD)
+        .on_thread_start(|| pin_to_cpu(0))
         .enable_all()
         .build()
     {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method};
-use lark_auth::{Clock, LarkAuthLayer, MemoryStore, TokenManager, TokenStore};
+use lark_auth::{Clock, LarkAuthLayer, LarkAuthService, MemoryStore, TokenManager, TokenStore};
 use lark_transport::{
-    decode_reply, ApiRequest, Body, Download, HttpClient, HttpService, Multipart, RetryPolicy, TimeoutLayer,
-    TraceLayer, DEFAULT_JSON_LIMIT,
+    decode_reply, ApiRequest, Body, CallPolicy, CallPolicyLayer, Download, HttpClient, HttpService,
+    Multipart, RetryPolicy, DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
     AccessTokenTypes, AppType, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString,
@@ -20,7 +20,7 @@ use lark_types::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 
 const SDK_USER_AGENT: &str = concat!("lark-rs/", env!("CARGO_PKG_VERSION"));
 
@@ -184,9 +184,14 @@ impl ClientBuilder {
         let token_manager = TokenManager::builder(self.app_id, self.app_secret);
         let parts = (token_manager, self.app_type, base_url.as_str(), store, self.refresh_margin, self.clock);
         let (tokens, stack) = match self.http {
-            Some(custom) => build_stack(custom, &settings, parts)?,
+            Some(custom) => {
+                let (tokens, stack) = build_stack(custom, &settings, parts)?;
+                (tokens, Stacks::Custom(stack))
+            }
             None => {
-                build_stack(HttpClient::builder().json_limit(self.json_limit).build()?, &settings, parts)?
+                let http = HttpClient::builder().json_limit(self.json_limit).build()?;
+                let (tokens, stack) = build_stack(http, &settings, parts)?;
+                (tokens, Stacks::Builtin(stack))
             }
         };
         let helpdesk = match &self.helpdesk {
@@ -232,13 +237,33 @@ type TokenParts<'a> = (
     Option<Arc<dyn Clock>>,
 );
 
-/// Builds the token manager and the call stack over the bottom HTTP service `http`. Generic, so
-/// the default hyper client sits in the stack unboxed; the result is erased.
+/// The call stack over the bottom HTTP service `H`: call policy (trace, timeouts, retry) → auth
+/// → `H`. Kept as a concrete type (no boxed service to clone per call).
+type Stack<H> = CallPolicy<LarkAuthService<H>>;
+
+/// The stack of a client: over the built-in hyper client, or over a custom HTTP service.
+enum Stacks {
+    Builtin(Stack<HttpClient>),
+    Custom(Stack<HttpService>),
+}
+
+impl Stacks {
+    async fn call(&self, req: http::Request<Body>) -> Result<http::Response<Body>, LarkError> {
+        // `CallPolicy` is always ready (it waits for the inner service per attempt).
+        let result = match self {
+            Stacks::Builtin(s) => s.clone().call(req).await,
+            Stacks::Custom(s) => s.clone().call(req).await,
+        };
+        result.map_err(LarkError::from_boxed)
+    }
+}
+
+/// Builds the token manager and the call stack over the bottom HTTP service `http`.
 fn build_stack<H>(
     http: H,
     s: &StackSettings,
     parts: TokenParts<'_>,
-) -> Result<(TokenManager, HttpService), LarkError>
+) -> Result<(TokenManager, Stack<H>), LarkError>
 where
     H: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = lark_types::BoxError>
         + Clone
@@ -248,14 +273,10 @@ where
     H::Future: Send + 'static,
 {
     let (tokens, app_type, base_url, store, refresh_margin, clock) = parts;
+    let policy = CallPolicyLayer::new(s.retry.clone(), s.timeout, s.attempt_timeout);
     // Token endpoints: timeouts and retries, no auth.
-    let token_http = BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .layer(TimeoutLayer::total(s.timeout))
-            .layer(tower::retry::RetryLayer::new(s.retry.clone()))
-            .layer(TimeoutLayer::attempt(s.attempt_timeout))
-            .service(http.clone()),
-    );
+    let token_http =
+        BoxCloneSyncService::new(ServiceBuilder::new().layer(policy.clone()).service(http.clone()));
     let mut tokens = tokens.app_type(app_type).base_url(base_url).store(store).http(token_http);
     if let Some(m) = refresh_margin {
         tokens = tokens.refresh_margin(m);
@@ -264,24 +285,17 @@ where
         tokens = tokens.clock(c);
     }
     let tokens = tokens.build()?;
-    let stack = BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .layer(TraceLayer)
-            .layer(TimeoutLayer::total(s.timeout))
-            .layer(tower::retry::RetryLayer::new(s.retry.clone()))
-            .layer(TimeoutLayer::attempt(s.attempt_timeout))
-            .layer(
-                LarkAuthLayer::new(tokens.clone()).json_limit(s.json_limit).resend_on_rejected_token(false),
-            )
-            .service(http),
-    );
+    let stack = ServiceBuilder::new()
+        .layer(policy)
+        .layer(LarkAuthLayer::new(tokens.clone()).json_limit(s.json_limit).resend_on_rejected_token(false))
+        .service(http);
     Ok((tokens, stack))
 }
 
 struct Inner {
     base_url: String,
     tokens: TokenManager,
-    stack: HttpService,
+    stack: Stacks,
     default_headers: HeaderMap,
     helpdesk: Option<HeaderValue>,
     json_limit: usize,
@@ -408,7 +422,7 @@ impl Client {
                 headers.entry(HELPDESK_AUTH_HEADER).or_insert_with(|| v.clone());
             }
         }
-        self.inner.stack.clone().oneshot(http_req).await.map_err(LarkError::from_boxed)
+        self.inner.stack.call(http_req).await
     }
 
     /// Sends a prepared request and decodes `data` as `T` (`Err(LarkError::Api)` when `code != 0`).

@@ -2,12 +2,15 @@
 //! reply decoding ([`decode_reply`], [`Download`]), tower layers ([`TraceLayer`],
 //! [`TimeoutLayer`], retry by [`RetryPolicy`]) and the pooled hyper + rustls [`HttpClient`].
 //!
-//! The stack `lark-services` assembles, outermost first: trace → total timeout → retry →
-//! attempt timeout → auth (from `lark-auth`) → [`HttpClient`].
+//! The stack `lark-services` assembles, outermost first: [`CallPolicyLayer`] (trace, total
+//! timeout, retry, attempt timeout, run as one future) → auth (from `lark-auth`) → [`HttpClient`].
+//! The separate [`TraceLayer`], [`TimeoutLayer`] and retry policy do the same for stacks of your
+//! own.
 
 mod body;
 mod client;
 mod multipart;
+mod policy;
 mod reply;
 mod request;
 mod retry;
@@ -17,6 +20,7 @@ mod trace;
 pub use body::{try_clone_request, Body, BodyTooLarge, ReplayBody};
 pub use client::{HttpClient, HttpClientBuilder};
 pub use multipart::Multipart;
+pub use policy::{CallPolicy, CallPolicyLayer};
 pub use reply::{
     buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, reply_code,
     Download, ReplyCode, DEFAULT_JSON_LIMIT,

@@ -171,6 +171,46 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The wait before re-sending a call that ended in `result`, or `None` when `result` is final.
+    /// A rejected managed token (see [`TokenRejected`]) is re-sent once at once; a success counts
+    /// towards the retry budget.
+    pub(crate) fn decide<RB>(
+        &mut self,
+        method: &Method,
+        result: &Result<Response<RB>, BoxError>,
+    ) -> Option<Duration> {
+        if let Ok(resp) = result {
+            if resp.extensions().get::<TokenRejected>().is_some() {
+                if self.token_retried {
+                    return None;
+                }
+                self.token_retried = true;
+                tracing::debug!("token rejected; re-sending once with a fresh token");
+                return Some(Duration::ZERO);
+            }
+        }
+        match Self::classify(method, result) {
+            Some(reason) => {
+                let wait = self.next_wait(reason)?;
+                tracing::debug!(
+                    attempt = self.attempt,
+                    ?reason,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying"
+                );
+                Some(wait)
+            }
+            None => {
+                if let Some(budget) = &self.budget {
+                    budget.deposit();
+                }
+                None
+            }
+        }
+    }
+}
+
 impl<B, RB> tower::retry::Policy<Request<B>, Response<RB>, BoxError> for RetryPolicy
 where
     B: ReplayBody,
@@ -182,34 +222,7 @@ where
         req: &mut Request<B>,
         result: &mut Result<Response<RB>, BoxError>,
     ) -> Option<Self::Future> {
-        if let Ok(resp) = result {
-            if resp.extensions().get::<TokenRejected>().is_some() {
-                if self.token_retried {
-                    return None;
-                }
-                self.token_retried = true;
-                tracing::debug!("token rejected; re-sending once with a fresh token");
-                return Some(tokio::time::sleep(Duration::ZERO));
-            }
-        }
-        match Self::classify(req.method(), result) {
-            Some(reason) => {
-                let wait = self.next_wait(reason)?;
-                tracing::debug!(
-                    attempt = self.attempt,
-                    ?reason,
-                    wait_ms = wait.as_millis() as u64,
-                    "retrying"
-                );
-                Some(tokio::time::sleep(wait))
-            }
-            None => {
-                if let Some(budget) = &self.budget {
-                    budget.deposit();
-                }
-                None
-            }
-        }
+        self.decide(req.method(), result).map(tokio::time::sleep)
     }
 
     fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
