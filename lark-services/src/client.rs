@@ -249,7 +249,8 @@ enum Stacks {
 
 impl Stacks {
     async fn call(&self, req: http::Request<Body>) -> Result<http::Response<Body>, LarkError> {
-        // `CallPolicy` is always ready (it waits for the inner service per attempt).
+        // `CallPolicy::poll_ready` is always ready (each attempt waits for the inner service
+        // itself, within the timeouts; a policy test holds it to that), so it is called at once.
         let result = match self {
             Stacks::Builtin(s) => s.clone().call(req).await,
             Stacks::Custom(s) => s.clone().call(req).await,

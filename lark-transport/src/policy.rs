@@ -81,14 +81,16 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, BoxError>> + Send>>;
 
     /// Always ready: each attempt waits for the inner service's readiness itself, within the
-    /// call's timeouts.
+    /// call's timeouts (a readiness error is classified like a failed attempt).
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let inner = self.inner.clone();
+        let start = Instant::now();
         let span = tracing::debug_span!(
+            target: "lark_transport::trace",
             "lark.request",
             http.method = %req.method(),
             url.path = req.uri().path(),
@@ -97,7 +99,7 @@ where
             lark.log_id = tracing::field::Empty,
         );
         let limits = Limits { total: self.total, attempt: self.attempt };
-        Box::pin(run(inner, self.retry.clone(), limits, req).instrument(span))
+        Box::pin(run(inner, self.retry.clone(), limits, start, req, span.clone()).instrument(span))
     }
 }
 
@@ -111,9 +113,15 @@ fn timeout(kind: TimeoutKind, after: Duration) -> BoxError {
     Box::new(LarkError::Timeout(TimeoutError::new(kind, after)))
 }
 
-/// Which deadline the one timer stands for.
+/// `from + after`, or a far-future instant when that overflows (a "practically never" timeout).
+fn deadline(from: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    from.checked_add(after).unwrap_or_else(|| from + FAR)
+}
+
+/// Which deadline the one timer stands for (on a tie the attempt's, as the nested layers did).
 fn nearer(total_at: Instant, attempt_at: Instant) -> (Instant, TimeoutKind) {
-    if attempt_at < total_at {
+    if attempt_at <= total_at {
         (attempt_at, TimeoutKind::Attempt)
     } else {
         (total_at, TimeoutKind::Total)
@@ -124,7 +132,9 @@ async fn run<S, B, RB>(
     mut inner: S,
     mut policy: RetryPolicy,
     limits: Limits,
+    start: Instant,
     mut req: Request<B>,
+    span: tracing::Span,
 ) -> Result<Response<RB>, BoxError>
 where
     S: tower::Service<Request<B>, Response = Response<RB>>,
@@ -133,9 +143,8 @@ where
 {
     use std::future::poll_fn;
 
-    let start = Instant::now();
-    let total_at = start + limits.total;
-    let (first_at, mut kind) = nearer(total_at, start + limits.attempt);
+    let total_at = deadline(start, limits.total);
+    let (first_at, mut kind) = nearer(total_at, deadline(Instant::now(), limits.attempt));
     let timer = tokio::time::sleep_until(first_at);
     tokio::pin!(timer);
     loop {
@@ -161,27 +170,32 @@ where
             })
             .await
         };
+        // As the nested layers: a request that cannot be sent again never reaches the policy (no
+        // budget spent, no "retrying" logged), and nothing is retried past the total deadline.
         let total_expired = matches!(&result, Err(e) if is_total_timeout(e));
-        let wait = if total_expired { None } else { policy.decide(&method, &result) };
-        let (Some(wait), Some(next)) = (wait, again) else {
-            record(&result);
+        let retry = match again {
+            Some(next) if !total_expired => policy.decide(&method, &result).map(|wait| (wait, next)),
+            _ => None,
+        };
+        let Some((wait, next)) = retry else {
+            record(&span, &result);
             return result;
         };
         drop(result);
         // Back off, within the total deadline.
-        let resume_at = Instant::now() + wait;
+        let resume_at = deadline(Instant::now(), wait);
         if resume_at >= total_at {
             timer.as_mut().reset(total_at);
             timer.as_mut().await;
-            let e = timeout(TimeoutKind::Total, limits.total);
-            tracing::debug!(error = %e, "call failed");
-            return Err(e);
+            let e = Err(timeout(TimeoutKind::Total, limits.total));
+            record(&span, &e);
+            return e;
         }
         if !wait.is_zero() {
             timer.as_mut().reset(resume_at);
             timer.as_mut().await;
         }
-        let (at, k) = nearer(total_at, Instant::now() + limits.attempt);
+        let (at, k) = nearer(total_at, deadline(Instant::now(), limits.attempt));
         timer.as_mut().reset(at);
         kind = k;
         req = next;
@@ -192,12 +206,9 @@ fn is_total_timeout(e: &BoxError) -> bool {
     matches!(e.downcast_ref::<LarkError>(), Some(LarkError::Timeout(t)) if t.kind() == TimeoutKind::Total)
 }
 
-/// Records the outcome on the current (`lark.request`) span.
-fn record<RB>(result: &Result<Response<RB>, BoxError>) {
-    let span = tracing::Span::current();
-    if span.is_disabled() {
-        return;
-    }
+/// Records the outcome on the call's `lark.request` span.
+fn record<RB>(span: &tracing::Span, result: &Result<Response<RB>, BoxError>) {
+    let _guard = span.enter();
     match result {
         Ok(resp) => {
             span.record("http.status_code", resp.status().as_u16());
@@ -207,9 +218,9 @@ fn record<RB>(result: &Result<Response<RB>, BoxError>) {
             if let Some(id) = log_id_from_headers(resp.headers()) {
                 span.record("lark.log_id", id.as_str());
             }
-            tracing::debug!("reply received");
+            tracing::debug!(target: "lark_transport::trace", "reply received");
         }
-        Err(e) => tracing::debug!(error = %e, "call failed"),
+        Err(e) => tracing::debug!(target: "lark_transport::trace", error = %e, "call failed"),
     }
 }
 
@@ -282,6 +293,79 @@ mod tests {
         assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
         assert_eq!(started.elapsed(), Duration::from_secs(12));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_attempt_gets_its_own_deadline() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        // Attempts take 4 s each against a 5 s attempt limit: a 503, then a 200 after 8 s in all.
+        let slow = |i: usize| -> BoxFuture<'static, Result<Response<Body>, BoxError>> {
+            async move {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                status(if i == 0 { 503 } else { 200 }).await
+            }
+            .boxed()
+        };
+        let retry = RetryPolicy::default().budget(None).backoff(Duration::ZERO, Duration::ZERO);
+        let svc = CallPolicyLayer::new(retry, Duration::from_secs(60), Duration::from_secs(5))
+            .layer(scripted(calls.clone(), slow));
+        let started = Instant::now();
+        let resp = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_reset_past_the_total_deadline_ends_at_the_deadline() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let limited = |_| -> BoxFuture<'static, Result<Response<Body>, BoxError>> {
+            async {
+                Ok(Response::builder()
+                    .status(429)
+                    .header(lark_types::RATE_LIMIT_RESET_HEADER, "10")
+                    .body(Body::empty())
+                    .expect("valid response"))
+            }
+            .boxed()
+        };
+        let svc = layer(3, 5, 5).layer(scripted(calls.clone(), limited));
+        let started = Instant::now();
+        let err = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap_err();
+        assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_token_is_sent_again_once_even_without_retries() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let rejected = |_| -> BoxFuture<'static, Result<Response<Body>, BoxError>> {
+            async {
+                let mut r = Response::new(Body::empty());
+                r.extensions_mut().insert(crate::TokenRejected);
+                Ok(r)
+            }
+            .boxed()
+        };
+        let svc = CallPolicyLayer::new(RetryPolicy::none(), Duration::from_secs(60), Duration::from_secs(5))
+            .layer(scripted(calls.clone(), rejected));
+        let resp = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        assert!(resp.extensions().get::<crate::TokenRejected>().is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the first send and one re-send");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn endless_timeouts_do_not_overflow_and_the_service_is_always_ready() {
+        use tower::Service;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut svc = CallPolicyLayer::new(RetryPolicy::none(), Duration::MAX, Duration::MAX)
+            .layer(scripted(calls.clone(), |_| status(200)));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        let resp = svc.call(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), 200);
     }
 
     #[tokio::test(start_paused = true)]
