@@ -100,6 +100,7 @@ pub(crate) fn generate(spec: &ApiFile, out: &mut Output) -> Result<Vec<String>, 
         total.enums += stats.enums;
         total.fields += stats.fields;
         total.reused += stats.reused;
+        total.aliased += stats.aliased;
         out.rust(format!("lark-services/src/generated/{}/{}.rs", snake(&project), snake(&version)), text);
         rows.entry(project.clone()).or_default().push_str(&row_text);
         projects.entry(project).or_default().push(version);
@@ -113,13 +114,14 @@ pub(crate) fn generate(spec: &ApiFile, out: &mut Output) -> Result<Vec<String>, 
     out.rust("lark-services/src/generated/mod.rs".into(), root_module(&projects, spec.apis.len()));
     out.rust("lark-services/tests/generated/api_rows.rs".into(), rows_file(&rows));
     eprintln!(
-        "lark-services: {} APIs in {} projects; {} structs, {} enums, {} fields ({} shapes reused)",
+        "lark-services: {} APIs in {} projects; {} structs, {} enums, {} fields ({} shapes reused, {} names aliased)",
         spec.apis.len(),
         projects.len(),
         total.structs,
         total.enums,
         total.fields,
-        total.reused
+        total.reused,
+        total.aliased
     );
     Ok(projects.into_keys().collect())
 }

@@ -183,6 +183,17 @@ pub(crate) struct Stats {
     pub(crate) enums: usize,
     pub(crate) fields: usize,
     pub(crate) reused: usize,
+    /// Names written as a type alias of an earlier struct of the same shape.
+    pub(crate) aliased: usize,
+}
+
+/// A struct name that is an alias of an earlier struct of the same shape.
+#[derive(Clone, Debug)]
+pub(crate) struct AliasDef {
+    /// The struct it stands for.
+    pub(crate) target: String,
+    /// Where it was first seen, for its doc.
+    pub(crate) origin: String,
 }
 
 /// The types of one generated module.
@@ -191,6 +202,10 @@ pub(crate) struct TypeSpace {
     /// name → shape key.
     names: BTreeMap<String, String>,
     pub(crate) structs: BTreeMap<String, StructDef>,
+    /// Struct names that alias a struct of the same shape under another name.
+    pub(crate) aliases: BTreeMap<String, AliasDef>,
+    /// shape key → the struct first defined with it.
+    shapes: BTreeMap<String, String>,
     pub(crate) enums: BTreeMap<String, EnumDef>,
     pub(crate) stats: Stats,
 }
@@ -328,7 +343,66 @@ impl TypeSpace {
         self.define_struct(preferred, parent, origin, side, fields)
     }
 
-    /// Defines (or reuses) a struct with these fields.
+    /// The struct a name stands for: itself, or the struct it aliases.
+    fn struct_target<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, |a| a.target.as_str())
+    }
+
+    /// The shape key of a field type, naming aliased structs by the struct they stand for (so
+    /// structs that differ only in the names of same-shaped children have one shape).
+    fn ty_key(&self, ty: &Ty) -> String {
+        match ty {
+            Ty::Struct(n) => format!("Struct({})", self.struct_target(n)),
+            Ty::Vec(t) => format!("Vec({})", self.ty_key(t)),
+            Ty::Map(t) => format!("Map({})", self.ty_key(t)),
+            other => other.key(),
+        }
+    }
+
+    /// Defines (or reuses) a struct with these fields. A new name for a shape that already has a
+    /// struct becomes a type alias of it, unless the name must be a type of its own (`exact`).
+    fn define(
+        &mut self,
+        preferred: &str,
+        parent: &str,
+        origin: &str,
+        side: Side,
+        fields: Vec<Field>,
+        exact: bool,
+    ) -> String {
+        let mut key = String::from("struct{");
+        for f in &fields {
+            let _ = write!(key, "{}:{}:{};", f.wire, self.ty_key(&f.ty), f.required);
+        }
+        key.push('}');
+        let (name, new) = self.alloc(preferred, parent, &key);
+        let existing = self.shapes.get(&key).cloned();
+        if new {
+            match existing {
+                Some(target) if !exact => {
+                    self.stats.aliased += 1;
+                    self.aliases.insert(name.clone(), AliasDef { target, origin: origin.to_owned() });
+                }
+                _ => {
+                    self.stats.structs += 1;
+                    self.shapes.entry(key).or_insert_with(|| name.clone());
+                    self.structs.insert(
+                        name.clone(),
+                        StructDef { name: name.clone(), fields, settable: false, origin: origin.to_owned() },
+                    );
+                }
+            }
+        }
+        if side == Side::Request {
+            let target = self.struct_target(&name).to_owned();
+            if let Some(def) = self.structs.get_mut(&target) {
+                def.settable = true;
+            }
+        }
+        name
+    }
+
+    /// Defines (or reuses) a struct with these fields; see [`TypeSpace::define`].
     pub(crate) fn define_struct(
         &mut self,
         preferred: &str,
@@ -337,35 +411,13 @@ impl TypeSpace {
         side: Side,
         fields: Vec<Field>,
     ) -> String {
-        let mut key = String::from("struct{");
-        for f in &fields {
-            let _ = write!(key, "{}:{}:{};", f.wire, f.ty.key(), f.required);
-        }
-        key.push('}');
-        let (name, new) = self.alloc(preferred, parent, &key);
-        if new {
-            self.stats.structs += 1;
-            self.structs.insert(
-                name.clone(),
-                StructDef {
-                    name: name.clone(),
-                    fields,
-                    settable: side == Side::Request,
-                    origin: origin.to_owned(),
-                },
-            );
-        } else if side == Side::Request {
-            if let Some(def) = self.structs.get_mut(&name) {
-                def.settable = true;
-            }
-        }
-        name
+        self.define(preferred, parent, origin, side, fields, false)
     }
 
     /// Defines (or reuses) a struct under an exact name, which must be free or hold the same
-    /// shape.
+    /// shape. It is always a type of its own (never an alias), so trait impls for it are unique.
     pub(crate) fn exact_struct(&mut self, name: &str, origin: &str, side: Side, fields: Vec<Field>) {
-        let got = self.define_struct(name, "", origin, side, fields);
+        let got = self.define(name, "", origin, side, fields, true);
         assert_eq!(got, name, "type name {name} is taken by another shape");
     }
 
@@ -480,21 +532,49 @@ const STD_TRAIT_METHODS: &[&str] = &[
 /// that text; the others, and enums, are described as "of `scope`" with where they were first
 /// seen.
 pub(crate) fn emit_types(out: &mut String, ts: &TypeSpace, docs: &BTreeMap<String, String>, scope: &str) {
-    let mut kinds: Vec<(&String, bool)> = ts.structs.keys().map(|k| (k, true)).collect();
-    kinds.extend(ts.enums.keys().map(|k| (k, false)));
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Kind {
+        Struct,
+        Alias,
+        Enum,
+    }
+    let mut kinds: Vec<(&String, Kind)> = ts.structs.keys().map(|k| (k, Kind::Struct)).collect();
+    kinds.extend(ts.aliases.keys().map(|k| (k, Kind::Alias)));
+    kinds.extend(ts.enums.keys().map(|k| (k, Kind::Enum)));
     kinds.sort();
-    for (name, is_struct) in kinds {
-        if is_struct {
-            let def = &ts.structs[name];
-            match docs.get(name) {
-                Some(doc) => emit_struct(out, def, doc),
-                None => {
-                    emit_struct(out, def, &format!("An object of {scope} (first seen in {}).", def.origin))
+    for (name, kind) in kinds {
+        match kind {
+            Kind::Struct => {
+                let def = &ts.structs[name];
+                match docs.get(name) {
+                    Some(doc) => emit_struct(out, def, doc),
+                    None => emit_struct(
+                        out,
+                        def,
+                        &format!("An object of {scope} (first seen in {}).", def.origin),
+                    ),
                 }
             }
-        } else {
-            let def = &ts.enums[name];
-            emit_enum(out, def, &format!("Values of {scope} (first seen in {}).", def.origin));
+            Kind::Alias => {
+                let def = &ts.aliases[name];
+                let doc = match docs.get(name) {
+                    Some(doc) => doc.clone(),
+                    None => format!("An object of {scope} (first seen in {}).", def.origin),
+                };
+                let _ = writeln!(
+                    out,
+                    "/// {doc}
+///
+/// The same shape as [`{0}`], so the same type.
+pub type {name} = {0};
+",
+                    def.target
+                );
+            }
+            Kind::Enum => {
+                let def = &ts.enums[name];
+                emit_enum(out, def, &format!("Values of {scope} (first seen in {}).", def.origin));
+            }
         }
     }
 }
@@ -561,6 +641,38 @@ mod tests {
         assert_eq!(ts.structs["BRes"].fields[0].ty, Ty::Struct("BResSender".into()));
         assert_eq!(ts.structs["BResSender"].fields[0].ty, Ty::I64);
         assert_eq!(other, "BRes");
+    }
+
+    #[test]
+    fn a_shape_seen_under_a_second_name_is_an_alias_except_for_exact_names() {
+        let mut ts = TypeSpace::default();
+        let owner = |child: &str| {
+            schema(&format!(
+                r#"{{"type":"object","properties":{{"{child}":{{"type":"object","properties":{{"id":{{"type":"string"}}}}}}}}}}"#
+            ))
+        };
+        // `Creator` has the shape of `Sender`, so `Chat` has the shape of `Message`.
+        assert_eq!(ts.object(&owner("sender"), "Message", "", "a", Side::Response), "Message");
+        assert_eq!(ts.object(&owner("sender"), "Chat", "", "b", Side::Request), "Chat");
+        assert_eq!(ts.aliases["Chat"].target, "Message");
+        assert!(ts.structs["Message"].settable, "an alias used in a request makes its struct settable");
+        assert!(ts.structs["Sender"].settable);
+        let other = schema(
+            r#"{"type":"object","properties":{"creator":{"type":"object","properties":{"id":{"type":"string"}}}}}"#,
+        );
+        ts.object(&other, "Doc", "", "c", Side::Response);
+        assert_eq!(ts.aliases["Creator"].target, "Sender");
+        assert!(ts.structs.contains_key("Doc"), "a different wire name is a different shape");
+        // An exact name is always a type of its own (it may carry trait impls).
+        let fields = ts.fields(&owner("sender"), "Exact", "d", Side::Response);
+        ts.exact_struct("ExactEvent", "d", Side::Response, fields);
+        assert!(ts.structs.contains_key("ExactEvent") && !ts.aliases.contains_key("ExactEvent"));
+        assert_eq!(ts.stats.aliased, 2);
+        let mut out = String::new();
+        emit_types(&mut out, &ts, &BTreeMap::new(), "the tests");
+        assert!(out.contains("pub type Chat = Message;"));
+        assert!(out.contains("pub type Creator = Sender;"));
+        assert_eq!(out.matches("pub struct ").count(), ts.structs.len());
     }
 
     #[test]

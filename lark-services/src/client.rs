@@ -20,7 +20,7 @@ use lark_types::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder};
+use tower::ServiceBuilder;
 
 const SDK_USER_AGENT: &str = concat!("lark-rs/", env!("CARGO_PKG_VERSION"));
 
@@ -249,11 +249,9 @@ enum Stacks {
 
 impl Stacks {
     async fn call(&self, req: http::Request<Body>) -> Result<http::Response<Body>, LarkError> {
-        // `CallPolicy::poll_ready` is always ready (each attempt waits for the inner service
-        // itself, within the timeouts; a policy test holds it to that), so it is called at once.
         let result = match self {
-            Stacks::Builtin(s) => s.clone().call(req).await,
-            Stacks::Custom(s) => s.clone().call(req).await,
+            Stacks::Builtin(s) => s.send(req).await,
+            Stacks::Custom(s) => s.send(req).await,
         };
         result.map_err(LarkError::from_boxed)
     }

@@ -87,7 +87,24 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
+        self.send(req)
+    }
+}
+
+impl<S> CallPolicy<S> {
+    /// Sends `req` through the policy. Takes `&self`: the policy is always ready (see
+    /// `poll_ready`), and each call runs on its own clone of the inner service.
+    pub fn send<B, RB>(
+        &self,
+        req: Request<B>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<RB>, BoxError>> + Send>>
+    where
+        S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        B: ReplayBody + Send + 'static,
+        RB: Send + 'static,
+    {
         let start = Instant::now();
         let span = tracing::debug_span!(
             target: "lark_transport::trace",
@@ -99,7 +116,8 @@ where
             lark.log_id = tracing::field::Empty,
         );
         let limits = Limits { total: self.total, attempt: self.attempt };
-        Box::pin(run(inner, self.retry.clone(), limits, start, req, span.clone()).instrument(span))
+        let run = run(self.inner.clone(), self.retry.clone(), limits, start, req, span.clone());
+        Box::pin(run.instrument(span))
     }
 }
 
@@ -107,6 +125,16 @@ where
 struct Limits {
     total: Duration,
     attempt: Duration,
+}
+
+impl Limits {
+    /// The length of the timeout of `kind`.
+    fn of(self, kind: TimeoutKind) -> Duration {
+        match kind {
+            TimeoutKind::Total => self.total,
+            _ => self.attempt,
+        }
+    }
 }
 
 fn timeout(kind: TimeoutKind, after: Duration) -> BoxError {
@@ -161,10 +189,7 @@ where
                     return Poll::Ready(r);
                 }
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(match kind {
-                        TimeoutKind::Total => timeout(TimeoutKind::Total, limits.total),
-                        _ => timeout(TimeoutKind::Attempt, limits.attempt),
-                    })),
+                    Poll::Ready(()) => Poll::Ready(Err(timeout(kind, limits.of(kind)))),
                     Poll::Pending => Poll::Pending,
                 }
             })

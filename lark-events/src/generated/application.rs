@@ -351,18 +351,9 @@ UnknownValue = "unknown",
 }
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.audit_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatorId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(CreatorId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type CreatorId = OperatorId;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -492,16 +483,9 @@ KoKr = "ko_kr",
 }
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InvisibleList {
-    /// `open_ids`.
-    pub open_ids: Option<Vec<OpenId>>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(InvisibleList { open_ids: "open_ids", department_ids: "department_ids" });
+///
+/// The same shape as [`VisibleList`], so the same type.
+pub type InvisibleList = VisibleList;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -522,34 +506,14 @@ lark_types::json_struct!(MessageAction {
 });
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MessageActionI18n {
-    /// `i18n_key`.
-    pub i18n_key: Option<I18nI18nKey>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(MessageActionI18n { i18n_key: "i18n_key", name: "name" });
+///
+/// The same shape as [`DocsBlockI18n`], so the same type.
+pub type MessageActionI18n = DocsBlockI18n;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Mobile {
-    /// `version`.
-    pub version: Option<String>,
-    /// `image_url`.
-    pub image_url: Option<String>,
-    /// `hover_image_url`.
-    pub hover_image_url: Option<String>,
-}
-
-lark_types::json_struct!(Mobile {
-    version: "version",
-    image_url: "image_url",
-    hover_image_url: "hover_image_url"
-});
+///
+/// The same shape as [`Pc`], so the same type.
+pub type Mobile = Pc;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -618,18 +582,9 @@ lark_types::json_struct!(OnlineVersion {
 });
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OpenId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(OpenId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type OpenId = OperatorId;
 
 lark_types::open_enum! {
 /// Values of the `application` event payloads (first seen in `application.application.app_version.audit_v6`).
@@ -698,16 +653,9 @@ pub struct PlusMenu {
 lark_types::json_struct!(PlusMenu { pc_app_link: "pc_app_link", mobile_app_link: "mobile_app_link" });
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RedirectLink {
-    /// `pc_url`.
-    pub pc_url: Option<String>,
-    /// `mobile_url`.
-    pub mobile_url: Option<String>,
-}
-
-lark_types::json_struct!(RedirectLink { pc_url: "pc_url", mobile_url: "mobile_url" });
+///
+/// The same shape as [`WebApp`], so the same type.
+pub type RedirectLink = WebApp;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -764,58 +712,9 @@ pub struct UdIcon {
 lark_types::json_struct!(UdIcon { token: "token", color: "color" });
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UnderAuditVersion {
-    /// `app_id` (required).
-    pub app_id: Option<String>,
-    /// `version`.
-    pub version: Option<String>,
-    /// `version_id` (required).
-    pub version_id: Option<String>,
-    /// `app_name`.
-    pub app_name: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `scopes`.
-    pub scopes: Option<Vec<Scope>>,
-    /// `back_home_url`.
-    pub back_home_url: Option<String>,
-    /// `i18n`.
-    pub i18n: Option<Vec<I18n>>,
-    /// `common_categories`.
-    pub common_categories: Option<Vec<String>>,
-    /// `events`.
-    pub events: Option<Vec<String>>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `publish_time`.
-    pub publish_time: Option<String>,
-    /// `ability`.
-    pub ability: Option<Ability>,
-    /// `remark`.
-    pub remark: Option<Remark>,
-}
-
-lark_types::json_struct!(UnderAuditVersion {
-    app_id: "app_id",
-    version: "version",
-    version_id: "version_id",
-    app_name: "app_name",
-    avatar_url: "avatar_url",
-    scopes: "scopes",
-    back_home_url: "back_home_url",
-    i18n: "i18n",
-    common_categories: "common_categories",
-    events: "events",
-    status: "status",
-    create_time: "create_time",
-    publish_time: "publish_time",
-    ability: "ability",
-    remark: "remark"
-});
+///
+/// The same shape as [`OnlineVersion`], so the same type.
+pub type UnderAuditVersion = OnlineVersion;
 
 /// An object of the `application` event payloads (first seen in `application.application.visibility.added_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -828,18 +727,9 @@ pub struct User {
 lark_types::json_struct!(User { user_id: "user_id" });
 
 /// An object of the `application` event payloads (first seen in `application.application.feedback.created_v6`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(UserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type UserId = OperatorId;
 
 /// An object of the `application` event payloads (first seen in `application.application.app_version.publish_apply_v6`).
 #[derive(Clone, Debug, Default, PartialEq)]

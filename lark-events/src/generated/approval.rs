@@ -14,18 +14,9 @@ pub struct ApprovalUpdatedV4 {
 lark_types::json_struct!(ApprovalUpdatedV4 { object: "object" });
 
 /// An object of the `approval` event payloads (first seen in `approval.task.status_changed_v4`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssignedUser {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(AssignedUser { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`StartUser`], so the same type.
+pub type AssignedUser = StartUser;
 
 /// The `approval.instance.status_changed_v4` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]

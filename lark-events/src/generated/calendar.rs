@@ -80,18 +80,9 @@ lark_types::json_struct!(CalendarEventChangedV4 {
 });
 
 /// An object of the `calendar` event payloads (first seen in `calendar.calendar.event.changed_v4`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FromUserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(FromUserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`UserId`], so the same type.
+pub type FromUserId = UserId;
 
 lark_types::open_enum! {
 /// Values of the `calendar` event payloads (first seen in `calendar.calendar.acl.created_v4`).

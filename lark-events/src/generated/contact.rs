@@ -207,46 +207,9 @@ pub struct DepartmentDeletedV3 {
 lark_types::json_struct!(DepartmentDeletedV3 { object: "object", old_object: "old_object" });
 
 /// An object of the `contact` event payloads (first seen in `contact.department.deleted_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentDeletedV3Object {
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `parent_department_id` (required).
-    pub parent_department_id: Option<String>,
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `open_department_id`.
-    pub open_department_id: Option<String>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-    /// `order`.
-    pub order: Option<i32>,
-    /// `unit_ids`.
-    pub unit_ids: Option<Vec<String>>,
-    /// `status`.
-    pub status: Option<Status>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `department_hrbps`.
-    pub department_hrbps: Option<Vec<DepartmentHrbp>>,
-}
-
-lark_types::json_struct!(DepartmentDeletedV3Object {
-    name: "name",
-    parent_department_id: "parent_department_id",
-    department_id: "department_id",
-    open_department_id: "open_department_id",
-    leader_user_id: "leader_user_id",
-    chat_id: "chat_id",
-    order: "order",
-    unit_ids: "unit_ids",
-    status: "status",
-    leaders: "leaders",
-    department_hrbps: "department_hrbps"
-});
+///
+/// The same shape as [`DepartmentCreatedV3Object`], so the same type.
+pub type DepartmentDeletedV3Object = DepartmentCreatedV3Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.department.deleted_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -305,16 +268,9 @@ lark_types::json_struct!(DepartmentPath {
 });
 
 /// An object of the `contact` event payloads (first seen in `contact.scope.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentPathName {
-    /// `name`.
-    pub name: Option<String>,
-    /// `i18n_name`.
-    pub i18n_name: Option<I18nName>,
-}
-
-lark_types::json_struct!(DepartmentPathName { name: "name", i18n_name: "i18n_name" });
+///
+/// The same shape as [`DepartmentName`], so the same type.
+pub type DepartmentPathName = DepartmentName;
 
 /// The `contact.department.updated_v3` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -329,88 +285,14 @@ pub struct DepartmentUpdatedV3 {
 lark_types::json_struct!(DepartmentUpdatedV3 { object: "object", old_object: "old_object" });
 
 /// An object of the `contact` event payloads (first seen in `contact.department.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentUpdatedV3Object {
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `parent_department_id` (required).
-    pub parent_department_id: Option<String>,
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `open_department_id`.
-    pub open_department_id: Option<String>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-    /// `order`.
-    pub order: Option<i32>,
-    /// `unit_ids`.
-    pub unit_ids: Option<Vec<String>>,
-    /// `status`.
-    pub status: Option<Status>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `department_hrbps`.
-    pub department_hrbps: Option<Vec<DepartmentHrbp>>,
-}
-
-lark_types::json_struct!(DepartmentUpdatedV3Object {
-    name: "name",
-    parent_department_id: "parent_department_id",
-    department_id: "department_id",
-    open_department_id: "open_department_id",
-    leader_user_id: "leader_user_id",
-    chat_id: "chat_id",
-    order: "order",
-    unit_ids: "unit_ids",
-    status: "status",
-    leaders: "leaders",
-    department_hrbps: "department_hrbps"
-});
+///
+/// The same shape as [`DepartmentCreatedV3Object`], so the same type.
+pub type DepartmentUpdatedV3Object = DepartmentCreatedV3Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.department.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentUpdatedV3OldObject {
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `parent_department_id` (required).
-    pub parent_department_id: Option<String>,
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `open_department_id`.
-    pub open_department_id: Option<String>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-    /// `order`.
-    pub order: Option<i32>,
-    /// `unit_ids`.
-    pub unit_ids: Option<Vec<String>>,
-    /// `status`.
-    pub status: Option<Status>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `department_hrbps`.
-    pub department_hrbps: Option<Vec<DepartmentHrbp>>,
-}
-
-lark_types::json_struct!(DepartmentUpdatedV3OldObject {
-    name: "name",
-    parent_department_id: "parent_department_id",
-    department_id: "department_id",
-    open_department_id: "open_department_id",
-    leader_user_id: "leader_user_id",
-    chat_id: "chat_id",
-    order: "order",
-    unit_ids: "unit_ids",
-    status: "status",
-    leaders: "leaders",
-    department_hrbps: "department_hrbps"
-});
+///
+/// The same shape as [`DepartmentCreatedV3Object`], so the same type.
+pub type DepartmentUpdatedV3OldObject = DepartmentCreatedV3Object;
 
 /// The `contact.employee_type_enum.actived_v3` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -531,31 +413,9 @@ pub struct Leader {
 lark_types::json_struct!(Leader { leader_type: "leaderType", leader_id: "leaderID" });
 
 /// An object of the `contact` event payloads (first seen in `contact.employee_type_enum.actived_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NewEnum {
-    /// `enum_id`.
-    pub enum_id: Option<String>,
-    /// `enum_value`.
-    pub enum_value: Option<String>,
-    /// `content` (required).
-    pub content: Option<String>,
-    /// `enum_type` (required).
-    pub enum_type: Option<i32>,
-    /// `enum_status` (required).
-    pub enum_status: Option<i32>,
-    /// `i18n_content`.
-    pub i18n_content: Option<Vec<I18nContent>>,
-}
-
-lark_types::json_struct!(NewEnum {
-    enum_id: "enum_id",
-    enum_value: "enum_value",
-    content: "content",
-    enum_type: "enum_type",
-    enum_status: "enum_status",
-    i18n_content: "i18n_content"
-});
+///
+/// The same shape as [`OldEnum`], so the same type.
+pub type NewEnum = OldEnum;
 
 /// An object of the `contact` event payloads (first seen in `contact.scope.updated_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -585,28 +445,9 @@ lark_types::json_struct!(Object {
 });
 
 /// An object of the `contact` event payloads (first seen in `contact.user.created_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ObjectStatus {
-    /// `is_frozen`.
-    pub is_frozen: Option<bool>,
-    /// `is_resigned`.
-    pub is_resigned: Option<bool>,
-    /// `is_activated`.
-    pub is_activated: Option<bool>,
-    /// `is_exited`.
-    pub is_exited: Option<bool>,
-    /// `is_unjoin`.
-    pub is_unjoin: Option<bool>,
-}
-
-lark_types::json_struct!(ObjectStatus {
-    is_frozen: "is_frozen",
-    is_resigned: "is_resigned",
-    is_activated: "is_activated",
-    is_exited: "is_exited",
-    is_unjoin: "is_unjoin"
-});
+///
+/// The same shape as [`UserStatus`], so the same type.
+pub type ObjectStatus = UserStatus;
 
 /// An object of the `contact` event payloads (first seen in `contact.employee_type_enum.actived_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -636,43 +477,14 @@ lark_types::json_struct!(OldEnum {
 });
 
 /// An object of the `contact` event payloads (first seen in `contact.custom_attr_event.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OldObject {
-    /// `contact_field_key`.
-    pub contact_field_key: Option<Vec<String>>,
-    /// `allow_open_query`.
-    pub allow_open_query: Option<bool>,
-}
-
-lark_types::json_struct!(OldObject {
-    contact_field_key: "contact_field_key",
-    allow_open_query: "allow_open_query"
-});
+///
+/// The same shape as [`Object`], so the same type.
+pub type OldObject = Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.user.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OldObjectStatus {
-    /// `is_frozen`.
-    pub is_frozen: Option<bool>,
-    /// `is_resigned`.
-    pub is_resigned: Option<bool>,
-    /// `is_activated`.
-    pub is_activated: Option<bool>,
-    /// `is_exited`.
-    pub is_exited: Option<bool>,
-    /// `is_unjoin`.
-    pub is_unjoin: Option<bool>,
-}
-
-lark_types::json_struct!(OldObjectStatus {
-    is_frozen: "is_frozen",
-    is_resigned: "is_resigned",
-    is_activated: "is_activated",
-    is_exited: "is_exited",
-    is_unjoin: "is_unjoin"
-});
+///
+/// The same shape as [`UserStatus`], so the same type.
+pub type OldObjectStatus = UserStatus;
 
 /// An object of the `contact` event payloads (first seen in `contact.user.created_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -723,18 +535,9 @@ lark_types::json_struct!(Position {
 });
 
 /// An object of the `contact` event payloads (first seen in `contact.scope.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Removed {
-    /// `departments`.
-    pub departments: Option<Vec<Department>>,
-    /// `users`.
-    pub users: Option<Vec<User>>,
-    /// `user_groups`.
-    pub user_groups: Option<Vec<UserGroup>>,
-}
-
-lark_types::json_struct!(Removed { departments: "departments", users: "users", user_groups: "user_groups" });
+///
+/// The same shape as [`Added`], so the same type.
+pub type Removed = Added;
 
 /// The `contact.scope.updated_v3` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -985,103 +788,9 @@ pub struct UserDeletedV3 {
 lark_types::json_struct!(UserDeletedV3 { object: "object", old_object: "old_object" });
 
 /// An object of the `contact` event payloads (first seen in `contact.user.deleted_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserDeletedV3Object {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `nickname`.
-    pub nickname: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `enterprise_email`.
-    pub enterprise_email: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `mobile` (required).
-    pub mobile: Option<String>,
-    /// `mobile_visible`.
-    pub mobile_visible: Option<bool>,
-    /// `gender`.
-    pub gender: Option<i32>,
-    /// `avatar`.
-    pub avatar: Option<Avatar>,
-    /// `status`.
-    pub status: Option<ObjectStatus>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-    /// `work_station`.
-    pub work_station: Option<String>,
-    /// `join_time`.
-    pub join_time: Option<i32>,
-    /// `is_tenant_manager`.
-    pub is_tenant_manager: Option<bool>,
-    /// `employee_no`.
-    pub employee_no: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<i32>,
-    /// `positions`.
-    pub positions: Option<Vec<Position>>,
-    /// `orders`.
-    pub orders: Option<Vec<Order>>,
-    /// `time_zone`.
-    pub time_zone: Option<String>,
-    /// `custom_attrs`.
-    pub custom_attrs: Option<Vec<CustomAttr>>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `dotted_line_leader_user_ids`.
-    pub dotted_line_leader_user_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(UserDeletedV3Object {
-    open_id: "open_id",
-    union_id: "union_id",
-    user_id: "user_id",
-    name: "name",
-    en_name: "en_name",
-    nickname: "nickname",
-    email: "email",
-    enterprise_email: "enterprise_email",
-    job_title: "job_title",
-    mobile: "mobile",
-    mobile_visible: "mobile_visible",
-    gender: "gender",
-    avatar: "avatar",
-    status: "status",
-    department_ids: "department_ids",
-    leader_user_id: "leader_user_id",
-    city: "city",
-    country: "country",
-    work_station: "work_station",
-    join_time: "join_time",
-    is_tenant_manager: "is_tenant_manager",
-    employee_no: "employee_no",
-    employee_type: "employee_type",
-    positions: "positions",
-    orders: "orders",
-    time_zone: "time_zone",
-    custom_attrs: "custom_attrs",
-    job_level_id: "job_level_id",
-    job_family_id: "job_family_id",
-    dotted_line_leader_user_ids: "dotted_line_leader_user_ids"
-});
+///
+/// The same shape as [`UserCreatedV3Object`], so the same type.
+pub type UserDeletedV3Object = UserCreatedV3Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.user.deleted_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1174,202 +883,14 @@ pub struct UserUpdatedV3 {
 lark_types::json_struct!(UserUpdatedV3 { object: "object", old_object: "old_object" });
 
 /// An object of the `contact` event payloads (first seen in `contact.user.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserUpdatedV3Object {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `nickname`.
-    pub nickname: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `enterprise_email`.
-    pub enterprise_email: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `mobile` (required).
-    pub mobile: Option<String>,
-    /// `mobile_visible`.
-    pub mobile_visible: Option<bool>,
-    /// `gender`.
-    pub gender: Option<i32>,
-    /// `avatar`.
-    pub avatar: Option<Avatar>,
-    /// `status`.
-    pub status: Option<ObjectStatus>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-    /// `work_station`.
-    pub work_station: Option<String>,
-    /// `join_time`.
-    pub join_time: Option<i32>,
-    /// `is_tenant_manager`.
-    pub is_tenant_manager: Option<bool>,
-    /// `employee_no`.
-    pub employee_no: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<i32>,
-    /// `positions`.
-    pub positions: Option<Vec<Position>>,
-    /// `orders`.
-    pub orders: Option<Vec<Order>>,
-    /// `time_zone`.
-    pub time_zone: Option<String>,
-    /// `custom_attrs`.
-    pub custom_attrs: Option<Vec<CustomAttr>>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `dotted_line_leader_user_ids`.
-    pub dotted_line_leader_user_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(UserUpdatedV3Object {
-    open_id: "open_id",
-    union_id: "union_id",
-    user_id: "user_id",
-    name: "name",
-    en_name: "en_name",
-    nickname: "nickname",
-    email: "email",
-    enterprise_email: "enterprise_email",
-    job_title: "job_title",
-    mobile: "mobile",
-    mobile_visible: "mobile_visible",
-    gender: "gender",
-    avatar: "avatar",
-    status: "status",
-    department_ids: "department_ids",
-    leader_user_id: "leader_user_id",
-    city: "city",
-    country: "country",
-    work_station: "work_station",
-    join_time: "join_time",
-    is_tenant_manager: "is_tenant_manager",
-    employee_no: "employee_no",
-    employee_type: "employee_type",
-    positions: "positions",
-    orders: "orders",
-    time_zone: "time_zone",
-    custom_attrs: "custom_attrs",
-    job_level_id: "job_level_id",
-    job_family_id: "job_family_id",
-    dotted_line_leader_user_ids: "dotted_line_leader_user_ids"
-});
+///
+/// The same shape as [`UserCreatedV3Object`], so the same type.
+pub type UserUpdatedV3Object = UserCreatedV3Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.user.updated_v3`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserUpdatedV3OldObject {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `nickname`.
-    pub nickname: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `enterprise_email`.
-    pub enterprise_email: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `mobile` (required).
-    pub mobile: Option<String>,
-    /// `mobile_visible`.
-    pub mobile_visible: Option<bool>,
-    /// `gender`.
-    pub gender: Option<i32>,
-    /// `avatar`.
-    pub avatar: Option<Avatar>,
-    /// `status`.
-    pub status: Option<OldObjectStatus>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-    /// `work_station`.
-    pub work_station: Option<String>,
-    /// `join_time`.
-    pub join_time: Option<i32>,
-    /// `is_tenant_manager`.
-    pub is_tenant_manager: Option<bool>,
-    /// `employee_no`.
-    pub employee_no: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<i32>,
-    /// `positions`.
-    pub positions: Option<Vec<Position>>,
-    /// `orders`.
-    pub orders: Option<Vec<Order>>,
-    /// `time_zone`.
-    pub time_zone: Option<String>,
-    /// `custom_attrs`.
-    pub custom_attrs: Option<Vec<CustomAttr>>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `dotted_line_leader_user_ids`.
-    pub dotted_line_leader_user_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(UserUpdatedV3OldObject {
-    open_id: "open_id",
-    union_id: "union_id",
-    user_id: "user_id",
-    name: "name",
-    en_name: "en_name",
-    nickname: "nickname",
-    email: "email",
-    enterprise_email: "enterprise_email",
-    job_title: "job_title",
-    mobile: "mobile",
-    mobile_visible: "mobile_visible",
-    gender: "gender",
-    avatar: "avatar",
-    status: "status",
-    department_ids: "department_ids",
-    leader_user_id: "leader_user_id",
-    city: "city",
-    country: "country",
-    work_station: "work_station",
-    join_time: "join_time",
-    is_tenant_manager: "is_tenant_manager",
-    employee_no: "employee_no",
-    employee_type: "employee_type",
-    positions: "positions",
-    orders: "orders",
-    time_zone: "time_zone",
-    custom_attrs: "custom_attrs",
-    job_level_id: "job_level_id",
-    job_family_id: "job_family_id",
-    dotted_line_leader_user_ids: "dotted_line_leader_user_ids"
-});
+///
+/// The same shape as [`UserCreatedV3Object`], so the same type.
+pub type UserUpdatedV3OldObject = UserCreatedV3Object;
 
 /// An object of the `contact` event payloads (first seen in `contact.scope.updated_v3`).
 #[derive(Clone, Debug, Default, PartialEq)]

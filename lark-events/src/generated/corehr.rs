@@ -1409,18 +1409,9 @@ lark_types::json_struct!(SubEvent {
 });
 
 /// An object of the `corehr` event payloads (first seen in `corehr.employment.created_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetUserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(TargetUserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`FeishuId`], so the same type.
+pub type TargetUserId = FeishuId;
 
 impl crate::Event for ApprovalGroupsUpdatedV2 {
     const EVENT_TYPE: &'static str = "corehr.approval_groups.updated_v2";

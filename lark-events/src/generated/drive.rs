@@ -25,22 +25,9 @@ lark_types::json_struct!(Action {
 });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_record_changed_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ActionAfterValue {
-    /// `field_id` (required).
-    pub field_id: Option<String>,
-    /// `field_value` (required).
-    pub field_value: Option<String>,
-    /// `field_identity_value`.
-    pub field_identity_value: Option<FieldIdentityValue>,
-}
-
-lark_types::json_struct!(ActionAfterValue {
-    field_id: "field_id",
-    field_value: "field_value",
-    field_identity_value: "field_identity_value"
-});
+///
+/// The same shape as [`ActionBeforeValue`], so the same type.
+pub type ActionAfterValue = ActionBeforeValue;
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_record_changed_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,48 +48,19 @@ lark_types::json_struct!(ActionBeforeValue {
 });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_field_changed_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AfterValue {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `type` (required).
-    pub type_: Option<i32>,
-    /// `property` (required).
-    pub property: Option<Property>,
-}
-
-lark_types::json_struct!(AfterValue { id: "id", name: "name", type_: "type", property: "property" });
+///
+/// The same shape as [`BeforeValue`], so the same type.
+pub type AfterValue = BeforeValue;
 
 /// An object of the `drive` event payloads (first seen in `drive.file.permission_member_applied_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ApplicationUser {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(ApplicationUser { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type ApplicationUser = OperatorId;
 
 /// An object of the `drive` event payloads (first seen in `drive.file.permission_member_applied_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ApproverId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(ApproverId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type ApproverId = OperatorId;
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_field_changed_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -341,22 +299,9 @@ lark_types::json_struct!(FilePermissionMemberAddedV1 {
 });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.permission_member_added_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FilePermissionMemberAddedV1User {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(FilePermissionMemberAddedV1User {
-    union_id: "union_id",
-    user_id: "user_id",
-    open_id: "open_id"
-});
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type FilePermissionMemberAddedV1User = OperatorId;
 
 /// The `drive.file.permission_member_applied_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -428,22 +373,9 @@ lark_types::json_struct!(FilePermissionMemberRemovedV1 {
 });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.permission_member_removed_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FilePermissionMemberRemovedV1User {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(FilePermissionMemberRemovedV1User {
-    union_id: "union_id",
-    user_id: "user_id",
-    open_id: "open_id"
-});
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type FilePermissionMemberRemovedV1User = OperatorId;
 
 /// The `drive.file.read_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -527,18 +459,9 @@ File = "file",
 }
 
 /// An object of the `drive` event payloads (first seen in `drive.notice.comment_add_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FromUserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(FromUserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type FromUserId = OperatorId;
 
 /// The `drive.notice.comment_add_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -681,32 +604,14 @@ pub struct PropertyOption {
 lark_types::json_struct!(PropertyOption { name: "name", id: "id", color: "color" });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_field_changed_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubscriberId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(SubscriberId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type SubscriberId = OperatorId;
 
 /// An object of the `drive` event payloads (first seen in `drive.notice.comment_add_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ToUserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(ToUserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type ToUserId = OperatorId;
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_record_changed_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -730,18 +635,9 @@ lark_types::json_struct!(User {
 });
 
 /// An object of the `drive` event payloads (first seen in `drive.file.bitable_record_changed_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(UserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type UserId = OperatorId;
 
 impl crate::Event for FileBitableFieldChangedV1 {
     const EVENT_TYPE: &'static str = "drive.file.bitable_field_changed_v1";

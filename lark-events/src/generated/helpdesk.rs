@@ -170,52 +170,9 @@ lark_types::json_struct!(NotificationApproveV1 {
 });
 
 /// An object of the `helpdesk` event payloads (first seen in `helpdesk.ticket.updated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Object {
-    /// `ticket_id` (required).
-    pub ticket_id: Option<String>,
-    /// `helpdesk_id`.
-    pub helpdesk_id: Option<String>,
-    /// `guest`.
-    pub guest: Option<Guest>,
-    /// `stage`.
-    pub stage: Option<i32>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `score`.
-    pub score: Option<i32>,
-    /// `created_at`.
-    pub created_at: Option<i64>,
-    /// `updated_at`.
-    pub updated_at: Option<i64>,
-    /// `closed_at`.
-    pub closed_at: Option<i64>,
-    /// `channel`.
-    pub channel: Option<i32>,
-    /// `solve`.
-    pub solve: Option<i32>,
-    /// `customized_fields`.
-    pub customized_fields: Option<Vec<CustomizedField>>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-}
-
-lark_types::json_struct!(Object {
-    ticket_id: "ticket_id",
-    helpdesk_id: "helpdesk_id",
-    guest: "guest",
-    stage: "stage",
-    status: "status",
-    score: "score",
-    created_at: "created_at" as int64,
-    updated_at: "updated_at" as int64,
-    closed_at: "closed_at" as int64,
-    channel: "channel",
-    solve: "solve",
-    customized_fields: "customized_fields",
-    chat_id: "chat_id"
-});
+///
+/// The same shape as [`TicketCreatedV1`], so the same type.
+pub type Object = TicketCreatedV1;
 
 /// An object of the `helpdesk` event payloads (first seen in `helpdesk.ticket.updated_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -232,18 +189,9 @@ pub struct OldObject {
 lark_types::json_struct!(OldObject { stage: "stage", status: "status", updated_at: "updated_at" as int64 });
 
 /// An object of the `helpdesk` event payloads (first seen in `helpdesk.ticket_message.created_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SenderId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(SenderId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`Id`], so the same type.
+pub type SenderId = Id;
 
 /// An object of the `helpdesk` event payloads (first seen in `helpdesk.ticket_message.created_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]

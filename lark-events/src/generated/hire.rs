@@ -262,18 +262,9 @@ lark_types::json_struct!(EcoExamCreatedV1 {
 });
 
 /// An object of the `hire` event payloads (first seen in `hire.eco_exam.created_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EcoExamCreatedV1CandidateInfo {
-    /// `name`.
-    pub name: Option<String>,
-    /// `mobile`.
-    pub mobile: Option<Mobile>,
-    /// `email`.
-    pub email: Option<String>,
-}
-
-lark_types::json_struct!(EcoExamCreatedV1CandidateInfo { name: "name", mobile: "mobile", email: "email" });
+///
+/// The same shape as [`ClientContactInfo`], so the same type.
+pub type EcoExamCreatedV1CandidateInfo = ClientContactInfo;
 
 /// An object of the `hire` event payloads (first seen in `hire.ehr_import_task.imported_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -428,16 +419,9 @@ lark_types::json_struct!(PaidBonus {
 });
 
 /// An object of the `hire` event payloads (first seen in `hire.referral_account.assets_update_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PaidBonusCashBonus {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(PaidBonusCashBonus { currency_type: "currency_type", amount: "amount" as number });
+///
+/// The same shape as [`Cash`], so the same type.
+pub type PaidBonusCashBonus = Cash;
 
 /// The `hire.referral_account.assets_update_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -70,58 +70,9 @@ lark_types::json_struct!(AfterChange {
 });
 
 /// An object of the `im` event payloads (first seen in `im.chat.updated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BeforeChange {
-    /// `avatar`.
-    pub avatar: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `i18n_names`.
-    pub i18n_names: Option<I18nNames>,
-    /// `add_member_permission`.
-    pub add_member_permission: Option<String>,
-    /// `share_card_permission`.
-    pub share_card_permission: Option<String>,
-    /// `at_all_permission`.
-    pub at_all_permission: Option<String>,
-    /// `edit_permission`.
-    pub edit_permission: Option<String>,
-    /// `membership_approval`.
-    pub membership_approval: Option<String>,
-    /// `join_message_visibility`.
-    pub join_message_visibility: Option<String>,
-    /// `leave_message_visibility`.
-    pub leave_message_visibility: Option<String>,
-    /// `moderation_permission`.
-    pub moderation_permission: Option<String>,
-    /// `owner_id`.
-    pub owner_id: Option<OwnerId>,
-    /// `labels`.
-    pub labels: Option<Vec<String>>,
-    /// `restricted_mode_setting`.
-    pub restricted_mode_setting: Option<RestrictedModeSetting>,
-    /// `group_message_type`.
-    pub group_message_type: Option<String>,
-}
-
-lark_types::json_struct!(BeforeChange {
-    avatar: "avatar",
-    name: "name",
-    i18n_names: "i18n_names",
-    add_member_permission: "add_member_permission",
-    share_card_permission: "share_card_permission",
-    at_all_permission: "at_all_permission",
-    edit_permission: "edit_permission",
-    membership_approval: "membership_approval",
-    join_message_visibility: "join_message_visibility",
-    leave_message_visibility: "leave_message_visibility",
-    moderation_permission: "moderation_permission",
-    owner_id: "owner_id",
-    labels: "labels",
-    restricted_mode_setting: "restricted_mode_setting",
-    group_message_type: "group_message_type"
-});
+///
+/// The same shape as [`AfterChange`], so the same type.
+pub type BeforeChange = AfterChange;
 
 /// The `im.chat.access_event.bot_p2p_chat_entered_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -370,18 +321,9 @@ pub struct I18nNames {
 lark_types::json_struct!(I18nNames { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
 
 /// An object of the `im` event payloads (first seen in `im.message.receive_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Id {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(Id { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type Id = OperatorId;
 
 /// An object of the `im` event payloads (first seen in `im.message.receive_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -598,18 +540,9 @@ pub struct OperatorId {
 lark_types::json_struct!(OperatorId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
 
 /// An object of the `im` event payloads (first seen in `im.chat.updated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OwnerId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(OwnerId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type OwnerId = OperatorId;
 
 /// An object of the `im` event payloads (first seen in `im.message.reaction.created_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -636,18 +569,9 @@ pub struct Reader {
 lark_types::json_struct!(Reader { reader_id: "reader_id", read_time: "read_time", tenant_key: "tenant_key" });
 
 /// An object of the `im` event payloads (first seen in `im.message.message_read_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReaderId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(ReaderId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type ReaderId = OperatorId;
 
 lark_types::open_enum! {
 /// Values of the `im` event payloads (first seen in `im.message.recalled_v1`).
@@ -664,16 +588,9 @@ EnterpriseManager = "enterprise_manager",
 }
 
 /// An object of the `im` event payloads (first seen in `im.chat.updated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RemovedMember {
-    /// `tenant_key`.
-    pub tenant_key: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<UserId>,
-}
-
-lark_types::json_struct!(RemovedMember { tenant_key: "tenant_key", user_id: "user_id" });
+///
+/// The same shape as [`AddedMember`], so the same type.
+pub type RemovedMember = AddedMember;
 
 /// An object of the `im` event payloads (first seen in `im.chat.updated_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -725,18 +642,9 @@ lark_types::json_struct!(Sender {
 });
 
 /// An object of the `im` event payloads (first seen in `im.message.receive_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SenderId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(SenderId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type SenderId = OperatorId;
 
 /// An object of the `im` event payloads (first seen in `im.chat.member.user.added_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -753,18 +661,9 @@ pub struct User {
 lark_types::json_struct!(User { name: "name", tenant_key: "tenant_key", user_id: "user_id" });
 
 /// An object of the `im` event payloads (first seen in `im.chat.member.user.added_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(UserId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`OperatorId`], so the same type.
+pub type UserId = OperatorId;
 
 impl crate::Event for ChatAccessEventBotP2pChatEnteredV1 {
     const EVENT_TYPE: &'static str = "im.chat.access_event.bot_p2p_chat_entered_v1";

@@ -574,22 +574,9 @@ lark_types::json_struct!(ContactScopeChange {
 });
 
 /// An object of the `legacy` event payloads (first seen in `user_status_change`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CurrentStatus {
-    /// `is_active` (required).
-    pub is_active: Option<bool>,
-    /// `is_frozen` (required).
-    pub is_frozen: Option<bool>,
-    /// `is_resigned` (required).
-    pub is_resigned: Option<bool>,
-}
-
-lark_types::json_struct!(CurrentStatus {
-    is_active: "is_active",
-    is_frozen: "is_frozen",
-    is_resigned: "is_resigned"
-});
+///
+/// The same shape as [`BeforeStatus`], so the same type.
+pub type CurrentStatus = BeforeStatus;
 
 /// An object of the `legacy` event payloads (first seen in `dept_add`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -637,14 +624,9 @@ lark_types::json_struct!(DeptAdd {
 });
 
 /// An object of the `legacy` event payloads (first seen in `third_party_meeting_room_event_created`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct End {
-    /// `time_stamp` (required).
-    pub time_stamp: Option<String>,
-}
-
-lark_types::json_struct!(End { time_stamp: "time_stamp" });
+///
+/// The same shape as [`Start`], so the same type.
+pub type End = Start;
 
 /// The `group_setting_update` event: the `event` object of its schema-1.0 envelope (`{"uuid","token","ts","type":"event_callback","event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -714,24 +696,14 @@ pub struct Id {
 lark_types::json_struct!(Id { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
 
 /// An object of the `legacy` event payloads (first seen in `app_open`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Installer {
-    /// `open_id` (required).
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(Installer { open_id: "open_id" });
+///
+/// The same shape as [`Applicant`], so the same type.
+pub type Installer = Applicant;
 
 /// An object of the `legacy` event payloads (first seen in `app_open`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InstallerEmployee {
-    /// `open_id` (required).
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(InstallerEmployee { open_id: "open_id" });
+///
+/// The same shape as [`Applicant`], so the same type.
+pub type InstallerEmployee = Applicant;
 
 /// The `leave_approval_revert` event: the `event` object of its schema-1.0 envelope (`{"uuid","token","ts","type":"event_callback","event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -842,14 +814,9 @@ lark_types::json_struct!(LeaveApprovalV2 {
 });
 
 /// An object of the `legacy` event payloads (first seen in `third_party_meeting_room_event_created`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingRoom {
-    /// `open_id` (required).
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(MeetingRoom { open_id: "open_id" });
+///
+/// The same shape as [`Applicant`], so the same type.
+pub type MeetingRoom = Applicant;
 
 /// The `message` event: the `event` object of its schema-1.0 envelope (`{"uuid","token","ts","type":"event_callback","event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1053,16 +1020,9 @@ lark_types::json_struct!(OrderPaid {
 });
 
 /// An object of the `legacy` event payloads (first seen in `third_party_meeting_room_event_created`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Organizer {
-    /// `open_id` (required).
-    pub open_id: Option<String>,
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(Organizer { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`Operator`], so the same type.
+pub type Organizer = Operator;
 
 /// The `out_approval` event: the `event` object of its schema-1.0 envelope (`{"uuid","token","ts","type":"event_callback","event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1562,14 +1522,9 @@ lark_types::json_struct!(TripApprovalSchedule {
 });
 
 /// An object of the `legacy` event payloads (first seen in `approval.instance.trip_group_update_v4`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TripPeer {
-    /// `id`.
-    pub id: Option<Id>,
-}
-
-lark_types::json_struct!(TripPeer { id: "id" });
+///
+/// The same shape as [`StartUser`], so the same type.
+pub type TripPeer = StartUser;
 
 /// An object of the `legacy` event payloads (first seen in `add_user_to_chat`).
 #[derive(Clone, Debug, Default, PartialEq)]

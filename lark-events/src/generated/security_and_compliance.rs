@@ -4,154 +4,14 @@
 //! Payloads of the `security_and_compliance` events.
 
 /// An object of the `security_and_compliance` event payloads (first seen in `security_and_compliance.device_record.device_change_event_v2`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct After {
-    /// `device_record_id` (required).
-    pub device_record_id: Option<String>,
-    /// `version` (required).
-    pub version: Option<String>,
-    /// `current_user_id`.
-    pub current_user_id: Option<CurrentUserId>,
-    /// `device_name`.
-    pub device_name: Option<String>,
-    /// `model`.
-    pub model: Option<String>,
-    /// `device_system` (required).
-    pub device_system: Option<i32>,
-    /// `serial_number`.
-    pub serial_number: Option<String>,
-    /// `disk_serial_number`.
-    pub disk_serial_number: Option<String>,
-    /// `uuid`.
-    pub uuid: Option<String>,
-    /// `mac_address`.
-    pub mac_address: Option<String>,
-    /// `android_id`.
-    pub android_id: Option<String>,
-    /// `idfv`.
-    pub idfv: Option<String>,
-    /// `aaid`.
-    pub aaid: Option<String>,
-    /// `device_ownership` (required).
-    pub device_ownership: Option<i32>,
-    /// `device_status` (required).
-    pub device_status: Option<i32>,
-    /// `certification_level` (required).
-    pub certification_level: Option<i32>,
-    /// `device_terminal_type` (required).
-    pub device_terminal_type: Option<i32>,
-    /// `is_managed`.
-    pub is_managed: Option<bool>,
-    /// `mdm_device_id`.
-    pub mdm_device_id: Option<String>,
-    /// `mdm_provider_name`.
-    pub mdm_provider_name: Option<String>,
-    /// `device_env_detect_status`.
-    pub device_env_detect_status: Option<f64>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(After {
-    device_record_id: "device_record_id",
-    version: "version",
-    current_user_id: "current_user_id",
-    device_name: "device_name",
-    model: "model",
-    device_system: "device_system",
-    serial_number: "serial_number",
-    disk_serial_number: "disk_serial_number",
-    uuid: "uuid",
-    mac_address: "mac_address",
-    android_id: "android_id",
-    idfv: "idfv",
-    aaid: "aaid",
-    device_ownership: "device_ownership",
-    device_status: "device_status",
-    certification_level: "certification_level",
-    device_terminal_type: "device_terminal_type",
-    is_managed: "is_managed",
-    mdm_device_id: "mdm_device_id",
-    mdm_provider_name: "mdm_provider_name",
-    device_env_detect_status: "device_env_detect_status" as number,
-    is_public: "is_public"
-});
+///
+/// The same shape as [`DeviceRecord`], so the same type.
+pub type After = DeviceRecord;
 
 /// An object of the `security_and_compliance` event payloads (first seen in `security_and_compliance.device_record.device_change_event_v2`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Before {
-    /// `device_record_id` (required).
-    pub device_record_id: Option<String>,
-    /// `version` (required).
-    pub version: Option<String>,
-    /// `current_user_id`.
-    pub current_user_id: Option<CurrentUserId>,
-    /// `device_name`.
-    pub device_name: Option<String>,
-    /// `model`.
-    pub model: Option<String>,
-    /// `device_system` (required).
-    pub device_system: Option<i32>,
-    /// `serial_number`.
-    pub serial_number: Option<String>,
-    /// `disk_serial_number`.
-    pub disk_serial_number: Option<String>,
-    /// `uuid`.
-    pub uuid: Option<String>,
-    /// `mac_address`.
-    pub mac_address: Option<String>,
-    /// `android_id`.
-    pub android_id: Option<String>,
-    /// `idfv`.
-    pub idfv: Option<String>,
-    /// `aaid`.
-    pub aaid: Option<String>,
-    /// `device_ownership` (required).
-    pub device_ownership: Option<i32>,
-    /// `device_status` (required).
-    pub device_status: Option<i32>,
-    /// `certification_level` (required).
-    pub certification_level: Option<i32>,
-    /// `device_terminal_type` (required).
-    pub device_terminal_type: Option<i32>,
-    /// `is_managed`.
-    pub is_managed: Option<bool>,
-    /// `mdm_device_id`.
-    pub mdm_device_id: Option<String>,
-    /// `mdm_provider_name`.
-    pub mdm_provider_name: Option<String>,
-    /// `device_env_detect_status`.
-    pub device_env_detect_status: Option<f64>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(Before {
-    device_record_id: "device_record_id",
-    version: "version",
-    current_user_id: "current_user_id",
-    device_name: "device_name",
-    model: "model",
-    device_system: "device_system",
-    serial_number: "serial_number",
-    disk_serial_number: "disk_serial_number",
-    uuid: "uuid",
-    mac_address: "mac_address",
-    android_id: "android_id",
-    idfv: "idfv",
-    aaid: "aaid",
-    device_ownership: "device_ownership",
-    device_status: "device_status",
-    certification_level: "certification_level",
-    device_terminal_type: "device_terminal_type",
-    is_managed: "is_managed",
-    mdm_device_id: "mdm_device_id",
-    mdm_provider_name: "mdm_provider_name",
-    device_env_detect_status: "device_env_detect_status" as number,
-    is_public: "is_public"
-});
+///
+/// The same shape as [`DeviceRecord`], so the same type.
+pub type Before = DeviceRecord;
 
 /// An object of the `security_and_compliance` event payloads (first seen in `security_and_compliance.device_apply_record.device_apply_event_v2`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -297,18 +157,9 @@ lark_types::json_struct!(DeviceRecordDeviceChangeEventV2 {
 });
 
 /// An object of the `security_and_compliance` event payloads (first seen in `security_and_compliance.device_apply_record.device_apply_event_v2`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Operator {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(Operator { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`CurrentUserId`], so the same type.
+pub type Operator = CurrentUserId;
 
 impl crate::Event for DeviceApplyRecordDeviceApplyEventV2 {
     const EVENT_TYPE: &'static str = "security_and_compliance.device_apply_record.device_apply_event_v2";

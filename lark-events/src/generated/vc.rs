@@ -16,14 +16,9 @@ pub struct AllowDept {
 lark_types::json_struct!(AllowDept { department_id: "department_id", department_name: "department_name" });
 
 /// An object of the `vc` event payloads (first seen in `vc.reserve_config.updated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AllowUser {
-    /// `user_id`.
-    pub user_id: Option<UserId>,
-}
-
-lark_types::json_struct!(AllowUser { user_id: "user_id" });
+///
+/// The same shape as [`Approver`], so the same type.
+pub type AllowUser = Approver;
 
 /// An object of the `vc` event payloads (first seen in `vc.reserve_config.updated_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,25 +52,9 @@ pub struct Approver {
 lark_types::json_struct!(Approver { user_id: "user_id" });
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_invited_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Bot {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Bot {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Bot = HostUser;
 
 /// The `vc.bot.meeting_activity_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -168,18 +147,9 @@ pub struct CommentFocus {
 lark_types::json_struct!(CommentFocus { comment_id: "comment_id", focused: "focused" });
 
 /// An object of the `vc` event payloads (first seen in `vc.room.created_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContactId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(ContactId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`UserId`], so the same type.
+pub type ContactId = UserId;
 
 /// An object of the `vc` event payloads (first seen in `vc.room.created_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -264,53 +234,19 @@ lark_types::json_struct!(HostUser {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Id {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(Id { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`UserId`], so the same type.
+pub type Id = UserId;
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_invited_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Inviter {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Inviter {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Inviter = HostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.leave_meeting_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaveUser {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(LeaveUser { id: "id", user_role: "user_role", user_type: "user_type" });
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type LeaveUser = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -495,22 +431,9 @@ lark_types::json_struct!(MeetingAllMeetingEndedV1Meeting {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingAllMeetingEndedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingAllMeetingEndedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingAllMeetingEndedV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.all_meeting_started_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -525,67 +448,14 @@ pub struct MeetingAllMeetingStartedV1 {
 lark_types::json_struct!(MeetingAllMeetingStartedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingAllMeetingStartedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `calendar_event_id`.
-    pub calendar_event_id: Option<String>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingAllMeetingStartedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingAllMeetingEndedV1Meeting`], so the same type.
+pub type MeetingAllMeetingStartedV1Meeting = MeetingAllMeetingEndedV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingAllMeetingStartedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingAllMeetingStartedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingAllMeetingStartedV1Operator = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_ended_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -674,22 +544,9 @@ lark_types::json_struct!(MeetingJoinMeetingV1Meeting {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.join_meeting_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingJoinMeetingV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingJoinMeetingV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingJoinMeetingV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.leave_meeting_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -713,64 +570,14 @@ lark_types::json_struct!(MeetingLeaveMeetingV1 {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.leave_meeting_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingLeaveMeetingV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingLeaveMeetingV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingJoinMeetingV1Meeting`], so the same type.
+pub type MeetingLeaveMeetingV1Meeting = MeetingJoinMeetingV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.leave_meeting_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingLeaveMeetingV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingLeaveMeetingV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingLeaveMeetingV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.meeting_ended_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -785,67 +592,14 @@ pub struct MeetingMeetingEndedV1 {
 lark_types::json_struct!(MeetingMeetingEndedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingMeetingEndedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `calendar_event_id`.
-    pub calendar_event_id: Option<String>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingMeetingEndedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingAllMeetingEndedV1Meeting`], so the same type.
+pub type MeetingMeetingEndedV1Meeting = MeetingAllMeetingEndedV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingMeetingEndedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingMeetingEndedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingMeetingEndedV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.meeting_started_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -860,85 +614,19 @@ pub struct MeetingMeetingStartedV1 {
 lark_types::json_struct!(MeetingMeetingStartedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingMeetingStartedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `calendar_event_id`.
-    pub calendar_event_id: Option<String>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingMeetingStartedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingAllMeetingEndedV1Meeting`], so the same type.
+pub type MeetingMeetingStartedV1Meeting = MeetingAllMeetingEndedV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingMeetingStartedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingMeetingStartedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingMeetingStartedV1Operator = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_joined_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingOwner {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-}
-
-lark_types::json_struct!(MeetingOwner {
-    id: "id",
-    user_role: "user_role" as number,
-    user_type: "user_type" as number
-});
+///
+/// The same shape as [`MeetingHostUser2`], so the same type.
+pub type MeetingOwner = MeetingHostUser2;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_ready_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -969,67 +657,14 @@ lark_types::json_struct!(MeetingParticipantMeetingEndedV1 {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingParticipantMeetingEndedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `calendar_event_id`.
-    pub calendar_event_id: Option<String>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingParticipantMeetingEndedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingAllMeetingEndedV1Meeting`], so the same type.
+pub type MeetingParticipantMeetingEndedV1Meeting = MeetingAllMeetingEndedV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingParticipantMeetingEndedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingParticipantMeetingEndedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingParticipantMeetingEndedV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.participant_meeting_joined_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1095,22 +730,9 @@ lark_types::json_struct!(MeetingParticipantMeetingJoinedV1Meeting {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_joined_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingParticipantMeetingJoinedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-}
-
-lark_types::json_struct!(MeetingParticipantMeetingJoinedV1Operator {
-    id: "id",
-    user_role: "user_role" as number,
-    user_type: "user_type" as number
-});
+///
+/// The same shape as [`MeetingHostUser2`], so the same type.
+pub type MeetingParticipantMeetingJoinedV1Operator = MeetingHostUser2;
 
 /// The `vc.meeting.participant_meeting_started_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1131,67 +753,14 @@ lark_types::json_struct!(MeetingParticipantMeetingStartedV1 {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingParticipantMeetingStartedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<f64>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser2>,
-    /// `owner`.
-    pub owner: Option<MeetingOwner>,
-    /// `calendar_event_id`.
-    pub calendar_event_id: Option<String>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<f64>,
-    /// `security_setting`.
-    pub security_setting: Option<MeetingSecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<MeetingWebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingParticipantMeetingStartedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source" as number,
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    calendar_event_id: "calendar_event_id",
-    meeting_sub_type: "meeting_sub_type" as number,
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingParticipantMeetingJoinedV1Meeting`], so the same type.
+pub type MeetingParticipantMeetingStartedV1Meeting = MeetingParticipantMeetingJoinedV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingParticipantMeetingStartedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-}
-
-lark_types::json_struct!(MeetingParticipantMeetingStartedV1Operator {
-    id: "id",
-    user_role: "user_role" as number,
-    user_type: "user_type" as number
-});
+///
+/// The same shape as [`MeetingHostUser2`], so the same type.
+pub type MeetingParticipantMeetingStartedV1Operator = MeetingHostUser2;
 
 /// The `vc.meeting.recording_ended_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1206,64 +775,14 @@ pub struct MeetingRecordingEndedV1 {
 lark_types::json_struct!(MeetingRecordingEndedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingRecordingEndedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingRecordingEndedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingJoinMeetingV1Meeting`], so the same type.
+pub type MeetingRecordingEndedV1Meeting = MeetingJoinMeetingV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingRecordingEndedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingRecordingEndedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingRecordingEndedV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.recording_ready_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1325,64 +844,14 @@ pub struct MeetingRecordingStartedV1 {
 lark_types::json_struct!(MeetingRecordingStartedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingRecordingStartedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingRecordingStartedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingJoinMeetingV1Meeting`], so the same type.
+pub type MeetingRecordingStartedV1Meeting = MeetingJoinMeetingV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.recording_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingRecordingStartedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingRecordingStartedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingRecordingStartedV1Operator = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_joined_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1475,64 +944,14 @@ pub struct MeetingShareEndedV1 {
 lark_types::json_struct!(MeetingShareEndedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.share_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingShareEndedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingShareEndedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingJoinMeetingV1Meeting`], so the same type.
+pub type MeetingShareEndedV1Meeting = MeetingJoinMeetingV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.share_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingShareEndedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingShareEndedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingShareEndedV1Operator = MeetingHostUser;
 
 /// The `vc.meeting.share_started_v1` event: the `event` object of its schema-2.0 envelope (`{"schema":"2.0","header":{..},"event":{..}}`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1547,64 +966,14 @@ pub struct MeetingShareStartedV1 {
 lark_types::json_struct!(MeetingShareStartedV1 { meeting: "meeting", operator: "operator" });
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.share_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingShareStartedV1Meeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `meeting_source`.
-    pub meeting_source: Option<i32>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `meeting_sub_type`.
-    pub meeting_sub_type: Option<i32>,
-    /// `security_setting`.
-    pub security_setting: Option<SecuritySetting>,
-    /// `webinar_setting`.
-    pub webinar_setting: Option<WebinarSetting>,
-}
-
-lark_types::json_struct!(MeetingShareStartedV1Meeting {
-    id: "id",
-    topic: "topic",
-    meeting_no: "meeting_no",
-    meeting_source: "meeting_source",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    owner: "owner",
-    meeting_sub_type: "meeting_sub_type",
-    security_setting: "security_setting",
-    webinar_setting: "webinar_setting"
-});
+///
+/// The same shape as [`MeetingJoinMeetingV1Meeting`], so the same type.
+pub type MeetingShareStartedV1Meeting = MeetingJoinMeetingV1Meeting;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.share_started_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MeetingShareStartedV1Operator {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(MeetingShareStartedV1Operator {
-    id: "id",
-    user_role: "user_role",
-    user_type: "user_type"
-});
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type MeetingShareStartedV1Operator = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_joined_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1629,60 +998,19 @@ pub struct NoteGeneratedV1 {
 lark_types::json_struct!(NoteGeneratedV1 { note_id: "note_id", subscriber_ids: "subscriber_ids" });
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Operator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Operator {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Operator = HostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.all_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Owner {
-    /// `id`.
-    pub id: Option<Id>,
-    /// `user_role`.
-    pub user_role: Option<i32>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(Owner { id: "id", user_role: "user_role", user_type: "user_type" });
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type Owner = MeetingHostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Participant {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Participant {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Participant = HostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2027,39 +1355,14 @@ pub struct ShareDoc {
 lark_types::json_struct!(ShareDoc { url: "url", title: "title" });
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Speaker {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Speaker {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Speaker = HostUser;
 
 /// An object of the `vc` event payloads (first seen in `vc.meeting.participant_meeting_ended_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubscriberId {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-}
-
-lark_types::json_struct!(SubscriberId { union_id: "union_id", user_id: "user_id", open_id: "open_id" });
+///
+/// The same shape as [`UserId`], so the same type.
+pub type SubscriberId = UserId;
 
 /// An object of the `vc` event payloads (first seen in `vc.reserve_config.updated_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2092,31 +1395,9 @@ lark_types::json_struct!(TimeConfig {
 });
 
 /// An object of the `vc` event payloads (first seen in `vc.recording.recording_transcript_generated_v1`).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TranscriptItem {
-    /// `speaker`.
-    pub speaker: Option<Speaker>,
-    /// `text`.
-    pub text: Option<String>,
-    /// `language`.
-    pub language: Option<String>,
-    /// `start_time_ms`.
-    pub start_time_ms: Option<String>,
-    /// `end_time_ms`.
-    pub end_time_ms: Option<String>,
-    /// `sentence_id`.
-    pub sentence_id: Option<String>,
-}
-
-lark_types::json_struct!(TranscriptItem {
-    speaker: "speaker",
-    text: "text",
-    language: "language",
-    start_time_ms: "start_time_ms",
-    end_time_ms: "end_time_ms",
-    sentence_id: "sentence_id"
-});
+///
+/// The same shape as [`TranscriptReceivedItem`], so the same type.
+pub type TranscriptItem = TranscriptReceivedItem;
 
 /// An object of the `vc` event payloads (first seen in `vc.bot.meeting_activity_v1`).
 #[derive(Clone, Debug, Default, PartialEq)]

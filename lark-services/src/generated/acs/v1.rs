@@ -1294,16 +1294,9 @@ pub struct ListUserResponse {
 lark_types::json_struct!(ListUserResponse { items: "items", page_token: "page_token", has_more: "has_more" });
 
 /// An object of the `acs` `v1` APIs (first seen in the `acs.v1.user.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListUserResponseUser {
-    /// `feature`.
-    pub feature: Option<Feature>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(ListUserResponseUser { feature: "feature", user_id: "user_id" });
+///
+/// The same shape as [`GetUserResponseUser`], so the same type.
+pub type ListUserResponseUser = GetUserResponseUser;
 
 /// An object of the `acs` `v1` APIs (first seen in the `acs.v1.rule_external.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1628,57 +1621,6 @@ impl ValidDay {
 }
 
 /// An object of the `acs` `v1` APIs (first seen in the `acs.v1.rule_external.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Visitor {
-    /// `user_type` (required).
-    pub user_type: Option<i32>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-    /// `phone_num`.
-    pub phone_num: Option<String>,
-    /// `department_id`.
-    pub department_id: Option<String>,
-}
-
-lark_types::json_struct!(Visitor {
-    user_type: "user_type",
-    user_id: "user_id",
-    user_name: "user_name",
-    phone_num: "phone_num",
-    department_id: "department_id"
-});
-
-impl Visitor {
-    /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
-        self.user_type = Some(value.into());
-        self
-    }
-
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_name`.
-    pub fn user_name(mut self, value: impl Into<String>) -> Self {
-        self.user_name = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_num`.
-    pub fn phone_num(mut self, value: impl Into<String>) -> Self {
-        self.phone_num = Some(value.into());
-        self
-    }
-
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`User`], so the same type.
+pub type Visitor = User;

@@ -2272,72 +2272,14 @@ lark_types::json_struct!(Grant {
 });
 
 /// An object of the `admin` `v1` APIs (first seen in the `admin.v1.badge.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nExplanation {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(I18nExplanation { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
-
-impl I18nExplanation {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nValue`], so the same type.
+pub type I18nExplanation = I18nValue;
 
 /// An object of the `admin` `v1` APIs (first seen in the `admin.v1.badge.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(I18nName { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
-
-impl I18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nValue`], so the same type.
+pub type I18nName = I18nValue;
 
 /// An object of the `admin` `v1` APIs (first seen in the `admin.v1.audit_info.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2352,6 +2294,26 @@ pub struct I18nValue {
 }
 
 lark_types::json_struct!(I18nValue { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
+
+impl I18nValue {
+    /// Sets `zh_cn`.
+    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
+        self.zh_cn = Some(value.into());
+        self
+    }
+
+    /// Sets `en_us`.
+    pub fn en_us(mut self, value: impl Into<String>) -> Self {
+        self.en_us = Some(value.into());
+        self
+    }
+
+    /// Sets `ja_jp`.
+    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
+        self.ja_jp = Some(value.into());
+        self
+    }
+}
 
 /// An object of the `admin` `v1` APIs (first seen in the `admin.v1.audit_info.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]

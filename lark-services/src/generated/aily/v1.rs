@@ -2451,14 +2451,9 @@ lark_types::json_struct!(AskAppKnowledgeResponse {
 });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.app.knowledge.ask` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AskAppKnowledgeResponseMessage {
-    /// `content`.
-    pub content: Option<String>,
-}
-
-lark_types::json_struct!(AskAppKnowledgeResponseMessage { content: "content" });
+///
+/// The same shape as [`AskAppKnowledgeBodyMessage`], so the same type.
+pub type AskAppKnowledgeResponseMessage = AskAppKnowledgeBodyMessage;
 
 lark_types::open_enum! {
 /// Values of the `aily` `v1` APIs (first seen in the `aily.v1.app.knowledge.ask` response).
@@ -3052,16 +3047,9 @@ lark_types::json_struct!(DataAssetImportKnowledgeSetting {
 });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.app.data_asset_tag.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DataAssetTag {
-    /// `data_asset_tag_id`.
-    pub data_asset_tag_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(DataAssetTag { data_asset_tag_id: "data_asset_tag_id", name: "name" });
+///
+/// The same shape as [`Tag`], so the same type.
+pub type DataAssetTag = Tag;
 
 lark_types::open_enum! {
 /// Values of the `aily` `v1` APIs (first seen in the `aily.v1.app.data_asset.create` response).
@@ -3301,31 +3289,9 @@ pub struct GetAilySessionResponse {
 lark_types::json_struct!(GetAilySessionResponse { session: "session" });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.aily_session.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetAilySessionResponseSession {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `created_at` (required).
-    pub created_at: Option<String>,
-    /// `modified_at` (required).
-    pub modified_at: Option<String>,
-    /// `created_by` (required).
-    pub created_by: Option<String>,
-    /// `channel_context`.
-    pub channel_context: Option<String>,
-    /// `metadata`.
-    pub metadata: Option<String>,
-}
-
-lark_types::json_struct!(GetAilySessionResponseSession {
-    id: "id",
-    created_at: "created_at",
-    modified_at: "modified_at",
-    created_by: "created_by",
-    channel_context: "channel_context",
-    metadata: "metadata"
-});
+///
+/// The same shape as [`CreateAilySessionResponseSession`], so the same type.
+pub type GetAilySessionResponseSession = CreateAilySessionResponseSession;
 
 /// The reply `data` of `aily.v1.aily_session.run.get` ([`GetAilySessionRunRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4301,31 +4267,9 @@ pub struct UpdateAilySessionResponse {
 lark_types::json_struct!(UpdateAilySessionResponse { session: "session" });
 
 /// An object of the `aily` `v1` APIs (first seen in the `aily.v1.aily_session.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateAilySessionResponseSession {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `created_at` (required).
-    pub created_at: Option<String>,
-    /// `modified_at` (required).
-    pub modified_at: Option<String>,
-    /// `created_by` (required).
-    pub created_by: Option<String>,
-    /// `channel_context`.
-    pub channel_context: Option<String>,
-    /// `metadata`.
-    pub metadata: Option<String>,
-}
-
-lark_types::json_struct!(UpdateAilySessionResponseSession {
-    id: "id",
-    created_at: "created_at",
-    modified_at: "modified_at",
-    created_by: "created_by",
-    channel_context: "channel_context",
-    metadata: "metadata"
-});
+///
+/// The same shape as [`CreateAilySessionResponseSession`], so the same type.
+pub type UpdateAilySessionResponseSession = CreateAilySessionResponseSession;
 
 /// The reply `data` of `aily.v1.app.data_asset.upload_file` ([`UploadFileAppDataAssetRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]

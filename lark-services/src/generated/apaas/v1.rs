@@ -4016,16 +4016,9 @@ pub type RollbackUserTaskResponse = serde_json::Value;
 pub type RecordsDeleteWorkspaceTableResponse = serde_json::Value;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.user_task.rollback_points` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ActivityLabel {
-    /// `language_code`.
-    pub language_code: Option<String>,
-    /// `text`.
-    pub text: Option<String>,
-}
-
-lark_types::json_struct!(ActivityLabel { language_code: "language_code", text: "text" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ActivityLabel = Name;
 
 /// The JSON body of [`AddAssigneeApprovalTaskRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4954,16 +4947,9 @@ pub struct DataChangeLogsListApplicationAuditLogResponse {
 lark_types::json_struct!(DataChangeLogsListApplicationAuditLogResponse { items: "items", total: "total" });
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.role.member.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentDisplayInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentDisplayInfo { id: "id", name: "name" });
+///
+/// The same shape as [`IsvTenant`], so the same type.
+pub type DepartmentDisplayInfo = IsvTenant;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.audit_log.data_change_log_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5052,40 +5038,9 @@ lark_types::json_struct!(EnumGetWorkspaceEnumResponse {
 });
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.environment_variable.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EnvironmentVariable {
-    /// `api_name` (required).
-    pub api_name: Option<String>,
-    /// `label` (required).
-    pub label: Option<Label>,
-    /// `value` (required).
-    pub value: Option<String>,
-    /// `is_encrypted`.
-    pub is_encrypted: Option<bool>,
-    /// `object_api_name`.
-    pub object_api_name: Option<String>,
-    /// `object_label`.
-    pub object_label: Option<ObjectLabel>,
-    /// `created_at`.
-    pub created_at: Option<i64>,
-    /// `updated_at` (required).
-    pub updated_at: Option<i64>,
-    /// `type`.
-    pub type_: Option<String>,
-}
-
-lark_types::json_struct!(EnvironmentVariable {
-    api_name: "api_name",
-    label: "label",
-    value: "value",
-    is_encrypted: "is_encrypted",
-    object_api_name: "object_api_name",
-    object_label: "object_label",
-    created_at: "created_at" as int64,
-    updated_at: "updated_at" as int64,
-    type_: "type"
-});
+///
+/// The same shape as [`Item`], so the same type.
+pub type EnvironmentVariable = Item;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.object.record.batch_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5248,28 +5203,14 @@ pub struct Field {
 lark_types::json_struct!(Field { id: "id" as int64, api_name: "api_name", type_: "type", label: "label" });
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.user_task.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FileKey {
-    /// `language_code`.
-    pub language_code: Option<String>,
-    /// `text`.
-    pub text: Option<String>,
-}
-
-lark_types::json_struct!(FileKey { language_code: "language_code", text: "text" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type FileKey = Name;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.user_task.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FileValue {
-    /// `language_code`.
-    pub language_code: Option<String>,
-    /// `text`.
-    pub text: Option<String>,
-}
-
-lark_types::json_struct!(FileValue { language_code: "language_code", text: "text" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type FileValue = Name;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.environment_variable.query` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5650,16 +5591,9 @@ lark_types::json_struct!(Object {
 });
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.environment_variable.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ObjectLabel {
-    /// `zh_cn` (required).
-    pub zh_cn: Option<String>,
-    /// `en_us` (required).
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ObjectLabel { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type ObjectLabel = Label;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.audit_log.data_change_log_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6176,38 +6110,9 @@ Unreleased = "unreleased",
 }
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.object.record.batch_query` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Right {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `settings`.
-    pub settings: Option<String>,
-    /// `display_names`.
-    pub display_names: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Right { type_: "type", settings: "settings", display_names: "display_names" });
-
-impl Right {
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `settings`.
-    pub fn settings(mut self, value: impl Into<String>) -> Self {
-        self.settings = Some(value.into());
-        self
-    }
-
-    /// Sets `display_names`.
-    pub fn display_names(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.display_names = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`Left`], so the same type.
+pub type Right = Left;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.role.member.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6498,33 +6403,9 @@ impl SearchObject {
 }
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.object.search` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchObjectFilter {
-    /// `conditions`.
-    pub conditions: Option<Vec<Condition>>,
-    /// `logic_expression`.
-    pub logic_expression: Option<String>,
-}
-
-lark_types::json_struct!(SearchObjectFilter {
-    conditions: "conditions",
-    logic_expression: "logic_expression"
-});
-
-impl SearchObjectFilter {
-    /// Sets `conditions`.
-    pub fn conditions(mut self, value: impl IntoIterator<Item = impl Into<Condition>>) -> Self {
-        self.conditions = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `logic_expression`.
-    pub fn logic_expression(mut self, value: impl Into<String>) -> Self {
-        self.logic_expression = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BatchQueryApplicationObjectRecordBodyFilter`], so the same type.
+pub type SearchObjectFilter = BatchQueryApplicationObjectRecordBodyFilter;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.object.search` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6823,28 +6704,14 @@ ClientIsvProject = "client_isv_project",
 }
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.role.member.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserDisplayInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(UserDisplayInfo { id: "id", name: "name" });
+///
+/// The same shape as [`IsvTenant`], so the same type.
+pub type UserDisplayInfo = IsvTenant;
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.application.role.member.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserFilter {
-    /// `conditions`.
-    pub conditions: Option<Vec<Condition>>,
-    /// `logic_expression`.
-    pub logic_expression: Option<String>,
-}
-
-lark_types::json_struct!(UserFilter { conditions: "conditions", logic_expression: "logic_expression" });
+///
+/// The same shape as [`BatchQueryApplicationObjectRecordBodyFilter`], so the same type.
+pub type UserFilter = BatchQueryApplicationObjectRecordBodyFilter;
 
 /// The reply `data` of `apaas.v1.workspace.view.views_get` ([`ViewsGetWorkspaceViewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6882,13 +6749,6 @@ pub struct WorkflowInstance {
 lark_types::json_struct!(WorkflowInstance { id: "id", label: "label", status: "status" });
 
 /// An object of the `apaas` `v1` APIs (first seen in the `apaas.v1.user_task.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkflowInstanceLabel {
-    /// `language_code`.
-    pub language_code: Option<String>,
-    /// `text`.
-    pub text: Option<String>,
-}
-
-lark_types::json_struct!(WorkflowInstanceLabel { language_code: "language_code", text: "text" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type WorkflowInstanceLabel = Name;

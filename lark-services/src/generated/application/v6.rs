@@ -2429,68 +2429,14 @@ lark_types::json_struct!(AbilityGadget {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.collaborators.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Add {
-    /// `type` (required).
-    pub type_: Option<Type>,
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(Add { type_: "type", user_id: "user_id" });
-
-impl Add {
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<Type>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Collaborator`], so the same type.
+pub type Add = Collaborator;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.visibility.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddInvisibleList {
-    /// `user_ids`.
-    pub user_ids: Option<Vec<String>>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `group_ids`.
-    pub group_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(AddInvisibleList {
-    user_ids: "user_ids",
-    department_ids: "department_ids",
-    group_ids: "group_ids"
-});
-
-impl AddInvisibleList {
-    /// Sets `user_ids`.
-    pub fn user_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.user_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `department_ids`.
-    pub fn department_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.department_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `group_ids`.
-    pub fn group_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.group_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`AddVisibleList`], so the same type.
+pub type AddInvisibleList = AddVisibleList;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.contacts_range.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2660,103 +2606,14 @@ lark_types::json_struct!(AppVersionAbility {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.underauditlist` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Application {
-    /// `app_id` (required).
-    pub app_id: Option<String>,
-    /// `creator_id`.
-    pub creator_id: Option<String>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `scene_type`.
-    pub scene_type: Option<i32>,
-    /// `payment_type`.
-    pub payment_type: Option<i32>,
-    /// `create_source`.
-    pub create_source: Option<CreateSource>,
-    /// `redirect_urls`.
-    pub redirect_urls: Option<Vec<String>>,
-    /// `online_version_id`.
-    pub online_version_id: Option<String>,
-    /// `unaudit_version_id`.
-    pub unaudit_version_id: Option<String>,
-    /// `app_name`.
-    pub app_name: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `scopes`.
-    pub scopes: Option<Vec<Scope>>,
-    /// `back_home_url`.
-    pub back_home_url: Option<String>,
-    /// `i18n`.
-    pub i18n: Option<Vec<I18n>>,
-    /// `primary_language`.
-    pub primary_language: Option<PrimaryLanguage>,
-    /// `common_categories`.
-    pub common_categories: Option<Vec<String>>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `mobile_default_ability`.
-    pub mobile_default_ability: Option<MobileDefaultAbility>,
-    /// `pc_default_ability`.
-    pub pc_default_ability: Option<PcDefaultAbility>,
-    /// `secret`.
-    pub secret: Option<lark_types::SecretString>,
-    /// `event`.
-    pub event: Option<Event>,
-    /// `callback`.
-    pub callback: Option<Callback>,
-    /// `encryption`.
-    pub encryption: Option<Encryption>,
-    /// `security`.
-    pub security: Option<Security>,
-    /// `allow_refresh_token`.
-    pub allow_refresh_token: Option<bool>,
-    /// `callback_info`.
-    pub callback_info: Option<CallbackInfo>,
-}
-
-lark_types::json_struct!(Application {
-    app_id: "app_id",
-    creator_id: "creator_id",
-    status: "status",
-    scene_type: "scene_type",
-    payment_type: "payment_type",
-    create_source: "create_source",
-    redirect_urls: "redirect_urls",
-    online_version_id: "online_version_id",
-    unaudit_version_id: "unaudit_version_id",
-    app_name: "app_name",
-    avatar_url: "avatar_url",
-    scopes: "scopes",
-    back_home_url: "back_home_url",
-    i18n: "i18n",
-    primary_language: "primary_language",
-    common_categories: "common_categories",
-    owner: "owner",
-    mobile_default_ability: "mobile_default_ability",
-    pc_default_ability: "pc_default_ability",
-    secret: "secret" as secret,
-    event: "event",
-    callback: "callback",
-    encryption: "encryption",
-    security: "security",
-    allow_refresh_token: "allow_refresh_token",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`GetApplicationResponseApp`], so the same type.
+pub type Application = GetApplicationResponseApp;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.department_overview` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Bot {
-    /// `metric_name` (required).
-    pub metric_name: Option<String>,
-    /// `metric_value` (required).
-    pub metric_value: Option<i32>,
-}
-
-lark_types::json_struct!(Bot { metric_name: "metric_name", metric_value: "metric_value" });
+///
+/// The same shape as [`App`], so the same type.
+pub type Bot = App;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2993,6 +2850,20 @@ pub struct Collaborator {
 
 lark_types::json_struct!(Collaborator { type_: "type", user_id: "user_id" });
 
+impl Collaborator {
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl Into<Type>) -> Self {
+        self.type_ = Some(value.into());
+        self
+    }
+
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl Into<String>) -> Self {
+        self.user_id = Some(value.into());
+        self
+    }
+}
+
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.contacts_range_suggest` response).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -3097,80 +2968,14 @@ JaJp = "ja_jp",
 }
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.visibility.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DelInvisibleList {
-    /// `user_ids`.
-    pub user_ids: Option<Vec<String>>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `group_ids`.
-    pub group_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(DelInvisibleList {
-    user_ids: "user_ids",
-    department_ids: "department_ids",
-    group_ids: "group_ids"
-});
-
-impl DelInvisibleList {
-    /// Sets `user_ids`.
-    pub fn user_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.user_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `department_ids`.
-    pub fn department_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.department_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `group_ids`.
-    pub fn group_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.group_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`AddVisibleList`], so the same type.
+pub type DelInvisibleList = AddVisibleList;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.contacts_range.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DelVisibleList {
-    /// `user_ids`.
-    pub user_ids: Option<Vec<String>>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `group_ids`.
-    pub group_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(DelVisibleList {
-    user_ids: "user_ids",
-    department_ids: "department_ids",
-    group_ids: "group_ids"
-});
-
-impl DelVisibleList {
-    /// Sets `user_ids`.
-    pub fn user_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.user_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `department_ids`.
-    pub fn department_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.department_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `group_ids`.
-    pub fn group_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.group_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`AddVisibleList`], so the same type.
+pub type DelVisibleList = AddVisibleList;
 
 lark_types::open_enum! {
 /// Values of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.department_overview` query).
@@ -3284,37 +3089,9 @@ lark_types::json_struct!(DepartmentVisibility {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.app_recommend_rule.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DistributedRecommendItemInfo {
-    /// `item_id`.
-    pub item_id: Option<String>,
-    /// `item_type`.
-    pub item_type: Option<ItemType>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `link_url`.
-    pub link_url: Option<String>,
-    /// `client_id`.
-    pub client_id: Option<String>,
-    /// `icon_url`.
-    pub icon_url: Option<String>,
-    /// `default_locale`.
-    pub default_locale: Option<DefaultLocale>,
-    /// `i18n_name`.
-    pub i18n_name: Option<I18nName>,
-}
-
-lark_types::json_struct!(DistributedRecommendItemInfo {
-    item_id: "item_id",
-    item_type: "item_type",
-    name: "name",
-    link_url: "link_url",
-    client_id: "client_id",
-    icon_url: "icon_url",
-    default_locale: "default_locale",
-    i18n_name: "i18n_name"
-});
+///
+/// The same shape as [`RecommendItemInfo`], so the same type.
+pub type DistributedRecommendItemInfo = RecommendItemInfo;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3486,16 +3263,9 @@ lark_types::json_struct!(Feedback {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.department_overview` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Gadget {
-    /// `metric_name` (required).
-    pub metric_name: Option<String>,
-    /// `metric_value` (required).
-    pub metric_value: Option<i32>,
-}
-
-lark_types::json_struct!(Gadget { metric_name: "metric_name", metric_value: "metric_value" });
+///
+/// The same shape as [`App`], so the same type.
+pub type Gadget = App;
 
 /// The reply `data` of `application.v6.application.app_version.get` ([`GetApplicationAppVersionRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3733,22 +3503,9 @@ lark_types::json_struct!(I18nName {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InvisibleList {
-    /// `open_ids`.
-    pub open_ids: Option<Vec<String>>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `group_ids`.
-    pub group_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(InvisibleList {
-    open_ids: "open_ids",
-    department_ids: "department_ids",
-    group_ids: "group_ids"
-});
+///
+/// The same shape as [`VisibleList`], so the same type.
+pub type InvisibleList = VisibleList;
 
 lark_types::open_enum! {
 /// Values of the `application` `v6` APIs (first seen in the `application.v6.app_recommend_rule.list` response).
@@ -3860,91 +3617,9 @@ lark_types::json_struct!(ListApplicationResponse {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListApplicationResponseApp {
-    /// `app_id` (required).
-    pub app_id: Option<String>,
-    /// `creator_id`.
-    pub creator_id: Option<String>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `scene_type`.
-    pub scene_type: Option<i32>,
-    /// `payment_type`.
-    pub payment_type: Option<i32>,
-    /// `create_source`.
-    pub create_source: Option<CreateSource>,
-    /// `redirect_urls`.
-    pub redirect_urls: Option<Vec<String>>,
-    /// `online_version_id`.
-    pub online_version_id: Option<String>,
-    /// `unaudit_version_id`.
-    pub unaudit_version_id: Option<String>,
-    /// `app_name`.
-    pub app_name: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `scopes`.
-    pub scopes: Option<Vec<Scope>>,
-    /// `back_home_url`.
-    pub back_home_url: Option<String>,
-    /// `i18n`.
-    pub i18n: Option<Vec<I18n>>,
-    /// `primary_language`.
-    pub primary_language: Option<PrimaryLanguage>,
-    /// `common_categories`.
-    pub common_categories: Option<Vec<String>>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `mobile_default_ability`.
-    pub mobile_default_ability: Option<MobileDefaultAbility>,
-    /// `pc_default_ability`.
-    pub pc_default_ability: Option<PcDefaultAbility>,
-    /// `secret`.
-    pub secret: Option<lark_types::SecretString>,
-    /// `event`.
-    pub event: Option<Event>,
-    /// `callback`.
-    pub callback: Option<Callback>,
-    /// `encryption`.
-    pub encryption: Option<Encryption>,
-    /// `security`.
-    pub security: Option<Security>,
-    /// `allow_refresh_token`.
-    pub allow_refresh_token: Option<bool>,
-    /// `callback_info`.
-    pub callback_info: Option<CallbackInfo>,
-}
-
-lark_types::json_struct!(ListApplicationResponseApp {
-    app_id: "app_id",
-    creator_id: "creator_id",
-    status: "status",
-    scene_type: "scene_type",
-    payment_type: "payment_type",
-    create_source: "create_source",
-    redirect_urls: "redirect_urls",
-    online_version_id: "online_version_id",
-    unaudit_version_id: "unaudit_version_id",
-    app_name: "app_name",
-    avatar_url: "avatar_url",
-    scopes: "scopes",
-    back_home_url: "back_home_url",
-    i18n: "i18n",
-    primary_language: "primary_language",
-    common_categories: "common_categories",
-    owner: "owner",
-    mobile_default_ability: "mobile_default_ability",
-    pc_default_ability: "pc_default_ability",
-    secret: "secret" as secret,
-    event: "event",
-    callback: "callback",
-    encryption: "encryption",
-    security: "security",
-    allow_refresh_token: "allow_refresh_token",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`GetApplicationResponseApp`], so the same type.
+pub type ListApplicationResponseApp = GetApplicationResponseApp;
 
 /// The reply `data` of `application.v6.scope.list` ([`ListScopeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3993,16 +3668,9 @@ lark_types::json_struct!(MessageAction {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MessageActionI18n {
-    /// `i18n_key`.
-    pub i18n_key: Option<I18nI18nKey>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(MessageActionI18n { i18n_key: "i18n_key", name: "name" });
+///
+/// The same shape as [`DocsBlockI18n`], so the same type.
+pub type MessageActionI18n = DocsBlockI18n;
 
 /// The JSON body of [`MessagePushOverviewApplicationAppUsageRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4053,45 +3721,14 @@ pub struct MessagePushOverviewApplicationAppUsageResponse {
 lark_types::json_struct!(MessagePushOverviewApplicationAppUsageResponse { items: "items" });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.message_push_overview` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MessagePushOverviewApplicationAppUsageResponseAppUsage {
-    /// `metric_name` (required).
-    pub metric_name: Option<String>,
-    /// `metric_value` (required).
-    pub metric_value: Option<i32>,
-}
-
-lark_types::json_struct!(MessagePushOverviewApplicationAppUsageResponseAppUsage {
-    metric_name: "metric_name",
-    metric_value: "metric_value"
-});
+///
+/// The same shape as [`App`], so the same type.
+pub type MessagePushOverviewApplicationAppUsageResponseAppUsage = App;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.app_badge.set` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Mobile {
-    /// `web_app`.
-    pub web_app: Option<i32>,
-    /// `gadget`.
-    pub gadget: Option<i32>,
-}
-
-lark_types::json_struct!(Mobile { web_app: "web_app", gadget: "gadget" });
-
-impl Mobile {
-    /// Sets `web_app`.
-    pub fn web_app(mut self, value: impl Into<i32>) -> Self {
-        self.web_app = Some(value.into());
-        self
-    }
-
-    /// Sets `gadget`.
-    pub fn gadget(mut self, value: impl Into<i32>) -> Self {
-        self.gadget = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Pc`], so the same type.
+pub type Mobile = Pc;
 
 lark_types::open_enum! {
 /// Values of the `application` `v6` APIs (first seen in the `application.v6.application.get` response).
@@ -4118,22 +3755,9 @@ pub struct Navigate {
 lark_types::json_struct!(Navigate { pc: "pc", mobile: "mobile" });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NavigateMobile {
-    /// `version`.
-    pub version: Option<String>,
-    /// `image_url`.
-    pub image_url: Option<String>,
-    /// `hover_image_url`.
-    pub hover_image_url: Option<String>,
-}
-
-lark_types::json_struct!(NavigateMobile {
-    version: "version",
-    image_url: "image_url",
-    hover_image_url: "hover_image_url"
-});
+///
+/// The same shape as [`NavigatePc`], so the same type.
+pub type NavigateMobile = NavigatePc;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4211,19 +3835,9 @@ pub struct OverviewApplicationAppUsageResponse {
 lark_types::json_struct!(OverviewApplicationAppUsageResponse { items: "items" });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.overview` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OverviewApplicationAppUsageResponseAppUsage {
-    /// `metric_name` (required).
-    pub metric_name: Option<String>,
-    /// `metric_value` (required).
-    pub metric_value: Option<i32>,
-}
-
-lark_types::json_struct!(OverviewApplicationAppUsageResponseAppUsage {
-    metric_name: "metric_name",
-    metric_value: "metric_value"
-});
+///
+/// The same shape as [`App`], so the same type.
+pub type OverviewApplicationAppUsageResponseAppUsage = App;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4602,16 +4216,9 @@ lark_types::json_struct!(RecommendItemInfo {
 });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RedirectLink {
-    /// `pc_url`.
-    pub pc_url: Option<String>,
-    /// `mobile_url`.
-    pub mobile_url: Option<String>,
-}
-
-lark_types::json_struct!(RedirectLink { pc_url: "pc_url", mobile_url: "mobile_url" });
+///
+/// The same shape as [`WebApp`], so the same type.
+pub type RedirectLink = WebApp;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5054,16 +4661,9 @@ pub struct WebApp {
 lark_types::json_struct!(WebApp { pc_url: "pc_url", mobile_url: "mobile_url" });
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_usage.department_overview` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Webapp {
-    /// `metric_name` (required).
-    pub metric_name: Option<String>,
-    /// `metric_value` (required).
-    pub metric_value: Option<i32>,
-}
-
-lark_types::json_struct!(Webapp { metric_name: "metric_name", metric_value: "metric_value" });
+///
+/// The same shape as [`App`], so the same type.
+pub type Webapp = App;
 
 /// An object of the `application` `v6` APIs (first seen in the `application.v6.application.app_version.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1301,95 +1301,14 @@ impl RedirectLink {
 }
 
 /// An object of the `application` `v7` APIs (first seen in the `application.v7.application.config.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Remove {
-    /// `redirect_urls`.
-    pub redirect_urls: Option<Vec<String>>,
-    /// `allowed_ips`.
-    pub allowed_ips: Option<Vec<String>>,
-    /// `h5_trusted_domains`.
-    pub h5_trusted_domains: Option<Vec<String>>,
-    /// `web_view_trusted_domains`.
-    pub web_view_trusted_domains: Option<Vec<String>>,
-    /// `allowed_schemas`.
-    pub allowed_schemas: Option<Vec<String>>,
-    /// `allowed_server_domains`.
-    pub allowed_server_domains: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Remove {
-    redirect_urls: "redirect_urls",
-    allowed_ips: "allowed_ips",
-    h5_trusted_domains: "h5_trusted_domains",
-    web_view_trusted_domains: "web_view_trusted_domains",
-    allowed_schemas: "allowed_schemas",
-    allowed_server_domains: "allowed_server_domains"
-});
-
-impl Remove {
-    /// Sets `redirect_urls`.
-    pub fn redirect_urls(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.redirect_urls = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `allowed_ips`.
-    pub fn allowed_ips(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.allowed_ips = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `h5_trusted_domains`.
-    pub fn h5_trusted_domains(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.h5_trusted_domains = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `web_view_trusted_domains`.
-    pub fn web_view_trusted_domains(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.web_view_trusted_domains = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `allowed_schemas`.
-    pub fn allowed_schemas(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.allowed_schemas = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `allowed_server_domains`.
-    pub fn allowed_server_domains(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.allowed_server_domains = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`Add`], so the same type.
+pub type Remove = Add;
 
 /// An object of the `application` `v7` APIs (first seen in the `application.v7.application.config.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RemoveScope {
-    /// `scope_name` (required).
-    pub scope_name: Option<String>,
-    /// `token_type` (required).
-    pub token_type: Option<TokenType>,
-}
-
-lark_types::json_struct!(RemoveScope { scope_name: "scope_name", token_type: "token_type" });
-
-impl RemoveScope {
-    /// Sets `scope_name`.
-    pub fn scope_name(mut self, value: impl Into<String>) -> Self {
-        self.scope_name = Some(value.into());
-        self
-    }
-
-    /// Sets `token_type`.
-    pub fn token_type(mut self, value: impl Into<TokenType>) -> Self {
-        self.token_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddScope`], so the same type.
+pub type RemoveScope = AddScope;
 
 /// An object of the `application` `v7` APIs (first seen in the `application.v7.application.config.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]

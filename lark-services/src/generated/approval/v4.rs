@@ -5010,43 +5010,9 @@ lark_types::json_struct!(CcCc {
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.search_cc` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CcInstance {
-    /// `code`.
-    pub code: Option<String>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `status`.
-    pub status: Option<InstanceStatus2>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `extra`.
-    pub extra: Option<String>,
-    /// `serial_id`.
-    pub serial_id: Option<String>,
-    /// `link`.
-    pub link: Option<Link>,
-}
-
-lark_types::json_struct!(CcInstance {
-    code: "code",
-    external_id: "external_id",
-    user_id: "user_id",
-    start_time: "start_time",
-    end_time: "end_time",
-    status: "status",
-    title: "title",
-    extra: "extra",
-    serial_id: "serial_id",
-    link: "link"
-});
+///
+/// The same shape as [`InstanceInstance`], so the same type.
+pub type CcInstance = InstanceInstance;
 
 /// The JSON body of [`CcInstanceRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5129,38 +5095,9 @@ pub struct CcUser {
 lark_types::json_struct!(CcUser { user_id: "user_id", cc_id: "cc_id", open_id: "open_id" });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.approval.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Ccer {
-    /// `type` (required).
-    pub type_: Option<Type>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `level`.
-    pub level: Option<String>,
-}
-
-lark_types::json_struct!(Ccer { type_: "type", user_id: "user_id", level: "level" });
-
-impl Ccer {
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<Type>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `level`.
-    pub fn level(mut self, value: impl Into<String>) -> Self {
-        self.level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Approver`], so the same type.
+pub type Ccer = Approver;
 
 /// The JSON body of [`CheckExternalInstanceRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6419,16 +6356,9 @@ lark_types::json_struct!(Data {
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DataForm {
-    /// `name`.
-    pub name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DataForm { name: "name", value: "value" });
+///
+/// The same shape as [`CreateExternalInstanceBodyForm`], so the same type.
+pub type DataForm = CreateExternalInstanceBodyForm;
 
 lark_types::open_enum! {
 /// Values of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
@@ -6469,64 +6399,9 @@ Hidden = "HIDDEN",
 }
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DataTask {
-    /// `task_id` (required).
-    pub task_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `links` (required).
-    pub links: Option<Links>,
-    /// `status` (required).
-    pub status: Option<TaskStatus>,
-    /// `extra`.
-    pub extra: Option<String>,
-    /// `create_time` (required).
-    pub create_time: Option<String>,
-    /// `end_time` (required).
-    pub end_time: Option<String>,
-    /// `update_time`.
-    pub update_time: Option<String>,
-    /// `action_context`.
-    pub action_context: Option<String>,
-    /// `action_configs`.
-    pub action_configs: Option<Vec<ActionConfig>>,
-    /// `display_method`.
-    pub display_method: Option<DisplayMethod>,
-    /// `exclude_statistics`.
-    pub exclude_statistics: Option<bool>,
-    /// `node_id`.
-    pub node_id: Option<String>,
-    /// `node_name`.
-    pub node_name: Option<String>,
-    /// `generate_type`.
-    pub generate_type: Option<GenerateType>,
-}
-
-lark_types::json_struct!(DataTask {
-    task_id: "task_id",
-    user_id: "user_id",
-    open_id: "open_id",
-    title: "title",
-    links: "links",
-    status: "status",
-    extra: "extra",
-    create_time: "create_time",
-    end_time: "end_time",
-    update_time: "update_time",
-    action_context: "action_context",
-    action_configs: "action_configs",
-    display_method: "display_method",
-    exclude_statistics: "exclude_statistics",
-    node_id: "node_id",
-    node_name: "node_name",
-    generate_type: "generate_type"
-});
+///
+/// The same shape as [`CreateExternalInstanceBodyTask`], so the same type.
+pub type DataTask = CreateExternalInstanceBodyTask;
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_task.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7979,30 +7854,9 @@ lark_types::json_struct!(NodeApproverChosenRange {
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NodeApproverOpenId {
-    /// `key`.
-    pub key: Option<String>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(NodeApproverOpenId { key: "key", value: "value" });
-
-impl NodeApproverOpenId {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`NodeApproverUserId`], so the same type.
+pub type NodeApproverOpenId = NodeApproverUserId;
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8057,56 +7911,14 @@ impl NodeAutoApproval {
 }
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NodeCcOpenId {
-    /// `key`.
-    pub key: Option<String>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(NodeCcOpenId { key: "key", value: "value" });
-
-impl NodeCcOpenId {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`NodeApproverUserId`], so the same type.
+pub type NodeCcOpenId = NodeApproverUserId;
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NodeCcUserId {
-    /// `key`.
-    pub key: Option<String>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(NodeCcUserId { key: "key", value: "value" });
-
-impl NodeCcUserId {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`NodeApproverUserId`], so the same type.
+pub type NodeCcUserId = NodeApproverUserId;
 
 lark_types::open_enum! {
 /// Values of the `approval` `v4` APIs (first seen in the `approval.v4.instance.create` body).
@@ -8452,22 +8264,9 @@ pub struct ProcessRecord {
 lark_types::json_struct!(ProcessRecord { instance: "instance", task: "task", cc: "cc" });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProcessRecordCc {
-    /// `insert_num`.
-    pub insert_num: Option<f64>,
-    /// `update_num`.
-    pub update_num: Option<f64>,
-    /// `delete_num`.
-    pub delete_num: Option<f64>,
-}
-
-lark_types::json_struct!(ProcessRecordCc {
-    insert_num: "insert_num" as number,
-    update_num: "update_num" as number,
-    delete_num: "delete_num" as number
-});
+///
+/// The same shape as [`ProcessRecordInstance`], so the same type.
+pub type ProcessRecordCc = ProcessRecordInstance;
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8488,22 +8287,9 @@ lark_types::json_struct!(ProcessRecordInstance {
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProcessRecordTask {
-    /// `insert_num`.
-    pub insert_num: Option<f64>,
-    /// `update_num`.
-    pub update_num: Option<f64>,
-    /// `delete_num`.
-    pub delete_num: Option<f64>,
-}
-
-lark_types::json_struct!(ProcessRecordTask {
-    insert_num: "insert_num" as number,
-    update_num: "update_num" as number,
-    delete_num: "delete_num" as number
-});
+///
+/// The same shape as [`ProcessRecordInstance`], so the same type.
+pub type ProcessRecordTask = ProcessRecordInstance;
 
 lark_types::open_enum! {
 /// Values of the `approval` `v4` APIs (first seen in the `approval.v4.task.query` response).
@@ -9780,43 +9566,9 @@ impl Task {
 }
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.task.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskInstance {
-    /// `code`.
-    pub code: Option<String>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `status`.
-    pub status: Option<InstanceStatus2>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `extra`.
-    pub extra: Option<String>,
-    /// `serial_id`.
-    pub serial_id: Option<String>,
-    /// `link`.
-    pub link: Option<Link>,
-}
-
-lark_types::json_struct!(TaskInstance {
-    code: "code",
-    external_id: "external_id",
-    user_id: "user_id",
-    start_time: "start_time",
-    end_time: "end_time",
-    status: "status",
-    title: "title",
-    extra: "extra",
-    serial_id: "serial_id",
-    link: "link"
-});
+///
+/// The same shape as [`InstanceInstance`], so the same type.
+pub type TaskInstance = InstanceInstance;
 
 lark_types::open_enum! {
 /// Values of the `approval` `v4` APIs (first seen in the `approval.v4.external_instance.create` body).
@@ -10001,20 +9753,9 @@ lark_types::json_struct!(Timeline {
 });
 
 /// An object of the `approval` `v4` APIs (first seen in the `approval.v4.instance.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TimelineFile {
-    /// `url`.
-    pub url: Option<String>,
-    /// `file_size`.
-    pub file_size: Option<i32>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-}
-
-lark_types::json_struct!(TimelineFile { url: "url", file_size: "file_size", title: "title", type_: "type" });
+///
+/// The same shape as [`CommentFile`], so the same type.
+pub type TimelineFile = CommentFile;
 
 lark_types::open_enum! {
 /// Values of the `approval` `v4` APIs (first seen in the `approval.v4.instance.get` response).

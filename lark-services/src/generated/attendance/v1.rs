@@ -3412,18 +3412,9 @@ lark_types::json_struct!(ArchiveRule {
 });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.archive_rule.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ArchiveRuleName {
-    /// `zh`.
-    pub zh: Option<String>,
-    /// `en`.
-    pub en: Option<String>,
-    /// `ja`.
-    pub ja: Option<String>,
-}
-
-lark_types::json_struct!(ArchiveRuleName { zh: "zh", en: "en", ja: "ja" });
+///
+/// The same shape as [`ReportName`], so the same type.
+pub type ArchiveRuleName = ReportName;
 
 /// The JSON body of [`BatchCreateTempUserDailyShiftRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3582,70 +3573,9 @@ UpdateTime = "UpdateTime",
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_task.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckInRecord {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `creator_id` (required).
-    pub creator_id: Option<String>,
-    /// `location_name` (required).
-    pub location_name: Option<String>,
-    /// `check_time` (required).
-    pub check_time: Option<String>,
-    /// `comment` (required).
-    pub comment: Option<String>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `longitude`.
-    pub longitude: Option<f64>,
-    /// `latitude`.
-    pub latitude: Option<f64>,
-    /// `ssid`.
-    pub ssid: Option<String>,
-    /// `bssid`.
-    pub bssid: Option<String>,
-    /// `is_field`.
-    pub is_field: Option<bool>,
-    /// `is_wifi`.
-    pub is_wifi: Option<bool>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `photo_urls`.
-    pub photo_urls: Option<Vec<String>>,
-    /// `device_id`.
-    pub device_id: Option<String>,
-    /// `check_result`.
-    pub check_result: Option<CheckResult>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `idempotent_id`.
-    pub idempotent_id: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(CheckInRecord {
-    user_id: "user_id",
-    creator_id: "creator_id",
-    location_name: "location_name",
-    check_time: "check_time",
-    comment: "comment",
-    record_id: "record_id",
-    longitude: "longitude" as number,
-    latitude: "latitude" as number,
-    ssid: "ssid",
-    bssid: "bssid",
-    is_field: "is_field",
-    is_wifi: "is_wifi",
-    type_: "type",
-    photo_urls: "photo_urls",
-    device_id: "device_id",
-    check_result: "check_result",
-    external_id: "external_id",
-    idempotent_id: "idempotent_id",
-    create_time: "create_time"
-});
+///
+/// The same shape as [`FlowRecord`], so the same type.
+pub type CheckInRecord = FlowRecord;
 
 lark_types::open_enum! {
 /// Values of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_task.query` response).
@@ -3692,70 +3622,9 @@ FieldPunch = "FieldPunch",
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_task.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckOutRecord {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `creator_id` (required).
-    pub creator_id: Option<String>,
-    /// `location_name` (required).
-    pub location_name: Option<String>,
-    /// `check_time` (required).
-    pub check_time: Option<String>,
-    /// `comment` (required).
-    pub comment: Option<String>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `longitude`.
-    pub longitude: Option<f64>,
-    /// `latitude`.
-    pub latitude: Option<f64>,
-    /// `ssid`.
-    pub ssid: Option<String>,
-    /// `bssid`.
-    pub bssid: Option<String>,
-    /// `is_field`.
-    pub is_field: Option<bool>,
-    /// `is_wifi`.
-    pub is_wifi: Option<bool>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `photo_urls`.
-    pub photo_urls: Option<Vec<String>>,
-    /// `device_id`.
-    pub device_id: Option<String>,
-    /// `check_result`.
-    pub check_result: Option<CheckResult>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `idempotent_id`.
-    pub idempotent_id: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(CheckOutRecord {
-    user_id: "user_id",
-    creator_id: "creator_id",
-    location_name: "location_name",
-    check_time: "check_time",
-    comment: "comment",
-    record_id: "record_id",
-    longitude: "longitude" as number,
-    latitude: "latitude" as number,
-    ssid: "ssid",
-    bssid: "bssid",
-    is_field: "is_field",
-    is_wifi: "is_wifi",
-    type_: "type",
-    photo_urls: "photo_urls",
-    device_id: "device_id",
-    check_result: "check_result",
-    external_id: "external_id",
-    idempotent_id: "idempotent_id",
-    create_time: "create_time"
-});
+///
+/// The same shape as [`FlowRecord`], so the same type.
+pub type CheckOutRecord = FlowRecord;
 
 lark_types::open_enum! {
 /// Values of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_task.query` response).
@@ -4628,30 +4497,9 @@ OpenId = "open_id",
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_approval.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Destination {
-    /// `region_level`.
-    pub region_level: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-}
-
-lark_types::json_struct!(Destination { region_level: "region_level", region_id: "region_id" });
-
-impl Destination {
-    /// Sets `region_level`.
-    pub fn region_level(mut self, value: impl Into<String>) -> Self {
-        self.region_level = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Departure`], so the same type.
+pub type Destination = Departure;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_stats_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5334,49 +5182,9 @@ lark_types::json_struct!(GetGroupResponseFreePunchCfg {
 });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetGroupResponseLocation {
-    /// `location_id`.
-    pub location_id: Option<String>,
-    /// `location_name` (required).
-    pub location_name: Option<String>,
-    /// `location_type` (required).
-    pub location_type: Option<i32>,
-    /// `latitude`.
-    pub latitude: Option<f64>,
-    /// `longitude`.
-    pub longitude: Option<f64>,
-    /// `ssid`.
-    pub ssid: Option<String>,
-    /// `bssid`.
-    pub bssid: Option<String>,
-    /// `map_type`.
-    pub map_type: Option<i32>,
-    /// `address`.
-    pub address: Option<String>,
-    /// `ip`.
-    pub ip: Option<String>,
-    /// `feature`.
-    pub feature: Option<String>,
-    /// `gps_range`.
-    pub gps_range: Option<i32>,
-}
-
-lark_types::json_struct!(GetGroupResponseLocation {
-    location_id: "location_id",
-    location_name: "location_name",
-    location_type: "location_type",
-    latitude: "latitude",
-    longitude: "longitude",
-    ssid: "ssid",
-    bssid: "bssid",
-    map_type: "map_type",
-    address: "address",
-    ip: "ip",
-    feature: "feature",
-    gps_range: "gps_range"
-});
+///
+/// The same shape as [`GroupLocation`], so the same type.
+pub type GetGroupResponseLocation = GroupLocation;
 
 /// The JSON body of [`GetLeaveEmployExpireRecordRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5628,60 +5436,9 @@ lark_types::json_struct!(GetUserFlowResponse {
 });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GoOutNeedPunchCfg {
-    /// `late_minutes_as_late`.
-    pub late_minutes_as_late: Option<i32>,
-    /// `late_minutes_as_lack`.
-    pub late_minutes_as_lack: Option<i32>,
-    /// `early_minutes_as_early`.
-    pub early_minutes_as_early: Option<i32>,
-    /// `early_minutes_as_lack`.
-    pub early_minutes_as_lack: Option<i32>,
-    /// `not_during_shift`.
-    pub not_during_shift: Option<bool>,
-}
-
-lark_types::json_struct!(GoOutNeedPunchCfg {
-    late_minutes_as_late: "late_minutes_as_late",
-    late_minutes_as_lack: "late_minutes_as_lack",
-    early_minutes_as_early: "early_minutes_as_early",
-    early_minutes_as_lack: "early_minutes_as_lack",
-    not_during_shift: "not_during_shift"
-});
-
-impl GoOutNeedPunchCfg {
-    /// Sets `late_minutes_as_late`.
-    pub fn late_minutes_as_late(mut self, value: impl Into<i32>) -> Self {
-        self.late_minutes_as_late = Some(value.into());
-        self
-    }
-
-    /// Sets `late_minutes_as_lack`.
-    pub fn late_minutes_as_lack(mut self, value: impl Into<i32>) -> Self {
-        self.late_minutes_as_lack = Some(value.into());
-        self
-    }
-
-    /// Sets `early_minutes_as_early`.
-    pub fn early_minutes_as_early(mut self, value: impl Into<i32>) -> Self {
-        self.early_minutes_as_early = Some(value.into());
-        self
-    }
-
-    /// Sets `early_minutes_as_lack`.
-    pub fn early_minutes_as_lack(mut self, value: impl Into<i32>) -> Self {
-        self.early_minutes_as_lack = Some(value.into());
-        self
-    }
-
-    /// Sets `not_during_shift`.
-    pub fn not_during_shift(mut self, value: impl Into<bool>) -> Self {
-        self.not_during_shift = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`LeaveNeedPunchCfg`], so the same type.
+pub type GoOutNeedPunchCfg = LeaveNeedPunchCfg;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7155,59 +6912,14 @@ impl NeedPunchSpecialDay {
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoNeedPunchMember {
-    /// `rule_scope_type`.
-    pub rule_scope_type: Option<i32>,
-    /// `scope_group_list`.
-    pub scope_group_list: Option<ScopeGroupList>,
-}
-
-lark_types::json_struct!(NoNeedPunchMember {
-    rule_scope_type: "rule_scope_type",
-    scope_group_list: "scope_group_list"
-});
-
-impl NoNeedPunchMember {
-    /// Sets `rule_scope_type`.
-    pub fn rule_scope_type(mut self, value: impl Into<i32>) -> Self {
-        self.rule_scope_type = Some(value.into());
-        self
-    }
-
-    /// Sets `scope_group_list`.
-    pub fn scope_group_list(mut self, value: impl Into<ScopeGroupList>) -> Self {
-        self.scope_group_list = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NeedPunchMember`], so the same type.
+pub type NoNeedPunchMember = NeedPunchMember;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoNeedPunchSpecialDay {
-    /// `punch_day` (required).
-    pub punch_day: Option<i32>,
-    /// `shift_id` (required).
-    pub shift_id: Option<String>,
-}
-
-lark_types::json_struct!(NoNeedPunchSpecialDay { punch_day: "punch_day", shift_id: "shift_id" });
-
-impl NoNeedPunchSpecialDay {
-    /// Sets `punch_day`.
-    pub fn punch_day(mut self, value: impl Into<i32>) -> Self {
-        self.punch_day = Some(value.into());
-        self
-    }
-
-    /// Sets `shift_id`.
-    pub fn shift_id(mut self, value: impl Into<String>) -> Self {
-        self.shift_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NeedPunchSpecialDay`], so the same type.
+pub type NoNeedPunchSpecialDay = NeedPunchSpecialDay;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_approval.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7358,33 +7070,9 @@ impl OvertimeClockCfg {
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.shift.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OvertimeRestTimeRule {
-    /// `rest_begin_time` (required).
-    pub rest_begin_time: Option<String>,
-    /// `rest_end_time` (required).
-    pub rest_end_time: Option<String>,
-}
-
-lark_types::json_struct!(OvertimeRestTimeRule {
-    rest_begin_time: "rest_begin_time",
-    rest_end_time: "rest_end_time"
-});
-
-impl OvertimeRestTimeRule {
-    /// Sets `rest_begin_time`.
-    pub fn rest_begin_time(mut self, value: impl Into<String>) -> Self {
-        self.rest_begin_time = Some(value.into());
-        self
-    }
-
-    /// Sets `rest_end_time`.
-    pub fn rest_end_time(mut self, value: impl Into<String>) -> Self {
-        self.rest_end_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`RestTimeRule`], so the same type.
+pub type OvertimeRestTimeRule = RestTimeRule;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.shift.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8764,16 +8452,9 @@ pub struct SearchGroupResponse {
 lark_types::json_struct!(SearchGroupResponse { group_list: "group_list" });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchGroupResponseGroup {
-    /// `group_id` (required).
-    pub group_id: Option<String>,
-    /// `group_name` (required).
-    pub group_name: Option<String>,
-}
-
-lark_types::json_struct!(SearchGroupResponseGroup { group_id: "group_id", group_name: "group_name" });
+///
+/// The same shape as [`ListGroupResponseGroup`], so the same type.
+pub type SearchGroupResponseGroup = ListGroupResponseGroup;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.shift.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8984,60 +8665,9 @@ impl TimeRange {
 }
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.group.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TravelNeedPunchCfg {
-    /// `late_minutes_as_late`.
-    pub late_minutes_as_late: Option<i32>,
-    /// `late_minutes_as_lack`.
-    pub late_minutes_as_lack: Option<i32>,
-    /// `early_minutes_as_early`.
-    pub early_minutes_as_early: Option<i32>,
-    /// `early_minutes_as_lack`.
-    pub early_minutes_as_lack: Option<i32>,
-    /// `not_during_shift`.
-    pub not_during_shift: Option<bool>,
-}
-
-lark_types::json_struct!(TravelNeedPunchCfg {
-    late_minutes_as_late: "late_minutes_as_late",
-    late_minutes_as_lack: "late_minutes_as_lack",
-    early_minutes_as_early: "early_minutes_as_early",
-    early_minutes_as_lack: "early_minutes_as_lack",
-    not_during_shift: "not_during_shift"
-});
-
-impl TravelNeedPunchCfg {
-    /// Sets `late_minutes_as_late`.
-    pub fn late_minutes_as_late(mut self, value: impl Into<i32>) -> Self {
-        self.late_minutes_as_late = Some(value.into());
-        self
-    }
-
-    /// Sets `late_minutes_as_lack`.
-    pub fn late_minutes_as_lack(mut self, value: impl Into<i32>) -> Self {
-        self.late_minutes_as_lack = Some(value.into());
-        self
-    }
-
-    /// Sets `early_minutes_as_early`.
-    pub fn early_minutes_as_early(mut self, value: impl Into<i32>) -> Self {
-        self.early_minutes_as_early = Some(value.into());
-        self
-    }
-
-    /// Sets `early_minutes_as_lack`.
-    pub fn early_minutes_as_lack(mut self, value: impl Into<i32>) -> Self {
-        self.early_minutes_as_lack = Some(value.into());
-        self
-    }
-
-    /// Sets `not_during_shift`.
-    pub fn not_during_shift(mut self, value: impl Into<bool>) -> Self {
-        self.not_during_shift = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`LeaveNeedPunchCfg`], so the same type.
+pub type TravelNeedPunchCfg = LeaveNeedPunchCfg;
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_approval.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9777,70 +9407,9 @@ pub struct UserData {
 lark_types::json_struct!(UserData { name: "name", user_id: "user_id", datas: "datas" });
 
 /// An object of the `attendance` `v1` APIs (first seen in the `attendance.v1.user_flow.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserFlowResult {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `creator_id` (required).
-    pub creator_id: Option<String>,
-    /// `location_name` (required).
-    pub location_name: Option<String>,
-    /// `check_time` (required).
-    pub check_time: Option<String>,
-    /// `comment` (required).
-    pub comment: Option<String>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `longitude`.
-    pub longitude: Option<f64>,
-    /// `latitude`.
-    pub latitude: Option<f64>,
-    /// `ssid`.
-    pub ssid: Option<String>,
-    /// `bssid`.
-    pub bssid: Option<String>,
-    /// `is_field`.
-    pub is_field: Option<bool>,
-    /// `is_wifi`.
-    pub is_wifi: Option<bool>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `photo_urls`.
-    pub photo_urls: Option<Vec<String>>,
-    /// `device_id`.
-    pub device_id: Option<String>,
-    /// `check_result`.
-    pub check_result: Option<CheckResult>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `idempotent_id`.
-    pub idempotent_id: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(UserFlowResult {
-    user_id: "user_id",
-    creator_id: "creator_id",
-    location_name: "location_name",
-    check_time: "check_time",
-    comment: "comment",
-    record_id: "record_id",
-    longitude: "longitude" as number,
-    latitude: "latitude" as number,
-    ssid: "ssid",
-    bssid: "bssid",
-    is_field: "is_field",
-    is_wifi: "is_wifi",
-    type_: "type",
-    photo_urls: "photo_urls",
-    device_id: "device_id",
-    check_result: "check_result",
-    external_id: "external_id",
-    idempotent_id: "idempotent_id",
-    create_time: "create_time"
-});
+///
+/// The same shape as [`FlowRecord`], so the same type.
+pub type UserFlowResult = FlowRecord;
 
 lark_types::open_enum! {
 /// Values of the `attendance` `v1` APIs (first seen in the `attendance.v1.leave_accrual_record.patch` query).

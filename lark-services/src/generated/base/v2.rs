@@ -406,25 +406,9 @@ lark_types::json_struct!(ConditionGroupCondition {
 });
 
 /// An object of the `base` `v2` APIs (first seen in the `base.v2.app.role.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ConditionGroupCondition2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `operator`.
-    pub operator: Option<Operator>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-    /// `field_type`.
-    pub field_type: Option<i32>,
-}
-
-lark_types::json_struct!(ConditionGroupCondition2 {
-    field_name: "field_name",
-    operator: "operator",
-    value: "value",
-    field_type: "field_type"
-});
+///
+/// The same shape as [`RecRuleCondition`], so the same type.
+pub type ConditionGroupCondition2 = RecRuleCondition;
 
 lark_types::open_enum! {
 /// Values of the `base` `v2` APIs (first seen in the `base.v2.app.role.create` body).
@@ -586,25 +570,9 @@ impl OtherRecRule {
 }
 
 /// An object of the `base` `v2` APIs (first seen in the `base.v2.app.role.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OtherRecRuleCondition {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `operator`.
-    pub operator: Option<Operator>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-    /// `field_type`.
-    pub field_type: Option<i32>,
-}
-
-lark_types::json_struct!(OtherRecRuleCondition {
-    field_name: "field_name",
-    operator: "operator",
-    value: "value",
-    field_type: "field_type"
-});
+///
+/// The same shape as [`RecRuleCondition`], so the same type.
+pub type OtherRecRuleCondition = RecRuleCondition;
 
 /// An object of the `base` `v2` APIs (first seen in the `base.v2.app.role.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -4420,37 +4420,9 @@ lark_types::json_struct!(BatchGetAppTableRecordResponse {
 });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchGetAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(BatchGetAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type BatchGetAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// The JSON body of [`BatchUpdateAppTableRecordRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4567,37 +4539,9 @@ pub struct BatchUpdateAppTableRecordResponse {
 lark_types::json_struct!(BatchUpdateAppTableRecordResponse { records: "records" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchUpdateAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(BatchUpdateAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type BatchUpdateAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.role.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4660,42 +4604,9 @@ impl Children {
 }
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.search` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenCondition {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `operator` (required).
-    pub operator: Option<ConditionOperator2>,
-    /// `value`.
-    pub value: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(ChildrenCondition {
-    field_name: "field_name",
-    operator: "operator",
-    value: "value"
-});
-
-impl ChildrenCondition {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `operator`.
-    pub fn operator(mut self, value: impl Into<ConditionOperator2>) -> Self {
-        self.operator = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`FilterCondition`], so the same type.
+pub type ChildrenCondition = FilterCondition;
 
 lark_types::open_enum! {
 /// Values of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.field_group.create` body).
@@ -5511,37 +5422,9 @@ pub struct CreateAppTableRecordResponse {
 lark_types::json_struct!(CreateAppTableRecordResponse { record: "record" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(CreateAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type CreateAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// The reply `data` of `bitable.v1.app.table.create` ([`CreateAppTableRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6155,28 +6038,9 @@ Signature = "Signature",
 }
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.form.field.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Fields {
-    /// `pre_field_id`.
-    pub pre_field_id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `required`.
-    pub required: Option<bool>,
-    /// `visible`.
-    pub visible: Option<bool>,
-    /// `rich_description`.
-    pub rich_description: Option<Vec<RichDescription>>,
-}
-
-lark_types::json_struct!(Fields {
-    pre_field_id: "pre_field_id",
-    title: "title",
-    required: "required",
-    visible: "visible",
-    rich_description: "rich_description"
-});
+///
+/// The same shape as [`PatchAppTableFormFieldBody`], so the same type.
+pub type Fields = PatchAppTableFormFieldBody;
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.search` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6539,37 +6403,9 @@ pub struct GetAppTableRecordResponse {
 lark_types::json_struct!(GetAppTableRecordResponse { record: "record" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(GetAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type GetAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// The reply `data` of `bitable.v1.app.table.view.get` ([`GetAppTableViewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6631,60 +6467,9 @@ NotLimit = "not_limit",
 }
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.batch_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LastModifiedBy {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-}
-
-lark_types::json_struct!(LastModifiedBy {
-    id: "id",
-    name: "name",
-    en_name: "en_name",
-    email: "email",
-    avatar_url: "avatar_url"
-});
-
-impl LastModifiedBy {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `en_name`.
-    pub fn en_name(mut self, value: impl Into<String>) -> Self {
-        self.en_name = Some(value.into());
-        self
-    }
-
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `avatar_url`.
-    pub fn avatar_url(mut self, value: impl Into<String>) -> Self {
-        self.avatar_url = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type LastModifiedBy = CreatedBy;
 
 /// The reply `data` of `bitable.v1.app.block_workflow.list` ([`ListAppBlockWorkflowRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6913,37 +6698,9 @@ lark_types::json_struct!(ListAppTableRecordResponse {
 });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(ListAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type ListAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// The reply `data` of `bitable.v1.app.table.list` ([`ListAppTableRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7363,25 +7120,9 @@ pub struct PatchAppTableViewResponse {
 lark_types::json_struct!(PatchAppTableViewResponse { view: "view" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.view.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchAppTableViewResponseView {
-    /// `view_id`.
-    pub view_id: Option<String>,
-    /// `view_name`.
-    pub view_name: Option<String>,
-    /// `view_type`.
-    pub view_type: Option<String>,
-    /// `property`.
-    pub property: Option<ViewProperty2>,
-}
-
-lark_types::json_struct!(PatchAppTableViewResponseView {
-    view_id: "view_id",
-    view_name: "view_name",
-    view_type: "view_type",
-    property: "property"
-});
+///
+/// The same shape as [`GetAppTableViewResponseView`], so the same type.
+pub type PatchAppTableViewResponseView = GetAppTableViewResponseView;
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.batch_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7666,30 +7407,9 @@ lark_types::json_struct!(PropertyFilterInfo5 {
 });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.view.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PropertyFilterInfo6 {
-    /// `conjunction` (required).
-    pub conjunction: Option<Conjunction>,
-    /// `conditions` (required).
-    pub conditions: Option<Vec<FilterInfoCondition2>>,
-}
-
-lark_types::json_struct!(PropertyFilterInfo6 { conjunction: "conjunction", conditions: "conditions" });
-
-impl PropertyFilterInfo6 {
-    /// Sets `conjunction`.
-    pub fn conjunction(mut self, value: impl Into<Conjunction>) -> Self {
-        self.conjunction = Some(value.into());
-        self
-    }
-
-    /// Sets `conditions`.
-    pub fn conditions(mut self, value: impl IntoIterator<Item = impl Into<FilterInfoCondition2>>) -> Self {
-        self.conditions = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`FilterInfoFilterInfo`], so the same type.
+pub type PropertyFilterInfo6 = FilterInfoFilterInfo;
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.batch_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8167,37 +7887,9 @@ lark_types::json_struct!(SearchAppTableRecordResponse {
 });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(SearchAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type SearchAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 lark_types::open_enum! {
 /// Values of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.form.field.list` response).
@@ -8876,186 +8568,9 @@ impl UpdateAppTableFieldBody {
 }
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.field.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateAppTableFieldBodyProperty {
-    /// `options`.
-    pub options: Option<Vec<PropertyOption2>>,
-    /// `formatter`.
-    pub formatter: Option<String>,
-    /// `date_formatter`.
-    pub date_formatter: Option<String>,
-    /// `auto_fill`.
-    pub auto_fill: Option<bool>,
-    /// `multiple`.
-    pub multiple: Option<bool>,
-    /// `table_id`.
-    pub table_id: Option<String>,
-    /// `table_name`.
-    pub table_name: Option<String>,
-    /// `back_field_name`.
-    pub back_field_name: Option<String>,
-    /// `auto_serial`.
-    pub auto_serial: Option<AutoSerial>,
-    /// `location`.
-    pub location: Option<Location>,
-    /// `formula_expression`.
-    pub formula_expression: Option<String>,
-    /// `allowed_edit_modes`.
-    pub allowed_edit_modes: Option<AllowedEditModes>,
-    /// `min`.
-    pub min: Option<f64>,
-    /// `max`.
-    pub max: Option<f64>,
-    /// `range_customize`.
-    pub range_customize: Option<bool>,
-    /// `currency_code`.
-    pub currency_code: Option<String>,
-    /// `rating`.
-    pub rating: Option<Rating>,
-    /// `type`.
-    pub type_: Option<PropertyType2>,
-    /// `filter_info`.
-    pub filter_info: Option<PropertyFilterInfo2>,
-}
-
-lark_types::json_struct!(UpdateAppTableFieldBodyProperty {
-    options: "options",
-    formatter: "formatter",
-    date_formatter: "date_formatter",
-    auto_fill: "auto_fill",
-    multiple: "multiple",
-    table_id: "table_id",
-    table_name: "table_name",
-    back_field_name: "back_field_name",
-    auto_serial: "auto_serial",
-    location: "location",
-    formula_expression: "formula_expression",
-    allowed_edit_modes: "allowed_edit_modes",
-    min: "min",
-    max: "max",
-    range_customize: "range_customize",
-    currency_code: "currency_code",
-    rating: "rating",
-    type_: "type",
-    filter_info: "filter_info"
-});
-
-impl UpdateAppTableFieldBodyProperty {
-    /// Sets `options`.
-    pub fn options(mut self, value: impl IntoIterator<Item = impl Into<PropertyOption2>>) -> Self {
-        self.options = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `formatter`.
-    pub fn formatter(mut self, value: impl Into<String>) -> Self {
-        self.formatter = Some(value.into());
-        self
-    }
-
-    /// Sets `date_formatter`.
-    pub fn date_formatter(mut self, value: impl Into<String>) -> Self {
-        self.date_formatter = Some(value.into());
-        self
-    }
-
-    /// Sets `auto_fill`.
-    pub fn auto_fill(mut self, value: impl Into<bool>) -> Self {
-        self.auto_fill = Some(value.into());
-        self
-    }
-
-    /// Sets `multiple`.
-    pub fn multiple(mut self, value: impl Into<bool>) -> Self {
-        self.multiple = Some(value.into());
-        self
-    }
-
-    /// Sets `table_id`.
-    pub fn table_id(mut self, value: impl Into<String>) -> Self {
-        self.table_id = Some(value.into());
-        self
-    }
-
-    /// Sets `table_name`.
-    pub fn table_name(mut self, value: impl Into<String>) -> Self {
-        self.table_name = Some(value.into());
-        self
-    }
-
-    /// Sets `back_field_name`.
-    pub fn back_field_name(mut self, value: impl Into<String>) -> Self {
-        self.back_field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `auto_serial`.
-    pub fn auto_serial(mut self, value: impl Into<AutoSerial>) -> Self {
-        self.auto_serial = Some(value.into());
-        self
-    }
-
-    /// Sets `location`.
-    pub fn location(mut self, value: impl Into<Location>) -> Self {
-        self.location = Some(value.into());
-        self
-    }
-
-    /// Sets `formula_expression`.
-    pub fn formula_expression(mut self, value: impl Into<String>) -> Self {
-        self.formula_expression = Some(value.into());
-        self
-    }
-
-    /// Sets `allowed_edit_modes`.
-    pub fn allowed_edit_modes(mut self, value: impl Into<AllowedEditModes>) -> Self {
-        self.allowed_edit_modes = Some(value.into());
-        self
-    }
-
-    /// Sets `min`.
-    pub fn min(mut self, value: impl Into<f64>) -> Self {
-        self.min = Some(value.into());
-        self
-    }
-
-    /// Sets `max`.
-    pub fn max(mut self, value: impl Into<f64>) -> Self {
-        self.max = Some(value.into());
-        self
-    }
-
-    /// Sets `range_customize`.
-    pub fn range_customize(mut self, value: impl Into<bool>) -> Self {
-        self.range_customize = Some(value.into());
-        self
-    }
-
-    /// Sets `currency_code`.
-    pub fn currency_code(mut self, value: impl Into<String>) -> Self {
-        self.currency_code = Some(value.into());
-        self
-    }
-
-    /// Sets `rating`.
-    pub fn rating(mut self, value: impl Into<Rating>) -> Self {
-        self.rating = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<PropertyType2>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `filter_info`.
-    pub fn filter_info(mut self, value: impl Into<PropertyFilterInfo2>) -> Self {
-        self.filter_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateAppTableFieldBodyProperty`], so the same type.
+pub type UpdateAppTableFieldBodyProperty = CreateAppTableFieldBodyProperty;
 
 lark_types::open_enum! {
 /// Values of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.field.update` body).
@@ -9126,34 +8641,9 @@ pub struct UpdateAppTableFieldResponse {
 lark_types::json_struct!(UpdateAppTableFieldResponse { field: "field" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.field.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateAppTableFieldResponseField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `type` (required).
-    pub type_: Option<i32>,
-    /// `property`.
-    pub property: Option<FieldProperty2>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `field_id`.
-    pub field_id: Option<String>,
-    /// `ui_type`.
-    pub ui_type: Option<FieldUiType>,
-    /// `is_hidden`.
-    pub is_hidden: Option<bool>,
-}
-
-lark_types::json_struct!(UpdateAppTableFieldResponseField {
-    field_name: "field_name",
-    type_: "type",
-    property: "property",
-    is_primary: "is_primary",
-    field_id: "field_id",
-    ui_type: "ui_type",
-    is_hidden: "is_hidden"
-});
+///
+/// The same shape as [`CreateAppTableFieldResponseField`], so the same type.
+pub type UpdateAppTableFieldResponseField = CreateAppTableFieldResponseField;
 
 /// The JSON body of [`UpdateAppTableRecordRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9184,37 +8674,9 @@ pub struct UpdateAppTableRecordResponse {
 lark_types::json_struct!(UpdateAppTableRecordResponse { record: "record" });
 
 /// An object of the `bitable` `v1` APIs (first seen in the `bitable.v1.app.table.record.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateAppTableRecordResponseRecord {
-    /// `fields` (required).
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `created_by`.
-    pub created_by: Option<CreatedBy>,
-    /// `created_time`.
-    pub created_time: Option<i64>,
-    /// `last_modified_by`.
-    pub last_modified_by: Option<LastModifiedBy>,
-    /// `last_modified_time`.
-    pub last_modified_time: Option<i64>,
-    /// `shared_url`.
-    pub shared_url: Option<String>,
-    /// `record_url`.
-    pub record_url: Option<String>,
-}
-
-lark_types::json_struct!(UpdateAppTableRecordResponseRecord {
-    fields: "fields",
-    record_id: "record_id",
-    created_by: "created_by",
-    created_time: "created_time" as int64,
-    last_modified_by: "last_modified_by",
-    last_modified_time: "last_modified_time" as int64,
-    shared_url: "shared_url",
-    record_url: "record_url"
-});
+///
+/// The same shape as [`BatchCreateAppTableRecordResponseRecord`], so the same type.
+pub type UpdateAppTableRecordResponseRecord = BatchCreateAppTableRecordResponseRecord;
 
 /// The JSON body of [`UpdateAppWorkflowRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

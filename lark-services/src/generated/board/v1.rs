@@ -725,51 +725,9 @@ impl Cell {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CircularRing {
-    /// `start_radial_line_angle` (required).
-    pub start_radial_line_angle: Option<f64>,
-    /// `central_angle` (required).
-    pub central_angle: Option<f64>,
-    /// `radius` (required).
-    pub radius: Option<f64>,
-    /// `sector_ratio`.
-    pub sector_ratio: Option<f64>,
-}
-
-lark_types::json_struct!(CircularRing {
-    start_radial_line_angle: "start_radial_line_angle",
-    central_angle: "central_angle",
-    radius: "radius",
-    sector_ratio: "sector_ratio"
-});
-
-impl CircularRing {
-    /// Sets `start_radial_line_angle`.
-    pub fn start_radial_line_angle(mut self, value: impl Into<f64>) -> Self {
-        self.start_radial_line_angle = Some(value.into());
-        self
-    }
-
-    /// Sets `central_angle`.
-    pub fn central_angle(mut self, value: impl Into<f64>) -> Self {
-        self.central_angle = Some(value.into());
-        self
-    }
-
-    /// Sets `radius`.
-    pub fn radius(mut self, value: impl Into<f64>) -> Self {
-        self.radius = Some(value.into());
-        self
-    }
-
-    /// Sets `sector_ratio`.
-    pub fn sector_ratio(mut self, value: impl Into<f64>) -> Self {
-        self.sector_ratio = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Pie`], so the same type.
+pub type CircularRing = Pie;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1100,30 +1058,9 @@ impl Connector {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ControlPoint {
-    /// `x`.
-    pub x: Option<f64>,
-    /// `y`.
-    pub y: Option<f64>,
-}
-
-lark_types::json_struct!(ControlPoint { x: "x" as number, y: "y" as number });
-
-impl ControlPoint {
-    /// Sets `x`.
-    pub fn x(mut self, value: impl Into<f64>) -> Self {
-        self.x = Some(value.into());
-        self
-    }
-
-    /// Sets `y`.
-    pub fn y(mut self, value: impl Into<f64>) -> Self {
-        self.y = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HandlePosition`], so the same type.
+pub type ControlPoint = HandlePosition;
 
 /// The JSON body of [`CreatePlantumlWhiteboardNodeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1268,171 +1205,14 @@ impl Cube {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CubeControlPoint {
-    /// `x`.
-    pub x: Option<f64>,
-    /// `y`.
-    pub y: Option<f64>,
-}
-
-lark_types::json_struct!(CubeControlPoint { x: "x", y: "y" });
+///
+/// The same shape as [`Position`], so the same type.
+pub type CubeControlPoint = Position;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Data {
-    /// `text`.
-    pub text: Option<String>,
-    /// `font_weight`.
-    pub font_weight: Option<FontWeight>,
-    /// `font_size`.
-    pub font_size: Option<i32>,
-    /// `horizontal_align`.
-    pub horizontal_align: Option<HorizontalAlign>,
-    /// `vertical_align`.
-    pub vertical_align: Option<VerticalAlign>,
-    /// `text_color`.
-    pub text_color: Option<String>,
-    /// `text_background_color`.
-    pub text_background_color: Option<String>,
-    /// `line_through`.
-    pub line_through: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `angle`.
-    pub angle: Option<f64>,
-    /// `theme_text_color_code`.
-    pub theme_text_color_code: Option<i32>,
-    /// `theme_text_background_color_code`.
-    pub theme_text_background_color_code: Option<i32>,
-    /// `rich_text`.
-    pub rich_text: Option<RichText>,
-    /// `text_color_type`.
-    pub text_color_type: Option<i32>,
-    /// `text_background_color_type`.
-    pub text_background_color_type: Option<i32>,
-}
-
-lark_types::json_struct!(Data {
-    text: "text",
-    font_weight: "font_weight",
-    font_size: "font_size",
-    horizontal_align: "horizontal_align",
-    vertical_align: "vertical_align",
-    text_color: "text_color",
-    text_background_color: "text_background_color",
-    line_through: "line_through",
-    underline: "underline",
-    italic: "italic",
-    angle: "angle" as number,
-    theme_text_color_code: "theme_text_color_code",
-    theme_text_background_color_code: "theme_text_background_color_code",
-    rich_text: "rich_text",
-    text_color_type: "text_color_type",
-    text_background_color_type: "text_background_color_type"
-});
-
-impl Data {
-    /// Sets `text`.
-    pub fn text(mut self, value: impl Into<String>) -> Self {
-        self.text = Some(value.into());
-        self
-    }
-
-    /// Sets `font_weight`.
-    pub fn font_weight(mut self, value: impl Into<FontWeight>) -> Self {
-        self.font_weight = Some(value.into());
-        self
-    }
-
-    /// Sets `font_size`.
-    pub fn font_size(mut self, value: impl Into<i32>) -> Self {
-        self.font_size = Some(value.into());
-        self
-    }
-
-    /// Sets `horizontal_align`.
-    pub fn horizontal_align(mut self, value: impl Into<HorizontalAlign>) -> Self {
-        self.horizontal_align = Some(value.into());
-        self
-    }
-
-    /// Sets `vertical_align`.
-    pub fn vertical_align(mut self, value: impl Into<VerticalAlign>) -> Self {
-        self.vertical_align = Some(value.into());
-        self
-    }
-
-    /// Sets `text_color`.
-    pub fn text_color(mut self, value: impl Into<String>) -> Self {
-        self.text_color = Some(value.into());
-        self
-    }
-
-    /// Sets `text_background_color`.
-    pub fn text_background_color(mut self, value: impl Into<String>) -> Self {
-        self.text_background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `line_through`.
-    pub fn line_through(mut self, value: impl Into<bool>) -> Self {
-        self.line_through = Some(value.into());
-        self
-    }
-
-    /// Sets `underline`.
-    pub fn underline(mut self, value: impl Into<bool>) -> Self {
-        self.underline = Some(value.into());
-        self
-    }
-
-    /// Sets `italic`.
-    pub fn italic(mut self, value: impl Into<bool>) -> Self {
-        self.italic = Some(value.into());
-        self
-    }
-
-    /// Sets `angle`.
-    pub fn angle(mut self, value: impl Into<f64>) -> Self {
-        self.angle = Some(value.into());
-        self
-    }
-
-    /// Sets `theme_text_color_code`.
-    pub fn theme_text_color_code(mut self, value: impl Into<i32>) -> Self {
-        self.theme_text_color_code = Some(value.into());
-        self
-    }
-
-    /// Sets `theme_text_background_color_code`.
-    pub fn theme_text_background_color_code(mut self, value: impl Into<i32>) -> Self {
-        self.theme_text_background_color_code = Some(value.into());
-        self
-    }
-
-    /// Sets `rich_text`.
-    pub fn rich_text(mut self, value: impl Into<RichText>) -> Self {
-        self.rich_text = Some(value.into());
-        self
-    }
-
-    /// Sets `text_color_type`.
-    pub fn text_color_type(mut self, value: impl Into<i32>) -> Self {
-        self.text_color_type = Some(value.into());
-        self
-    }
-
-    /// Sets `text_background_color_type`.
-    pub fn text_background_color_type(mut self, value: impl Into<i32>) -> Self {
-        self.text_background_color_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Text`], so the same type.
+pub type Data = Text;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1491,56 +1271,14 @@ impl Element {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct End {
-    /// `attached_object`.
-    pub attached_object: Option<AttachedObject>,
-    /// `position`.
-    pub position: Option<Position>,
-    /// `arrow_style`.
-    pub arrow_style: Option<ArrowStyle>,
-}
-
-lark_types::json_struct!(End {
-    attached_object: "attached_object",
-    position: "position",
-    arrow_style: "arrow_style"
-});
-
-impl End {
-    /// Sets `attached_object`.
-    pub fn attached_object(mut self, value: impl Into<AttachedObject>) -> Self {
-        self.attached_object = Some(value.into());
-        self
-    }
-
-    /// Sets `position`.
-    pub fn position(mut self, value: impl Into<Position>) -> Self {
-        self.position = Some(value.into());
-        self
-    }
-
-    /// Sets `arrow_style`.
-    pub fn arrow_style(mut self, value: impl Into<ArrowStyle>) -> Self {
-        self.arrow_style = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Start`], so the same type.
+pub type End = Start;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EndObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `snap_to`.
-    pub snap_to: Option<SnapTo>,
-    /// `position`.
-    pub position: Option<Position>,
-}
-
-lark_types::json_struct!(EndObject { id: "id", snap_to: "snap_to", position: "position" });
+///
+/// The same shape as [`AttachedObject`], so the same type.
+pub type EndObject = AttachedObject;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1657,60 +1395,9 @@ impl Image {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InnerShadow {
-    /// `color`.
-    pub color: Option<String>,
-    /// `blur`.
-    pub blur: Option<f64>,
-    /// `offset_x`.
-    pub offset_x: Option<f64>,
-    /// `offset_y`.
-    pub offset_y: Option<f64>,
-    /// `opacity`.
-    pub opacity: Option<f64>,
-}
-
-lark_types::json_struct!(InnerShadow {
-    color: "color",
-    blur: "blur" as number,
-    offset_x: "offset_x" as number,
-    offset_y: "offset_y" as number,
-    opacity: "opacity" as number
-});
-
-impl InnerShadow {
-    /// Sets `color`.
-    pub fn color(mut self, value: impl Into<String>) -> Self {
-        self.color = Some(value.into());
-        self
-    }
-
-    /// Sets `blur`.
-    pub fn blur(mut self, value: impl Into<f64>) -> Self {
-        self.blur = Some(value.into());
-        self
-    }
-
-    /// Sets `offset_x`.
-    pub fn offset_x(mut self, value: impl Into<f64>) -> Self {
-        self.offset_x = Some(value.into());
-        self
-    }
-
-    /// Sets `offset_y`.
-    pub fn offset_y(mut self, value: impl Into<f64>) -> Self {
-        self.offset_y = Some(value.into());
-        self
-    }
-
-    /// Sets `opacity`.
-    pub fn opacity(mut self, value: impl Into<f64>) -> Self {
-        self.opacity = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Shadow`], so the same type.
+pub type InnerShadow = Shadow;
 
 lark_types::open_enum! {
 /// Values of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
@@ -1773,30 +1460,9 @@ impl Lifeline {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Line {
-    /// `x`.
-    pub x: Option<f64>,
-    /// `y`.
-    pub y: Option<f64>,
-}
-
-lark_types::json_struct!(Line { x: "x", y: "y" });
-
-impl Line {
-    /// Sets `x`.
-    pub fn x(mut self, value: impl Into<f64>) -> Self {
-        self.x = Some(value.into());
-        self
-    }
-
-    /// Sets `y`.
-    pub fn y(mut self, value: impl Into<f64>) -> Self {
-        self.y = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Position`], so the same type.
+pub type Line = Position;
 
 lark_types::open_enum! {
 /// Values of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
@@ -2887,18 +2553,9 @@ impl Start {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StartObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `snap_to`.
-    pub snap_to: Option<SnapTo>,
-    /// `position`.
-    pub position: Option<Position>,
-}
-
-lark_types::json_struct!(StartObject { id: "id", snap_to: "snap_to", position: "position" });
+///
+/// The same shape as [`AttachedObject`], so the same type.
+pub type StartObject = AttachedObject;
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3527,30 +3184,9 @@ impl Trapezoid {
 }
 
 /// An object of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TurningPoint {
-    /// `x`.
-    pub x: Option<f64>,
-    /// `y`.
-    pub y: Option<f64>,
-}
-
-lark_types::json_struct!(TurningPoint { x: "x", y: "y" });
-
-impl TurningPoint {
-    /// Sets `x`.
-    pub fn x(mut self, value: impl Into<f64>) -> Self {
-        self.x = Some(value.into());
-        self
-    }
-
-    /// Sets `y`.
-    pub fn y(mut self, value: impl Into<f64>) -> Self {
-        self.y = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Position`], so the same type.
+pub type TurningPoint = Position;
 
 lark_types::open_enum! {
 /// Values of the `board` `v1` APIs (first seen in the `board.v1.whiteboard.node.create` body).

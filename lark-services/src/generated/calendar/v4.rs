@@ -3558,18 +3558,9 @@ pub type DeleteExchangeBindingResponse = serde_json::Value;
 pub type DeleteTimeoffEventResponse = serde_json::Value;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.acl.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Acl {
-    /// `acl_id` (required).
-    pub acl_id: Option<String>,
-    /// `role` (required).
-    pub role: Option<Role>,
-    /// `scope` (required).
-    pub scope: Option<Scope>,
-}
-
-lark_types::json_struct!(Acl { acl_id: "acl_id", role: "role", scope: "scope" });
+///
+/// The same shape as [`CreateCalendarAclResponse`], so the same type.
+pub type Acl = CreateCalendarAclResponse;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3949,30 +3940,9 @@ lark_types::json_struct!(ChatMember {
 });
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckInEndTime {
-    /// `time_type` (required).
-    pub time_type: Option<TimeType>,
-    /// `duration` (required).
-    pub duration: Option<i32>,
-}
-
-lark_types::json_struct!(CheckInEndTime { time_type: "time_type", duration: "duration" });
-
-impl CheckInEndTime {
-    /// Sets `time_type`.
-    pub fn time_type(mut self, value: impl Into<TimeType>) -> Self {
-        self.time_type = Some(value.into());
-        self
-    }
-
-    /// Sets `duration`.
-    pub fn duration(mut self, value: impl Into<i32>) -> Self {
-        self.duration = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CheckInStartTime`], so the same type.
+pub type CheckInEndTime = CheckInStartTime;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4639,38 +4609,9 @@ ThirdParty = "third_party",
 }
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EndTime {
-    /// `date`.
-    pub date: Option<String>,
-    /// `timestamp`.
-    pub timestamp: Option<String>,
-    /// `timezone`.
-    pub timezone: Option<String>,
-}
-
-lark_types::json_struct!(EndTime { date: "date", timestamp: "timestamp", timezone: "timezone" });
-
-impl EndTime {
-    /// Sets `date`.
-    pub fn date(mut self, value: impl Into<String>) -> Self {
-        self.date = Some(value.into());
-        self
-    }
-
-    /// Sets `timestamp`.
-    pub fn timestamp(mut self, value: impl Into<String>) -> Self {
-        self.timestamp = Some(value.into());
-        self
-    }
-
-    /// Sets `timezone`.
-    pub fn timezone(mut self, value: impl Into<String>) -> Self {
-        self.timezone = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`StartTime`], so the same type.
+pub type EndTime = StartTime;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4837,58 +4778,9 @@ lark_types::json_struct!(EventAttendee {
 });
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.instance_view` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EventAttendee2 {
-    /// `type`.
-    pub type_: Option<AttendeeType>,
-    /// `attendee_id`.
-    pub attendee_id: Option<String>,
-    /// `rsvp_status`.
-    pub rsvp_status: Option<RsvpStatus>,
-    /// `is_optional`.
-    pub is_optional: Option<bool>,
-    /// `is_organizer`.
-    pub is_organizer: Option<bool>,
-    /// `is_external`.
-    pub is_external: Option<bool>,
-    /// `display_name`.
-    pub display_name: Option<String>,
-    /// `chat_members`.
-    pub chat_members: Option<Vec<AttendeeChatMember>>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-    /// `room_id`.
-    pub room_id: Option<String>,
-    /// `third_party_email`.
-    pub third_party_email: Option<String>,
-    /// `operate_id`.
-    pub operate_id: Option<String>,
-    /// `resource_customization`.
-    pub resource_customization: Option<Vec<ResourceCustomization>>,
-    /// `approval_reason`.
-    pub approval_reason: Option<String>,
-}
-
-lark_types::json_struct!(EventAttendee2 {
-    type_: "type",
-    attendee_id: "attendee_id",
-    rsvp_status: "rsvp_status",
-    is_optional: "is_optional",
-    is_organizer: "is_organizer",
-    is_external: "is_external",
-    display_name: "display_name",
-    chat_members: "chat_members",
-    user_id: "user_id",
-    chat_id: "chat_id",
-    room_id: "room_id",
-    third_party_email: "third_party_email",
-    operate_id: "operate_id",
-    resource_customization: "resource_customization",
-    approval_reason: "approval_reason"
-});
+///
+/// The same shape as [`CreateCalendarEventAttendeeResponseAttendee`], so the same type.
+pub type EventAttendee2 = CreateCalendarEventAttendeeResponseAttendee;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5040,22 +4932,9 @@ Free = "free",
 }
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.freebusy.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Freebusy {
-    /// `start_time` (required).
-    pub start_time: Option<String>,
-    /// `end_time` (required).
-    pub end_time: Option<String>,
-    /// `rsvp_status`.
-    pub rsvp_status: Option<RsvpStatus>,
-}
-
-lark_types::json_struct!(Freebusy {
-    start_time: "start_time",
-    end_time: "end_time",
-    rsvp_status: "rsvp_status"
-});
+///
+/// The same shape as [`FreebusyItem`], so the same type.
+pub type Freebusy = FreebusyItem;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.freebusy.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6274,16 +6153,9 @@ pub struct PrimarysCalendarResponse {
 lark_types::json_struct!(PrimarysCalendarResponse { calendars: "calendars" });
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.primarys` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PrimarysCalendarResponseCalendar {
-    /// `calendar`.
-    pub calendar: Option<Calendar>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(PrimarysCalendarResponseCalendar { calendar: "calendar", user_id: "user_id" });
+///
+/// The same shape as [`PrimaryCalendarResponseCalendar`], so the same type.
+pub type PrimarysCalendarResponseCalendar = PrimaryCalendarResponseCalendar;
 
 /// An object of the `calendar` `v4` APIs (first seen in the `calendar.v4.calendar.event.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -3154,16 +3154,9 @@ pub struct FormulaParam {
 lark_types::json_struct!(FormulaParam { ref_type: "ref_type", id: "id" });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.item.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDescription {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(I18nDescription { locale: "locale", value: "value" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDescription = I18nName;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.change_reason.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3178,16 +3171,9 @@ pub struct I18nName {
 lark_types::json_struct!(I18nName { locale: "locale", value: "value" });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.change_reason.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nNote {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(I18nNote { locale: "locale", value: "value" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nNote = I18nName;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.indicator.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3428,70 +3414,19 @@ lark_types::json_struct!(ItemDetail {
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ItemName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ItemName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`IssuanceDetailText`], so the same type.
+pub type ItemName = IssuanceDetailText;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ItemSettingOfCompany {
-    /// `lower_limit` (required).
-    pub lower_limit: Option<String>,
-    /// `upper_limit` (required).
-    pub upper_limit: Option<String>,
-    /// `payment_ratio` (required).
-    pub payment_ratio: Option<String>,
-    /// `payment_rounding_rule` (required).
-    pub payment_rounding_rule: Option<PaymentRoundingRule>,
-    /// `payment_decimals` (required).
-    pub payment_decimals: Option<i32>,
-    /// `fixed_payment` (required).
-    pub fixed_payment: Option<String>,
-}
-
-lark_types::json_struct!(ItemSettingOfCompany {
-    lower_limit: "lower_limit",
-    upper_limit: "upper_limit",
-    payment_ratio: "payment_ratio",
-    payment_rounding_rule: "payment_rounding_rule",
-    payment_decimals: "payment_decimals",
-    fixed_payment: "fixed_payment"
-});
+///
+/// The same shape as [`CompanySetting`], so the same type.
+pub type ItemSettingOfCompany = CompanySetting;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ItemSettingOfPerson {
-    /// `lower_limit` (required).
-    pub lower_limit: Option<String>,
-    /// `upper_limit` (required).
-    pub upper_limit: Option<String>,
-    /// `payment_ratio` (required).
-    pub payment_ratio: Option<String>,
-    /// `payment_rounding_rule` (required).
-    pub payment_rounding_rule: Option<PaymentRoundingRule>,
-    /// `payment_decimals` (required).
-    pub payment_decimals: Option<i32>,
-    /// `fixed_payment` (required).
-    pub fixed_payment: Option<String>,
-}
-
-lark_types::json_struct!(ItemSettingOfPerson {
-    lower_limit: "lower_limit",
-    upper_limit: "upper_limit",
-    payment_ratio: "payment_ratio",
-    payment_rounding_rule: "payment_rounding_rule",
-    payment_decimals: "payment_decimals",
-    fixed_payment: "fixed_payment"
-});
+///
+/// The same shape as [`CompanySetting`], so the same type.
+pub type ItemSettingOfPerson = CompanySetting;
 
 lark_types::open_enum! {
 /// Values of the `compensation` `v1` APIs (first seen in the `compensation.v1.item.list` query).
@@ -3690,16 +3625,9 @@ lark_types::json_struct!(ListSocialPlanResponsePlan {
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_insurance.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Name {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Name { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`IssuanceDetailText`], so the same type.
+pub type Name = IssuanceDetailText;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.lump_sum_payment.batch_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3771,31 +3699,9 @@ RoundDown = "round_down",
 }
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_archive.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalSetting {
-    /// `lower_limit` (required).
-    pub lower_limit: Option<String>,
-    /// `upper_limit` (required).
-    pub upper_limit: Option<String>,
-    /// `payment_ratio` (required).
-    pub payment_ratio: Option<String>,
-    /// `payment_rounding_rule` (required).
-    pub payment_rounding_rule: Option<PaymentRoundingRule>,
-    /// `payment_decimals` (required).
-    pub payment_decimals: Option<i32>,
-    /// `fixed_payment` (required).
-    pub fixed_payment: Option<String>,
-}
-
-lark_types::json_struct!(PersonalSetting {
-    lower_limit: "lower_limit",
-    upper_limit: "upper_limit",
-    payment_ratio: "payment_ratio",
-    payment_rounding_rule: "payment_rounding_rule",
-    payment_decimals: "payment_decimals",
-    fixed_payment: "fixed_payment"
-});
+///
+/// The same shape as [`CompanySetting`], so the same type.
+pub type PersonalSetting = CompanySetting;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.plan.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3873,16 +3779,9 @@ lark_types::json_struct!(PlanIndicator {
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PlanIndicatorLogic {
-    /// `fixed`.
-    pub fixed: Option<String>,
-    /// `formula`.
-    pub formula: Option<Formula>,
-}
-
-lark_types::json_struct!(PlanIndicatorLogic { fixed: "fixed", formula: "formula" });
+///
+/// The same shape as [`PlanItemLogic`], so the same type.
+pub type PlanIndicatorLogic = PlanItemLogic;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.plan.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4278,61 +4177,9 @@ lark_types::json_struct!(QueryDetailLumpSumPaymentResponse {
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.lump_sum_payment.query_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QueryDetailLumpSumPaymentResponseRecord {
-    /// `id`.
-    pub id: Option<String>,
-    /// `record_id`.
-    pub record_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `issuance_amount`.
-    pub issuance_amount: Option<String>,
-    /// `issuance_status`.
-    pub issuance_status: Option<IssuanceStatus>,
-    /// `issuance_way`.
-    pub issuance_way: Option<IssuanceWay>,
-    /// `issuance_time`.
-    pub issuance_time: Option<String>,
-    /// `currency_id`.
-    pub currency_id: Option<String>,
-    /// `belong_time`.
-    pub belong_time: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `modify_time`.
-    pub modify_time: Option<String>,
-    /// `issuance_country_region_id`.
-    pub issuance_country_region_id: Option<String>,
-    /// `issuance_pay_group_id`.
-    pub issuance_pay_group_id: Option<String>,
-    /// `detail_reference_period_start_date`.
-    pub detail_reference_period_start_date: Option<String>,
-    /// `detail_reference_period_end_date`.
-    pub detail_reference_period_end_date: Option<String>,
-    /// `is_not_issued_due_to_offboardings`.
-    pub is_not_issued_due_to_offboardings: Option<f64>,
-}
-
-lark_types::json_struct!(QueryDetailLumpSumPaymentResponseRecord {
-    id: "id",
-    record_id: "record_id",
-    user_id: "user_id",
-    issuance_amount: "issuance_amount",
-    issuance_status: "issuance_status",
-    issuance_way: "issuance_way",
-    issuance_time: "issuance_time",
-    currency_id: "currency_id",
-    belong_time: "belong_time",
-    create_time: "create_time",
-    modify_time: "modify_time",
-    issuance_country_region_id: "issuance_country_region_id",
-    issuance_pay_group_id: "issuance_pay_group_id",
-    detail_reference_period_start_date: "detail_reference_period_start_date",
-    detail_reference_period_end_date: "detail_reference_period_end_date",
-    is_not_issued_due_to_offboardings: "is_not_issued_due_to_offboardings" as number
-});
+///
+/// The same shape as [`RecordDetail2`], so the same type.
+pub type QueryDetailLumpSumPaymentResponseRecord = RecordDetail2;
 
 /// The JSON body of [`QueryLumpSumPaymentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5032,40 +4879,9 @@ pub struct QuerySocialPlanResponse {
 lark_types::json_struct!(QuerySocialPlanResponse { plans: "plans" });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QuerySocialPlanResponsePlan {
-    /// `plan_id` (required).
-    pub plan_id: Option<String>,
-    /// `plan_tid` (required).
-    pub plan_tid: Option<String>,
-    /// `name` (required).
-    pub name: Option<Name>,
-    /// `effective_date` (required).
-    pub effective_date: Option<String>,
-    /// `active` (required).
-    pub active: Option<bool>,
-    /// `insurance_type` (required).
-    pub insurance_type: Option<InsuranceType>,
-    /// `scope`.
-    pub scope: Option<Scope>,
-    /// `item_detail` (required).
-    pub item_detail: Option<Vec<ItemDetail>>,
-    /// `remark` (required).
-    pub remark: Option<Remark>,
-}
-
-lark_types::json_struct!(QuerySocialPlanResponsePlan {
-    plan_id: "plan_id",
-    plan_tid: "plan_tid",
-    name: "name",
-    effective_date: "effective_date",
-    active: "active",
-    insurance_type: "insurance_type",
-    scope: "scope",
-    item_detail: "item_detail",
-    remark: "remark"
-});
+///
+/// The same shape as [`ListSocialPlanResponsePlan`], so the same type.
+pub type QuerySocialPlanResponsePlan = ListSocialPlanResponsePlan;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.lump_sum_payment.batch_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5354,52 +5170,9 @@ lark_types::json_struct!(RecordDetail2 {
 });
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_archive_adjust_record.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RecordDetail3 {
-    /// `insurance_type` (required).
-    pub insurance_type: Option<InsuranceType>,
-    /// `insurance_status` (required).
-    pub insurance_status: Option<InsuranceStatus>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `tid`.
-    pub tid: Option<String>,
-    /// `plan_id`.
-    pub plan_id: Option<String>,
-    /// `plan_tid`.
-    pub plan_tid: Option<String>,
-    /// `location_id`.
-    pub location_id: Option<String>,
-    /// `company_id`.
-    pub company_id: Option<String>,
-    /// `account_type`.
-    pub account_type: Option<AccountType>,
-    /// `insurance_account`.
-    pub insurance_account: Option<String>,
-    /// `base_salary`.
-    pub base_salary: Option<String>,
-    /// `insurance_details`.
-    pub insurance_details: Option<Vec<InsuranceDetail>>,
-    /// `effective_date`.
-    pub effective_date: Option<String>,
-}
-
-lark_types::json_struct!(RecordDetail3 {
-    insurance_type: "insurance_type",
-    insurance_status: "insurance_status",
-    id: "id",
-    tid: "tid",
-    plan_id: "plan_id",
-    plan_tid: "plan_tid",
-    location_id: "location_id",
-    company_id: "company_id",
-    account_type: "account_type",
-    insurance_account: "insurance_account",
-    base_salary: "base_salary",
-    insurance_details: "insurance_details",
-    effective_date: "effective_date"
-});
+///
+/// The same shape as [`ArchiveDetail`], so the same type.
+pub type RecordDetail3 = ArchiveDetail;
 
 lark_types::open_enum! {
 /// Values of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_archive_adjust_record.query` body).
@@ -5412,16 +5185,9 @@ Attrition = "attrition",
 }
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Remark {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Remark { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`IssuanceDetailText`], so the same type.
+pub type Remark = IssuanceDetailText;
 
 /// An object of the `compensation` `v1` APIs (first seen in the `compensation.v1.social_plan.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -6306,18 +6306,9 @@ lark_types::json_struct!(AssignInfo {
 });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssignInfoI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AssignInfoI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type AssignInfoI18nName = DepartmentI18nName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6533,19 +6524,9 @@ pub struct BatchDeleteFunctionalRoleMemberResponse {
 lark_types::json_struct!(BatchDeleteFunctionalRoleMemberResponse { result: "result" });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.functional_role.member.batch_delete` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchDeleteFunctionalRoleMemberResponseResult {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `reason` (required).
-    pub reason: Option<i32>,
-}
-
-lark_types::json_struct!(BatchDeleteFunctionalRoleMemberResponseResult {
-    user_id: "user_id",
-    reason: "reason"
-});
+///
+/// The same shape as [`BatchCreateFunctionalRoleMemberResponseResult`], so the same type.
+pub type BatchDeleteFunctionalRoleMemberResponseResult = BatchCreateFunctionalRoleMemberResponseResult;
 
 /// The reply `data` of `contact.v3.department.batch` ([`BatchDepartmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6648,42 +6629,9 @@ impl BatchRemoveGroupMemberBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.group.member.batch_remove` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchRemoveGroupMemberBodyMember {
-    /// `member_id` (required).
-    pub member_id: Option<String>,
-    /// `member_type` (required).
-    pub member_type: Option<String>,
-    /// `member_id_type`.
-    pub member_id_type: Option<String>,
-}
-
-lark_types::json_struct!(BatchRemoveGroupMemberBodyMember {
-    member_id: "member_id",
-    member_type: "member_type",
-    member_id_type: "member_id_type"
-});
-
-impl BatchRemoveGroupMemberBodyMember {
-    /// Sets `member_id`.
-    pub fn member_id(mut self, value: impl Into<String>) -> Self {
-        self.member_id = Some(value.into());
-        self
-    }
-
-    /// Sets `member_type`.
-    pub fn member_type(mut self, value: impl Into<String>) -> Self {
-        self.member_type = Some(value.into());
-        self
-    }
-
-    /// Sets `member_id_type`.
-    pub fn member_id_type(mut self, value: impl Into<String>) -> Self {
-        self.member_id_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BatchAddGroupMemberBodyMember`], so the same type.
+pub type BatchRemoveGroupMemberBodyMember = BatchAddGroupMemberBodyMember;
 
 /// The reply `data` of `contact.v3.user.batch` ([`BatchUserRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7008,38 +6956,9 @@ impl CreateDepartmentBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.department.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateDepartmentBodyI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(CreateDepartmentBodyI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
-
-impl CreateDepartmentBodyI18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type CreateDepartmentBodyI18nName = DepartmentI18nName;
 
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.department.create` query).
@@ -7752,42 +7671,9 @@ impl CreateUserBodyCustomAttr {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateUserBodyDepartmentPath {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<DepartmentName>,
-    /// `department_path`.
-    pub department_path: Option<DepartmentPath>,
-}
-
-lark_types::json_struct!(CreateUserBodyDepartmentPath {
-    department_id: "department_id",
-    department_name: "department_name",
-    department_path: "department_path"
-});
-
-impl CreateUserBodyDepartmentPath {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `department_name`.
-    pub fn department_name(mut self, value: impl Into<DepartmentName>) -> Self {
-        self.department_name = Some(value.into());
-        self
-    }
-
-    /// Sets `department_path`.
-    pub fn department_path(mut self, value: impl Into<DepartmentPath>) -> Self {
-        self.department_path = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`UserDepartmentPath`], so the same type.
+pub type CreateUserBodyDepartmentPath = UserDepartmentPath;
 
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.user.create` query).
@@ -8222,6 +8108,26 @@ pub struct DepartmentI18nName {
 
 lark_types::json_struct!(DepartmentI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
 
+impl DepartmentI18nName {
+    /// Sets `zh_cn`.
+    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
+        self.zh_cn = Some(value.into());
+        self
+    }
+
+    /// Sets `ja_jp`.
+    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
+        self.ja_jp = Some(value.into());
+        self
+    }
+
+    /// Sets `en_us`.
+    pub fn en_us(mut self, value: impl Into<String>) -> Self {
+        self.en_us = Some(value.into());
+        self
+    }
+}
+
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.department.batch` query).
 pub enum DepartmentIdType {
@@ -8269,38 +8175,9 @@ impl DepartmentName {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentNameI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentNameI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
-
-impl DepartmentNameI18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type DepartmentNameI18nName = DepartmentI18nName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8332,64 +8209,14 @@ impl DepartmentPath {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentPathName {
-    /// `name`.
-    pub name: Option<String>,
-    /// `i18n_name`.
-    pub i18n_name: Option<DepartmentPathNameI18nName>,
-}
-
-lark_types::json_struct!(DepartmentPathName { name: "name", i18n_name: "i18n_name" });
-
-impl DepartmentPathName {
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_name`.
-    pub fn i18n_name(mut self, value: impl Into<DepartmentPathNameI18nName>) -> Self {
-        self.i18n_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentName`], so the same type.
+pub type DepartmentPathName = DepartmentName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentPathNameI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentPathNameI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
-
-impl DepartmentPathNameI18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type DepartmentPathNameI18nName = DepartmentI18nName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.unit.list_department` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8585,121 +8412,9 @@ lark_types::json_struct!(FindByDepartmentUserResponse {
 });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.find_by_department` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FindByDepartmentUserResponseUser {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `nickname`.
-    pub nickname: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `mobile` (required).
-    pub mobile: Option<String>,
-    /// `mobile_visible`.
-    pub mobile_visible: Option<bool>,
-    /// `gender`.
-    pub gender: Option<i32>,
-    /// `avatar`.
-    pub avatar: Option<Avatar>,
-    /// `status`.
-    pub status: Option<UserStatus>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-    /// `work_station`.
-    pub work_station: Option<String>,
-    /// `join_time`.
-    pub join_time: Option<i32>,
-    /// `is_tenant_manager`.
-    pub is_tenant_manager: Option<bool>,
-    /// `employee_no`.
-    pub employee_no: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<i32>,
-    /// `positions`.
-    pub positions: Option<Vec<Position>>,
-    /// `orders`.
-    pub orders: Option<Vec<Order>>,
-    /// `custom_attrs`.
-    pub custom_attrs: Option<Vec<UserCustomAttr>>,
-    /// `enterprise_email`.
-    pub enterprise_email: Option<String>,
-    /// `idp_type`.
-    pub idp_type: Option<String>,
-    /// `time_zone`.
-    pub time_zone: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `need_send_notification`.
-    pub need_send_notification: Option<bool>,
-    /// `notification_option`.
-    pub notification_option: Option<NotificationOption>,
-    /// `is_frozen`.
-    pub is_frozen: Option<bool>,
-    /// `geo`.
-    pub geo: Option<String>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `department_path`.
-    pub department_path: Option<Vec<UserDepartmentPath>>,
-    /// `dotted_line_leader_user_ids`.
-    pub dotted_line_leader_user_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(FindByDepartmentUserResponseUser {
-    union_id: "union_id",
-    user_id: "user_id",
-    open_id: "open_id",
-    name: "name",
-    en_name: "en_name",
-    nickname: "nickname",
-    email: "email",
-    mobile: "mobile",
-    mobile_visible: "mobile_visible",
-    gender: "gender",
-    avatar: "avatar",
-    status: "status",
-    department_ids: "department_ids",
-    leader_user_id: "leader_user_id",
-    city: "city",
-    country: "country",
-    work_station: "work_station",
-    join_time: "join_time",
-    is_tenant_manager: "is_tenant_manager",
-    employee_no: "employee_no",
-    employee_type: "employee_type",
-    positions: "positions",
-    orders: "orders",
-    custom_attrs: "custom_attrs",
-    enterprise_email: "enterprise_email",
-    idp_type: "idp_type",
-    time_zone: "time_zone",
-    job_title: "job_title",
-    need_send_notification: "need_send_notification",
-    notification_option: "notification_option",
-    is_frozen: "is_frozen",
-    geo: "geo",
-    job_level_id: "job_level_id",
-    job_family_id: "job_family_id",
-    department_path: "department_path",
-    dotted_line_leader_user_ids: "dotted_line_leader_user_ids"
-});
+///
+/// The same shape as [`CreateUserResponseUser`], so the same type.
+pub type FindByDepartmentUserResponseUser = CreateUserResponseUser;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9090,56 +8805,14 @@ lark_types::json_struct!(Grouplist {
 });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.employee_type_enum.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nContent {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(I18nContent { locale: "locale", value: "value" });
-
-impl I18nContent {
-    /// Sets `locale`.
-    pub fn locale(mut self, value: impl Into<String>) -> Self {
-        self.locale = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nContent = I18nName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.job_family.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDescription {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(I18nDescription { locale: "locale", value: "value" });
-
-impl I18nDescription {
-    /// Sets `locale`.
-    pub fn locale(mut self, value: impl Into<String>) -> Self {
-        self.locale = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDescription = I18nName;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.custom_attr.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9791,22 +9464,9 @@ User = "user",
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.group.member.simplelist` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Memberlist {
-    /// `member_id` (required).
-    pub member_id: Option<String>,
-    /// `member_type` (required).
-    pub member_type: Option<String>,
-    /// `member_id_type`.
-    pub member_id_type: Option<String>,
-}
-
-lark_types::json_struct!(Memberlist {
-    member_id: "member_id",
-    member_type: "member_type",
-    member_id_type: "member_id_type"
-});
+///
+/// The same shape as [`BatchAddGroupMemberBodyMember`], so the same type.
+pub type Memberlist = BatchAddGroupMemberBodyMember;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10056,38 +9716,9 @@ impl PatchDepartmentBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.department.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchDepartmentBodyI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(PatchDepartmentBodyI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
-
-impl PatchDepartmentBodyI18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type PatchDepartmentBodyI18nName = DepartmentI18nName;
 
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.department.patch` query).
@@ -10487,76 +10118,14 @@ impl PatchUserBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchUserBodyCustomAttr {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `value`.
-    pub value: Option<CustomAttrValue>,
-}
-
-lark_types::json_struct!(PatchUserBodyCustomAttr { type_: "type", id: "id", value: "value" });
-
-impl PatchUserBodyCustomAttr {
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<CustomAttrValue>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateUserBodyCustomAttr`], so the same type.
+pub type PatchUserBodyCustomAttr = CreateUserBodyCustomAttr;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchUserBodyDepartmentPath {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<DepartmentName>,
-    /// `department_path`.
-    pub department_path: Option<DepartmentPath>,
-}
-
-lark_types::json_struct!(PatchUserBodyDepartmentPath {
-    department_id: "department_id",
-    department_name: "department_name",
-    department_path: "department_path"
-});
-
-impl PatchUserBodyDepartmentPath {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `department_name`.
-    pub fn department_name(mut self, value: impl Into<DepartmentName>) -> Self {
-        self.department_name = Some(value.into());
-        self
-    }
-
-    /// Sets `department_path`.
-    pub fn department_path(mut self, value: impl Into<DepartmentPath>) -> Self {
-        self.department_path = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`UserDepartmentPath`], so the same type.
+pub type PatchUserBodyDepartmentPath = UserDepartmentPath;
 
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.user.patch` query).
@@ -10591,121 +10160,9 @@ pub struct PatchUserResponse {
 lark_types::json_struct!(PatchUserResponse { user: "user" });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchUserResponseUser {
-    /// `union_id`.
-    pub union_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `nickname`.
-    pub nickname: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `mobile` (required).
-    pub mobile: Option<String>,
-    /// `mobile_visible`.
-    pub mobile_visible: Option<bool>,
-    /// `gender`.
-    pub gender: Option<i32>,
-    /// `avatar`.
-    pub avatar: Option<Avatar>,
-    /// `status`.
-    pub status: Option<UserStatus>,
-    /// `department_ids`.
-    pub department_ids: Option<Vec<String>>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-    /// `work_station`.
-    pub work_station: Option<String>,
-    /// `join_time`.
-    pub join_time: Option<i32>,
-    /// `is_tenant_manager`.
-    pub is_tenant_manager: Option<bool>,
-    /// `employee_no`.
-    pub employee_no: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<i32>,
-    /// `positions`.
-    pub positions: Option<Vec<Position>>,
-    /// `orders`.
-    pub orders: Option<Vec<Order>>,
-    /// `custom_attrs`.
-    pub custom_attrs: Option<Vec<UserCustomAttr>>,
-    /// `enterprise_email`.
-    pub enterprise_email: Option<String>,
-    /// `idp_type`.
-    pub idp_type: Option<String>,
-    /// `time_zone`.
-    pub time_zone: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `need_send_notification`.
-    pub need_send_notification: Option<bool>,
-    /// `notification_option`.
-    pub notification_option: Option<NotificationOption>,
-    /// `is_frozen`.
-    pub is_frozen: Option<bool>,
-    /// `geo`.
-    pub geo: Option<String>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `department_path`.
-    pub department_path: Option<Vec<UserDepartmentPath>>,
-    /// `dotted_line_leader_user_ids`.
-    pub dotted_line_leader_user_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(PatchUserResponseUser {
-    union_id: "union_id",
-    user_id: "user_id",
-    open_id: "open_id",
-    name: "name",
-    en_name: "en_name",
-    nickname: "nickname",
-    email: "email",
-    mobile: "mobile",
-    mobile_visible: "mobile_visible",
-    gender: "gender",
-    avatar: "avatar",
-    status: "status",
-    department_ids: "department_ids",
-    leader_user_id: "leader_user_id",
-    city: "city",
-    country: "country",
-    work_station: "work_station",
-    join_time: "join_time",
-    is_tenant_manager: "is_tenant_manager",
-    employee_no: "employee_no",
-    employee_type: "employee_type",
-    positions: "positions",
-    orders: "orders",
-    custom_attrs: "custom_attrs",
-    enterprise_email: "enterprise_email",
-    idp_type: "idp_type",
-    time_zone: "time_zone",
-    job_title: "job_title",
-    need_send_notification: "need_send_notification",
-    notification_option: "notification_option",
-    is_frozen: "is_frozen",
-    geo: "geo",
-    job_level_id: "job_level_id",
-    job_family_id: "job_family_id",
-    department_path: "department_path",
-    dotted_line_leader_user_ids: "dotted_line_leader_user_ids"
-});
+///
+/// The same shape as [`CreateUserResponseUser`], so the same type.
+pub type PatchUserResponseUser = CreateUserResponseUser;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10961,16 +10418,9 @@ pub struct ScopesFunctionalRoleMemberResponse {
 lark_types::json_struct!(ScopesFunctionalRoleMemberResponse { results: "results" });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.functional_role.member.scopes` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ScopesFunctionalRoleMemberResponseResult {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `reason` (required).
-    pub reason: Option<i32>,
-}
-
-lark_types::json_struct!(ScopesFunctionalRoleMemberResponseResult { user_id: "user_id", reason: "reason" });
+///
+/// The same shape as [`BatchCreateFunctionalRoleMemberResponseResult`], so the same type.
+pub type ScopesFunctionalRoleMemberResponseResult = BatchCreateFunctionalRoleMemberResponseResult;
 
 /// The JSON body of [`SearchDepartmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11191,18 +10641,9 @@ pub struct Unit {
 lark_types::json_struct!(Unit { unit_id: "unit_id", name: "name", unit_type: "unit_type" });
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.unit.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Unitlist {
-    /// `unit_id` (required).
-    pub unit_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `unit_type` (required).
-    pub unit_type: Option<String>,
-}
-
-lark_types::json_struct!(Unitlist { unit_id: "unit_id", name: "name", unit_type: "unit_type" });
+///
+/// The same shape as [`Unit`], so the same type.
+pub type Unitlist = Unit;
 
 /// The JSON body of [`UpdateDepartmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11288,38 +10729,9 @@ impl UpdateDepartmentBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.department.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateDepartmentBodyI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(UpdateDepartmentBodyI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
-
-impl UpdateDepartmentBodyI18nName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type UpdateDepartmentBodyI18nName = DepartmentI18nName;
 
 /// The JSON body of [`UpdateDepartmentIdDepartmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11891,76 +11303,14 @@ impl UpdateUserBody {
 }
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateUserBodyCustomAttr {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `value`.
-    pub value: Option<CustomAttrValue>,
-}
-
-lark_types::json_struct!(UpdateUserBodyCustomAttr { type_: "type", id: "id", value: "value" });
-
-impl UpdateUserBodyCustomAttr {
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<CustomAttrValue>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateUserBodyCustomAttr`], so the same type.
+pub type UpdateUserBodyCustomAttr = CreateUserBodyCustomAttr;
 
 /// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateUserBodyDepartmentPath {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<DepartmentName>,
-    /// `department_path`.
-    pub department_path: Option<DepartmentPath>,
-}
-
-lark_types::json_struct!(UpdateUserBodyDepartmentPath {
-    department_id: "department_id",
-    department_name: "department_name",
-    department_path: "department_path"
-});
-
-impl UpdateUserBodyDepartmentPath {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `department_name`.
-    pub fn department_name(mut self, value: impl Into<DepartmentName>) -> Self {
-        self.department_name = Some(value.into());
-        self
-    }
-
-    /// Sets `department_path`.
-    pub fn department_path(mut self, value: impl Into<DepartmentPath>) -> Self {
-        self.department_path = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`UserDepartmentPath`], so the same type.
+pub type UpdateUserBodyDepartmentPath = UserDepartmentPath;
 
 /// The JSON body of [`UpdateUserIdUserRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12195,19 +11545,30 @@ lark_types::json_struct!(UserDepartmentPath {
     department_path: "department_path"
 });
 
-/// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.basic_batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserI18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
+impl UserDepartmentPath {
+    /// Sets `department_id`.
+    pub fn department_id(mut self, value: impl Into<String>) -> Self {
+        self.department_id = Some(value.into());
+        self
+    }
+
+    /// Sets `department_name`.
+    pub fn department_name(mut self, value: impl Into<DepartmentName>) -> Self {
+        self.department_name = Some(value.into());
+        self
+    }
+
+    /// Sets `department_path`.
+    pub fn department_path(mut self, value: impl Into<DepartmentPath>) -> Self {
+        self.department_path = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(UserI18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+/// An object of the `contact` `v3` APIs (first seen in the `contact.v3.user.basic_batch` response).
+///
+/// The same shape as [`DepartmentI18nName`], so the same type.
+pub type UserI18nName = DepartmentI18nName;
 
 lark_types::open_enum! {
 /// Values of the `contact` `v3` APIs (first seen in the `contact.v3.department.batch` query).

@@ -10153,22 +10153,9 @@ pub struct AddRoleAssignAuthorizationResponse {
 lark_types::json_struct!(AddRoleAssignAuthorizationResponse { assign_id: "assign_id" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(AdditionalNameType { enum_name: "enum_name" });
-
-impl AdditionalNameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type AdditionalNameType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10428,34 +10415,14 @@ impl Address {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressAddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(AddressAddressType { enum_name: "enum_name" });
-
-impl AddressAddressType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type AddressAddressType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AddressType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type AddressType = HiberarchyCommonType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v1` APIs (first seen in the `corehr.v1.compensation_standard.match` response).
@@ -10504,34 +10471,14 @@ pub struct ApplyInitiator {
 lark_types::json_struct!(ApplyInitiator { id: "id", names: "names" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ApplyInitiatorName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ApplyInitiatorName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type ApplyInitiatorName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(AreaCode { enum_name: "enum_name" });
-
-impl AreaCode {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type AreaCode = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10605,22 +10552,9 @@ lark_types::json_struct!(AssignedUser {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssignmentStartReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(AssignmentStartReason { enum_name: "enum_name" });
-
-impl AssignmentStartReason {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type AssignmentStartReason = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10683,22 +10617,9 @@ pub struct BandWidth {
 lark_types::json_struct!(BandWidth { upper_limit: "upper_limit", lower_limit: "lower_limit" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Bank {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Bank { enum_name: "enum_name" });
-
-impl Bank {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Bank = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10832,76 +10753,29 @@ impl BankAccount {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBank {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountBank { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type BankAccountBank = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBankAccountType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountBankAccountType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type BankAccountBankAccountType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBankAccountUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountBankAccountUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type BankAccountBankAccountUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountType { enum_name: "enum_name" });
-
-impl BankAccountType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type BankAccountType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountUsage { enum_name: "enum_name" });
-
-impl BankAccountUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type BankAccountUsage = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10922,16 +10796,9 @@ impl BirthCertificateOfChild {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BlockReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type BlockReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10985,16 +10852,9 @@ lark_types::json_struct!(CalendarDate {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.work_calendar` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CalendarName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(CalendarName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type CalendarName = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11123,16 +10983,9 @@ lark_types::json_struct!(CompanyCurrency {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyFax {
-    /// `area_code` (required).
-    pub area_code: Option<FaxAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(CompanyFax { area_code: "area_code", phone_number: "phone_number" });
+///
+/// The same shape as [`CompanyPhone`], so the same type.
+pub type CompanyFax = CompanyPhone;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11174,138 +11027,19 @@ lark_types::json_struct!(CompanyHiberarchyCommon {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyIndustry {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CompanyIndustry { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type CompanyIndustry = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyOfficeAddressInfo {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list`.
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(CompanyOfficeAddressInfo {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    id: "id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
+///
+/// The same shape as [`CompanyRegisteredOfficeAddressInfo`], so the same type.
+pub type CompanyOfficeAddressInfo = CompanyRegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyOrganization {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CompanyOrganization { lang: "lang", value: "value" });
-
-impl CompanyOrganization {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CompanyOrganization = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11416,40 +11150,19 @@ lark_types::json_struct!(CompanyRegisteredOfficeAddressInfo {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanySubType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CompanySubType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type CompanySubType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CompanyType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type CompanyType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CompensationType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type CompensationType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11527,70 +11240,29 @@ lark_types::json_struct!(Contract {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractContractType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractContractType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type ContractContractType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractDurationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractDurationType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type ContractDurationType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractSigningType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractSigningType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type ContractSigningType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type ContractStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(ContractType { enum_name: "enum_name" });
-
-impl ContractType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type ContractType = Type;
 
 /// The JSON body of [`ConvertCommonDataIdRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11639,30 +11311,9 @@ lark_types::json_struct!(CostCenter {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CostCenterRate {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<i32>,
-}
-
-lark_types::json_struct!(CostCenterRate { cost_center_id: "cost_center_id", rate: "rate" });
-
-impl CostCenterRate {
-    /// Sets `cost_center_id`.
-    pub fn cost_center_id(mut self, value: impl Into<String>) -> Self {
-        self.cost_center_id = Some(value.into());
-        self
-    }
-
-    /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<i32>) -> Self {
-        self.rate = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalCostCenterRate`], so the same type.
+pub type CostCenterRate = OriginalCostCenterRate;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.country_region.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11686,16 +11337,9 @@ lark_types::json_struct!(CountryRegion {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.country_region.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CountryRegionName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CountryRegionName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CountryRegionName = HiberarchyCommonName;
 
 /// The JSON body of [`CreateCompanyRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12227,30 +11871,9 @@ impl CreateEmployeeTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employee_type.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateEmployeeTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateEmployeeTypeBodyName { lang: "lang", value: "value" });
-
-impl CreateEmployeeTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateEmployeeTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.employee_type.create` ([`CreateEmployeeTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12529,30 +12152,9 @@ impl CreateJobBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobBodyName { lang: "lang", value: "value" });
-
-impl CreateJobBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateJobBodyName = HiberarchyCommonName;
 
 /// The JSON body of [`CreateJobChangeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13160,40 +12762,14 @@ impl CreateJobDataBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobDataBodyCompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobDataBodyCompensationType { enum_name: "enum_name" });
-
-impl CreateJobDataBodyCompensationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type CreateJobDataBodyCompensationType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobDataBodyWorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobDataBodyWorkShift { enum_name: "enum_name" });
-
-impl CreateJobDataBodyWorkShift {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type CreateJobDataBodyWorkShift = Type;
 
 /// The reply `data` of `corehr.v1.job_data.create` ([`CreateJobDataRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13298,30 +12874,9 @@ impl CreateJobFamilyBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_family.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobFamilyBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobFamilyBodyName { lang: "lang", value: "value" });
-
-impl CreateJobFamilyBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateJobFamilyBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.job_family.create` ([`CreateJobFamilyRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13417,30 +12972,9 @@ impl CreateJobLevelBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_level.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobLevelBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobLevelBodyName { lang: "lang", value: "value" });
-
-impl CreateJobLevelBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateJobLevelBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.job_level.create` ([`CreateJobLevelRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13677,78 +13211,9 @@ impl CreateLocationBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateLocationBodyHiberarchyCommon {
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Vec<HiberarchyCommonName>>,
-    /// `type`.
-    pub type_: Option<Type>,
-    /// `active` (required).
-    pub active: Option<bool>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(CreateLocationBodyHiberarchyCommon {
-    parent_id: "parent_id",
-    name: "name",
-    type_: "type",
-    active: "active",
-    expiration_time: "expiration_time",
-    code: "code",
-    custom_fields: "custom_fields"
-});
-
-impl CreateLocationBodyHiberarchyCommon {
-    /// Sets `parent_id`.
-    pub fn parent_id(mut self, value: impl Into<String>) -> Self {
-        self.parent_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl IntoIterator<Item = impl Into<HiberarchyCommonName>>) -> Self {
-        self.name = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<Type>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `active`.
-    pub fn active(mut self, value: impl Into<bool>) -> Self {
-        self.active = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_time`.
-    pub fn expiration_time(mut self, value: impl Into<String>) -> Self {
-        self.expiration_time = Some(value.into());
-        self
-    }
-
-    /// Sets `code`.
-    pub fn code(mut self, value: impl Into<String>) -> Self {
-        self.code = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreateDepartmentBodyHiberarchyCommon`], so the same type.
+pub type CreateLocationBodyHiberarchyCommon = CreateDepartmentBodyHiberarchyCommon;
 
 /// The reply `data` of `corehr.v1.location.create` ([`CreateLocationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13847,30 +13312,9 @@ impl CreateNationalIdTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateNationalIdTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateNationalIdTypeBodyName { lang: "lang", value: "value" });
-
-impl CreateNationalIdTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateNationalIdTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.national_id_type.create` ([`CreateNationalIdTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14671,30 +14115,9 @@ impl CreateWorkingHoursTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.working_hours_type.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateWorkingHoursTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateWorkingHoursTypeBodyName { lang: "lang", value: "value" });
-
-impl CreateWorkingHoursTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CreateWorkingHoursTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.working_hours_type.create` ([`CreateWorkingHoursTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14745,30 +14168,9 @@ impl Currency {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CurrencyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CurrencyName { lang: "lang", value: "value" });
-
-impl CurrencyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type CurrencyName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14880,22 +14282,9 @@ pub struct DateValue {
 lark_types::json_struct!(DateValue { value: "value" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Degree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Degree { enum_name: "enum_name" });
-
-impl Degree {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Degree = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.department.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14937,43 +14326,9 @@ lark_types::json_struct!(Department {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.department.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentHiberarchyCommon {
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Vec<HiberarchyCommonName>>,
-    /// `type`.
-    pub type_: Option<HiberarchyCommonType>,
-    /// `active` (required).
-    pub active: Option<bool>,
-    /// `effective_time`.
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `tree_order`.
-    pub tree_order: Option<String>,
-    /// `list_order`.
-    pub list_order: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(DepartmentHiberarchyCommon {
-    parent_id: "parent_id",
-    name: "name",
-    type_: "type",
-    active: "active",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    code: "code",
-    tree_order: "tree_order",
-    list_order: "list_order",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`CompanyHiberarchyCommon`], so the same type.
+pub type DepartmentHiberarchyCommon = CompanyHiberarchyCommon;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v1` APIs (first seen in the `corehr.v1.compensation_standard.match` query).
@@ -14988,38 +14343,19 @@ PeopleCorehrDepartmentId = "people_corehr_department_id",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.department.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentStaffingModel {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DepartmentStaffingModel { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type DepartmentStaffingModel = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.department.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentSubType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DepartmentSubType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type DepartmentSubType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentValue {
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentValue { value: "value" });
+///
+/// The same shape as [`TextValue`], so the same type.
+pub type DepartmentValue = TextValue;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15416,411 +14752,24 @@ impl DependentAddress {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentAddress2 {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(DependentAddress2 {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    id: "id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonAddress`], so the same type.
+pub type DependentAddress2 = PersonAddress;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentAddress3 {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list`.
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(DependentAddress3 {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    id: "id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonAddress2`], so the same type.
+pub type DependentAddress3 = PersonAddress2;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DependentGender { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type DependentGender = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(DependentName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    custom_fields: "custom_fields"
-});
-
-impl DependentName {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type DependentName = CreatePersonBodyName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15963,73 +14912,24 @@ lark_types::json_struct!(DependentPhone2 {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentPhone3 {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<PhoneDeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhonePhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(DependentPhone3 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonPhone`], so the same type.
+pub type DependentPhone3 = PersonPhone;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentRelationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DependentRelationship { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type DependentRelationship = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentSpousesWorkingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DependentSpousesWorkingStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type DependentSpousesWorkingStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Desc {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Desc { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Desc = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_request_history` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16056,52 +14956,19 @@ lark_types::json_struct!(Detail {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DeviceType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DeviceType { enum_name: "enum_name" });
-
-impl DeviceType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type DeviceType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Display {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Display { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type Display = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DurationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DurationType { enum_name: "enum_name" });
-
-impl DurationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type DurationType = Type;
 
 /// The JSON body of [`EditEnumOptionCommonDataMetaDataRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16198,22 +15065,10 @@ lark_types::json_struct!(EditEnumOptionCommonDataMetaDataResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.common_data.meta_data.edit_enum_option` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EditEnumOptionCommonDataMetaDataResponseEnumFieldOption {
-    /// `option_api_name` (required).
-    pub option_api_name: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-    /// `name` (required).
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(EditEnumOptionCommonDataMetaDataResponseEnumFieldOption {
-    option_api_name: "option_api_name",
-    active: "active",
-    name: "name"
-});
+///
+/// The same shape as [`AddEnumOptionCommonDataMetaDataResponseEnumFieldOption`], so the same type.
+pub type EditEnumOptionCommonDataMetaDataResponseEnumFieldOption =
+    AddEnumOptionCommonDataMetaDataResponseEnumFieldOption;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16326,52 +15181,24 @@ impl Education {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationDegree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EducationDegree { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EducationDegree = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationFieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EducationFieldOfStudyName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EducationFieldOfStudyName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationLevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EducationLevelOfEducation { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EducationLevelOfEducation = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationSchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EducationSchoolName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EducationSchoolName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16400,34 +15227,14 @@ impl Email {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmailEmailUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmailEmailUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmailEmailUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmailUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EmailUsage { enum_name: "enum_name" });
-
-impl EmailUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type EmailUsage = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16486,285 +15293,14 @@ impl EmergencyContact {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(EmergencyContactName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    custom_fields: "custom_fields"
-});
-
-impl EmergencyContactName {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type EmergencyContactName = CreatePersonBodyName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactName2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameNameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<NameAdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<NameSocial>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<NameTitle>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(EmergencyContactName2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`DependentName2`], so the same type.
+pub type EmergencyContactName2 = DependentName2;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16785,82 +15321,24 @@ lark_types::json_struct!(EmergencyContactPhoneIst {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhoneIst2 {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneIstInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<PhoneIstDeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneIstPhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(EmergencyContactPhoneIst2 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonPhone`], so the same type.
+pub type EmergencyContactPhoneIst2 = PersonPhone;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhoneIst3 {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneIstInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(EmergencyContactPhoneIst3 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`DependentPhone2`], so the same type.
+pub type EmergencyContactPhoneIst3 = DependentPhone2;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactRelationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmergencyContactRelationship { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmergencyContactRelationship = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmployeeReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmployeeReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employee_type.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16890,16 +15368,9 @@ lark_types::json_struct!(EmployeeType {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employee_type.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeTypeName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmployeeTypeName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type EmployeeTypeName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17001,28 +15472,14 @@ lark_types::json_struct!(Employment {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentEmploymentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentEmploymentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmploymentEmploymentStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentEmploymentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentEmploymentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmploymentEmploymentType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_balances` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17046,76 +15503,29 @@ lark_types::json_struct!(EmploymentLeaveBalance {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_balances` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type EmploymentName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentReasonForOffboarding {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentReasonForOffboarding { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmploymentReasonForOffboarding = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentRehire {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentRehire { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type EmploymentRehire = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentStatus { enum_name: "enum_name" });
-
-impl EmploymentStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type EmploymentStatus = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentType { enum_name: "enum_name" });
-
-impl EmploymentType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type EmploymentType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17154,16 +15564,9 @@ lark_types::json_struct!(EmploymentWorkEmail {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EntityName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(EntityName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type EntityName = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.common_data.meta_data.add_enum_option` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17257,42 +15660,14 @@ lark_types::json_struct!(Expression {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Fax {
-    /// `area_code` (required).
-    pub area_code: Option<AreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(Fax { area_code: "area_code", phone_number: "phone_number" });
-
-impl Fax {
-    /// Sets `area_code`.
-    pub fn area_code(mut self, value: impl Into<AreaCode>) -> Self {
-        self.area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Phone`], so the same type.
+pub type Fax = Phone;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FaxAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(FaxAreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type FaxAreaCode = HiberarchyCommonType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v1` APIs (first seen in the `corehr.v1.common_data.id.convert` query).
@@ -17317,48 +15692,14 @@ OpenId = "open_id",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldOfStudy {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FieldOfStudy { lang: "lang", value: "value" });
-
-impl FieldOfStudy {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type FieldOfStudy = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(FieldOfStudyName { enum_name: "enum_name" });
-
-impl FieldOfStudyName {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type FieldOfStudyName = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17379,22 +15720,9 @@ lark_types::json_struct!(FieldVariableValue {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct File {
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(File { id: "id" });
-
-impl File {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BirthCertificateOfChild`], so the same type.
+pub type File = BirthCertificateOfChild;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17421,34 +15749,14 @@ lark_types::json_struct!(FileValue {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.transfer_type.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FlowName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FlowName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type FlowName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Gender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Gender { enum_name: "enum_name" });
-
-impl Gender {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Gender = Type;
 
 /// The reply `data` of `corehr.v1.authorization.get_by_param` ([`GetByParamAuthorizationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18204,196 +16512,54 @@ pub struct HiberarchyCommonType {
 lark_types::json_struct!(HiberarchyCommonType { enum_name: "enum_name", display: "display" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducation {
-    /// `school` (required).
-    pub school: Option<Vec<School>>,
-    /// `level_of_education`.
-    pub level_of_education: Option<HighestDegreeOfEducationLevelOfEducation>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `field_of_study`.
-    pub field_of_study: Option<Vec<FieldOfStudy>>,
-    /// `degree`.
-    pub degree: Option<HighestDegreeOfEducationDegree>,
-    /// `school_name`.
-    pub school_name: Option<HighestDegreeOfEducationSchoolName>,
-    /// `field_of_study_name`.
-    pub field_of_study_name: Option<HighestDegreeOfEducationFieldOfStudyName>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `expected_end_date`.
-    pub expected_end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducation {
-    school: "school",
-    level_of_education: "level_of_education",
-    start_date: "start_date",
-    end_date: "end_date",
-    field_of_study: "field_of_study",
-    degree: "degree",
-    school_name: "school_name",
-    field_of_study_name: "field_of_study_name",
-    country_region_id: "country_region_id",
-    expected_end_date: "expected_end_date",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonEducation`], so the same type.
+pub type HighestDegreeOfEducation = PersonEducation;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducationDegree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducationDegree { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestDegreeOfEducationDegree = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducationFieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducationFieldOfStudyName {
-    enum_name: "enum_name",
-    display: "display"
-});
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestDegreeOfEducationFieldOfStudyName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducationLevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducationLevelOfEducation {
-    enum_name: "enum_name",
-    display: "display"
-});
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestDegreeOfEducationLevelOfEducation = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducationSchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducationSchoolName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestDegreeOfEducationSchoolName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducation {
-    /// `school` (required).
-    pub school: Option<Vec<School>>,
-    /// `level_of_education`.
-    pub level_of_education: Option<HighestLevelOfEducationLevelOfEducation>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `field_of_study`.
-    pub field_of_study: Option<Vec<FieldOfStudy>>,
-    /// `degree`.
-    pub degree: Option<HighestLevelOfEducationDegree>,
-    /// `school_name`.
-    pub school_name: Option<HighestLevelOfEducationSchoolName>,
-    /// `field_of_study_name`.
-    pub field_of_study_name: Option<HighestLevelOfEducationFieldOfStudyName>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `expected_end_date`.
-    pub expected_end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducation {
-    school: "school",
-    level_of_education: "level_of_education",
-    start_date: "start_date",
-    end_date: "end_date",
-    field_of_study: "field_of_study",
-    degree: "degree",
-    school_name: "school_name",
-    field_of_study_name: "field_of_study_name",
-    country_region_id: "country_region_id",
-    expected_end_date: "expected_end_date",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`PersonEducation`], so the same type.
+pub type HighestLevelOfEducation = PersonEducation;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducationDegree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducationDegree { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestLevelOfEducationDegree = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducationFieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducationFieldOfStudyName {
-    enum_name: "enum_name",
-    display: "display"
-});
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestLevelOfEducationFieldOfStudyName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducationLevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducationLevelOfEducation {
-    enum_name: "enum_name",
-    display: "display"
-});
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestLevelOfEducationLevelOfEducation = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducationSchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducationSchoolName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type HighestLevelOfEducationSchoolName = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.security_group.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18452,22 +16618,9 @@ EmployeeTypeId = "employee_type_id",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct IdentificationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(IdentificationType { enum_name: "enum_name" });
-
-impl IdentificationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type IdentificationType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18482,40 +16635,14 @@ pub struct ImageFieldSetting {
 lark_types::json_struct!(ImageFieldSetting { image_type: "image_type", display_style: "display_style" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Industry {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Industry { enum_name: "enum_name" });
-
-impl Industry {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Industry = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(InternationalAreaCode { enum_name: "enum_name" });
-
-impl InternationalAreaCode {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type InternationalAreaCode = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.security_group.query` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18703,28 +16830,14 @@ lark_types::json_struct!(JobData {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDataAssignmentStartReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(JobDataAssignmentStartReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type JobDataAssignmentStartReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDataReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(JobDataReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type JobDataReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_family.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18766,16 +16879,9 @@ lark_types::json_struct!(JobFamily {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_family.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFamilyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobFamilyName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type JobFamilyName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_level.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18814,54 +16920,19 @@ lark_types::json_struct!(JobLevel {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_level.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobLevelName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobLevelName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type JobLevelName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type JobName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobTitle {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobTitle { lang: "lang", value: "value" });
-
-impl JobTitle {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type JobTitle = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_balances` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19183,16 +17254,9 @@ lark_types::json_struct!(LeaveType {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_balances` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaveTypeName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(LeaveTypeName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type LeaveTypeName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.leave.leave_types` ([`LeaveTypesLeaveRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19234,48 +17298,14 @@ lark_types::json_struct!(Left {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalRepresentative {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(LegalRepresentative { lang: "lang", value: "value" });
-
-impl LegalRepresentative {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type LegalRepresentative = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LevelOfEducation { enum_name: "enum_name" });
-
-impl LevelOfEducation {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type LevelOfEducation = Type;
 
 /// The reply `data` of `corehr.v1.company.list` ([`ListCompanyRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19296,70 +17326,9 @@ lark_types::json_struct!(ListCompanyResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListCompanyResponseCompany {
-    /// `id`.
-    pub id: Option<String>,
-    /// `hiberarchy_common` (required).
-    pub hiberarchy_common: Option<CompanyHiberarchyCommon>,
-    /// `type`.
-    pub type_: Option<CompanyType>,
-    /// `industry_list`.
-    pub industry_list: Option<Vec<CompanyIndustry>>,
-    /// `legal_representative`.
-    pub legal_representative: Option<Vec<LegalRepresentative>>,
-    /// `post_code`.
-    pub post_code: Option<String>,
-    /// `tax_payer_id`.
-    pub tax_payer_id: Option<String>,
-    /// `confidential`.
-    pub confidential: Option<bool>,
-    /// `sub_type_list`.
-    pub sub_type_list: Option<Vec<CompanySubType>>,
-    /// `branch_company`.
-    pub branch_company: Option<bool>,
-    /// `primary_manager`.
-    pub primary_manager: Option<Vec<PrimaryManager>>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-    /// `currency`.
-    pub currency: Option<CompanyCurrency>,
-    /// `phone`.
-    pub phone: Option<CompanyPhone>,
-    /// `fax`.
-    pub fax: Option<CompanyFax>,
-    /// `registered_office_address`.
-    pub registered_office_address: Option<Vec<RegisteredOfficeAddress>>,
-    /// `office_address`.
-    pub office_address: Option<Vec<OfficeAddress>>,
-    /// `registered_office_address_info`.
-    pub registered_office_address_info: Option<CompanyRegisteredOfficeAddressInfo>,
-    /// `office_address_info`.
-    pub office_address_info: Option<CompanyOfficeAddressInfo>,
-}
-
-lark_types::json_struct!(ListCompanyResponseCompany {
-    id: "id",
-    hiberarchy_common: "hiberarchy_common",
-    type_: "type",
-    industry_list: "industry_list",
-    legal_representative: "legal_representative",
-    post_code: "post_code",
-    tax_payer_id: "tax_payer_id",
-    confidential: "confidential",
-    sub_type_list: "sub_type_list",
-    branch_company: "branch_company",
-    primary_manager: "primary_manager",
-    custom_fields: "custom_fields",
-    currency: "currency",
-    phone: "phone",
-    fax: "fax",
-    registered_office_address: "registered_office_address",
-    office_address: "office_address",
-    registered_office_address_info: "registered_office_address_info",
-    office_address_info: "office_address_info"
-});
+///
+/// The same shape as [`GetCompanyResponseCompany`], so the same type.
+pub type ListCompanyResponseCompany = GetCompanyResponseCompany;
 
 /// The reply `data` of `corehr.v1.contract.list` ([`ListContractRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19380,58 +17349,9 @@ lark_types::json_struct!(ListContractResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListContractResponseContract {
-    /// `id`.
-    pub id: Option<String>,
-    /// `effective_time` (required).
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `employment_id` (required).
-    pub employment_id: Option<String>,
-    /// `contract_type` (required).
-    pub contract_type: Option<ContractContractType>,
-    /// `first_party_company_id` (required).
-    pub first_party_company_id: Option<String>,
-    /// `person_id`.
-    pub person_id: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-    /// `duration_type`.
-    pub duration_type: Option<ContractDurationType>,
-    /// `contract_end_date`.
-    pub contract_end_date: Option<String>,
-    /// `contract_number`.
-    pub contract_number: Option<String>,
-    /// `signing_type`.
-    pub signing_type: Option<ContractSigningType>,
-    /// `contract_status`.
-    pub contract_status: Option<ContractStatus>,
-    /// `renewal_status`.
-    pub renewal_status: Option<RenewalStatus>,
-    /// `signing_times`.
-    pub signing_times: Option<i32>,
-}
-
-lark_types::json_struct!(ListContractResponseContract {
-    id: "id",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    employment_id: "employment_id",
-    contract_type: "contract_type",
-    first_party_company_id: "first_party_company_id",
-    person_id: "person_id",
-    custom_fields: "custom_fields",
-    duration_type: "duration_type",
-    contract_end_date: "contract_end_date",
-    contract_number: "contract_number",
-    signing_type: "signing_type",
-    contract_status: "contract_status",
-    renewal_status: "renewal_status",
-    signing_times: "signing_times"
-});
+///
+/// The same shape as [`GetContractResponseContract`], so the same type.
+pub type ListContractResponseContract = GetContractResponseContract;
 
 /// The reply `data` of `corehr.v1.country_region.list` ([`ListCountryRegionRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19470,28 +17390,9 @@ lark_types::json_struct!(ListCurrencyResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.currency.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListCurrencyResponseCurrency {
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `currency_name`.
-    pub currency_name: Option<Vec<CurrencyName>>,
-    /// `numeric_code`.
-    pub numeric_code: Option<i32>,
-    /// `currency_alpha_3_code`.
-    pub currency_alpha_3_code: Option<String>,
-}
-
-lark_types::json_struct!(ListCurrencyResponseCurrency {
-    id: "id",
-    country_region_id: "country_region_id",
-    currency_name: "currency_name",
-    numeric_code: "numeric_code",
-    currency_alpha_3_code: "currency_alpha_3_code"
-});
+///
+/// The same shape as [`GetCurrencyResponseCurrency`], so the same type.
+pub type ListCurrencyResponseCurrency = GetCurrencyResponseCurrency;
 
 /// The reply `data` of `corehr.v1.department.list` ([`ListDepartmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19980,22 +17881,9 @@ lark_types::json_struct!(ListWorkingHoursTypeResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Locale {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Locale { enum_name: "enum_name" });
-
-impl Locale {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Locale = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20139,85 +18027,24 @@ lark_types::json_struct!(LocationAddress {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationHiberarchyCommon {
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Vec<HiberarchyCommonName>>,
-    /// `type`.
-    pub type_: Option<HiberarchyCommonType>,
-    /// `active` (required).
-    pub active: Option<bool>,
-    /// `effective_time`.
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `tree_order`.
-    pub tree_order: Option<String>,
-    /// `list_order`.
-    pub list_order: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(LocationHiberarchyCommon {
-    parent_id: "parent_id",
-    name: "name",
-    type_: "type",
-    active: "active",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    code: "code",
-    tree_order: "tree_order",
-    list_order: "list_order",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`CompanyHiberarchyCommon`], so the same type.
+pub type LocationHiberarchyCommon = CompanyHiberarchyCommon;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationLocale {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(LocationLocale { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type LocationLocale = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationLocationUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(LocationLocationUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type LocationLocationUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.location.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LocationUsage { enum_name: "enum_name" });
-
-impl LocationUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type LocationUsage = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20261,22 +18088,9 @@ impl ManagementScope {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(MaritalStatus { enum_name: "enum_name" });
-
-impl MaritalStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type MaritalStatus = Type;
 
 /// The reply `data` of `corehr.v1.compensation_standard.match` ([`MatchCompensationStandardRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20297,16 +18111,9 @@ lark_types::json_struct!(MatchCompensationStandardResponse {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MinorReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(MinorReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type MinorReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20335,70 +18142,29 @@ impl Name {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameAdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NameAdditionalNameType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type NameAdditionalNameType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NameNameType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type NameNameType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameSocial {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NameSocial { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type NameSocial = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameTitle {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NameTitle { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type NameTitle = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(NameType { enum_name: "enum_name" });
-
-impl NameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type NameType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20511,28 +18277,14 @@ lark_types::json_struct!(NationalIdType {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdTypeIdentificationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NationalIdTypeIdentificationType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type NationalIdTypeIdentificationType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdTypeName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdTypeName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type NationalIdTypeName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20556,14 +18308,9 @@ lark_types::json_struct!(NumberFieldSetting {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NumberValue {
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NumberValue { value: "value" });
+///
+/// The same shape as [`TextValue`], so the same type.
+pub type NumberValue = TextValue;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20716,315 +18463,44 @@ lark_types::json_struct!(OffboardingInfo {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OffboardingInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OffboardingInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginalEmploymentChangeCustomField2`], so the same type.
+pub type OffboardingInfoCustomField = OriginalEmploymentChangeCustomField2;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OffboardingInfoEmployment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `names`.
-    pub names: Option<Vec<EmploymentName>>,
-}
-
-lark_types::json_struct!(OffboardingInfoEmployment { id: "id", names: "names" });
+///
+/// The same shape as [`ApplyInitiator`], so the same type.
+pub type OffboardingInfoEmployment = ApplyInitiator;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OffboardingInfoReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(OffboardingInfoReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type OffboardingInfoReason = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OffboardingName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OffboardingName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type OffboardingName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddress {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddress { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type OfficeAddress = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddressInfo {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddressInfo {
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code"
-});
-
-impl OfficeAddressInfo {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id`.
-    pub fn city_id(mut self, value: impl Into<String>) -> Self {
-        self.city_id = Some(value.into());
-        self
-    }
-
-    /// Sets `distinct_id`.
-    pub fn distinct_id(mut self, value: impl Into<String>) -> Self {
-        self.distinct_id = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`RegisteredOfficeAddressInfo`], so the same type.
+pub type OfficeAddressInfo = RegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(OnboardingStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type OnboardingStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OrgName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OrgName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type OrgName = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21538,58 +19014,9 @@ pub struct PatchContractResponse {
 lark_types::json_struct!(PatchContractResponse { contract: "contract" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchContractResponseContract {
-    /// `id`.
-    pub id: Option<String>,
-    /// `effective_time` (required).
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `employment_id` (required).
-    pub employment_id: Option<String>,
-    /// `contract_type` (required).
-    pub contract_type: Option<ContractContractType>,
-    /// `first_party_company_id` (required).
-    pub first_party_company_id: Option<String>,
-    /// `person_id`.
-    pub person_id: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-    /// `duration_type`.
-    pub duration_type: Option<ContractDurationType>,
-    /// `contract_end_date`.
-    pub contract_end_date: Option<String>,
-    /// `contract_number`.
-    pub contract_number: Option<String>,
-    /// `signing_type`.
-    pub signing_type: Option<ContractSigningType>,
-    /// `contract_status`.
-    pub contract_status: Option<ContractStatus>,
-    /// `renewal_status`.
-    pub renewal_status: Option<RenewalStatus>,
-    /// `signing_times`.
-    pub signing_times: Option<i32>,
-}
-
-lark_types::json_struct!(PatchContractResponseContract {
-    id: "id",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    employment_id: "employment_id",
-    contract_type: "contract_type",
-    first_party_company_id: "first_party_company_id",
-    person_id: "person_id",
-    custom_fields: "custom_fields",
-    duration_type: "duration_type",
-    contract_end_date: "contract_end_date",
-    contract_number: "contract_number",
-    signing_type: "signing_type",
-    contract_status: "contract_status",
-    renewal_status: "renewal_status",
-    signing_times: "signing_times"
-});
+///
+/// The same shape as [`GetContractResponseContract`], so the same type.
+pub type PatchContractResponseContract = GetContractResponseContract;
 
 /// The JSON body of [`PatchDepartmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21842,30 +19269,9 @@ impl PatchEmployeeTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employee_type.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchEmployeeTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchEmployeeTypeBodyName { lang: "lang", value: "value" });
-
-impl PatchEmployeeTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchEmployeeTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.employee_type.patch` ([`PatchEmployeeTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22213,30 +19619,9 @@ impl PatchJobBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchJobBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchJobBodyName { lang: "lang", value: "value" });
-
-impl PatchJobBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchJobBodyName = HiberarchyCommonName;
 
 /// The JSON body of [`PatchJobDataRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22511,40 +19896,14 @@ impl PatchJobDataBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchJobDataBodyCompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchJobDataBodyCompensationType { enum_name: "enum_name" });
-
-impl PatchJobDataBodyCompensationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PatchJobDataBodyCompensationType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchJobDataBodyWorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchJobDataBodyWorkShift { enum_name: "enum_name" });
-
-impl PatchJobDataBodyWorkShift {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PatchJobDataBodyWorkShift = Type;
 
 /// The reply `data` of `corehr.v1.job_data.patch` ([`PatchJobDataRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22649,30 +20008,9 @@ impl PatchJobFamilyBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_family.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchJobFamilyBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchJobFamilyBodyName { lang: "lang", value: "value" });
-
-impl PatchJobFamilyBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchJobFamilyBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.job_family.patch` ([`PatchJobFamilyRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22768,30 +20106,9 @@ impl PatchJobLevelBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_level.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchJobLevelBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchJobLevelBodyName { lang: "lang", value: "value" });
-
-impl PatchJobLevelBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchJobLevelBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.job_level.patch` ([`PatchJobLevelRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22900,30 +20217,9 @@ impl PatchNationalIdTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchNationalIdTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchNationalIdTypeBodyName { lang: "lang", value: "value" });
-
-impl PatchNationalIdTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchNationalIdTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.national_id_type.patch` ([`PatchNationalIdTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23145,505 +20441,19 @@ impl PatchPersonBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyAddress {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyAddress {
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyAddress {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id`.
-    pub fn city_id(mut self, value: impl Into<String>) -> Self {
-        self.city_id = Some(value.into());
-        self
-    }
-
-    /// Sets `distinct_id`.
-    pub fn distinct_id(mut self, value: impl Into<String>) -> Self {
-        self.distinct_id = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyAddress`], so the same type.
+pub type PatchPersonBodyAddress = CreatePersonBodyAddress;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyName {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type PatchPersonBodyName = CreatePersonBodyName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<DeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyPhone {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<InternationalAreaCode>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-
-    /// Sets `device_type`.
-    pub fn device_type(mut self, value: impl Into<DeviceType>) -> Self {
-        self.device_type = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_usage`.
-    pub fn phone_usage(mut self, value: impl Into<PhoneUsage>) -> Self {
-        self.phone_usage = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPhone`], so the same type.
+pub type PatchPersonBodyPhone = CreatePersonBodyPhone;
 
 /// The reply `data` of `corehr.v1.person.patch` ([`PatchPersonRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23841,40 +20651,14 @@ impl PatchPreHireBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPreHireBodyEmployeeType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPreHireBodyEmployeeType { enum_name: "enum_name" });
-
-impl PatchPreHireBodyEmployeeType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PatchPreHireBodyEmployeeType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPreHireBodyOnboardingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPreHireBodyOnboardingStatus { enum_name: "enum_name" });
-
-impl PatchPreHireBodyOnboardingStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PatchPreHireBodyOnboardingStatus = Type;
 
 /// The reply `data` of `corehr.v1.pre_hire.patch` ([`PatchPreHireRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23952,30 +20736,9 @@ impl PatchWorkingHoursTypeBody {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.working_hours_type.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchWorkingHoursTypeBodyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchWorkingHoursTypeBodyName { lang: "lang", value: "value" });
-
-impl PatchWorkingHoursTypeBodyName {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PatchWorkingHoursTypeBodyName = HiberarchyCommonName;
 
 /// The reply `data` of `corehr.v1.working_hours_type.patch` ([`PatchWorkingHoursTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24591,28 +21354,9 @@ lark_types::json_struct!(PersonEducation {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `email_usage`.
-    pub email_usage: Option<EmailEmailUsage>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PersonEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`EmploymentWorkEmail`], so the same type.
+pub type PersonEmail = EmploymentWorkEmail;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24687,28 +21431,14 @@ lark_types::json_struct!(PersonEmergencyContact3 {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PersonGender { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PersonGender = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonMaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PersonMaritalStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PersonMaritalStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24837,16 +21567,9 @@ lark_types::json_struct!(PersonPhone {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonRace {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PersonRace { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PersonRace = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24875,34 +21598,14 @@ impl PersonalProfile {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalProfilePersonalProfileType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PersonalProfilePersonalProfileType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PersonalProfilePersonalProfileType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalProfileType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonalProfileType { enum_name: "enum_name" });
-
-impl PersonalProfileType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PersonalProfileType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24931,144 +21634,49 @@ impl Phone {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneAreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneAreaCode = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneDeviceType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneDeviceType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneDeviceType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneInternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneInternationalAreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneInternationalAreaCode = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIst {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PhoneIst {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    custom_fields: "custom_fields"
-});
-
-impl PhoneIst {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<InternationalAreaCode>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<CustomField>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`DependentPhone`], so the same type.
+pub type PhoneIst = DependentPhone;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIstDeviceType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneIstDeviceType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneIstDeviceType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIstInternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneIstInternationalAreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneIstInternationalAreaCode = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIstPhoneUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneIstPhoneUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhoneIstPhoneUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhonePhoneUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhonePhoneUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PhonePhoneUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PhoneUsage { enum_name: "enum_name" });
-
-impl PhoneUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type PhoneUsage = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25110,78 +21718,24 @@ lark_types::json_struct!(PreHire {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreHireEmployeeType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PreHireEmployeeType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type PreHireEmployeeType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.pre_hire.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreHireWorkEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `email_usage`.
-    pub email_usage: Option<WorkEmailEmailUsage>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<CustomField>>,
-}
-
-lark_types::json_struct!(PreHireWorkEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`EmploymentWorkEmail`], so the same type.
+pub type PreHireWorkEmail = EmploymentWorkEmail;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PrimaryManager {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PrimaryManager { lang: "lang", value: "value" });
-
-impl PrimaryManager {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type PrimaryManager = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_data.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationOutcome {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationOutcome { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type ProbationOutcome = HiberarchyCommonType;
 
 /// The reply `data` of `corehr.v1.authorization.query` ([`QueryAuthorizationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25212,43 +21766,9 @@ pub struct QueryCustomFieldResponse {
 lark_types::json_struct!(QueryCustomFieldResponse { items: "items" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QueryCustomFieldResponseCustomField {
-    /// `custom_api_name`.
-    pub custom_api_name: Option<String>,
-    /// `name` (required).
-    pub name: Option<Name>,
-    /// `is_open` (required).
-    pub is_open: Option<bool>,
-    /// `is_required` (required).
-    pub is_required: Option<bool>,
-    /// `is_unique` (required).
-    pub is_unique: Option<bool>,
-    /// `object_api_name` (required).
-    pub object_api_name: Option<String>,
-    /// `type` (required).
-    pub type_: Option<i32>,
-    /// `common_schema_config`.
-    pub common_schema_config: Option<CommonSchemaConfig>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `update_time`.
-    pub update_time: Option<String>,
-}
-
-lark_types::json_struct!(QueryCustomFieldResponseCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    is_open: "is_open",
-    is_required: "is_required",
-    is_unique: "is_unique",
-    object_api_name: "object_api_name",
-    type_: "type",
-    common_schema_config: "common_schema_config",
-    create_time: "create_time",
-    update_time: "update_time"
-});
+///
+/// The same shape as [`Data`], so the same type.
+pub type QueryCustomFieldResponseCustomField = Data;
 
 /// The JSON body of [`QueryOffboardingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25361,66 +21881,19 @@ pub struct QueryTransferTypeResponse {
 lark_types::json_struct!(QueryTransferTypeResponse { items: "items" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Race {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Race { enum_name: "enum_name" });
-
-impl Race {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Race = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave_granting_record.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Reason {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Reason { lang: "lang", value: "value" });
-
-impl Reason {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type Reason = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReasonForOffboarding {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(ReasonForOffboarding { enum_name: "enum_name" });
-
-impl ReasonForOffboarding {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type ReasonForOffboarding = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25467,16 +21940,9 @@ CpstIndicator = "cpst_indicator",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RegisteredOfficeAddress {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(RegisteredOfficeAddress { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type RegisteredOfficeAddress = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25697,40 +22163,14 @@ impl RegisteredOfficeAddressInfo {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Rehire {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Rehire { enum_name: "enum_name" });
-
-impl Rehire {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Rehire = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Relationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Relationship { enum_name: "enum_name" });
-
-impl Relationship {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Relationship = Type;
 
 /// The reply `data` of `corehr.v1.authorization.remove_role_assign` ([`RemoveRoleAssignAuthorizationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25743,37 +22183,14 @@ pub struct RemoveRoleAssignAuthorizationResponse {
 lark_types::json_struct!(RemoveRoleAssignAuthorizationResponse { assign_id: "assign_id" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RenewalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(RenewalStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type RenewalStatus = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Right {
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `lookup_value`.
-    pub lookup_value: Option<String>,
-    /// `lookup_type`.
-    pub lookup_type: Option<String>,
-}
-
-lark_types::json_struct!(Right {
-    type_: "type",
-    value: "value",
-    lookup_value: "lookup_value",
-    lookup_type: "lookup_type"
-});
+///
+/// The same shape as [`Left`], so the same type.
+pub type Right = Left;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.authorization.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25819,48 +22236,14 @@ pub struct RuleDimension {
 lark_types::json_struct!(RuleDimension { entity_key: "entity_key", entity_name: "entity_name" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct School {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(School { lang: "lang", value: "value" });
-
-impl School {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type School = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(SchoolName { enum_name: "enum_name" });
-
-impl SchoolName {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type SchoolName = Type;
 
 /// The JSON body of [`SearchAssignedUserRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26137,85 +22520,24 @@ lark_types::json_struct!(SearchOffboardingResponseOffboarding {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.security_group.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SecurityGroup {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `code` (required).
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `active_status` (required).
-    pub active_status: Option<i32>,
-    /// `group_type` (required).
-    pub group_type: Option<i32>,
-    /// `created_by` (required).
-    pub created_by: Option<String>,
-    /// `update_time` (required).
-    pub update_time: Option<String>,
-    /// `org_truncation`.
-    pub org_truncation: Option<Vec<OrgTruncation>>,
-}
-
-lark_types::json_struct!(SecurityGroup {
-    id: "id",
-    code: "code",
-    name: "name",
-    active_status: "active_status",
-    group_type: "group_type",
-    created_by: "created_by",
-    update_time: "update_time",
-    org_truncation: "org_truncation"
-});
+///
+/// The same shape as [`PermissionDetailRole`], so the same type.
+pub type SecurityGroup = PermissionDetailRole;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.offboarding.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SignType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SignType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type SignType = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.contract.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SigningType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(SigningType { enum_name: "enum_name" });
-
-impl SigningType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type SigningType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Social {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Social { enum_name: "enum_name" });
-
-impl Social {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Social = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.work_calendar` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26283,40 +22605,14 @@ impl SortOption {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SpousesWorkingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(SpousesWorkingStatus { enum_name: "enum_name" });
-
-impl SpousesWorkingStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type SpousesWorkingStatus = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.department.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StaffingModel {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(StaffingModel { enum_name: "enum_name" });
-
-impl StaffingModel {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type StaffingModel = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.compensation_standard.match` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26377,22 +22673,9 @@ NoNeedApproval = "NoNeedApproval",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(SubType { enum_name: "enum_name" });
-
-impl SubType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type SubType = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.subdivision.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26416,28 +22699,14 @@ lark_types::json_struct!(Subdivision {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.subdivision.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubdivisionName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SubdivisionName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type SubdivisionName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.subdivision.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubdivisionType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SubdivisionType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type SubdivisionType = HiberarchyCommonType;
 
 /// The JSON body of [`SubmitOffboardingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26598,16 +22867,9 @@ lark_types::json_struct!(Subregion {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.subregion.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubregionName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SubregionName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type SubregionName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_request_history` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26622,130 +22884,24 @@ pub struct Tag {
 lark_types::json_struct!(Tag { key: "key", values: "values" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCostCenterRate {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<i32>,
-}
-
-lark_types::json_struct!(TargetCostCenterRate { cost_center_id: "cost_center_id", rate: "rate" });
-
-impl TargetCostCenterRate {
-    /// Sets `cost_center_id`.
-    pub fn cost_center_id(mut self, value: impl Into<String>) -> Self {
-        self.cost_center_id = Some(value.into());
-        self
-    }
-
-    /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<i32>) -> Self {
-        self.rate = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalCostCenterRate`], so the same type.
+pub type TargetCostCenterRate = OriginalCostCenterRate;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmploymentChange {
-    /// `regular_employee_start_date`.
-    pub regular_employee_start_date: Option<String>,
-    /// `seniority_date`.
-    pub seniority_date: Option<String>,
-    /// `employee_number`.
-    pub employee_number: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<TargetEmploymentChangeCustomField>>,
-}
-
-lark_types::json_struct!(TargetEmploymentChange {
-    regular_employee_start_date: "regular_employee_start_date",
-    seniority_date: "seniority_date",
-    employee_number: "employee_number",
-    custom_fields: "custom_fields"
-});
-
-impl TargetEmploymentChange {
-    /// Sets `regular_employee_start_date`.
-    pub fn regular_employee_start_date(mut self, value: impl Into<String>) -> Self {
-        self.regular_employee_start_date = Some(value.into());
-        self
-    }
-
-    /// Sets `seniority_date`.
-    pub fn seniority_date(mut self, value: impl Into<String>) -> Self {
-        self.seniority_date = Some(value.into());
-        self
-    }
-
-    /// Sets `employee_number`.
-    pub fn employee_number(mut self, value: impl Into<String>) -> Self {
-        self.employee_number = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<TargetEmploymentChangeCustomField>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalEmploymentChange`], so the same type.
+pub type TargetEmploymentChange = OriginalEmploymentChange;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmploymentChangeCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetEmploymentChangeCustomField {
-    custom_api_name: "custom_api_name",
-    value: "value"
-});
-
-impl TargetEmploymentChangeCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalEmploymentChangeCustomField`], so the same type.
+pub type TargetEmploymentChangeCustomField = OriginalEmploymentChangeCustomField;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmploymentChangeCustomField2 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetEmploymentChangeCustomField2 {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginalEmploymentChangeCustomField2`], so the same type.
+pub type TargetEmploymentChangeCustomField2 = OriginalEmploymentChangeCustomField2;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.custom_field.get_by_param` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26779,22 +22935,9 @@ pub struct TextValue {
 lark_types::json_struct!(TextValue { value: "value" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Title {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(Title { enum_name: "enum_name" });
-
-impl Title {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Type`], so the same type.
+pub type Title = Type;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27375,25 +23518,9 @@ lark_types::json_struct!(TransferInfoOriginalEmploymentChange {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferInfoTargetEmploymentChange {
-    /// `regular_employee_start_date`.
-    pub regular_employee_start_date: Option<String>,
-    /// `seniority_date`.
-    pub seniority_date: Option<String>,
-    /// `employee_number`.
-    pub employee_number: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<TargetEmploymentChangeCustomField2>>,
-}
-
-lark_types::json_struct!(TransferInfoTargetEmploymentChange {
-    regular_employee_start_date: "regular_employee_start_date",
-    seniority_date: "seniority_date",
-    employee_number: "employee_number",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`TransferInfoOriginalEmploymentChange`], so the same type.
+pub type TransferInfoTargetEmploymentChange = TransferInfoOriginalEmploymentChange;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.transfer_reason.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27423,16 +23550,9 @@ lark_types::json_struct!(TransferReason {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.transfer_reason.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferReasonName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TransferReasonName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type TransferReasonName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.transfer_type.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27465,16 +23585,9 @@ lark_types::json_struct!(TransferType {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.transfer_type.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferTypeName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TransferTypeName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type TransferTypeName = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.company.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27552,42 +23665,14 @@ PeopleCorehrId = "people_corehr_id",
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.national_id_type.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ValidationRuleDescription {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ValidationRuleDescription { lang: "lang", value: "value" });
-
-impl ValidationRuleDescription {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type ValidationRuleDescription = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Value {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Value { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Value = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27610,16 +23695,9 @@ pub struct ValuesCountryRegion {
 lark_types::json_struct!(ValuesCountryRegion { object_value: "object_value" });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct VariableName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(VariableName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type VariableName = Name;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.process.form_variable_data.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27937,16 +24015,9 @@ impl WorkEmail {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkEmailEmailUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(WorkEmailEmailUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type WorkEmailEmailUsage = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28020,68 +24091,19 @@ impl WorkExperience {
 }
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceDepartment {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceDepartment { lang: "lang", value: "value" });
-
-impl WorkExperienceDepartment {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type WorkExperienceDepartment = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceJob {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceJob { lang: "lang", value: "value" });
-
-impl WorkExperienceJob {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type WorkExperienceJob = HiberarchyCommonName;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.employment.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(WorkShift { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`HiberarchyCommonType`], so the same type.
+pub type WorkShift = HiberarchyCommonType;
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.leave.leave_request_history` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28126,13 +24148,6 @@ lark_types::json_struct!(WorkingHoursType {
 });
 
 /// An object of the `corehr` `v1` APIs (first seen in the `corehr.v1.working_hours_type.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkingHoursTypeName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkingHoursTypeName { lang: "lang", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonName`], so the same type.
+pub type WorkingHoursTypeName = HiberarchyCommonName;

@@ -17955,28 +17955,14 @@ pub struct Abstract {
 lark_types::json_struct!(Abstract { name: "name", value: "value" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AbstractName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AbstractName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type AbstractName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AbstractValue {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AbstractValue { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type AbstractValue = OriginValueName;
 
 /// The JSON body of [`ActiveCompanyRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18253,126 +18239,14 @@ lark_types::json_struct!(AdditionalJob {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AdditionalName {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-}
-
-lark_types::json_struct!(AdditionalName {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    country_region_id: "country_region_id",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    additional_name: "additional_name"
-});
-
-impl AdditionalName {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoName`], so the same type.
+pub type AdditionalName = BasicInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AdditionalNameType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AdditionalNameType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18405,263 +18279,44 @@ lark_types::json_struct!(AdditionalNationality {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Address {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(Address {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`RegisteredOfficeAddressInfo`], so the same type.
+pub type Address = RegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressAddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(AddressAddressType { enum_name: "enum_name" });
-
-impl AddressAddressType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type AddressAddressType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(AddressCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type AddressCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCustomField2 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(AddressCustomField2 { custom_api_name: "custom_api_name", value: "value" });
-
-impl AddressCustomField2 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type AddressCustomField2 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<f64>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(AddressCustomField3 {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type" as number,
-    value: "value"
-});
+///
+/// The same shape as [`NationalIdV2CustomField`], so the same type.
+pub type AddressCustomField3 = NationalIdV2CustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCustomField4 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(AddressCustomField4 { field_name: "field_name", value: "value" });
-
-impl AddressCustomField4 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type AddressCustomField4 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AddressType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AddressType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Applicability {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Applicability { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Applicability = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18784,16 +18439,9 @@ lark_types::json_struct!(Approver {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AreaCode = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.assessment.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18870,40 +18518,19 @@ impl Assessment {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssessmentAssessmentResult {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AssessmentAssessmentResult { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AssessmentAssessmentResult = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssessmentAssessmentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AssessmentAssessmentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AssessmentAssessmentStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssessmentGrade {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AssessmentGrade { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AssessmentGrade = OriginalSubType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.assessment.create` body).
@@ -18930,40 +18557,19 @@ NoNeed = "no_need",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssignmentReason {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(AssignmentReason { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type AssignmentReason = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssignmentStartReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(AssignmentStartReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type AssignmentStartReason = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BackgroundCheckOrderStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BackgroundCheckOrderStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type BackgroundCheckOrderStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.bank.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19065,143 +18671,39 @@ lark_types::json_struct!(BankAccount {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBank {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountBank { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type BankAccountBank = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBank2 {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountBank2 { enum_name: "enum_name" });
-
-impl BankAccountBank2 {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type BankAccountBank2 = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBankAccountType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountBankAccountType { enum_name: "enum_name" });
-
-impl BankAccountBankAccountType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type BankAccountBankAccountType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountBankAccountUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountBankAccountUsage { enum_name: "enum_name" });
-
-impl BankAccountBankAccountUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type BankAccountBankAccountUsage = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type BankAccountCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountCustomField2 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountCustomField2 { custom_api_name: "custom_api_name", value: "value" });
-
-impl BankAccountCustomField2 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type BankAccountCustomField2 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountCustomField3 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountCustomField3 { field_name: "field_name", value: "value" });
-
-impl BankAccountCustomField3 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type BankAccountCustomField3 = HiberarchyCommonCustomField;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
@@ -19216,46 +18718,19 @@ Balance = "balance",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountPaymentType2 {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(BankAccountPaymentType2 { enum_name: "enum_name" });
-
-impl BankAccountPaymentType2 {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type BankAccountPaymentType2 = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type BankAccountType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankAccountUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(BankAccountUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type BankAccountUsage = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.bank_branch.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19300,28 +18775,14 @@ lark_types::json_struct!(BankBranch {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.bank_branch.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankBranchName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BankBranchName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type BankBranchName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.bank.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BankName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BankName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type BankName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19425,267 +18886,9 @@ impl BasicInfo {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoAddress {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_types` (required).
-    pub address_types: Option<Vec<String>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField4>>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoAddress {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_types: "address_types",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    custom_fields: "custom_fields",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9"
-});
-
-impl BasicInfoAddress {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_types`.
-    pub fn address_types(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.address_types = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField4>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaxAddress`], so the same type.
+pub type BasicInfoAddress = TaxAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19774,56 +18977,14 @@ impl BasicInfoBankAccount {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoCustomField { field_name: "field_name", value: "value" });
-
-impl BasicInfoCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type BasicInfoCustomField = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoCustomField2 { field_name: "field_name", value: "value" });
-
-impl BasicInfoCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type BasicInfoCustomField2 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20130,314 +19291,14 @@ impl BasicInfoEmergencyContact {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoLegalName {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoLegalName {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    country_region_id: "country_region_id",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    additional_name: "additional_name"
-});
-
-impl BasicInfoLegalName {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoName`], so the same type.
+pub type BasicInfoLegalName = BasicInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoLegalName2 {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoLegalName2 {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    country_region: "country_region",
-    name_type: "name_type",
-    additional_name: "additional_name",
-    wk_id: "wk_id",
-    hereditary: "hereditary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_secondary: "local_secondary",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2"
-});
-
-impl BasicInfoLegalName2 {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentName3`], so the same type.
+pub type BasicInfoLegalName2 = DependentName3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20550,212 +19411,14 @@ impl BasicInfoName {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoNationalId {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdCustomField4>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(BasicInfoNationalId {
-    country_region_id: "country_region_id",
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl BasicInfoNationalId {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdCustomField4>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentNationalId3`], so the same type.
+pub type BasicInfoNationalId = DependentNationalId3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoNationalIdV2 {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdV2CustomField3>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(BasicInfoNationalIdV2 {
-    country_region_id: "country_region_id",
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl BasicInfoNationalIdV2 {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdV2CustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentNationalId3`], so the same type.
+pub type BasicInfoNationalIdV2 = DependentNationalId3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20861,233 +19524,14 @@ impl BasicInfoPersonalProfile {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<String>,
-    /// `phone_number`.
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl BasicInfoPhone {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<String>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoPhone`], so the same type.
+pub type BasicInfoPhone = PersonalBasicInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoPreferredNameV2 {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoPreferredNameV2 {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    country_region: "country_region",
-    name_type: "name_type",
-    additional_name: "additional_name",
-    wk_id: "wk_id",
-    hereditary: "hereditary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_secondary: "local_secondary",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2"
-});
-
-impl BasicInfoPreferredNameV2 {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentName3`], so the same type.
+pub type BasicInfoPreferredNameV2 = DependentName3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21595,1842 +20039,84 @@ impl BasicInfoUpdate {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateAddress {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_types` (required).
-    pub address_types: Option<Vec<String>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField4>>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateAddress {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_types: "address_types",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    custom_fields: "custom_fields",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9"
-});
-
-impl BasicInfoUpdateAddress {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_types`.
-    pub fn address_types(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.address_types = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField4>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaxAddress`], so the same type.
+pub type BasicInfoUpdateAddress = TaxAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateBankAccount {
-    /// `bank_name`.
-    pub bank_name: Option<String>,
-    /// `branch_name`.
-    pub branch_name: Option<String>,
-    /// `bank_account_number` (required).
-    pub bank_account_number: Option<String>,
-    /// `account_holder` (required).
-    pub account_holder: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `bank_account_usages`.
-    pub bank_account_usages: Option<Vec<String>>,
-    /// `bank_account_type`.
-    pub bank_account_type: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<BankAccountCustomField3>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateBankAccount {
-    bank_name: "bank_name",
-    branch_name: "branch_name",
-    bank_account_number: "bank_account_number",
-    account_holder: "account_holder",
-    country_region_id: "country_region_id",
-    bank_account_usages: "bank_account_usages",
-    bank_account_type: "bank_account_type",
-    custom_fields: "custom_fields"
-});
-
-impl BasicInfoUpdateBankAccount {
-    /// Sets `bank_name`.
-    pub fn bank_name(mut self, value: impl Into<String>) -> Self {
-        self.bank_name = Some(value.into());
-        self
-    }
-
-    /// Sets `branch_name`.
-    pub fn branch_name(mut self, value: impl Into<String>) -> Self {
-        self.branch_name = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_account_number`.
-    pub fn bank_account_number(mut self, value: impl Into<String>) -> Self {
-        self.bank_account_number = Some(value.into());
-        self
-    }
-
-    /// Sets `account_holder`.
-    pub fn account_holder(mut self, value: impl Into<String>) -> Self {
-        self.account_holder = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_account_usages`.
-    pub fn bank_account_usages(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.bank_account_usages = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `bank_account_type`.
-    pub fn bank_account_type(mut self, value: impl Into<String>) -> Self {
-        self.bank_account_type = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<BankAccountCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoBankAccount`], so the same type.
+pub type BasicInfoUpdateBankAccount = BasicInfoBankAccount;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateCustomField { field_name: "field_name", value: "value" });
-
-impl BasicInfoUpdateCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type BasicInfoUpdateCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateDependent {
-    /// `relationship` (required).
-    pub relationship: Option<String>,
-    /// `gender`.
-    pub gender: Option<String>,
-    /// `date_of_birth`.
-    pub date_of_birth: Option<String>,
-    /// `national_ids`.
-    pub national_ids: Option<Vec<DependentNationalId3>>,
-    /// `spouses_working_status`.
-    pub spouses_working_status: Option<String>,
-    /// `is_this_person_covered_by_health_insurance`.
-    pub is_this_person_covered_by_health_insurance: Option<bool>,
-    /// `is_this_person_allowed_for_tax_deduction`.
-    pub is_this_person_allowed_for_tax_deduction: Option<bool>,
-    /// `dependent_name`.
-    pub dependent_name: Option<String>,
-    /// `employer`.
-    pub employer: Option<String>,
-    /// `job`.
-    pub job: Option<String>,
-    /// `phone`.
-    pub phone: Option<DependentPhone4>,
-    /// `address`.
-    pub address: Option<DependentAddress3>,
-    /// `birth_certificate_of_children`.
-    pub birth_certificate_of_children: Option<Vec<BirthCertificateOfChildren>>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<DependentCustomField4>>,
-    /// `reason`.
-    pub reason: Option<String>,
-    /// `modify_date`.
-    pub modify_date: Option<String>,
-    /// `visas`.
-    pub visas: Option<Vec<Visa>>,
-    /// `passports`.
-    pub passports: Option<Vec<Passport>>,
-    /// `citizenship_statuses`.
-    pub citizenship_statuses: Option<Vec<DependentCitizenshipStatuse>>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `nationality_v2`.
-    pub nationality_v2: Option<String>,
-    /// `name`.
-    pub name: Option<DependentName3>,
-    /// `emails`.
-    pub emails: Option<Vec<DependentEmail2>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateDependent {
-    relationship: "relationship",
-    gender: "gender",
-    date_of_birth: "date_of_birth",
-    national_ids: "national_ids",
-    spouses_working_status: "spouses_working_status",
-    is_this_person_covered_by_health_insurance: "is_this_person_covered_by_health_insurance",
-    is_this_person_allowed_for_tax_deduction: "is_this_person_allowed_for_tax_deduction",
-    dependent_name: "dependent_name",
-    employer: "employer",
-    job: "job",
-    phone: "phone",
-    address: "address",
-    birth_certificate_of_children: "birth_certificate_of_children",
-    custom_fields: "custom_fields",
-    reason: "reason",
-    modify_date: "modify_date",
-    visas: "visas",
-    passports: "passports",
-    citizenship_statuses: "citizenship_statuses",
-    id: "id",
-    nationality_v2: "nationality_v2",
-    name: "name",
-    emails: "emails"
-});
-
-impl BasicInfoUpdateDependent {
-    /// Sets `relationship`.
-    pub fn relationship(mut self, value: impl Into<String>) -> Self {
-        self.relationship = Some(value.into());
-        self
-    }
-
-    /// Sets `gender`.
-    pub fn gender(mut self, value: impl Into<String>) -> Self {
-        self.gender = Some(value.into());
-        self
-    }
-
-    /// Sets `date_of_birth`.
-    pub fn date_of_birth(mut self, value: impl Into<String>) -> Self {
-        self.date_of_birth = Some(value.into());
-        self
-    }
-
-    /// Sets `national_ids`.
-    pub fn national_ids(mut self, value: impl IntoIterator<Item = impl Into<DependentNationalId3>>) -> Self {
-        self.national_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `spouses_working_status`.
-    pub fn spouses_working_status(mut self, value: impl Into<String>) -> Self {
-        self.spouses_working_status = Some(value.into());
-        self
-    }
-
-    /// Sets `is_this_person_covered_by_health_insurance`.
-    pub fn is_this_person_covered_by_health_insurance(mut self, value: impl Into<bool>) -> Self {
-        self.is_this_person_covered_by_health_insurance = Some(value.into());
-        self
-    }
-
-    /// Sets `is_this_person_allowed_for_tax_deduction`.
-    pub fn is_this_person_allowed_for_tax_deduction(mut self, value: impl Into<bool>) -> Self {
-        self.is_this_person_allowed_for_tax_deduction = Some(value.into());
-        self
-    }
-
-    /// Sets `dependent_name`.
-    pub fn dependent_name(mut self, value: impl Into<String>) -> Self {
-        self.dependent_name = Some(value.into());
-        self
-    }
-
-    /// Sets `employer`.
-    pub fn employer(mut self, value: impl Into<String>) -> Self {
-        self.employer = Some(value.into());
-        self
-    }
-
-    /// Sets `job`.
-    pub fn job(mut self, value: impl Into<String>) -> Self {
-        self.job = Some(value.into());
-        self
-    }
-
-    /// Sets `phone`.
-    pub fn phone(mut self, value: impl Into<DependentPhone4>) -> Self {
-        self.phone = Some(value.into());
-        self
-    }
-
-    /// Sets `address`.
-    pub fn address(mut self, value: impl Into<DependentAddress3>) -> Self {
-        self.address = Some(value.into());
-        self
-    }
-
-    /// Sets `birth_certificate_of_children`.
-    pub fn birth_certificate_of_children(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<BirthCertificateOfChildren>>,
-    ) -> Self {
-        self.birth_certificate_of_children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<DependentCustomField4>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `reason`.
-    pub fn reason(mut self, value: impl Into<String>) -> Self {
-        self.reason = Some(value.into());
-        self
-    }
-
-    /// Sets `modify_date`.
-    pub fn modify_date(mut self, value: impl Into<String>) -> Self {
-        self.modify_date = Some(value.into());
-        self
-    }
-
-    /// Sets `visas`.
-    pub fn visas(mut self, value: impl IntoIterator<Item = impl Into<Visa>>) -> Self {
-        self.visas = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `passports`.
-    pub fn passports(mut self, value: impl IntoIterator<Item = impl Into<Passport>>) -> Self {
-        self.passports = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `citizenship_statuses`.
-    pub fn citizenship_statuses(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<DependentCitizenshipStatuse>>,
-    ) -> Self {
-        self.citizenship_statuses = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `nationality_v2`.
-    pub fn nationality_v2(mut self, value: impl Into<String>) -> Self {
-        self.nationality_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<DependentName3>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `emails`.
-    pub fn emails(mut self, value: impl IntoIterator<Item = impl Into<DependentEmail2>>) -> Self {
-        self.emails = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoDependent`], so the same type.
+pub type BasicInfoUpdateDependent = BasicInfoDependent;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `email_usage` (required).
-    pub email_usage: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl BasicInfoUpdateEmail {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<String>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentEmail2`], so the same type.
+pub type BasicInfoUpdateEmail = DependentEmail2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateEmergencyContact {
-    /// `legal_name`.
-    pub legal_name: Option<String>,
-    /// `relationship`.
-    pub relationship: Option<String>,
-    /// `phones`.
-    pub phones: Option<Vec<EmergencyContactPhone3>>,
-    /// `address`.
-    pub address: Option<EmergencyContactAddress4>,
-    /// `email`.
-    pub email: Option<EmergencyContactEmail2>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<EmergencyContactCustomField4>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateEmergencyContact {
-    legal_name: "legal_name",
-    relationship: "relationship",
-    phones: "phones",
-    address: "address",
-    email: "email",
-    is_primary: "is_primary",
-    custom_fields: "custom_fields"
-});
-
-impl BasicInfoUpdateEmergencyContact {
-    /// Sets `legal_name`.
-    pub fn legal_name(mut self, value: impl Into<String>) -> Self {
-        self.legal_name = Some(value.into());
-        self
-    }
-
-    /// Sets `relationship`.
-    pub fn relationship(mut self, value: impl Into<String>) -> Self {
-        self.relationship = Some(value.into());
-        self
-    }
-
-    /// Sets `phones`.
-    pub fn phones(mut self, value: impl IntoIterator<Item = impl Into<EmergencyContactPhone3>>) -> Self {
-        self.phones = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address`.
-    pub fn address(mut self, value: impl Into<EmergencyContactAddress4>) -> Self {
-        self.address = Some(value.into());
-        self
-    }
-
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<EmergencyContactEmail2>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<EmergencyContactCustomField4>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoEmergencyContact`], so the same type.
+pub type BasicInfoUpdateEmergencyContact = BasicInfoEmergencyContact;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateLegalName {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateLegalName {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    country_region: "country_region",
-    name_type: "name_type",
-    additional_name: "additional_name",
-    wk_id: "wk_id",
-    hereditary: "hereditary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_secondary: "local_secondary",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2"
-});
-
-impl BasicInfoUpdateLegalName {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentName3`], so the same type.
+pub type BasicInfoUpdateLegalName = DependentName3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateName {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateName {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    country_region: "country_region",
-    name_type: "name_type",
-    additional_name: "additional_name",
-    wk_id: "wk_id",
-    hereditary: "hereditary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_secondary: "local_secondary",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2"
-});
-
-impl BasicInfoUpdateName {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentName3`], so the same type.
+pub type BasicInfoUpdateName = DependentName3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateNationalId {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdCustomField4>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateNationalId {
-    country_region_id: "country_region_id",
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl BasicInfoUpdateNationalId {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdCustomField4>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentNationalId3`], so the same type.
+pub type BasicInfoUpdateNationalId = DependentNationalId3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateNationalIdV2 {
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdV2CustomField3>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateNationalIdV2 {
-    country_region_id: "country_region_id",
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl BasicInfoUpdateNationalIdV2 {
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdV2CustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentNationalId3`], so the same type.
+pub type BasicInfoUpdateNationalIdV2 = DependentNationalId3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdatePersonForCountry {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `gender`.
-    pub gender: Option<String>,
-    /// `religion`.
-    pub religion: Option<String>,
-    /// `marital_status`.
-    pub marital_status: Option<String>,
-    /// `ethnicity_race`.
-    pub ethnicity_race: Option<String>,
-    /// `marital_status_date`.
-    pub marital_status_date: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdatePersonForCountry {
-    wk_id: "wk_id",
-    country_region_id: "country_region_id",
-    gender: "gender",
-    religion: "religion",
-    marital_status: "marital_status",
-    ethnicity_race: "ethnicity_race",
-    marital_status_date: "marital_status_date"
-});
-
-impl BasicInfoUpdatePersonForCountry {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `gender`.
-    pub fn gender(mut self, value: impl Into<String>) -> Self {
-        self.gender = Some(value.into());
-        self
-    }
-
-    /// Sets `religion`.
-    pub fn religion(mut self, value: impl Into<String>) -> Self {
-        self.religion = Some(value.into());
-        self
-    }
-
-    /// Sets `marital_status`.
-    pub fn marital_status(mut self, value: impl Into<String>) -> Self {
-        self.marital_status = Some(value.into());
-        self
-    }
-
-    /// Sets `ethnicity_race`.
-    pub fn ethnicity_race(mut self, value: impl Into<String>) -> Self {
-        self.ethnicity_race = Some(value.into());
-        self
-    }
-
-    /// Sets `marital_status_date`.
-    pub fn marital_status_date(mut self, value: impl Into<String>) -> Self {
-        self.marital_status_date = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoPersonForCountry`], so the same type.
+pub type BasicInfoUpdatePersonForCountry = BasicInfoPersonForCountry;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdatePersonalProfile {
-    /// `personal_profile_type`.
-    pub personal_profile_type: Option<String>,
-    /// `files`.
-    pub files: Option<Vec<PersonalProfileFile>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdatePersonalProfile {
-    personal_profile_type: "personal_profile_type",
-    files: "files"
-});
-
-impl BasicInfoUpdatePersonalProfile {
-    /// Sets `personal_profile_type`.
-    pub fn personal_profile_type(mut self, value: impl Into<String>) -> Self {
-        self.personal_profile_type = Some(value.into());
-        self
-    }
-
-    /// Sets `files`.
-    pub fn files(mut self, value: impl IntoIterator<Item = impl Into<PersonalProfileFile>>) -> Self {
-        self.files = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoPersonalProfile`], so the same type.
+pub type BasicInfoUpdatePersonalProfile = BasicInfoPersonalProfile;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdatePhone {
-    /// `international_area_code` (required).
-    pub international_area_code: Option<String>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `device_type` (required).
-    pub device_type: Option<String>,
-    /// `phone_usage` (required).
-    pub phone_usage: Option<String>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(BasicInfoUpdatePhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
-
-impl BasicInfoUpdatePhone {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<String>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-
-    /// Sets `device_type`.
-    pub fn device_type(mut self, value: impl Into<String>) -> Self {
-        self.device_type = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_usage`.
-    pub fn phone_usage(mut self, value: impl Into<String>) -> Self {
-        self.phone_usage = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentPhone4`], so the same type.
+pub type BasicInfoUpdatePhone = DependentPhone4;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdatePreferredNameV2 {
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoUpdatePreferredNameV2 {
-    full_name: "full_name",
-    first_name: "first_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    local_first_name: "local_first_name",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    country_region: "country_region",
-    name_type: "name_type",
-    additional_name: "additional_name",
-    wk_id: "wk_id",
-    hereditary: "hereditary",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    title: "title",
-    local_secondary: "local_secondary",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2"
-});
-
-impl BasicInfoUpdatePreferredNameV2 {
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentName3`], so the same type.
+pub type BasicInfoUpdatePreferredNameV2 = DependentName3;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateResidentTax {
-    /// `tax_country_region`.
-    pub tax_country_region: Option<String>,
-    /// `resident_status`.
-    pub resident_status: Option<String>,
-    /// `tax_address`.
-    pub tax_address: Option<TaxAddress>,
-    /// `resident_status_specification`.
-    pub resident_status_specification: Option<String>,
-    /// `year_resident_tax`.
-    pub year_resident_tax: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<ResidentTaxCustomField>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateResidentTax {
-    tax_country_region: "tax_country_region",
-    resident_status: "resident_status",
-    tax_address: "tax_address",
-    resident_status_specification: "resident_status_specification",
-    year_resident_tax: "year_resident_tax",
-    custom_fields: "custom_fields"
-});
-
-impl BasicInfoUpdateResidentTax {
-    /// Sets `tax_country_region`.
-    pub fn tax_country_region(mut self, value: impl Into<String>) -> Self {
-        self.tax_country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `resident_status`.
-    pub fn resident_status(mut self, value: impl Into<String>) -> Self {
-        self.resident_status = Some(value.into());
-        self
-    }
-
-    /// Sets `tax_address`.
-    pub fn tax_address(mut self, value: impl Into<TaxAddress>) -> Self {
-        self.tax_address = Some(value.into());
-        self
-    }
-
-    /// Sets `resident_status_specification`.
-    pub fn resident_status_specification(mut self, value: impl Into<String>) -> Self {
-        self.resident_status_specification = Some(value.into());
-        self
-    }
-
-    /// Sets `year_resident_tax`.
-    pub fn year_resident_tax(mut self, value: impl Into<String>) -> Self {
-        self.year_resident_tax = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<ResidentTaxCustomField>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoResidentTax`], so the same type.
+pub type BasicInfoUpdateResidentTax = BasicInfoResidentTax;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUpdateWorkExperience {
-    /// `company_name`.
-    pub company_name: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `job_title`.
-    pub job_title: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<WorkExperienceCustomField4>>,
-}
-
-lark_types::json_struct!(BasicInfoUpdateWorkExperience {
-    company_name: "company_name",
-    start_time: "start_time",
-    end_time: "end_time",
-    job_title: "job_title",
-    department: "department",
-    custom_fields: "custom_fields"
-});
-
-impl BasicInfoUpdateWorkExperience {
-    /// Sets `company_name`.
-    pub fn company_name(mut self, value: impl Into<String>) -> Self {
-        self.company_name = Some(value.into());
-        self
-    }
-
-    /// Sets `start_time`.
-    pub fn start_time(mut self, value: impl Into<String>) -> Self {
-        self.start_time = Some(value.into());
-        self
-    }
-
-    /// Sets `end_time`.
-    pub fn end_time(mut self, value: impl Into<String>) -> Self {
-        self.end_time = Some(value.into());
-        self
-    }
-
-    /// Sets `job_title`.
-    pub fn job_title(mut self, value: impl Into<String>) -> Self {
-        self.job_title = Some(value.into());
-        self
-    }
-
-    /// Sets `department`.
-    pub fn department(mut self, value: impl Into<String>) -> Self {
-        self.department = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<WorkExperienceCustomField4>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePreHireBodyWorkExperience`], so the same type.
+pub type BasicInfoUpdateWorkExperience = CreatePreHireBodyWorkExperience;
 
 /// The JSON body of [`BatchDeleteReportDetailRowRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23556,54 +20242,9 @@ impl BatchDeleteWorkforcePlanDetailRowBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail_row.batchDelete` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchDeleteWorkforcePlanDetailRowBodyItem {
-    /// `dimensions` (required).
-    pub dimensions: Option<Vec<Dimension>>,
-    /// `eai_details`.
-    pub eai_details: Option<Vec<EaiDetail>>,
-    /// `plan_value`.
-    pub plan_value: Option<String>,
-    /// `multi_period_values`.
-    pub multi_period_values: Option<Vec<MultiPeriodValue>>,
-}
-
-lark_types::json_struct!(BatchDeleteWorkforcePlanDetailRowBodyItem {
-    dimensions: "dimensions",
-    eai_details: "eai_details",
-    plan_value: "plan_value",
-    multi_period_values: "multi_period_values"
-});
-
-impl BatchDeleteWorkforcePlanDetailRowBodyItem {
-    /// Sets `dimensions`.
-    pub fn dimensions(mut self, value: impl IntoIterator<Item = impl Into<Dimension>>) -> Self {
-        self.dimensions = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `eai_details`.
-    pub fn eai_details(mut self, value: impl IntoIterator<Item = impl Into<EaiDetail>>) -> Self {
-        self.eai_details = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `plan_value`.
-    pub fn plan_value(mut self, value: impl Into<String>) -> Self {
-        self.plan_value = Some(value.into());
-        self
-    }
-
-    /// Sets `multi_period_values`.
-    pub fn multi_period_values(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<MultiPeriodValue>>,
-    ) -> Self {
-        self.multi_period_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BatchDeleteReportDetailRowBodyItem`], so the same type.
+pub type BatchDeleteWorkforcePlanDetailRowBodyItem = BatchDeleteReportDetailRowBodyItem;
 
 /// The JSON body of [`BatchEmployeesAdditionalJobRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24460,54 +21101,9 @@ impl BatchSaveReportDetailRowBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.report_detail_row.batchSave` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchSaveReportDetailRowBodyItem {
-    /// `dimensions` (required).
-    pub dimensions: Option<Vec<Dimension>>,
-    /// `eai_details`.
-    pub eai_details: Option<Vec<EaiDetail>>,
-    /// `plan_value`.
-    pub plan_value: Option<String>,
-    /// `multi_period_values`.
-    pub multi_period_values: Option<Vec<MultiPeriodValue>>,
-}
-
-lark_types::json_struct!(BatchSaveReportDetailRowBodyItem {
-    dimensions: "dimensions",
-    eai_details: "eai_details",
-    plan_value: "plan_value",
-    multi_period_values: "multi_period_values"
-});
-
-impl BatchSaveReportDetailRowBodyItem {
-    /// Sets `dimensions`.
-    pub fn dimensions(mut self, value: impl IntoIterator<Item = impl Into<Dimension>>) -> Self {
-        self.dimensions = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `eai_details`.
-    pub fn eai_details(mut self, value: impl IntoIterator<Item = impl Into<EaiDetail>>) -> Self {
-        self.eai_details = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `plan_value`.
-    pub fn plan_value(mut self, value: impl Into<String>) -> Self {
-        self.plan_value = Some(value.into());
-        self
-    }
-
-    /// Sets `multi_period_values`.
-    pub fn multi_period_values(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<MultiPeriodValue>>,
-    ) -> Self {
-        self.multi_period_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BatchDeleteReportDetailRowBodyItem`], so the same type.
+pub type BatchSaveReportDetailRowBodyItem = BatchDeleteReportDetailRowBodyItem;
 
 /// The JSON body of [`BatchSaveWorkforcePlanDetailRowRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24542,54 +21138,9 @@ impl BatchSaveWorkforcePlanDetailRowBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail_row.batchSave` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BatchSaveWorkforcePlanDetailRowBodyItem {
-    /// `dimensions` (required).
-    pub dimensions: Option<Vec<Dimension>>,
-    /// `eai_details`.
-    pub eai_details: Option<Vec<EaiDetail>>,
-    /// `plan_value`.
-    pub plan_value: Option<String>,
-    /// `multi_period_values`.
-    pub multi_period_values: Option<Vec<MultiPeriodValue>>,
-}
-
-lark_types::json_struct!(BatchSaveWorkforcePlanDetailRowBodyItem {
-    dimensions: "dimensions",
-    eai_details: "eai_details",
-    plan_value: "plan_value",
-    multi_period_values: "multi_period_values"
-});
-
-impl BatchSaveWorkforcePlanDetailRowBodyItem {
-    /// Sets `dimensions`.
-    pub fn dimensions(mut self, value: impl IntoIterator<Item = impl Into<Dimension>>) -> Self {
-        self.dimensions = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `eai_details`.
-    pub fn eai_details(mut self, value: impl IntoIterator<Item = impl Into<EaiDetail>>) -> Self {
-        self.eai_details = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `plan_value`.
-    pub fn plan_value(mut self, value: impl Into<String>) -> Self {
-        self.plan_value = Some(value.into());
-        self
-    }
-
-    /// Sets `multi_period_values`.
-    pub fn multi_period_values(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<MultiPeriodValue>>,
-    ) -> Self {
-        self.multi_period_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BatchDeleteReportDetailRowBodyItem`], so the same type.
+pub type BatchSaveWorkforcePlanDetailRowBodyItem = BatchDeleteReportDetailRowBodyItem;
 
 /// The JSON body of [`BatchV2WorkforcePlanDetailRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24883,22 +21434,9 @@ pub struct BirthCertificateOfChild {
 lark_types::json_struct!(BirthCertificateOfChild { id: "id", name: "name" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BirthCertificateOfChildren {
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(BirthCertificateOfChildren { id: "id" });
-
-impl BirthCertificateOfChildren {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentBirthCertificateOfChild`], so the same type.
+pub type BirthCertificateOfChildren = DependentBirthCertificateOfChild;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.bp.get_by_department` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25177,16 +21715,9 @@ impl CareerWorkExperience {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Category {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Category { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Category = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25235,16 +21766,9 @@ pub struct Change {
 lark_types::json_struct!(Change { field: "field", before: "before", after: "after", ext: "ext" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckInMethod {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CheckInMethod { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type CheckInMethod = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25303,98 +21827,14 @@ impl ChildBirthCertificate {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CitizenshipStatus {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CitizenshipStatus { lang: "lang", value: "value" });
-
-impl CitizenshipStatus {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type CitizenshipStatus = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CitizenshipStatuse {
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-    /// `citizenship_status`.
-    pub citizenship_status: Option<Vec<CitizenshipStatus>>,
-    /// `view_order`.
-    pub view_order: Option<String>,
-}
-
-lark_types::json_struct!(CitizenshipStatuse {
-    id: "id",
-    country_region_id: "country_region_id",
-    active: "active",
-    name: "name",
-    citizenship_status: "citizenship_status",
-    view_order: "view_order"
-});
-
-impl CitizenshipStatuse {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `active`.
-    pub fn active(mut self, value: impl Into<bool>) -> Self {
-        self.active = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl IntoIterator<Item = impl Into<Name>>) -> Self {
-        self.name = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `citizenship_status`.
-    pub fn citizenship_status(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<CitizenshipStatus>>,
-    ) -> Self {
-        self.citizenship_status = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `view_order`.
-    pub fn view_order(mut self, value: impl Into<String>) -> Self {
-        self.view_order = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonInfoCitizenshipStatus`], so the same type.
+pub type CitizenshipStatuse = PersonInfoCitizenshipStatus;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.city.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25459,16 +21899,9 @@ pub struct CombinationInfoContent {
 lark_types::json_struct!(CombinationInfoContent { field_type: "field_type", info: "info", label: "label" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CombinationInfoTitle {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CombinationInfoTitle { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type CombinationInfoTitle = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25516,16 +21949,9 @@ lark_types::json_struct!(CommentInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CommentorName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(CommentorName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type CommentorName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25604,183 +22030,24 @@ lark_types::json_struct!(Company {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CompanyCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type CompanyCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CompanyName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type CompanyName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyOfficeAddressInfo {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(CompanyOfficeAddressInfo {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`CompanyRegisteredOfficeAddressInfo`], so the same type.
+pub type CompanyOfficeAddressInfo = CompanyRegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyOrganization {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CompanyOrganization { lang: "lang", value: "value" });
-
-impl CompanyOrganization {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type CompanyOrganization = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.query_multi_timeline` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25939,16 +22206,9 @@ lark_types::json_struct!(CompanyVersionData {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CompensationType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type CompensationType = OriginalSubType;
 
 /// The reply `data` of `corehr.v2.pre_hire.complete` ([`CompletePreHireRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25961,285 +22221,9 @@ pub struct CompletePreHireResponse {
 lark_types::json_struct!(CompletePreHireResponse { success: "success" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContactAddress {
-    /// `address_type`.
-    pub address_type: Option<String>,
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `region`.
-    pub region: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_v2`.
-    pub city_v2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `district_v2`.
-    pub district_v2: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_line_1`.
-    pub address_line_1: Option<String>,
-    /// `local_address_line_1`.
-    pub local_address_line_1: Option<String>,
-    /// `address_line_2`.
-    pub address_line_2: Option<String>,
-    /// `local_address_line_2`.
-    pub local_address_line_2: Option<String>,
-    /// `address_line_3`.
-    pub address_line_3: Option<String>,
-    /// `local_address_line_3`.
-    pub local_address_line_3: Option<String>,
-    /// `address_line_4`.
-    pub address_line_4: Option<String>,
-    /// `local_address_line_5`.
-    pub local_address_line_5: Option<String>,
-    /// `address_line_6`.
-    pub address_line_6: Option<String>,
-    /// `local_address_line_6`.
-    pub local_address_line_6: Option<String>,
-    /// `address_line_7`.
-    pub address_line_7: Option<String>,
-    /// `local_address_line_7`.
-    pub local_address_line_7: Option<String>,
-    /// `address_line_8`.
-    pub address_line_8: Option<String>,
-    /// `local_address_line_8`.
-    pub local_address_line_8: Option<String>,
-    /// `address_line_9`.
-    pub address_line_9: Option<String>,
-    /// `local_address_line_9`.
-    pub local_address_line_9: Option<String>,
-    /// `local_address_line_4`.
-    pub local_address_line_4: Option<String>,
-    /// `address_line_5`.
-    pub address_line_5: Option<String>,
-}
-
-lark_types::json_struct!(ContactAddress {
-    address_type: "address_type",
-    country_region: "country_region",
-    region: "region",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_v2: "city_v2",
-    city_text: "city_text",
-    local_city_text: "local_city_text",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    district_v2: "district_v2",
-    postal_code: "postal_code",
-    address_line_1: "address_line_1",
-    local_address_line_1: "local_address_line_1",
-    address_line_2: "address_line_2",
-    local_address_line_2: "local_address_line_2",
-    address_line_3: "address_line_3",
-    local_address_line_3: "local_address_line_3",
-    address_line_4: "address_line_4",
-    local_address_line_5: "local_address_line_5",
-    address_line_6: "address_line_6",
-    local_address_line_6: "local_address_line_6",
-    address_line_7: "address_line_7",
-    local_address_line_7: "local_address_line_7",
-    address_line_8: "address_line_8",
-    local_address_line_8: "local_address_line_8",
-    address_line_9: "address_line_9",
-    local_address_line_9: "local_address_line_9",
-    local_address_line_4: "local_address_line_4",
-    address_line_5: "address_line_5"
-});
-
-impl ContactAddress {
-    /// Sets `address_type`.
-    pub fn address_type(mut self, value: impl Into<String>) -> Self {
-        self.address_type = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `region`.
-    pub fn region(mut self, value: impl Into<String>) -> Self {
-        self.region = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_1`.
-    pub fn region_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_2`.
-    pub fn region_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_v2`.
-    pub fn city_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_text`.
-    pub fn city_text(mut self, value: impl Into<String>) -> Self {
-        self.city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `local_city_text`.
-    pub fn local_city_text(mut self, value: impl Into<String>) -> Self {
-        self.local_city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_1`.
-    pub fn city_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_2`.
-    pub fn city_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_v2`.
-    pub fn district_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_1`.
-    pub fn address_line_1(mut self, value: impl Into<String>) -> Self {
-        self.address_line_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_1`.
-    pub fn local_address_line_1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_2`.
-    pub fn address_line_2(mut self, value: impl Into<String>) -> Self {
-        self.address_line_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_2`.
-    pub fn local_address_line_2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_3`.
-    pub fn address_line_3(mut self, value: impl Into<String>) -> Self {
-        self.address_line_3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_3`.
-    pub fn local_address_line_3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_4`.
-    pub fn address_line_4(mut self, value: impl Into<String>) -> Self {
-        self.address_line_4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_5`.
-    pub fn local_address_line_5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_6`.
-    pub fn address_line_6(mut self, value: impl Into<String>) -> Self {
-        self.address_line_6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_6`.
-    pub fn local_address_line_6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_7`.
-    pub fn address_line_7(mut self, value: impl Into<String>) -> Self {
-        self.address_line_7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_7`.
-    pub fn local_address_line_7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_8`.
-    pub fn address_line_8(mut self, value: impl Into<String>) -> Self {
-        self.address_line_8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_8`.
-    pub fn local_address_line_8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_9`.
-    pub fn address_line_9(mut self, value: impl Into<String>) -> Self {
-        self.address_line_9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_9`.
-    pub fn local_address_line_9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_4`.
-    pub fn local_address_line_4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_5`.
-    pub fn address_line_5(mut self, value: impl Into<String>) -> Self {
-        self.address_line_5 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`EmergencyContactAddress`], so the same type.
+pub type ContactAddress = EmergencyContactAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26320,16 +22304,9 @@ lark_types::json_struct!(ContentInfoCustomField {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ContentType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26413,28 +22390,14 @@ lark_types::json_struct!(ContractInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ContractStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ContractType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ContractType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.cost_allocation.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26558,60 +22521,14 @@ lark_types::json_struct!(CostCenter {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CostCenterId {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(CostCenterId { wk_id: "wk_id" });
-
-impl CostCenterId {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`JobDataId`], so the same type.
+pub type CostCenterId = JobDataId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CostCenterRate {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<f64>,
-    /// `new_rate`.
-    pub new_rate: Option<f64>,
-}
-
-lark_types::json_struct!(CostCenterRate {
-    cost_center_id: "cost_center_id",
-    rate: "rate" as number,
-    new_rate: "new_rate"
-});
-
-impl CostCenterRate {
-    /// Sets `cost_center_id`.
-    pub fn cost_center_id(mut self, value: impl Into<String>) -> Self {
-        self.cost_center_id = Some(value.into());
-        self
-    }
-
-    /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<f64>) -> Self {
-        self.rate = Some(value.into());
-        self
-    }
-
-    /// Sets `new_rate`.
-    pub fn new_rate(mut self, value: impl Into<f64>) -> Self {
-        self.new_rate = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`JobDataCostCenterId`], so the same type.
+pub type CostCenterRate = JobDataCostCenterId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.country_region.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27351,40 +23268,14 @@ impl CreateEmployeesAdditionalJobBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateEmployeesAdditionalJobBodyCompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreateEmployeesAdditionalJobBodyCompensationType { enum_name: "enum_name" });
-
-impl CreateEmployeesAdditionalJobBodyCompensationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreateEmployeesAdditionalJobBodyCompensationType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateEmployeesAdditionalJobBodyWorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreateEmployeesAdditionalJobBodyWorkShift { enum_name: "enum_name" });
-
-impl CreateEmployeesAdditionalJobBodyWorkShift {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreateEmployeesAdditionalJobBodyWorkShift = PatchDepartmentBodySubType;
 
 /// The reply `data` of `corehr.v2.employees.additional_job.create` ([`CreateEmployeesAdditionalJobRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27636,33 +23527,9 @@ impl CreateEmployeesInternationalAssignmentBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.international_assignment.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateEmployeesInternationalAssignmentBodyCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateEmployeesInternationalAssignmentBodyCustomField {
-    field_name: "field_name",
-    value: "value"
-});
-
-impl CreateEmployeesInternationalAssignmentBodyCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type CreateEmployeesInternationalAssignmentBodyCustomField = HiberarchyCommonCustomField;
 
 /// The reply `data` of `corehr.v2.employees.international_assignment.create` ([`CreateEmployeesInternationalAssignmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28216,25 +24083,9 @@ lark_types::json_struct!(CreateJobChangeResponse {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateJobChangeResponseCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreateJobChangeResponseCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type CreateJobChangeResponseCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28917,22 +24768,9 @@ impl CreateLocationAddressBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.address.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateLocationAddressBodyAddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreateLocationAddressBodyAddressType { enum_name: "enum_name" });
-
-impl CreateLocationAddressBodyAddressType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreateLocationAddressBodyAddressType = PatchDepartmentBodySubType;
 
 /// The reply `data` of `corehr.v2.location.address.create` ([`CreateLocationAddressRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29976,59 +25814,14 @@ impl CreatePersonBodyBankAccount {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyCitizenshipStatus {
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `citizenship_status`.
-    pub citizenship_status: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyCitizenshipStatus {
-    country_region: "country_region",
-    citizenship_status: "citizenship_status"
-});
-
-impl CreatePersonBodyCitizenshipStatus {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `citizenship_status`.
-    pub fn citizenship_status(mut self, value: impl Into<String>) -> Self {
-        self.citizenship_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentCitizenshipStatuse`], so the same type.
+pub type CreatePersonBodyCitizenshipStatus = DependentCitizenshipStatuse;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyCustomField { custom_api_name: "custom_api_name", value: "value" });
-
-impl CreatePersonBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type CreatePersonBodyCustomField = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30516,267 +26309,24 @@ impl CreatePersonBodyEmergencyContact {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyGender { enum_name: "enum_name" });
-
-impl CreatePersonBodyGender {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreatePersonBodyGender = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyHukouType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyHukouType { enum_name: "enum_name" });
-
-impl CreatePersonBodyHukouType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreatePersonBodyHukouType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyLegalNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<LegalNameV2NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<LegalNameV2AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<LegalNameV2Social>,
-    /// `title`.
-    pub title: Option<LegalNameV2Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyLegalNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl CreatePersonBodyLegalNameV2 {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<LegalNameV2NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<LegalNameV2AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<LegalNameV2Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<LegalNameV2Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type CreatePersonBodyLegalNameV2 = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyMaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyMaritalStatus { enum_name: "enum_name" });
-
-impl CreatePersonBodyMaritalStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreatePersonBodyMaritalStatus = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31092,108 +26642,9 @@ impl CreatePersonBodyNationalId {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyNationalIdV2 {
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdV2CustomField2>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(CreatePersonBodyNationalIdV2 {
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    country_region_id: "country_region_id",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl CreatePersonBodyNationalIdV2 {
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdV2CustomField2>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyNationalId`], so the same type.
+pub type CreatePersonBodyNationalIdV2 = CreatePersonBodyNationalId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31337,249 +26788,19 @@ impl CreatePersonBodyPhone {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyPoliticalAffiliation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyPoliticalAffiliation { enum_name: "enum_name" });
-
-impl CreatePersonBodyPoliticalAffiliation {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreatePersonBodyPoliticalAffiliation = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyPreferredNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<PreferredNameV2NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<PreferredNameV2AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<PreferredNameV2Social>,
-    /// `title`.
-    pub title: Option<PreferredNameV2Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyPreferredNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl CreatePersonBodyPreferredNameV2 {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<PreferredNameV2NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<PreferredNameV2AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<PreferredNameV2Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<PreferredNameV2Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type CreatePersonBodyPreferredNameV2 = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePersonBodyRace {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(CreatePersonBodyRace { enum_name: "enum_name" });
-
-impl CreatePersonBodyRace {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type CreatePersonBodyRace = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31892,33 +27113,9 @@ impl CreatePositionBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.position.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatePositionBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CreatePositionBodyCustomField {
-    custom_api_name: "custom_api_name",
-    value: "value"
-});
-
-impl CreatePositionBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type CreatePositionBodyCustomField = CreateCustomOrgBodyCustomField;
 
 /// The reply `data` of `corehr.v2.position.create` ([`CreatePositionRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32920,14 +28117,9 @@ pub struct CreateVersionDefaultCostCenterResponse {
 lark_types::json_struct!(CreateVersionDefaultCostCenterResponse { wk_id: "wk_id", wk_tid: "wk_tid" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template_info_with_thumbnail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreatedBy {
-    /// `id` (required).
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(CreatedBy { id: "id" });
+///
+/// The same shape as [`UserInfo`], so the same type.
+pub type CreatedBy = UserInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.currency.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32957,16 +28149,9 @@ lark_types::json_struct!(Currency {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.currency.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CurrencyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CurrencyName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type CurrencyName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32981,42 +28166,14 @@ pub struct CustomField {
 lark_types::json_struct!(CustomField { origin_value: "origin_value", target_value: "target_value" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomFieldName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(CustomFieldName { zh_cn: "zh_cn", en_us: "en_us" });
-
-impl CustomFieldName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type CustomFieldName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomFieldType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(CustomFieldType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type CustomFieldType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33087,25 +28244,9 @@ lark_types::json_struct!(CustomOrg {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomOrgCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CustomOrgCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type CustomOrgCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.employment_custom_org_record` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33176,16 +28317,9 @@ impl CustomOrgGroup {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.employment_custom_org_record` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomOrgName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(CustomOrgName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type CustomOrgName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33235,16 +28369,9 @@ impl CustomOrgWithRate {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.offboarding.edit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Data {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Data { field_name: "field_name", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type Data = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33312,16 +28439,9 @@ lark_types::json_struct!(DefaultCostCenter {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Degree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Degree { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Degree = OriginalSubType;
 
 /// The JSON body of [`DelEmployeeCustomOrgRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33586,25 +28706,9 @@ Inactive = "Inactive",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type DepartmentCustomField = OriginValue;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` query).
@@ -33619,16 +28723,9 @@ PeopleCorehrDepartmentId = "people_corehr_department_id",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type DepartmentName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33712,285 +28809,9 @@ lark_types::json_struct!(Dependent {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentAddress {
-    /// `address_type`.
-    pub address_type: Option<String>,
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `region`.
-    pub region: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_v2`.
-    pub city_v2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `district_v2`.
-    pub district_v2: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_line_1`.
-    pub address_line_1: Option<String>,
-    /// `local_address_line_1`.
-    pub local_address_line_1: Option<String>,
-    /// `address_line_2`.
-    pub address_line_2: Option<String>,
-    /// `local_address_line_2`.
-    pub local_address_line_2: Option<String>,
-    /// `address_line_3`.
-    pub address_line_3: Option<String>,
-    /// `local_address_line_3`.
-    pub local_address_line_3: Option<String>,
-    /// `address_line_4`.
-    pub address_line_4: Option<String>,
-    /// `local_address_line_5`.
-    pub local_address_line_5: Option<String>,
-    /// `address_line_6`.
-    pub address_line_6: Option<String>,
-    /// `local_address_line_6`.
-    pub local_address_line_6: Option<String>,
-    /// `address_line_7`.
-    pub address_line_7: Option<String>,
-    /// `local_address_line_7`.
-    pub local_address_line_7: Option<String>,
-    /// `address_line_8`.
-    pub address_line_8: Option<String>,
-    /// `local_address_line_8`.
-    pub local_address_line_8: Option<String>,
-    /// `address_line_9`.
-    pub address_line_9: Option<String>,
-    /// `local_address_line_9`.
-    pub local_address_line_9: Option<String>,
-    /// `local_address_line_4`.
-    pub local_address_line_4: Option<String>,
-    /// `address_line_5`.
-    pub address_line_5: Option<String>,
-}
-
-lark_types::json_struct!(DependentAddress {
-    address_type: "address_type",
-    country_region: "country_region",
-    region: "region",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_v2: "city_v2",
-    city_text: "city_text",
-    local_city_text: "local_city_text",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    district_v2: "district_v2",
-    postal_code: "postal_code",
-    address_line_1: "address_line_1",
-    local_address_line_1: "local_address_line_1",
-    address_line_2: "address_line_2",
-    local_address_line_2: "local_address_line_2",
-    address_line_3: "address_line_3",
-    local_address_line_3: "local_address_line_3",
-    address_line_4: "address_line_4",
-    local_address_line_5: "local_address_line_5",
-    address_line_6: "address_line_6",
-    local_address_line_6: "local_address_line_6",
-    address_line_7: "address_line_7",
-    local_address_line_7: "local_address_line_7",
-    address_line_8: "address_line_8",
-    local_address_line_8: "local_address_line_8",
-    address_line_9: "address_line_9",
-    local_address_line_9: "local_address_line_9",
-    local_address_line_4: "local_address_line_4",
-    address_line_5: "address_line_5"
-});
-
-impl DependentAddress {
-    /// Sets `address_type`.
-    pub fn address_type(mut self, value: impl Into<String>) -> Self {
-        self.address_type = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `region`.
-    pub fn region(mut self, value: impl Into<String>) -> Self {
-        self.region = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_1`.
-    pub fn region_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_2`.
-    pub fn region_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_v2`.
-    pub fn city_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_text`.
-    pub fn city_text(mut self, value: impl Into<String>) -> Self {
-        self.city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `local_city_text`.
-    pub fn local_city_text(mut self, value: impl Into<String>) -> Self {
-        self.local_city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_1`.
-    pub fn city_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_2`.
-    pub fn city_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_v2`.
-    pub fn district_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_1`.
-    pub fn address_line_1(mut self, value: impl Into<String>) -> Self {
-        self.address_line_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_1`.
-    pub fn local_address_line_1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_2`.
-    pub fn address_line_2(mut self, value: impl Into<String>) -> Self {
-        self.address_line_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_2`.
-    pub fn local_address_line_2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_3`.
-    pub fn address_line_3(mut self, value: impl Into<String>) -> Self {
-        self.address_line_3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_3`.
-    pub fn local_address_line_3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_4`.
-    pub fn address_line_4(mut self, value: impl Into<String>) -> Self {
-        self.address_line_4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_5`.
-    pub fn local_address_line_5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_6`.
-    pub fn address_line_6(mut self, value: impl Into<String>) -> Self {
-        self.address_line_6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_6`.
-    pub fn local_address_line_6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_7`.
-    pub fn address_line_7(mut self, value: impl Into<String>) -> Self {
-        self.address_line_7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_7`.
-    pub fn local_address_line_7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_8`.
-    pub fn address_line_8(mut self, value: impl Into<String>) -> Self {
-        self.address_line_8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_8`.
-    pub fn local_address_line_8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_9`.
-    pub fn address_line_9(mut self, value: impl Into<String>) -> Self {
-        self.address_line_9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_9`.
-    pub fn local_address_line_9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line_4`.
-    pub fn local_address_line_4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line_4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line_5`.
-    pub fn address_line_5(mut self, value: impl Into<String>) -> Self {
-        self.address_line_5 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`EmergencyContactAddress`], so the same type.
+pub type DependentAddress = EmergencyContactAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34301,384 +29122,14 @@ impl DependentAddress2 {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentAddress3 {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_types` (required).
-    pub address_types: Option<Vec<String>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField4>>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-}
-
-lark_types::json_struct!(DependentAddress3 {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_types: "address_types",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    custom_fields: "custom_fields",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9"
-});
-
-impl DependentAddress3 {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_types`.
-    pub fn address_types(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.address_types = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField4>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaxAddress`], so the same type.
+pub type DependentAddress3 = TaxAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentAddress4 {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(DependentAddress4 {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`LocationAddress`], so the same type.
+pub type DependentAddress4 = LocationAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34728,150 +29179,29 @@ impl DependentCitizenshipStatuse {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DependentCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type DependentCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DependentCustomField2 { field_name: "field_name", value: "value" });
-
-impl DependentCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type DependentCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DependentCustomField3 { custom_api_name: "custom_api_name", value: "value" });
-
-impl DependentCustomField3 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type DependentCustomField3 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentCustomField4 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(DependentCustomField4 { field_name: "field_name", value: "value" });
-
-impl DependentCustomField4 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type DependentCustomField4 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `email_usage`.
-    pub email_usage: Option<EmailEmailUsage>,
-}
-
-lark_types::json_struct!(DependentEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl DependentEmail {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<EmailEmailUsage>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyEmail`], so the same type.
+pub type DependentEmail = CreatePersonBodyEmail;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34921,297 +29251,19 @@ impl DependentEmail2 {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DependentGender { enum_name: "enum_name" });
-
-impl DependentGender {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type DependentGender = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(DependentName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    wk_id: "wk_id"
-});
+///
+/// The same shape as [`PersonInfoName`], so the same type.
+pub type DependentName = PersonInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentName2 {
-    /// `additional_name_type`.
-    pub additional_name_type: Option<String>,
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `name_type`.
-    pub name_type: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-}
-
-lark_types::json_struct!(DependentName2 {
-    additional_name_type: "additional_name_type",
-    country_region: "country_region",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    middle_name: "middle_name",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    local_first_name_2: "local_first_name_2",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    local_primary_2: "local_primary_2",
-    local_secondary: "local_secondary",
-    title: "title",
-    local_first_name: "local_first_name",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    name_type: "name_type",
-    first_name: "first_name",
-    name_primary: "name_primary"
-});
-
-impl DependentName2 {
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<String>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<String>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoLegalNameV2`], so the same type.
+pub type DependentName2 = PersonalBasicInfoLegalNameV2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35414,203 +29466,14 @@ impl DependentName3 {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentNationalId {
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `national_id_type`.
-    pub national_id_type: Option<String>,
-    /// `national_id_number`.
-    pub national_id_number: Option<String>,
-    /// `issued_date`.
-    pub issued_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdCustomField2>>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(DependentNationalId {
-    country_region: "country_region",
-    national_id_type: "national_id_type",
-    national_id_number: "national_id_number",
-    issued_date: "issued_date",
-    issued_by: "issued_by",
-    expiration_date: "expiration_date",
-    custom_fields: "custom_fields",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl DependentNationalId {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type`.
-    pub fn national_id_type(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_date`.
-    pub fn issued_date(mut self, value: impl Into<String>) -> Self {
-        self.issued_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdCustomField2>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`National`], so the same type.
+pub type DependentNationalId = National;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentNationalId2 {
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdCustomField3>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(DependentNationalId2 {
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    country_region_id: "country_region_id",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl DependentNationalId2 {
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyNationalId`], so the same type.
+pub type DependentNationalId2 = CreatePersonBodyNationalId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35782,92 +29645,19 @@ impl DependentPassport {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<DeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(DependentPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
+///
+/// The same shape as [`PersonInfoPhone`], so the same type.
+pub type DependentPhone = PersonInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentPhone2 {
-    /// `international_area_code`.
-    pub international_area_code: Option<String>,
-    /// `phone_number`.
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(DependentPhone2 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl DependentPhone2 {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<String>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoPhone`], so the same type.
+pub type DependentPhone2 = PersonalBasicInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentPhone3 {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(DependentPhone3 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl DependentPhone3 {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<PhoneInternationalAreaCode>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPhone`], so the same type.
+pub type DependentPhone3 = CreatePersonBodyPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35935,58 +29725,19 @@ impl DependentPhone4 {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DependentReason { enum_name: "enum_name" });
-
-impl DependentReason {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type DependentReason = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentRelationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DependentRelationship { enum_name: "enum_name" });
-
-impl DependentRelationship {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type DependentRelationship = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DependentSpousesWorkingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(DependentSpousesWorkingStatus { enum_name: "enum_name" });
-
-impl DependentSpousesWorkingStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type DependentSpousesWorkingStatus = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36054,54 +29805,19 @@ impl DependentVisa {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Description {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Description { lang: "lang", value: "value" });
-
-impl Description {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type Description = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DetailsOfJobStatusChange {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DetailsOfJobStatusChange { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type DetailsOfJobStatusChange = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DeviceType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DeviceType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type DeviceType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.report_detail_row.batchDelete` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36159,16 +29875,9 @@ impl DimensionIdInData {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch_v2` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionInfo {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(DimensionInfo { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type DimensionInfo = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch_v2` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36243,16 +29952,9 @@ lark_types::json_struct!(DirectManagerPersonInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Display {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Display { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type Display = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.district.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36321,49 +30023,14 @@ lark_types::json_struct!(Done {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DottedLineManager {
-    /// `employment_id`.
-    pub employment_id: Option<String>,
-    /// `employment_id_v2`.
-    pub employment_id_v2: Option<String>,
-    /// `employee_number`.
-    pub employee_number: Option<String>,
-    /// `email_address`.
-    pub email_address: Option<String>,
-    /// `person_info`.
-    pub person_info: Option<DottedLineManagerPersonInfo>,
-}
-
-lark_types::json_struct!(DottedLineManager {
-    employment_id: "employment_id",
-    employment_id_v2: "employment_id_v2",
-    employee_number: "employee_number",
-    email_address: "email_address",
-    person_info: "person_info"
-});
+///
+/// The same shape as [`DirectManager`], so the same type.
+pub type DottedLineManager = DirectManager;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DottedLineManagerPersonInfo {
-    /// `person_id`.
-    pub person_id: Option<String>,
-    /// `preferred_name`.
-    pub preferred_name: Option<String>,
-    /// `preferred_local_full_name`.
-    pub preferred_local_full_name: Option<String>,
-    /// `preferred_english_full_name`.
-    pub preferred_english_full_name: Option<String>,
-}
-
-lark_types::json_struct!(DottedLineManagerPersonInfo {
-    person_id: "person_id",
-    preferred_name: "preferred_name",
-    preferred_local_full_name: "preferred_local_full_name",
-    preferred_english_full_name: "preferred_english_full_name"
-});
+///
+/// The same shape as [`DirectManagerPersonInfo`], so the same type.
+pub type DottedLineManagerPersonInfo = DirectManagerPersonInfo;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.get` response).
@@ -36380,16 +30047,9 @@ V3 = "3",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DurationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(DurationType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type DurationType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.report_detail_row.batchDelete` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36498,30 +30158,10 @@ impl EditEmpCustomOrgEmployeeCustomOrgBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.edit_emp_custom_org` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EditEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `rate`.
-    pub rate: Option<String>,
-}
-
-lark_types::json_struct!(EditEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate { id: "id", rate: "rate" });
-
-impl EditEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `rate`.
-    pub fn rate(mut self, value: impl Into<String>) -> Self {
-        self.rate = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate`], so the same type.
+pub type EditEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate =
+    CreateEmpCustomOrgEmployeeCustomOrgBodyCustomOrgWithRate;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.edit_emp_custom_org` query).
@@ -36709,51 +30349,9 @@ impl EditProbationBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.edit` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EditProbationBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EditProbationBodyCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
-
-impl EditProbationBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<CustomFieldName>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<i32>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type EditProbationBodyCustomField = OriginValue;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.edit` body).
@@ -36810,113 +30408,29 @@ lark_types::json_struct!(Education {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EducationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type EducationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EducationCustomField2 { field_name: "field_name", value: "value" });
-
-impl EducationCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type EducationCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EducationCustomField3 { custom_api_name: "custom_api_name", value: "value" });
-
-impl EducationCustomField3 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type EducationCustomField3 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationDegree {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EducationDegree { enum_name: "enum_name" });
-
-impl EducationDegree {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EducationDegree = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationFieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EducationFieldOfStudyName { enum_name: "enum_name" });
-
-impl EducationFieldOfStudyName {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EducationFieldOfStudyName = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36996,66 +30510,19 @@ impl EducationInfo {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationInfoCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EducationInfoCustomField { field_name: "field_name", value: "value" });
-
-impl EducationInfoCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type EducationInfoCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationLevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EducationLevelOfEducation { enum_name: "enum_name" });
-
-impl EducationLevelOfEducation {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EducationLevelOfEducation = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationSchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EducationSchoolName { enum_name: "enum_name" });
-
-impl EducationSchoolName {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EducationSchoolName = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37079,34 +30546,14 @@ lark_types::json_struct!(Email {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmailEmailUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EmailEmailUsage { enum_name: "enum_name" });
-
-impl EmailEmailUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EmailEmailUsage = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmailUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmailUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type EmailUsage = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37429,342 +30876,9 @@ impl EmergencyContactAddress {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactAddress2 {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressAddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField2>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactAddress2 {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
-
-impl EmergencyContactAddress2 {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id`.
-    pub fn city_id(mut self, value: impl Into<String>) -> Self {
-        self.city_id = Some(value.into());
-        self
-    }
-
-    /// Sets `distinct_id`.
-    pub fn distinct_id(mut self, value: impl Into<String>) -> Self {
-        self.distinct_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_type_list`.
-    pub fn address_type_list(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<AddressAddressType>>,
-    ) -> Self {
-        self.address_type_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField2>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `city_subdivision_1`.
-    pub fn city_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_2`.
-    pub fn city_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_1`.
-    pub fn region_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_2`.
-    pub fn region_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_text`.
-    pub fn city_text(mut self, value: impl Into<String>) -> Self {
-        self.city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `local_city_text`.
-    pub fn local_city_text(mut self, value: impl Into<String>) -> Self {
-        self.local_city_text = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyAddress`], so the same type.
+pub type EmergencyContactAddress2 = CreatePersonBodyAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37890,924 +31004,74 @@ lark_types::json_struct!(EmergencyContactAddress3 {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactAddress4 {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_types` (required).
-    pub address_types: Option<Vec<String>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField4>>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactAddress4 {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_types: "address_types",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    custom_fields: "custom_fields",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9"
-});
-
-impl EmergencyContactAddress4 {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_types`.
-    pub fn address_types(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.address_types = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField4>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaxAddress`], so the same type.
+pub type EmergencyContactAddress4 = TaxAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type EmergencyContactCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactCustomField2 { field_name: "field_name", value: "value" });
-
-impl EmergencyContactCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type EmergencyContactCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactCustomField3 { custom_api_name: "custom_api_name", value: "value" });
-
-impl EmergencyContactCustomField3 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type EmergencyContactCustomField3 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactCustomField4 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactCustomField4 { field_name: "field_name", value: "value" });
-
-impl EmergencyContactCustomField4 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type EmergencyContactCustomField4 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `email_usage`.
-    pub email_usage: Option<EmailEmailUsage>,
-}
-
-lark_types::json_struct!(EmergencyContactEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl EmergencyContactEmail {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<EmailEmailUsage>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyEmail`], so the same type.
+pub type EmergencyContactEmail = CreatePersonBodyEmail;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactEmail2 {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `email_usage` (required).
-    pub email_usage: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactEmail2 {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl EmergencyContactEmail2 {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<String>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentEmail2`], so the same type.
+pub type EmergencyContactEmail2 = DependentEmail2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    wk_id: "wk_id"
-});
+///
+/// The same shape as [`PersonInfoName`], so the same type.
+pub type EmergencyContactName = PersonInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactName2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameNameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<NameAdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<NameSocial>,
-    /// `title`.
-    pub title: Option<NameTitle>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactName2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl EmergencyContactName2 {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<NameNameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<NameAdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<NameSocial>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<NameTitle>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type EmergencyContactName2 = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<DeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(EmergencyContactPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
+///
+/// The same shape as [`PersonInfoPhone`], so the same type.
+pub type EmergencyContactPhone = PersonInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhone2 {
-    /// `international_area_code`.
-    pub international_area_code: Option<String>,
-    /// `phone_number`.
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactPhone2 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl EmergencyContactPhone2 {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<String>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoPhone`], so the same type.
+pub type EmergencyContactPhone2 = PersonalBasicInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhone3 {
-    /// `international_area_code` (required).
-    pub international_area_code: Option<String>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `device_type` (required).
-    pub device_type: Option<String>,
-    /// `phone_usage` (required).
-    pub phone_usage: Option<String>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(EmergencyContactPhone3 {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
-
-impl EmergencyContactPhone3 {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<String>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-
-    /// Sets `device_type`.
-    pub fn device_type(mut self, value: impl Into<String>) -> Self {
-        self.device_type = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_usage`.
-    pub fn phone_usage(mut self, value: impl Into<String>) -> Self {
-        self.phone_usage = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentPhone4`], so the same type.
+pub type EmergencyContactPhone3 = DependentPhone4;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactPhoneIst {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneIstInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactPhoneIst {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl EmergencyContactPhoneIst {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<PhoneIstInternationalAreaCode>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPhone`], so the same type.
+pub type EmergencyContactPhoneIst = CreatePersonBodyPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContactRelationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContactRelationship { enum_name: "enum_name" });
-
-impl EmergencyContactRelationship {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type EmergencyContactRelationship = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39127,43 +31391,14 @@ lark_types::json_struct!(Employee {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeCostCenter {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<f64>,
-    /// `new_rate`.
-    pub new_rate: Option<f64>,
-}
-
-lark_types::json_struct!(EmployeeCostCenter {
-    cost_center_id: "cost_center_id",
-    rate: "rate" as number,
-    new_rate: "new_rate"
-});
+///
+/// The same shape as [`JobDataCostCenterId`], so the same type.
+pub type EmployeeCostCenter = JobDataCostCenterId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmployeeCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type EmployeeCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39180,46 +31415,19 @@ pub struct EmployeeDepartment {
 lark_types::json_struct!(EmployeeDepartment { id: "id", id_v2: "id_v2", department_name: "department_name" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeType {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(EmployeeType { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type EmployeeType = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.bp.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentAllBp {
-    /// `employment_id`.
-    pub employment_id: Option<String>,
-    /// `hrbp_ids`.
-    pub hrbp_ids: Option<Vec<String>>,
-    /// `location_bp_ids`.
-    pub location_bp_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(EmploymentAllBp {
-    employment_id: "employment_id",
-    hrbp_ids: "hrbp_ids",
-    location_bp_ids: "location_bp_ids"
-});
+///
+/// The same shape as [`EmploymentDirectBp`], so the same type.
+pub type EmploymentAllBp = EmploymentDirectBp;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentAllBps {
-    /// `hrbp_ids`.
-    pub hrbp_ids: Option<Vec<String>>,
-    /// `location_bp_ids`.
-    pub location_bp_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(EmploymentAllBps { hrbp_ids: "hrbp_ids", location_bp_ids: "location_bp_ids" });
+///
+/// The same shape as [`EmploymentDirectBps`], so the same type.
+pub type EmploymentAllBps = EmploymentDirectBps;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.employment_custom_org_record` query).
@@ -39441,25 +31649,9 @@ impl EmploymentInfoCostAllocation {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type EmploymentInfoCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39521,25 +31713,9 @@ lark_types::json_struct!(EmploymentInfoDefaultCostCenter2 {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentInfoNoticePeriodPositiveInvoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(EmploymentInfoNoticePeriodPositiveInvoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit",
-    name: "name"
-});
+///
+/// The same shape as [`EmploymentInfoNoticePeriodPositiveVoluntary`], so the same type.
+pub type EmploymentInfoNoticePeriodPositiveInvoluntary = EmploymentInfoNoticePeriodPositiveVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39563,169 +31739,19 @@ lark_types::json_struct!(EmploymentInfoNoticePeriodPositiveVoluntary {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentInfoNoticePeriodProbationInvoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(EmploymentInfoNoticePeriodProbationInvoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit",
-    name: "name"
-});
+///
+/// The same shape as [`EmploymentInfoNoticePeriodPositiveVoluntary`], so the same type.
+pub type EmploymentInfoNoticePeriodProbationInvoluntary = EmploymentInfoNoticePeriodPositiveVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentInfoNoticePeriodProbationVoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(EmploymentInfoNoticePeriodProbationVoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit",
-    name: "name"
-});
+///
+/// The same shape as [`EmploymentInfoNoticePeriodPositiveVoluntary`], so the same type.
+pub type EmploymentInfoNoticePeriodProbationVoluntary = EmploymentInfoNoticePeriodPositiveVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentInfoOfficeAddress {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<OfficeAddressCustomField>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentInfoOfficeAddress {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`RegisteredOfficeAddressInfo`], so the same type.
+pub type EmploymentInfoOfficeAddress = RegisteredOfficeAddressInfo;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
@@ -39838,28 +31864,14 @@ lark_types::json_struct!(EmploymentInfoSeniorityAdjustInformation2 {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<EmploymentNameName>,
-}
-
-lark_types::json_struct!(EmploymentName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type EmploymentName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(EmploymentNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type EmploymentNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40046,28 +32058,14 @@ impl EmploymentRecordCostCenter {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type EmploymentStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmploymentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EmploymentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type EmploymentType = OriginalSubType;
 
 /// The JSON body of [`EnableDisableAssessmentProbationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40096,30 +32094,9 @@ impl EnableDisableAssessmentProbationBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.batch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EndDate {
-    /// `start` (required).
-    pub start: Option<String>,
-    /// `end` (required).
-    pub end: Option<String>,
-}
-
-lark_types::json_struct!(EndDate { start: "start", end: "end" });
-
-impl EndDate {
-    /// Sets `start`.
-    pub fn start(mut self, value: impl Into<String>) -> Self {
-        self.start = Some(value.into());
-        self
-    }
-
-    /// Sets `end`.
-    pub fn end(mut self, value: impl Into<String>) -> Self {
-        self.end = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`StartDate`], so the same type.
+pub type EndDate = StartDate;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.enum.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40158,55 +32135,24 @@ lark_types::json_struct!(EnumItem {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EstimatedActiveIndividualsDetail {
-    /// `date`.
-    pub date: Option<String>,
-    /// `estimated_active_individuals`.
-    pub estimated_active_individuals: Option<String>,
-}
-
-lark_types::json_struct!(EstimatedActiveIndividualsDetail {
-    date: "date",
-    estimated_active_individuals: "estimated_active_individuals"
-});
+///
+/// The same shape as [`EaiDetail`], so the same type.
+pub type EstimatedActiveIndividualsDetail = EaiDetail;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EthnicityRace {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(EthnicityRace { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type EthnicityRace = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExceptionHandlerName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<ExceptionHandlerNameName>,
-}
-
-lark_types::json_struct!(ExceptionHandlerName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type ExceptionHandlerName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExceptionHandlerNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ExceptionHandlerNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type ExceptionHandlerNameName = OriginValueName;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.search` body).
@@ -40258,84 +32204,29 @@ lark_types::json_struct!(FailFileIdAndReason {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Fax {
-    /// `area_code` (required).
-    pub area_code: Option<AreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(Fax { area_code: "area_code", phone_number: "phone_number" });
+///
+/// The same shape as [`Phone`], so the same type.
+pub type Fax = Phone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldOfStudy {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FieldOfStudy { lang: "lang", value: "value" });
-
-impl FieldOfStudy {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type FieldOfStudy = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldOfStudyName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(FieldOfStudyName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type FieldOfStudyName = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(FieldType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type FieldType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.query_flow_data_template.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldValue {
-    /// `variable_api_name`.
-    pub variable_api_name: Option<String>,
-    /// `variable_value`.
-    pub variable_value: Option<VariableValue>,
-    /// `sub_values`.
-    pub sub_values: Option<Vec<SubValue>>,
-}
-
-lark_types::json_struct!(FieldValue {
-    variable_api_name: "variable_api_name",
-    variable_value: "variable_value",
-    sub_values: "sub_values"
-});
+///
+/// The same shape as [`FieldValuesV2`], so the same type.
+pub type FieldValue = FieldValuesV2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40460,16 +32351,9 @@ lark_types::json_struct!(FieldVariableValueVariableValue {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct File {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(File { id: "id", name: "name" });
+///
+/// The same shape as [`BirthCertificateOfChild`], so the same type.
+pub type File = BirthCertificateOfChild;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40554,16 +32438,9 @@ lark_types::json_struct!(FilterField {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FinalAssessmentGrade {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(FinalAssessmentGrade { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type FinalAssessmentGrade = OriginalSubType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` body).
@@ -40576,90 +32453,29 @@ Rejected = "rejected",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FinalAssessmentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(FinalAssessmentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type FinalAssessmentStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process_start.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FlowData {
-    /// `variable_api_name`.
-    pub variable_api_name: Option<String>,
-    /// `variable_value`.
-    pub variable_value: Option<VariableValue>,
-    /// `sub_values`.
-    pub sub_values: Option<Vec<SubValue>>,
-}
-
-lark_types::json_struct!(FlowData {
-    variable_api_name: "variable_api_name",
-    variable_value: "variable_value",
-    sub_values: "sub_values"
-});
-
-impl FlowData {
-    /// Sets `variable_api_name`.
-    pub fn variable_api_name(mut self, value: impl Into<String>) -> Self {
-        self.variable_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `variable_value`.
-    pub fn variable_value(mut self, value: impl Into<VariableValue>) -> Self {
-        self.variable_value = Some(value.into());
-        self
-    }
-
-    /// Sets `sub_values`.
-    pub fn sub_values(mut self, value: impl IntoIterator<Item = impl Into<SubValue>>) -> Self {
-        self.sub_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`FieldValuesV2`], so the same type.
+pub type FlowData = FieldValuesV2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FlowDefinitionName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(FlowDefinitionName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type FlowDefinitionName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FlowName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FlowName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type FlowName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FlowTemplateName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(FlowTemplateName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type FlowTemplateName = OriginValueName;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.flow_variable_data` query).
@@ -40691,40 +32507,19 @@ lark_types::json_struct!(FlowVariableDataProcessResponse {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FormerEmployer {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FormerEmployer { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type FormerEmployer = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.country_region.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FullName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(FullName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type FullName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Gender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Gender { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Gender = OriginalSubType;
 
 /// The reply `data` of `corehr.v2.approval_groups.get` ([`GetApprovalGroupsRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40897,16 +32692,9 @@ lark_types::json_struct!(GetProcessResponse {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetProcessResponseInitiatorName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(GetProcessResponseInitiatorName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type GetProcessResponseInitiatorName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40959,131 +32747,39 @@ pub struct HiberarchyCommonCustomField {
 
 lark_types::json_struct!(HiberarchyCommonCustomField { field_name: "field_name", value: "value" });
 
-/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducation {
-    /// `school` (required).
-    pub school: Option<Vec<School>>,
-    /// `level_of_education`.
-    pub level_of_education: Option<LevelOfEducation>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `field_of_study`.
-    pub field_of_study: Option<Vec<FieldOfStudy>>,
-    /// `degree`.
-    pub degree: Option<Degree>,
-    /// `school_name`.
-    pub school_name: Option<SchoolName>,
-    /// `field_of_study_name`.
-    pub field_of_study_name: Option<FieldOfStudyName>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `expected_end_date`.
-    pub expected_end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<HighestDegreeOfEducationCustomField>>,
+impl HiberarchyCommonCustomField {
+    /// Sets `field_name`.
+    pub fn field_name(mut self, value: impl Into<String>) -> Self {
+        self.field_name = Some(value.into());
+        self
+    }
+
+    /// Sets `value`.
+    pub fn value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(HighestDegreeOfEducation {
-    school: "school",
-    level_of_education: "level_of_education",
-    start_date: "start_date",
-    end_date: "end_date",
-    field_of_study: "field_of_study",
-    degree: "degree",
-    school_name: "school_name",
-    field_of_study_name: "field_of_study_name",
-    country_region_id: "country_region_id",
-    expected_end_date: "expected_end_date",
-    custom_fields: "custom_fields"
-});
+/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
+///
+/// The same shape as [`Education`], so the same type.
+pub type HighestDegreeOfEducation = Education;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestDegreeOfEducationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(HighestDegreeOfEducationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type HighestDegreeOfEducationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducation {
-    /// `school` (required).
-    pub school: Option<Vec<School>>,
-    /// `level_of_education`.
-    pub level_of_education: Option<LevelOfEducation>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `field_of_study`.
-    pub field_of_study: Option<Vec<FieldOfStudy>>,
-    /// `degree`.
-    pub degree: Option<Degree>,
-    /// `school_name`.
-    pub school_name: Option<SchoolName>,
-    /// `field_of_study_name`.
-    pub field_of_study_name: Option<FieldOfStudyName>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `expected_end_date`.
-    pub expected_end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<HighestLevelOfEducationCustomField>>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducation {
-    school: "school",
-    level_of_education: "level_of_education",
-    start_date: "start_date",
-    end_date: "end_date",
-    field_of_study: "field_of_study",
-    degree: "degree",
-    school_name: "school_name",
-    field_of_study_name: "field_of_study_name",
-    country_region_id: "country_region_id",
-    expected_end_date: "expected_end_date",
-    custom_fields: "custom_fields"
-});
+///
+/// The same shape as [`Education`], so the same type.
+pub type HighestLevelOfEducation = Education;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighestLevelOfEducationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(HighestLevelOfEducationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type HighestLevelOfEducationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41124,150 +32820,54 @@ impl Hukou {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HukouCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(HukouCustomField { field_name: "field_name", value: "value" });
-
-impl HukouCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type HukouCustomField = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HukouType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(HukouType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type HukouType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nValue {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nValue { zh_cn: "zh_cn", en_us: "en_us" });
-
-impl I18nValue {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type I18nValue = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct IndividualsWithHeadcountOrNot {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(IndividualsWithHeadcountOrNot { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type IndividualsWithHeadcountOrNot = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Industry {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Industry { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Industry = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Info {
-    /// `apiname` (required).
-    pub apiname: Option<String>,
-}
-
-lark_types::json_struct!(Info { apiname: "apiname" });
+///
+/// The same shape as [`CommonInfo`], so the same type.
+pub type Info = CommonInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.default_cost_center.batch_query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InheritSource {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(InheritSource { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type InheritSource = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InitiatorName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<InitiatorNameName>,
-}
-
-lark_types::json_struct!(InitiatorName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type InitiatorName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InitiatorNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(InitiatorNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type InitiatorNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(InternationalAreaCode { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type InternationalAreaCode = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.international_assignment.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41360,40 +32960,19 @@ lark_types::json_struct!(InternationalAssignment {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.international_assignment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternationalAssignmentCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(InternationalAssignmentCustomField { field_name: "field_name", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type InternationalAssignmentCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternationalAssignmentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(InternationalAssignmentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type InternationalAssignmentStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternationalAssignmentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(InternationalAssignmentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type InternationalAssignmentType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41414,30 +32993,9 @@ impl Item {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ItemCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ItemCustomField { field_name: "field_name", value: "value" });
-
-impl ItemCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type ItemCustomField = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41515,412 +33073,19 @@ lark_types::json_struct!(JobChange {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobChangeCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobChangeCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type JobChangeCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobChangeTransferInfo {
-    /// `remark`.
-    pub remark: Option<String>,
-    /// `offer_info`.
-    pub offer_info: Option<String>,
-    /// `target_dotted_manager_clean`.
-    pub target_dotted_manager_clean: Option<bool>,
-    /// `probation_exist`.
-    pub probation_exist: Option<bool>,
-    /// `original_department`.
-    pub original_department: Option<String>,
-    /// `target_department`.
-    pub target_department: Option<String>,
-    /// `original_work_location`.
-    pub original_work_location: Option<String>,
-    /// `target_work_location`.
-    pub target_work_location: Option<String>,
-    /// `original_direct_manager`.
-    pub original_direct_manager: Option<String>,
-    /// `target_direct_manager`.
-    pub target_direct_manager: Option<String>,
-    /// `original_dotted_manager`.
-    pub original_dotted_manager: Option<String>,
-    /// `target_dotted_manager`.
-    pub target_dotted_manager: Option<String>,
-    /// `original_job`.
-    pub original_job: Option<String>,
-    /// `target_job`.
-    pub target_job: Option<String>,
-    /// `original_job_family`.
-    pub original_job_family: Option<String>,
-    /// `target_job_family`.
-    pub target_job_family: Option<String>,
-    /// `original_job_level`.
-    pub original_job_level: Option<String>,
-    /// `target_job_level`.
-    pub target_job_level: Option<String>,
-    /// `original_workforce_type`.
-    pub original_workforce_type: Option<String>,
-    /// `target_workforce_type`.
-    pub target_workforce_type: Option<String>,
-    /// `original_employee_subtype`.
-    pub original_employee_subtype: Option<String>,
-    /// `target_employee_subtype`.
-    pub target_employee_subtype: Option<String>,
-    /// `original_company`.
-    pub original_company: Option<String>,
-    /// `target_company`.
-    pub target_company: Option<String>,
-    /// `original_contract_number`.
-    pub original_contract_number: Option<String>,
-    /// `target_contract_number`.
-    pub target_contract_number: Option<String>,
-    /// `original_contract_type`.
-    pub original_contract_type: Option<String>,
-    /// `target_contract_type`.
-    pub target_contract_type: Option<String>,
-    /// `original_duration_type`.
-    pub original_duration_type: Option<String>,
-    /// `target_duration_type`.
-    pub target_duration_type: Option<String>,
-    /// `original_signing_type`.
-    pub original_signing_type: Option<String>,
-    /// `target_signing_type`.
-    pub target_signing_type: Option<String>,
-    /// `original_contract_start_date`.
-    pub original_contract_start_date: Option<String>,
-    /// `target_contract_start_date`.
-    pub target_contract_start_date: Option<String>,
-    /// `original_contract_end_date`.
-    pub original_contract_end_date: Option<String>,
-    /// `target_contract_end_date`.
-    pub target_contract_end_date: Option<String>,
-    /// `original_working_hours_type`.
-    pub original_working_hours_type: Option<String>,
-    /// `target_working_hours_type`.
-    pub target_working_hours_type: Option<String>,
-    /// `original_working_calendar`.
-    pub original_working_calendar: Option<String>,
-    /// `target_working_calendar`.
-    pub target_working_calendar: Option<String>,
-    /// `original_probation_end_date`.
-    pub original_probation_end_date: Option<String>,
-    /// `target_probation_end_date`.
-    pub target_probation_end_date: Option<String>,
-    /// `original_weekly_working_hours`.
-    pub original_weekly_working_hours: Option<String>,
-    /// `target_weekly_working_hours`.
-    pub target_weekly_working_hours: Option<String>,
-    /// `original_work_shift`.
-    pub original_work_shift: Option<String>,
-    /// `target_work_shift`.
-    pub target_work_shift: Option<String>,
-    /// `original_cost_center_rate`.
-    pub original_cost_center_rate: Option<Vec<TransferInfoOriginalCostCenterRate>>,
-    /// `target_cost_center_rate`.
-    pub target_cost_center_rate: Option<Vec<TransferInfoTargetCostCenterRate>>,
-    /// `target_allocation_expiration_time`.
-    pub target_allocation_expiration_time: Option<String>,
-    /// `original_allocation_expiration_time`.
-    pub original_allocation_expiration_time: Option<String>,
-    /// `target_allocation_effective_time`.
-    pub target_allocation_effective_time: Option<String>,
-    /// `original_allocation_effective_time`.
-    pub original_allocation_effective_time: Option<String>,
-    /// `original_default_cost_center`.
-    pub original_default_cost_center: Option<String>,
-    /// `target_default_cost_center`.
-    pub target_default_cost_center: Option<String>,
-    /// `original_is_default_cost_center_inherited`.
-    pub original_is_default_cost_center_inherited: Option<bool>,
-    /// `target_is_default_cost_center_inherited`.
-    pub target_is_default_cost_center_inherited: Option<bool>,
-    /// `original_employment_change`.
-    pub original_employment_change: Option<OriginalEmploymentChange>,
-    /// `target_employment_change`.
-    pub target_employment_change: Option<TransferInfoTargetEmploymentChange>,
-    /// `original_job_grade`.
-    pub original_job_grade: Option<String>,
-    /// `target_job_grade`.
-    pub target_job_grade: Option<String>,
-    /// `original_compensation_type`.
-    pub original_compensation_type: Option<String>,
-    /// `target_compensation_type`.
-    pub target_compensation_type: Option<String>,
-    /// `original_service_company`.
-    pub original_service_company: Option<String>,
-    /// `target_service_company`.
-    pub target_service_company: Option<String>,
-    /// `original_position`.
-    pub original_position: Option<String>,
-    /// `target_position`.
-    pub target_position: Option<String>,
-    /// `original_social_security_city`.
-    pub original_social_security_city: Option<String>,
-    /// `target_social_security_city`.
-    pub target_social_security_city: Option<String>,
-    /// `original_pathway`.
-    pub original_pathway: Option<String>,
-    /// `target_pathway`.
-    pub target_pathway: Option<String>,
-    /// `is_transfer_with_workforce`.
-    pub is_transfer_with_workforce: Option<bool>,
-    /// `original_department_name`.
-    pub original_department_name: Option<TransferInfoOriginalDepartmentName>,
-    /// `target_department_name`.
-    pub target_department_name: Option<TransferInfoTargetDepartmentName>,
-    /// `original_work_location_name`.
-    pub original_work_location_name: Option<OriginalWorkLocationName>,
-    /// `target_work_location_name`.
-    pub target_work_location_name: Option<TargetWorkLocationName>,
-    /// `original_direct_manager_name`.
-    pub original_direct_manager_name: Option<OriginalDirectManagerName>,
-    /// `target_direct_manager_name`.
-    pub target_direct_manager_name: Option<TargetDirectManagerName>,
-    /// `original_job_name`.
-    pub original_job_name: Option<OriginalJobName>,
-    /// `target_job_name`.
-    pub target_job_name: Option<TargetJobName>,
-    /// `original_job_family_name`.
-    pub original_job_family_name: Option<OriginalJobFamilyName>,
-    /// `target_job_family_name`.
-    pub target_job_family_name: Option<TargetJobFamilyName>,
-    /// `original_job_level_name`.
-    pub original_job_level_name: Option<OriginalJobLevelName>,
-    /// `target_job_level_name`.
-    pub target_job_level_name: Option<TargetJobLevelName>,
-    /// `original_workforce_type_name`.
-    pub original_workforce_type_name: Option<OriginalWorkforceTypeName>,
-    /// `target_workforce_type_name`.
-    pub target_workforce_type_name: Option<TargetWorkforceTypeName>,
-    /// `original_company_name`.
-    pub original_company_name: Option<OriginalCompanyName>,
-    /// `target_company_name`.
-    pub target_company_name: Option<TargetCompanyName>,
-    /// `original_contract_type_name`.
-    pub original_contract_type_name: Option<OriginalContractTypeName>,
-    /// `target_contract_type_name`.
-    pub target_contract_type_name: Option<TargetContractTypeName>,
-    /// `original_duration_type_name`.
-    pub original_duration_type_name: Option<OriginalDurationTypeName>,
-    /// `target_duration_type_name`.
-    pub target_duration_type_name: Option<TargetDurationTypeName>,
-    /// `original_signing_type_name`.
-    pub original_signing_type_name: Option<OriginalSigningTypeName>,
-    /// `target_signing_type_name`.
-    pub target_signing_type_name: Option<TargetSigningTypeName>,
-    /// `original_working_hours_type_name`.
-    pub original_working_hours_type_name: Option<OriginalWorkingHoursTypeName>,
-    /// `target_working_hours_type_name`.
-    pub target_working_hours_type_name: Option<TargetWorkingHoursTypeName>,
-    /// `original_working_calendar_name`.
-    pub original_working_calendar_name: Option<OriginalWorkingCalendarName>,
-    /// `target_working_calendar_name`.
-    pub target_working_calendar_name: Option<TargetWorkingCalendarName>,
-    /// `original_work_shift_name`.
-    pub original_work_shift_name: Option<OriginalWorkShiftName>,
-    /// `target_work_shift_name`.
-    pub target_work_shift_name: Option<TargetWorkShiftName>,
-    /// `original_job_grade_name`.
-    pub original_job_grade_name: Option<OriginalJobGradeName>,
-    /// `target_job_grade_name`.
-    pub target_job_grade_name: Option<TargetJobGradeName>,
-    /// `original_compensation_type_name`.
-    pub original_compensation_type_name: Option<OriginalCompensationTypeName>,
-    /// `target_compensation_type_name`.
-    pub target_compensation_type_name: Option<TargetCompensationTypeName>,
-    /// `original_service_company_name`.
-    pub original_service_company_name: Option<OriginalServiceCompanyName>,
-    /// `target_service_company_name`.
-    pub target_service_company_name: Option<TargetServiceCompanyName>,
-    /// `original_position_name`.
-    pub original_position_name: Option<OriginalPositionName>,
-    /// `target_position_name`.
-    pub target_position_name: Option<TargetPositionName>,
-    /// `original_employee_subtype_name`.
-    pub original_employee_subtype_name: Option<OriginalEmployeeSubtypeName>,
-    /// `target_employee_subtype_name`.
-    pub target_employee_subtype_name: Option<TargetEmployeeSubtypeName>,
-    /// `original_pathway_name`.
-    pub original_pathway_name: Option<OriginalPathwayName>,
-    /// `target_pathway_name`.
-    pub target_pathway_name: Option<TargetPathwayName>,
-    /// `original_default_cost_center_name`.
-    pub original_default_cost_center_name: Option<OriginalDefaultCostCenterName>,
-    /// `target_default_cost_center_name`.
-    pub target_default_cost_center_name: Option<TargetDefaultCostCenterName>,
-    /// `original_dotted_manager_name`.
-    pub original_dotted_manager_name: Option<OriginalDottedManagerName>,
-    /// `target_dotted_manager_name`.
-    pub target_dotted_manager_name: Option<TargetDottedManagerName>,
-    /// `initiator_name`.
-    pub initiator_name: Option<InitiatorName>,
-    /// `exception_handler_name`.
-    pub exception_handler_name: Option<ExceptionHandlerName>,
-    /// `original_social_security_city_name`.
-    pub original_social_security_city_name: Option<OriginalSocialSecurityCityName>,
-    /// `target_social_security_city_name`.
-    pub target_social_security_city_name: Option<TargetSocialSecurityCityName>,
-    /// `wk_created_at`.
-    pub wk_created_at: Option<String>,
-    /// `transform_source`.
-    pub transform_source: Option<TransformSource>,
-    /// `details_of_job_status_change`.
-    pub details_of_job_status_change: Option<Vec<DetailsOfJobStatusChange>>,
-}
-
-lark_types::json_struct!(JobChangeTransferInfo {
-    remark: "remark",
-    offer_info: "offer_info",
-    target_dotted_manager_clean: "target_dotted_manager_clean",
-    probation_exist: "probation_exist",
-    original_department: "original_department",
-    target_department: "target_department",
-    original_work_location: "original_work_location",
-    target_work_location: "target_work_location",
-    original_direct_manager: "original_direct_manager",
-    target_direct_manager: "target_direct_manager",
-    original_dotted_manager: "original_dotted_manager",
-    target_dotted_manager: "target_dotted_manager",
-    original_job: "original_job",
-    target_job: "target_job",
-    original_job_family: "original_job_family",
-    target_job_family: "target_job_family",
-    original_job_level: "original_job_level",
-    target_job_level: "target_job_level",
-    original_workforce_type: "original_workforce_type",
-    target_workforce_type: "target_workforce_type",
-    original_employee_subtype: "original_employee_subtype",
-    target_employee_subtype: "target_employee_subtype",
-    original_company: "original_company",
-    target_company: "target_company",
-    original_contract_number: "original_contract_number",
-    target_contract_number: "target_contract_number",
-    original_contract_type: "original_contract_type",
-    target_contract_type: "target_contract_type",
-    original_duration_type: "original_duration_type",
-    target_duration_type: "target_duration_type",
-    original_signing_type: "original_signing_type",
-    target_signing_type: "target_signing_type",
-    original_contract_start_date: "original_contract_start_date",
-    target_contract_start_date: "target_contract_start_date",
-    original_contract_end_date: "original_contract_end_date",
-    target_contract_end_date: "target_contract_end_date",
-    original_working_hours_type: "original_working_hours_type",
-    target_working_hours_type: "target_working_hours_type",
-    original_working_calendar: "original_working_calendar",
-    target_working_calendar: "target_working_calendar",
-    original_probation_end_date: "original_probation_end_date",
-    target_probation_end_date: "target_probation_end_date",
-    original_weekly_working_hours: "original_weekly_working_hours",
-    target_weekly_working_hours: "target_weekly_working_hours",
-    original_work_shift: "original_work_shift",
-    target_work_shift: "target_work_shift",
-    original_cost_center_rate: "original_cost_center_rate",
-    target_cost_center_rate: "target_cost_center_rate",
-    target_allocation_expiration_time: "target_allocation_expiration_time",
-    original_allocation_expiration_time: "original_allocation_expiration_time",
-    target_allocation_effective_time: "target_allocation_effective_time",
-    original_allocation_effective_time: "original_allocation_effective_time",
-    original_default_cost_center: "original_default_cost_center",
-    target_default_cost_center: "target_default_cost_center",
-    original_is_default_cost_center_inherited: "original_is_default_cost_center_inherited",
-    target_is_default_cost_center_inherited: "target_is_default_cost_center_inherited",
-    original_employment_change: "original_employment_change",
-    target_employment_change: "target_employment_change",
-    original_job_grade: "original_job_grade",
-    target_job_grade: "target_job_grade",
-    original_compensation_type: "original_compensation_type",
-    target_compensation_type: "target_compensation_type",
-    original_service_company: "original_service_company",
-    target_service_company: "target_service_company",
-    original_position: "original_position",
-    target_position: "target_position",
-    original_social_security_city: "original_social_security_city",
-    target_social_security_city: "target_social_security_city",
-    original_pathway: "original_pathway",
-    target_pathway: "target_pathway",
-    is_transfer_with_workforce: "is_transfer_with_workforce",
-    original_department_name: "original_department_name",
-    target_department_name: "target_department_name",
-    original_work_location_name: "original_work_location_name",
-    target_work_location_name: "target_work_location_name",
-    original_direct_manager_name: "original_direct_manager_name",
-    target_direct_manager_name: "target_direct_manager_name",
-    original_job_name: "original_job_name",
-    target_job_name: "target_job_name",
-    original_job_family_name: "original_job_family_name",
-    target_job_family_name: "target_job_family_name",
-    original_job_level_name: "original_job_level_name",
-    target_job_level_name: "target_job_level_name",
-    original_workforce_type_name: "original_workforce_type_name",
-    target_workforce_type_name: "target_workforce_type_name",
-    original_company_name: "original_company_name",
-    target_company_name: "target_company_name",
-    original_contract_type_name: "original_contract_type_name",
-    target_contract_type_name: "target_contract_type_name",
-    original_duration_type_name: "original_duration_type_name",
-    target_duration_type_name: "target_duration_type_name",
-    original_signing_type_name: "original_signing_type_name",
-    target_signing_type_name: "target_signing_type_name",
-    original_working_hours_type_name: "original_working_hours_type_name",
-    target_working_hours_type_name: "target_working_hours_type_name",
-    original_working_calendar_name: "original_working_calendar_name",
-    target_working_calendar_name: "target_working_calendar_name",
-    original_work_shift_name: "original_work_shift_name",
-    target_work_shift_name: "target_work_shift_name",
-    original_job_grade_name: "original_job_grade_name",
-    target_job_grade_name: "target_job_grade_name",
-    original_compensation_type_name: "original_compensation_type_name",
-    target_compensation_type_name: "target_compensation_type_name",
-    original_service_company_name: "original_service_company_name",
-    target_service_company_name: "target_service_company_name",
-    original_position_name: "original_position_name",
-    target_position_name: "target_position_name",
-    original_employee_subtype_name: "original_employee_subtype_name",
-    target_employee_subtype_name: "target_employee_subtype_name",
-    original_pathway_name: "original_pathway_name",
-    target_pathway_name: "target_pathway_name",
-    original_default_cost_center_name: "original_default_cost_center_name",
-    target_default_cost_center_name: "target_default_cost_center_name",
-    original_dotted_manager_name: "original_dotted_manager_name",
-    target_dotted_manager_name: "target_dotted_manager_name",
-    initiator_name: "initiator_name",
-    exception_handler_name: "exception_handler_name",
-    original_social_security_city_name: "original_social_security_city_name",
-    target_social_security_city_name: "target_social_security_city_name",
-    wk_created_at: "wk_created_at",
-    transform_source: "transform_source",
-    details_of_job_status_change: "details_of_job_status_change"
-});
+///
+/// The same shape as [`CreateJobChangeResponseTransferInfo`], so the same type.
+pub type JobChangeTransferInfo = CreateJobChangeResponseTransferInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobCustomField { field_name: "field_name", value: "value" });
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type JobCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42054,26 +33219,30 @@ lark_types::json_struct!(JobDataCostCenterId {
     new_rate: "new_rate"
 });
 
-/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDataCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<f64>,
-    /// `value` (required).
-    pub value: Option<String>,
+impl JobDataCostCenterId {
+    /// Sets `cost_center_id`.
+    pub fn cost_center_id(mut self, value: impl Into<String>) -> Self {
+        self.cost_center_id = Some(value.into());
+        self
+    }
+
+    /// Sets `rate`.
+    pub fn rate(mut self, value: impl Into<f64>) -> Self {
+        self.rate = Some(value.into());
+        self
+    }
+
+    /// Sets `new_rate`.
+    pub fn new_rate(mut self, value: impl Into<f64>) -> Self {
+        self.new_rate = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(JobDataCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type" as number,
-    value: "value"
-});
+/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
+///
+/// The same shape as [`NationalIdV2CustomField`], so the same type.
+pub type JobDataCustomField = NationalIdV2CustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42088,19 +33257,9 @@ pub struct JobDataDirectManager {
 lark_types::json_struct!(JobDataDirectManager { job_data_id: "job_data_id", employment_id: "employment_id" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDataDottedLineManager {
-    /// `job_data_id`.
-    pub job_data_id: Option<String>,
-    /// `employment_id`.
-    pub employment_id: Option<String>,
-}
-
-lark_types::json_struct!(JobDataDottedLineManager {
-    job_data_id: "job_data_id",
-    employment_id: "employment_id"
-});
+///
+/// The same shape as [`JobDataDirectManager`], so the same type.
+pub type JobDataDottedLineManager = JobDataDirectManager;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.cost_allocation.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42111,6 +33270,14 @@ pub struct JobDataId {
 }
 
 lark_types::json_struct!(JobDataId { wk_id: "wk_id" });
+
+impl JobDataId {
+    /// Sets `wk_id`.
+    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
+        self.wk_id = Some(value.into());
+        self
+    }
+}
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42224,16 +33391,9 @@ lark_types::json_struct!(JobDataJobData {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDataReason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(JobDataReason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type JobDataReason = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42269,37 +33429,14 @@ lark_types::json_struct!(JobFamily {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFamilyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobFamilyCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type JobFamilyCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_family.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFamilyName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobFamilyName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type JobFamilyName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_family.query_multi_timeline` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42398,49 +33535,19 @@ lark_types::json_struct!(JobLevel {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobLevelCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobLevelCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type JobLevelCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type JobName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobTitle {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(JobTitle { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type JobTitle = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job.query_multi_timeline` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42491,16 +33598,9 @@ lark_types::json_struct!(JobVersionData {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Label {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Label { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type Label = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.language.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42706,198 +33806,44 @@ impl LegalName {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(LegalNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    wk_id: "wk_id"
-});
+///
+/// The same shape as [`PersonInfoName`], so the same type.
+pub type LegalNameV2 = PersonInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalNameV2AdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LegalNameV2AdditionalNameType { enum_name: "enum_name" });
-
-impl LegalNameV2AdditionalNameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type LegalNameV2AdditionalNameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalNameV2NameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LegalNameV2NameType { enum_name: "enum_name" });
-
-impl LegalNameV2NameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type LegalNameV2NameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalNameV2Social {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LegalNameV2Social { enum_name: "enum_name" });
-
-impl LegalNameV2Social {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type LegalNameV2Social = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalNameV2Title {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(LegalNameV2Title { enum_name: "enum_name" });
-
-impl LegalNameV2Title {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type LegalNameV2Title = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LegalRepresentative {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(LegalRepresentative { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type LegalRepresentative = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LevelOfEducation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(LevelOfEducation { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type LevelOfEducation = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Links {
-    /// `web_link`.
-    pub web_link: Option<String>,
-    /// `pc_link`.
-    pub pc_link: Option<String>,
-    /// `mobile_link`.
-    pub mobile_link: Option<String>,
-}
-
-lark_types::json_struct!(Links { web_link: "web_link", pc_link: "pc_link", mobile_link: "mobile_link" });
+///
+/// The same shape as [`StartLinks`], so the same type.
+pub type Links = StartLinks;
 
 /// The reply `data` of `corehr.v2.approver.list` ([`ListApproverRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43193,16 +34139,9 @@ lark_types::json_struct!(ListWorkforcePlanResponse {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Locale {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Locale { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Locale = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43478,49 +34417,19 @@ lark_types::json_struct!(LocationAddress2 {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(LocationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type LocationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.query_multi_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(LocationName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type LocationName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(LocationUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type LocationUsage = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.query_multi_timeline` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43574,16 +34483,9 @@ lark_types::json_struct!(LocationVersionData {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Logic {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Logic { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Logic = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43600,16 +34502,9 @@ pub struct ManagementScope {
 lark_types::json_struct!(ManagementScope { org_id: "org_id", org_type: "org_type", org_name: "org_name" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(MaritalStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type MaritalStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43738,114 +34633,34 @@ impl MultiPeriodValue {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Name {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(Name { lang: "lang", value: "value" });
-
-impl Name {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type Name = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameAdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(NameAdditionalNameType { enum_name: "enum_name" });
-
-impl NameAdditionalNameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type NameAdditionalNameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(NameNameType { enum_name: "enum_name" });
-
-impl NameNameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type NameNameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameSocial {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(NameSocial { enum_name: "enum_name" });
-
-impl NameSocial {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type NameSocial = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameTitle {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(NameTitle { enum_name: "enum_name" });
-
-impl NameTitle {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type NameTitle = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NameType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type NameType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43940,30 +34755,9 @@ impl National {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalCustomField { field_name: "field_name", value: "value" });
-
-impl NationalCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type NationalCustomField = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44005,103 +34799,24 @@ lark_types::json_struct!(NationalId {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type NationalIdCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdCustomField2 { field_name: "field_name", value: "value" });
-
-impl NationalIdCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type NationalIdCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdCustomField3 { custom_api_name: "custom_api_name", value: "value" });
-
-impl NationalIdCustomField3 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type NationalIdCustomField3 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdCustomField4 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdCustomField4 { field_name: "field_name", value: "value" });
-
-impl NationalIdCustomField4 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type NationalIdCustomField4 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44164,177 +34879,24 @@ lark_types::json_struct!(NationalIdV2CustomField {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdV2CustomField2 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdV2CustomField2 { custom_api_name: "custom_api_name", value: "value" });
-
-impl NationalIdV2CustomField2 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type NationalIdV2CustomField2 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalIdV2CustomField3 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalIdV2CustomField3 { field_name: "field_name", value: "value" });
-
-impl NationalIdV2CustomField3 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type NationalIdV2CustomField3 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalV2 {
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `national_id_type`.
-    pub national_id_type: Option<String>,
-    /// `national_id_number`.
-    pub national_id_number: Option<String>,
-    /// `issued_date`.
-    pub issued_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalV2CustomField>>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(NationalV2 {
-    country_region: "country_region",
-    national_id_type: "national_id_type",
-    national_id_number: "national_id_number",
-    issued_date: "issued_date",
-    issued_by: "issued_by",
-    expiration_date: "expiration_date",
-    custom_fields: "custom_fields",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl NationalV2 {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type`.
-    pub fn national_id_type(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_date`.
-    pub fn issued_date(mut self, value: impl Into<String>) -> Self {
-        self.issued_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalV2CustomField>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`National`], so the same type.
+pub type NationalV2 = National;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NationalV2CustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(NationalV2CustomField { field_name: "field_name", value: "value" });
-
-impl NationalV2CustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type NationalV2CustomField = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.nationality.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44367,28 +34929,14 @@ lark_types::json_struct!(Nationality {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NodeName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(NodeName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type NodeName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoncompeteStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(NoncompeteStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type NoncompeteStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44438,118 +34986,19 @@ impl NoticePeriodChangeRecord {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoticePeriodPositiveInvoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(NoticePeriodPositiveInvoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit"
-});
-
-impl NoticePeriodPositiveInvoluntary {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i32>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NoticePeriodProbationVoluntary`], so the same type.
+pub type NoticePeriodPositiveInvoluntary = NoticePeriodProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoticePeriodPositiveVoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(NoticePeriodPositiveVoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit"
-});
-
-impl NoticePeriodPositiveVoluntary {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i32>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NoticePeriodProbationVoluntary`], so the same type.
+pub type NoticePeriodPositiveVoluntary = NoticePeriodProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NoticePeriodProbationInvoluntary {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `value`.
-    pub value: Option<i32>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(NoticePeriodProbationInvoluntary {
-    wk_id: "wk_id",
-    value: "value",
-    value_unit: "value_unit"
-});
-
-impl NoticePeriodProbationInvoluntary {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<i32>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NoticePeriodProbationVoluntary`], so the same type.
+pub type NoticePeriodProbationInvoluntary = NoticePeriodProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45218,68 +35667,14 @@ impl OfferInfo {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoCostAllocation {
-    /// `effective_time`.
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `cost_center_rates`.
-    pub cost_center_rates: Option<Vec<CostCenterRate>>,
-}
-
-lark_types::json_struct!(OfferInfoCostAllocation {
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    cost_center_rates: "cost_center_rates"
-});
-
-impl OfferInfoCostAllocation {
-    /// Sets `effective_time`.
-    pub fn effective_time(mut self, value: impl Into<String>) -> Self {
-        self.effective_time = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_time`.
-    pub fn expiration_time(mut self, value: impl Into<String>) -> Self {
-        self.expiration_time = Some(value.into());
-        self
-    }
-
-    /// Sets `cost_center_rates`.
-    pub fn cost_center_rates(mut self, value: impl IntoIterator<Item = impl Into<CostCenterRate>>) -> Self {
-        self.cost_center_rates = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`EmploymentInfoCostAllocation`], so the same type.
+pub type OfferInfoCostAllocation = EmploymentInfoCostAllocation;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfferInfoCustomField { field_name: "field_name", value: "value" });
-
-impl OfferInfoCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type OfferInfoCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45954,536 +36349,59 @@ impl OfferInfoUpdate {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoUpdateCostAllocation {
-    /// `effective_time`.
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `cost_center_rates`.
-    pub cost_center_rates: Option<Vec<CostCenterRate>>,
-}
-
-lark_types::json_struct!(OfferInfoUpdateCostAllocation {
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    cost_center_rates: "cost_center_rates"
-});
-
-impl OfferInfoUpdateCostAllocation {
-    /// Sets `effective_time`.
-    pub fn effective_time(mut self, value: impl Into<String>) -> Self {
-        self.effective_time = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_time`.
-    pub fn expiration_time(mut self, value: impl Into<String>) -> Self {
-        self.expiration_time = Some(value.into());
-        self
-    }
-
-    /// Sets `cost_center_rates`.
-    pub fn cost_center_rates(mut self, value: impl IntoIterator<Item = impl Into<CostCenterRate>>) -> Self {
-        self.cost_center_rates = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`EmploymentInfoCostAllocation`], so the same type.
+pub type OfferInfoUpdateCostAllocation = EmploymentInfoCostAllocation;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoUpdateCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfferInfoUpdateCustomField { field_name: "field_name", value: "value" });
-
-impl OfferInfoUpdateCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type OfferInfoUpdateCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoUpdateDefaultCostCenter {
-    /// `cost_center_id` (required).
-    pub cost_center_id: Option<String>,
-    /// `is_herit` (required).
-    pub is_herit: Option<bool>,
-}
-
-lark_types::json_struct!(OfferInfoUpdateDefaultCostCenter {
-    cost_center_id: "cost_center_id",
-    is_herit: "is_herit"
-});
-
-impl OfferInfoUpdateDefaultCostCenter {
-    /// Sets `cost_center_id`.
-    pub fn cost_center_id(mut self, value: impl Into<String>) -> Self {
-        self.cost_center_id = Some(value.into());
-        self
-    }
-
-    /// Sets `is_herit`.
-    pub fn is_herit(mut self, value: impl Into<bool>) -> Self {
-        self.is_herit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OfferInfoDefaultCostCenter`], so the same type.
+pub type OfferInfoUpdateDefaultCostCenter = OfferInfoDefaultCostCenter;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoUpdateSeniorityAdjustInformation {
-    /// `seniority_adjustment`.
-    pub seniority_adjustment: Option<f64>,
-    /// `seniority_adjustment_type` (required).
-    pub seniority_adjustment_type: Option<SeniorityAdjustInformationSeniorityAdjustmentType2>,
-    /// `reasons_for_seniority_adjustment`.
-    pub reasons_for_seniority_adjustment: Option<String>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<SeniorityAdjustInformationCustomField3>>,
-}
-
-lark_types::json_struct!(OfferInfoUpdateSeniorityAdjustInformation {
-    seniority_adjustment: "seniority_adjustment",
-    seniority_adjustment_type: "seniority_adjustment_type",
-    reasons_for_seniority_adjustment: "reasons_for_seniority_adjustment",
-    start_date: "start_date",
-    end_date: "end_date",
-    custom_fields: "custom_fields"
-});
-
-impl OfferInfoUpdateSeniorityAdjustInformation {
-    /// Sets `seniority_adjustment`.
-    pub fn seniority_adjustment(mut self, value: impl Into<f64>) -> Self {
-        self.seniority_adjustment = Some(value.into());
-        self
-    }
-
-    /// Sets `seniority_adjustment_type`.
-    pub fn seniority_adjustment_type(
-        mut self,
-        value: impl Into<SeniorityAdjustInformationSeniorityAdjustmentType2>,
-    ) -> Self {
-        self.seniority_adjustment_type = Some(value.into());
-        self
-    }
-
-    /// Sets `reasons_for_seniority_adjustment`.
-    pub fn reasons_for_seniority_adjustment(mut self, value: impl Into<String>) -> Self {
-        self.reasons_for_seniority_adjustment = Some(value.into());
-        self
-    }
-
-    /// Sets `start_date`.
-    pub fn start_date(mut self, value: impl Into<String>) -> Self {
-        self.start_date = Some(value.into());
-        self
-    }
-
-    /// Sets `end_date`.
-    pub fn end_date(mut self, value: impl Into<String>) -> Self {
-        self.end_date = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<SeniorityAdjustInformationCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`OfferInfoSeniorityAdjustInformation`], so the same type.
+pub type OfferInfoUpdateSeniorityAdjustInformation = OfferInfoSeniorityAdjustInformation;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferInfoUpdateWorkEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `email_usage` (required).
-    pub email_usage: Option<String>,
-}
-
-lark_types::json_struct!(OfferInfoUpdateWorkEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl OfferInfoUpdateWorkEmail {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<String>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentEmail2`], so the same type.
+pub type OfferInfoUpdateWorkEmail = DependentEmail2;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddress {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddress { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type OfficeAddress = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddressCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddressCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type OfficeAddressCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddressInfo {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<OfficeAddressInfoCustomField>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddressInfo {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`RegisteredOfficeAddressInfo`], so the same type.
+pub type OfficeAddressInfo = RegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfficeAddressInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OfficeAddressInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type OfficeAddressInfoCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardingAddress {
-    /// `full_address_local_script`.
-    pub full_address_local_script: Option<String>,
-    /// `full_address_western_script`.
-    pub full_address_western_script: Option<String>,
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<OnboardingAddressCustomField>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(OnboardingAddress {
-    full_address_local_script: "full_address_local_script",
-    full_address_western_script: "full_address_western_script",
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
+///
+/// The same shape as [`RegisteredOfficeAddressInfo`], so the same type.
+pub type OnboardingAddress = RegisteredOfficeAddressInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardingAddressCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OnboardingAddressCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type OnboardingAddressCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46607,16 +36525,9 @@ lark_types::json_struct!(OnboardingTask {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Op {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Op { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Op = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.query_operation_logs` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46783,16 +36694,9 @@ NotContains = "notContains",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OperatorName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OperatorName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OperatorName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46913,6 +36817,32 @@ lark_types::json_struct!(OriginValue {
     value: "value"
 });
 
+impl OriginValue {
+    /// Sets `custom_api_name`.
+    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
+        self.custom_api_name = Some(value.into());
+        self
+    }
+
+    /// Sets `name`.
+    pub fn name(mut self, value: impl Into<OriginValueName>) -> Self {
+        self.name = Some(value.into());
+        self
+    }
+
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl Into<i32>) -> Self {
+        self.type_ = Some(value.into());
+        self
+    }
+
+    /// Sets `value`.
+    pub fn value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+}
+
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -46925,77 +36855,49 @@ pub struct OriginValueName {
 
 lark_types::json_struct!(OriginValueName { zh_cn: "zh_cn", en_us: "en_us" });
 
-/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalCompanyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalCompanyNameName>,
+impl OriginValueName {
+    /// Sets `zh_cn`.
+    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
+        self.zh_cn = Some(value.into());
+        self
+    }
+
+    /// Sets `en_us`.
+    pub fn en_us(mut self, value: impl Into<String>) -> Self {
+        self.en_us = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(OriginalCompanyName { id: "id", name: "name" });
+/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalCompanyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalCompanyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalCompanyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalCompanyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalCompensationTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalCompensationTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalCompensationTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalCompensationTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalCompensationTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalCompensationTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalCompensationTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalContractTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalContractTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalContractTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalContractTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalContractTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalContractTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalContractTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47058,28 +36960,14 @@ lark_types::json_struct!(OriginalCostCenterRate {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDefaultCostCenterName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalDefaultCostCenterNameName>,
-}
-
-lark_types::json_struct!(OriginalDefaultCostCenterName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalDefaultCostCenterName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDefaultCostCenterNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalDefaultCostCenterNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalDefaultCostCenterNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47108,125 +36996,69 @@ pub struct OriginalDepartmentName {
 
 lark_types::json_struct!(OriginalDepartmentName { lang: "lang", value: "value" });
 
-/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDepartmentNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
+impl OriginalDepartmentName {
+    /// Sets `lang`.
+    pub fn lang(mut self, value: impl Into<String>) -> Self {
+        self.lang = Some(value.into());
+        self
+    }
+
+    /// Sets `value`.
+    pub fn value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(OriginalDepartmentNameName { zh_cn: "zh_cn", en_us: "en_us" });
+/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalDepartmentNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDescription {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OriginalDescription { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type OriginalDescription = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDirectManagerName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalDirectManagerNameName>,
-}
-
-lark_types::json_struct!(OriginalDirectManagerName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalDirectManagerName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDirectManagerNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalDirectManagerNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalDirectManagerNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDottedManagerName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalDottedManagerNameName>,
-}
-
-lark_types::json_struct!(OriginalDottedManagerName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalDottedManagerName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDottedManagerNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalDottedManagerNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalDottedManagerNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDurationTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalDurationTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalDurationTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalDurationTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalDurationTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalDurationTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalDurationTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalEmployeeSubtypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalEmployeeSubtypeNameName>,
-}
-
-lark_types::json_struct!(OriginalEmployeeSubtypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalEmployeeSubtypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalEmployeeSubtypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalEmployeeSubtypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalEmployeeSubtypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47253,265 +37085,109 @@ lark_types::json_struct!(OriginalEmploymentChange {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalEmploymentChangeCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OriginalEmploymentChangeCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type OriginalEmploymentChangeCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobFamilyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalJobFamilyNameName>,
-}
-
-lark_types::json_struct!(OriginalJobFamilyName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalJobFamilyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobFamilyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalJobFamilyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalJobFamilyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobGradeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalJobGradeNameName>,
-}
-
-lark_types::json_struct!(OriginalJobGradeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalJobGradeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobGradeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalJobGradeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalJobGradeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobLevelName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalJobLevelNameName>,
-}
-
-lark_types::json_struct!(OriginalJobLevelName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalJobLevelName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobLevelNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalJobLevelNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalJobLevelNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalJobNameName>,
-}
-
-lark_types::json_struct!(OriginalJobName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalJobName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalJobNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalJobNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalJobNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_position_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(OriginalName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type OriginalName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalPathwayName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalPathwayNameName>,
-}
-
-lark_types::json_struct!(OriginalPathwayName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalPathwayName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalPathwayNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalPathwayNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalPathwayNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalPositionName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalPositionNameName>,
-}
-
-lark_types::json_struct!(OriginalPositionName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalPositionName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalPositionNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalPositionNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalPositionNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalServiceCompanyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalServiceCompanyNameName>,
-}
-
-lark_types::json_struct!(OriginalServiceCompanyName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalServiceCompanyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalServiceCompanyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalServiceCompanyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalServiceCompanyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalSigningTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalSigningTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalSigningTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalSigningTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalSigningTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalSigningTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalSigningTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalSocialSecurityCityName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalSocialSecurityCityNameName>,
-}
-
-lark_types::json_struct!(OriginalSocialSecurityCityName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalSocialSecurityCityName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalSocialSecurityCityNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalSocialSecurityCityNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalSocialSecurityCityNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalStaffingModeOption {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(OriginalStaffingModeOption { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type OriginalStaffingModeOption = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47526,124 +37202,54 @@ pub struct OriginalSubType {
 lark_types::json_struct!(OriginalSubType { enum_name: "enum_name", display: "display" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkLocationName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalWorkLocationNameName>,
-}
-
-lark_types::json_struct!(OriginalWorkLocationName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalWorkLocationName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkLocationNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalWorkLocationNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalWorkLocationNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkShiftName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalWorkShiftNameName>,
-}
-
-lark_types::json_struct!(OriginalWorkShiftName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalWorkShiftName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkShiftNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalWorkShiftNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalWorkShiftNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkforceTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalWorkforceTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalWorkforceTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalWorkforceTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkforceTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalWorkforceTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalWorkforceTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkingCalendarName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalWorkingCalendarNameName>,
-}
-
-lark_types::json_struct!(OriginalWorkingCalendarName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalWorkingCalendarName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkingCalendarNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalWorkingCalendarNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalWorkingCalendarNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkingHoursTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<OriginalWorkingHoursTypeNameName>,
-}
-
-lark_types::json_struct!(OriginalWorkingHoursTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type OriginalWorkingHoursTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginalWorkingHoursTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(OriginalWorkingHoursTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type OriginalWorkingHoursTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.parents` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48016,33 +37622,9 @@ impl PatchCustomOrgBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchCustomOrgBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchCustomOrgBodyCustomField {
-    custom_api_name: "custom_api_name",
-    value: "value"
-});
-
-impl PatchCustomOrgBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type PatchCustomOrgBodyCustomField = CreateCustomOrgBodyCustomField;
 
 /// The JSON body of [`PatchDepartmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48149,30 +37731,9 @@ impl PatchDepartmentBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchDepartmentBodyCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchDepartmentBodyCustomField { field_name: "field_name", value: "value" });
-
-impl PatchDepartmentBodyCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type PatchDepartmentBodyCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48222,22 +37783,9 @@ impl PatchDepartmentBodyHiberarchyCommon {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchDepartmentBodyStaffingModel {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchDepartmentBodyStaffingModel { enum_name: "enum_name" });
-
-impl PatchDepartmentBodyStaffingModel {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchDepartmentBodyStaffingModel = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48434,40 +37982,14 @@ impl PatchEmployeesAdditionalJobBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchEmployeesAdditionalJobBodyCompensationType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchEmployeesAdditionalJobBodyCompensationType { enum_name: "enum_name" });
-
-impl PatchEmployeesAdditionalJobBodyCompensationType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchEmployeesAdditionalJobBodyCompensationType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchEmployeesAdditionalJobBodyWorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchEmployeesAdditionalJobBodyWorkShift { enum_name: "enum_name" });
-
-impl PatchEmployeesAdditionalJobBodyWorkShift {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchEmployeesAdditionalJobBodyWorkShift = PatchDepartmentBodySubType;
 
 /// The reply `data` of `corehr.v2.employees.additional_job.patch` ([`PatchEmployeesAdditionalJobRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48710,33 +38232,9 @@ impl PatchEmployeesInternationalAssignmentBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.international_assignment.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchEmployeesInternationalAssignmentBodyCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchEmployeesInternationalAssignmentBodyCustomField {
-    field_name: "field_name",
-    value: "value"
-});
-
-impl PatchEmployeesInternationalAssignmentBodyCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type PatchEmployeesInternationalAssignmentBodyCustomField = HiberarchyCommonCustomField;
 
 /// The reply `data` of `corehr.v2.employees.international_assignment.patch` ([`PatchEmployeesInternationalAssignmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49055,22 +38553,9 @@ impl PatchLocationAddressBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.address.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchLocationAddressBodyAddressType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchLocationAddressBodyAddressType { enum_name: "enum_name" });
-
-impl PatchLocationAddressBodyAddressType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchLocationAddressBodyAddressType = PatchDepartmentBodySubType;
 
 /// The JSON body of [`PatchLocationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49195,40 +38680,14 @@ impl PatchLocationBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchLocationBodyLocale {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchLocationBodyLocale { enum_name: "enum_name" });
-
-impl PatchLocationBodyLocale {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchLocationBodyLocale = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.location.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchLocationBodyLocationUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchLocationBodyLocationUsage { enum_name: "enum_name" });
-
-impl PatchLocationBodyLocationUsage {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchLocationBodyLocationUsage = PatchDepartmentBodySubType;
 
 /// The JSON body of [`PatchPathwayRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49726,2260 +39185,119 @@ impl PatchPersonBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyAddress {
-    /// `address_id`.
-    pub address_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `region_id`.
-    pub region_id: Option<String>,
-    /// `city_id`.
-    pub city_id: Option<String>,
-    /// `distinct_id`.
-    pub distinct_id: Option<String>,
-    /// `city_id_v2`.
-    pub city_id_v2: Option<String>,
-    /// `district_id_v2`.
-    pub district_id_v2: Option<String>,
-    /// `address_line1`.
-    pub address_line1: Option<String>,
-    /// `address_line2`.
-    pub address_line2: Option<String>,
-    /// `address_line3`.
-    pub address_line3: Option<String>,
-    /// `address_line4`.
-    pub address_line4: Option<String>,
-    /// `address_line5`.
-    pub address_line5: Option<String>,
-    /// `address_line6`.
-    pub address_line6: Option<String>,
-    /// `address_line7`.
-    pub address_line7: Option<String>,
-    /// `address_line8`.
-    pub address_line8: Option<String>,
-    /// `address_line9`.
-    pub address_line9: Option<String>,
-    /// `local_address_line1`.
-    pub local_address_line1: Option<String>,
-    /// `local_address_line2`.
-    pub local_address_line2: Option<String>,
-    /// `local_address_line3`.
-    pub local_address_line3: Option<String>,
-    /// `local_address_line4`.
-    pub local_address_line4: Option<String>,
-    /// `local_address_line5`.
-    pub local_address_line5: Option<String>,
-    /// `local_address_line6`.
-    pub local_address_line6: Option<String>,
-    /// `local_address_line7`.
-    pub local_address_line7: Option<String>,
-    /// `local_address_line8`.
-    pub local_address_line8: Option<String>,
-    /// `local_address_line9`.
-    pub local_address_line9: Option<String>,
-    /// `postal_code`.
-    pub postal_code: Option<String>,
-    /// `address_type_list` (required).
-    pub address_type_list: Option<Vec<AddressAddressType>>,
-    /// `is_primary` (required).
-    pub is_primary: Option<bool>,
-    /// `is_public` (required).
-    pub is_public: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<AddressCustomField2>>,
-    /// `city_subdivision_1`.
-    pub city_subdivision_1: Option<String>,
-    /// `city_subdivision_2`.
-    pub city_subdivision_2: Option<String>,
-    /// `region_subdivision_1`.
-    pub region_subdivision_1: Option<String>,
-    /// `region_subdivision_2`.
-    pub region_subdivision_2: Option<String>,
-    /// `city_text`.
-    pub city_text: Option<String>,
-    /// `local_city_text`.
-    pub local_city_text: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyAddress {
-    address_id: "address_id",
-    country_region_id: "country_region_id",
-    region_id: "region_id",
-    city_id: "city_id",
-    distinct_id: "distinct_id",
-    city_id_v2: "city_id_v2",
-    district_id_v2: "district_id_v2",
-    address_line1: "address_line1",
-    address_line2: "address_line2",
-    address_line3: "address_line3",
-    address_line4: "address_line4",
-    address_line5: "address_line5",
-    address_line6: "address_line6",
-    address_line7: "address_line7",
-    address_line8: "address_line8",
-    address_line9: "address_line9",
-    local_address_line1: "local_address_line1",
-    local_address_line2: "local_address_line2",
-    local_address_line3: "local_address_line3",
-    local_address_line4: "local_address_line4",
-    local_address_line5: "local_address_line5",
-    local_address_line6: "local_address_line6",
-    local_address_line7: "local_address_line7",
-    local_address_line8: "local_address_line8",
-    local_address_line9: "local_address_line9",
-    postal_code: "postal_code",
-    address_type_list: "address_type_list",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    custom_fields: "custom_fields",
-    city_subdivision_1: "city_subdivision_1",
-    city_subdivision_2: "city_subdivision_2",
-    region_subdivision_1: "region_subdivision_1",
-    region_subdivision_2: "region_subdivision_2",
-    city_text: "city_text",
-    local_city_text: "local_city_text"
-});
-
-impl PatchPersonBodyAddress {
-    /// Sets `address_id`.
-    pub fn address_id(mut self, value: impl Into<String>) -> Self {
-        self.address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `region_id`.
-    pub fn region_id(mut self, value: impl Into<String>) -> Self {
-        self.region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id`.
-    pub fn city_id(mut self, value: impl Into<String>) -> Self {
-        self.city_id = Some(value.into());
-        self
-    }
-
-    /// Sets `distinct_id`.
-    pub fn distinct_id(mut self, value: impl Into<String>) -> Self {
-        self.distinct_id = Some(value.into());
-        self
-    }
-
-    /// Sets `city_id_v2`.
-    pub fn city_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.city_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `district_id_v2`.
-    pub fn district_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.district_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line1`.
-    pub fn address_line1(mut self, value: impl Into<String>) -> Self {
-        self.address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line2`.
-    pub fn address_line2(mut self, value: impl Into<String>) -> Self {
-        self.address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line3`.
-    pub fn address_line3(mut self, value: impl Into<String>) -> Self {
-        self.address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line4`.
-    pub fn address_line4(mut self, value: impl Into<String>) -> Self {
-        self.address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line5`.
-    pub fn address_line5(mut self, value: impl Into<String>) -> Self {
-        self.address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line6`.
-    pub fn address_line6(mut self, value: impl Into<String>) -> Self {
-        self.address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line7`.
-    pub fn address_line7(mut self, value: impl Into<String>) -> Self {
-        self.address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line8`.
-    pub fn address_line8(mut self, value: impl Into<String>) -> Self {
-        self.address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `address_line9`.
-    pub fn address_line9(mut self, value: impl Into<String>) -> Self {
-        self.address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line1`.
-    pub fn local_address_line1(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line1 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line2`.
-    pub fn local_address_line2(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line3`.
-    pub fn local_address_line3(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line3 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line4`.
-    pub fn local_address_line4(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line4 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line5`.
-    pub fn local_address_line5(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line5 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line6`.
-    pub fn local_address_line6(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line6 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line7`.
-    pub fn local_address_line7(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line7 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line8`.
-    pub fn local_address_line8(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line8 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_address_line9`.
-    pub fn local_address_line9(mut self, value: impl Into<String>) -> Self {
-        self.local_address_line9 = Some(value.into());
-        self
-    }
-
-    /// Sets `postal_code`.
-    pub fn postal_code(mut self, value: impl Into<String>) -> Self {
-        self.postal_code = Some(value.into());
-        self
-    }
-
-    /// Sets `address_type_list`.
-    pub fn address_type_list(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<AddressAddressType>>,
-    ) -> Self {
-        self.address_type_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(mut self, value: impl IntoIterator<Item = impl Into<AddressCustomField2>>) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `city_subdivision_1`.
-    pub fn city_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_subdivision_2`.
-    pub fn city_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.city_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_1`.
-    pub fn region_subdivision_1(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_1 = Some(value.into());
-        self
-    }
-
-    /// Sets `region_subdivision_2`.
-    pub fn region_subdivision_2(mut self, value: impl Into<String>) -> Self {
-        self.region_subdivision_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `city_text`.
-    pub fn city_text(mut self, value: impl Into<String>) -> Self {
-        self.city_text = Some(value.into());
-        self
-    }
-
-    /// Sets `local_city_text`.
-    pub fn local_city_text(mut self, value: impl Into<String>) -> Self {
-        self.local_city_text = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyAddress`], so the same type.
+pub type PatchPersonBodyAddress = CreatePersonBodyAddress;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyBankAccount {
-    /// `bank_name`.
-    pub bank_name: Option<String>,
-    /// `bank_account_number` (required).
-    pub bank_account_number: Option<String>,
-    /// `account_holder` (required).
-    pub account_holder: Option<String>,
-    /// `bank`.
-    pub bank: Option<BankAccountBank2>,
-    /// `bank_identification_code`.
-    pub bank_identification_code: Option<String>,
-    /// `branch_name`.
-    pub branch_name: Option<String>,
-    /// `bank_id`.
-    pub bank_id: Option<String>,
-    /// `branch_id`.
-    pub branch_id: Option<String>,
-    /// `bank_id_v2`.
-    pub bank_id_v2: Option<String>,
-    /// `branch_id_v2`.
-    pub branch_id_v2: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `bank_account_usage`.
-    pub bank_account_usage: Option<Vec<BankAccountBankAccountUsage>>,
-    /// `bank_account_type`.
-    pub bank_account_type: Option<BankAccountBankAccountType>,
-    /// `payment_type`.
-    pub payment_type: Option<BankAccountPaymentType2>,
-    /// `payment_rate`.
-    pub payment_rate: Option<String>,
-    /// `payment_amount`.
-    pub payment_amount: Option<String>,
-    /// `priority`.
-    pub priority: Option<f64>,
-    /// `currency_id`.
-    pub currency_id: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<BankAccountCustomField2>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyBankAccount {
-    bank_name: "bank_name",
-    bank_account_number: "bank_account_number",
-    account_holder: "account_holder",
-    bank: "bank",
-    bank_identification_code: "bank_identification_code",
-    branch_name: "branch_name",
-    bank_id: "bank_id",
-    branch_id: "branch_id",
-    bank_id_v2: "bank_id_v2",
-    branch_id_v2: "branch_id_v2",
-    country_region_id: "country_region_id",
-    bank_account_usage: "bank_account_usage",
-    bank_account_type: "bank_account_type",
-    payment_type: "payment_type",
-    payment_rate: "payment_rate",
-    payment_amount: "payment_amount",
-    priority: "priority" as number,
-    currency_id: "currency_id",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyBankAccount {
-    /// Sets `bank_name`.
-    pub fn bank_name(mut self, value: impl Into<String>) -> Self {
-        self.bank_name = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_account_number`.
-    pub fn bank_account_number(mut self, value: impl Into<String>) -> Self {
-        self.bank_account_number = Some(value.into());
-        self
-    }
-
-    /// Sets `account_holder`.
-    pub fn account_holder(mut self, value: impl Into<String>) -> Self {
-        self.account_holder = Some(value.into());
-        self
-    }
-
-    /// Sets `bank`.
-    pub fn bank(mut self, value: impl Into<BankAccountBank2>) -> Self {
-        self.bank = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_identification_code`.
-    pub fn bank_identification_code(mut self, value: impl Into<String>) -> Self {
-        self.bank_identification_code = Some(value.into());
-        self
-    }
-
-    /// Sets `branch_name`.
-    pub fn branch_name(mut self, value: impl Into<String>) -> Self {
-        self.branch_name = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_id`.
-    pub fn bank_id(mut self, value: impl Into<String>) -> Self {
-        self.bank_id = Some(value.into());
-        self
-    }
-
-    /// Sets `branch_id`.
-    pub fn branch_id(mut self, value: impl Into<String>) -> Self {
-        self.branch_id = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_id_v2`.
-    pub fn bank_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.bank_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `branch_id_v2`.
-    pub fn branch_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.branch_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `bank_account_usage`.
-    pub fn bank_account_usage(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<BankAccountBankAccountUsage>>,
-    ) -> Self {
-        self.bank_account_usage = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `bank_account_type`.
-    pub fn bank_account_type(mut self, value: impl Into<BankAccountBankAccountType>) -> Self {
-        self.bank_account_type = Some(value.into());
-        self
-    }
-
-    /// Sets `payment_type`.
-    pub fn payment_type(mut self, value: impl Into<BankAccountPaymentType2>) -> Self {
-        self.payment_type = Some(value.into());
-        self
-    }
-
-    /// Sets `payment_rate`.
-    pub fn payment_rate(mut self, value: impl Into<String>) -> Self {
-        self.payment_rate = Some(value.into());
-        self
-    }
-
-    /// Sets `payment_amount`.
-    pub fn payment_amount(mut self, value: impl Into<String>) -> Self {
-        self.payment_amount = Some(value.into());
-        self
-    }
-
-    /// Sets `priority`.
-    pub fn priority(mut self, value: impl Into<f64>) -> Self {
-        self.priority = Some(value.into());
-        self
-    }
-
-    /// Sets `currency_id`.
-    pub fn currency_id(mut self, value: impl Into<String>) -> Self {
-        self.currency_id = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<BankAccountCustomField2>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyBankAccount`], so the same type.
+pub type PatchPersonBodyBankAccount = CreatePersonBodyBankAccount;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyCitizenshipStatus {
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `citizenship_status`.
-    pub citizenship_status: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyCitizenshipStatus {
-    country_region: "country_region",
-    citizenship_status: "citizenship_status"
-});
-
-impl PatchPersonBodyCitizenshipStatus {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `citizenship_status`.
-    pub fn citizenship_status(mut self, value: impl Into<String>) -> Self {
-        self.citizenship_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentCitizenshipStatuse`], so the same type.
+pub type PatchPersonBodyCitizenshipStatus = DependentCitizenshipStatuse;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyCustomField { custom_api_name: "custom_api_name", value: "value" });
-
-impl PatchPersonBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type PatchPersonBodyCustomField = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyDependent {
-    /// `id`.
-    pub id: Option<String>,
-    /// `relationship` (required).
-    pub relationship: Option<DependentRelationship>,
-    /// `gender`.
-    pub gender: Option<DependentGender>,
-    /// `date_of_birth`.
-    pub date_of_birth: Option<String>,
-    /// `nationality_id`.
-    pub nationality_id: Option<String>,
-    /// `nationality_id_v2`.
-    pub nationality_id_v2: Option<String>,
-    /// `national_id_list`.
-    pub national_id_list: Option<Vec<DependentNationalId2>>,
-    /// `spouses_working_status`.
-    pub spouses_working_status: Option<DependentSpousesWorkingStatus>,
-    /// `is_this_person_covered_by_health_insurance`.
-    pub is_this_person_covered_by_health_insurance: Option<bool>,
-    /// `is_this_person_allowed_for_tax_deduction`.
-    pub is_this_person_allowed_for_tax_deduction: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<DependentCustomField3>>,
-    /// `dependent_name`.
-    pub dependent_name: Option<String>,
-    /// `employer`.
-    pub employer: Option<String>,
-    /// `job`.
-    pub job: Option<String>,
-    /// `phone`.
-    pub phone: Option<DependentPhone3>,
-    /// `address`.
-    pub address: Option<DependentAddress2>,
-    /// `birth_certificate_of_child`.
-    pub birth_certificate_of_child: Option<Vec<DependentBirthCertificateOfChild>>,
-    /// `reason`.
-    pub reason: Option<DependentReason>,
-    /// `modify_date`.
-    pub modify_date: Option<String>,
-    /// `visas`.
-    pub visas: Option<Vec<Visa>>,
-    /// `passports`.
-    pub passports: Option<Vec<Passport>>,
-    /// `citizenship_statuses`.
-    pub citizenship_statuses: Option<Vec<CitizenshipStatuse>>,
-    /// `emails`.
-    pub emails: Option<Vec<DependentEmail>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyDependent {
-    id: "id",
-    relationship: "relationship",
-    gender: "gender",
-    date_of_birth: "date_of_birth",
-    nationality_id: "nationality_id",
-    nationality_id_v2: "nationality_id_v2",
-    national_id_list: "national_id_list",
-    spouses_working_status: "spouses_working_status",
-    is_this_person_covered_by_health_insurance: "is_this_person_covered_by_health_insurance",
-    is_this_person_allowed_for_tax_deduction: "is_this_person_allowed_for_tax_deduction",
-    custom_fields: "custom_fields",
-    dependent_name: "dependent_name",
-    employer: "employer",
-    job: "job",
-    phone: "phone",
-    address: "address",
-    birth_certificate_of_child: "birth_certificate_of_child",
-    reason: "reason",
-    modify_date: "modify_date",
-    visas: "visas",
-    passports: "passports",
-    citizenship_statuses: "citizenship_statuses",
-    emails: "emails"
-});
-
-impl PatchPersonBodyDependent {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `relationship`.
-    pub fn relationship(mut self, value: impl Into<DependentRelationship>) -> Self {
-        self.relationship = Some(value.into());
-        self
-    }
-
-    /// Sets `gender`.
-    pub fn gender(mut self, value: impl Into<DependentGender>) -> Self {
-        self.gender = Some(value.into());
-        self
-    }
-
-    /// Sets `date_of_birth`.
-    pub fn date_of_birth(mut self, value: impl Into<String>) -> Self {
-        self.date_of_birth = Some(value.into());
-        self
-    }
-
-    /// Sets `nationality_id`.
-    pub fn nationality_id(mut self, value: impl Into<String>) -> Self {
-        self.nationality_id = Some(value.into());
-        self
-    }
-
-    /// Sets `nationality_id_v2`.
-    pub fn nationality_id_v2(mut self, value: impl Into<String>) -> Self {
-        self.nationality_id_v2 = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_list`.
-    pub fn national_id_list(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<DependentNationalId2>>,
-    ) -> Self {
-        self.national_id_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `spouses_working_status`.
-    pub fn spouses_working_status(mut self, value: impl Into<DependentSpousesWorkingStatus>) -> Self {
-        self.spouses_working_status = Some(value.into());
-        self
-    }
-
-    /// Sets `is_this_person_covered_by_health_insurance`.
-    pub fn is_this_person_covered_by_health_insurance(mut self, value: impl Into<bool>) -> Self {
-        self.is_this_person_covered_by_health_insurance = Some(value.into());
-        self
-    }
-
-    /// Sets `is_this_person_allowed_for_tax_deduction`.
-    pub fn is_this_person_allowed_for_tax_deduction(mut self, value: impl Into<bool>) -> Self {
-        self.is_this_person_allowed_for_tax_deduction = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<DependentCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `dependent_name`.
-    pub fn dependent_name(mut self, value: impl Into<String>) -> Self {
-        self.dependent_name = Some(value.into());
-        self
-    }
-
-    /// Sets `employer`.
-    pub fn employer(mut self, value: impl Into<String>) -> Self {
-        self.employer = Some(value.into());
-        self
-    }
-
-    /// Sets `job`.
-    pub fn job(mut self, value: impl Into<String>) -> Self {
-        self.job = Some(value.into());
-        self
-    }
-
-    /// Sets `phone`.
-    pub fn phone(mut self, value: impl Into<DependentPhone3>) -> Self {
-        self.phone = Some(value.into());
-        self
-    }
-
-    /// Sets `address`.
-    pub fn address(mut self, value: impl Into<DependentAddress2>) -> Self {
-        self.address = Some(value.into());
-        self
-    }
-
-    /// Sets `birth_certificate_of_child`.
-    pub fn birth_certificate_of_child(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<DependentBirthCertificateOfChild>>,
-    ) -> Self {
-        self.birth_certificate_of_child = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `reason`.
-    pub fn reason(mut self, value: impl Into<DependentReason>) -> Self {
-        self.reason = Some(value.into());
-        self
-    }
-
-    /// Sets `modify_date`.
-    pub fn modify_date(mut self, value: impl Into<String>) -> Self {
-        self.modify_date = Some(value.into());
-        self
-    }
-
-    /// Sets `visas`.
-    pub fn visas(mut self, value: impl IntoIterator<Item = impl Into<Visa>>) -> Self {
-        self.visas = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `passports`.
-    pub fn passports(mut self, value: impl IntoIterator<Item = impl Into<Passport>>) -> Self {
-        self.passports = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `citizenship_statuses`.
-    pub fn citizenship_statuses(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<CitizenshipStatuse>>,
-    ) -> Self {
-        self.citizenship_statuses = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `emails`.
-    pub fn emails(mut self, value: impl IntoIterator<Item = impl Into<DependentEmail>>) -> Self {
-        self.emails = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyDependent`], so the same type.
+pub type PatchPersonBodyDependent = CreatePersonBodyDependent;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyEducation {
-    /// `school` (required).
-    pub school: Option<Vec<School>>,
-    /// `level_of_education`.
-    pub level_of_education: Option<EducationLevelOfEducation>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `field_of_study`.
-    pub field_of_study: Option<Vec<FieldOfStudy>>,
-    /// `degree`.
-    pub degree: Option<EducationDegree>,
-    /// `school_name`.
-    pub school_name: Option<EducationSchoolName>,
-    /// `field_of_study_name`.
-    pub field_of_study_name: Option<EducationFieldOfStudyName>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `expected_end_date`.
-    pub expected_end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<EducationCustomField3>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyEducation {
-    school: "school",
-    level_of_education: "level_of_education",
-    start_date: "start_date",
-    end_date: "end_date",
-    field_of_study: "field_of_study",
-    degree: "degree",
-    school_name: "school_name",
-    field_of_study_name: "field_of_study_name",
-    country_region_id: "country_region_id",
-    expected_end_date: "expected_end_date",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyEducation {
-    /// Sets `school`.
-    pub fn school(mut self, value: impl IntoIterator<Item = impl Into<School>>) -> Self {
-        self.school = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `level_of_education`.
-    pub fn level_of_education(mut self, value: impl Into<EducationLevelOfEducation>) -> Self {
-        self.level_of_education = Some(value.into());
-        self
-    }
-
-    /// Sets `start_date`.
-    pub fn start_date(mut self, value: impl Into<String>) -> Self {
-        self.start_date = Some(value.into());
-        self
-    }
-
-    /// Sets `end_date`.
-    pub fn end_date(mut self, value: impl Into<String>) -> Self {
-        self.end_date = Some(value.into());
-        self
-    }
-
-    /// Sets `field_of_study`.
-    pub fn field_of_study(mut self, value: impl IntoIterator<Item = impl Into<FieldOfStudy>>) -> Self {
-        self.field_of_study = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `degree`.
-    pub fn degree(mut self, value: impl Into<EducationDegree>) -> Self {
-        self.degree = Some(value.into());
-        self
-    }
-
-    /// Sets `school_name`.
-    pub fn school_name(mut self, value: impl Into<EducationSchoolName>) -> Self {
-        self.school_name = Some(value.into());
-        self
-    }
-
-    /// Sets `field_of_study_name`.
-    pub fn field_of_study_name(mut self, value: impl Into<EducationFieldOfStudyName>) -> Self {
-        self.field_of_study_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `expected_end_date`.
-    pub fn expected_end_date(mut self, value: impl Into<String>) -> Self {
-        self.expected_end_date = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<EducationCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyEducation`], so the same type.
+pub type PatchPersonBodyEducation = CreatePersonBodyEducation;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyEmail {
-    /// `email` (required).
-    pub email: Option<String>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-    /// `email_usage`.
-    pub email_usage: Option<EmailEmailUsage>,
-}
-
-lark_types::json_struct!(PatchPersonBodyEmail {
-    email: "email",
-    is_primary: "is_primary",
-    is_public: "is_public",
-    email_usage: "email_usage"
-});
-
-impl PatchPersonBodyEmail {
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<String>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `is_public`.
-    pub fn is_public(mut self, value: impl Into<bool>) -> Self {
-        self.is_public = Some(value.into());
-        self
-    }
-
-    /// Sets `email_usage`.
-    pub fn email_usage(mut self, value: impl Into<EmailEmailUsage>) -> Self {
-        self.email_usage = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyEmail`], so the same type.
+pub type PatchPersonBodyEmail = CreatePersonBodyEmail;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyEmergencyContact {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<EmergencyContactName2>,
-    /// `relationship`.
-    pub relationship: Option<EmergencyContactRelationship>,
-    /// `phone_ist`.
-    pub phone_ist: Option<Vec<EmergencyContactPhoneIst>>,
-    /// `legal_name`.
-    pub legal_name: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<EmergencyContactCustomField3>>,
-    /// `address`.
-    pub address: Option<EmergencyContactAddress2>,
-    /// `email`.
-    pub email: Option<EmergencyContactEmail>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-}
-
-lark_types::json_struct!(PatchPersonBodyEmergencyContact {
-    id: "id",
-    name: "name",
-    relationship: "relationship",
-    phone_ist: "phone_ist",
-    legal_name: "legal_name",
-    custom_fields: "custom_fields",
-    address: "address",
-    email: "email",
-    is_primary: "is_primary"
-});
-
-impl PatchPersonBodyEmergencyContact {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<EmergencyContactName2>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `relationship`.
-    pub fn relationship(mut self, value: impl Into<EmergencyContactRelationship>) -> Self {
-        self.relationship = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_ist`.
-    pub fn phone_ist(mut self, value: impl IntoIterator<Item = impl Into<EmergencyContactPhoneIst>>) -> Self {
-        self.phone_ist = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `legal_name`.
-    pub fn legal_name(mut self, value: impl Into<String>) -> Self {
-        self.legal_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<EmergencyContactCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `address`.
-    pub fn address(mut self, value: impl Into<EmergencyContactAddress2>) -> Self {
-        self.address = Some(value.into());
-        self
-    }
-
-    /// Sets `email`.
-    pub fn email(mut self, value: impl Into<EmergencyContactEmail>) -> Self {
-        self.email = Some(value.into());
-        self
-    }
-
-    /// Sets `is_primary`.
-    pub fn is_primary(mut self, value: impl Into<bool>) -> Self {
-        self.is_primary = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyEmergencyContact`], so the same type.
+pub type PatchPersonBodyEmergencyContact = CreatePersonBodyEmergencyContact;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyGender { enum_name: "enum_name" });
-
-impl PatchPersonBodyGender {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchPersonBodyGender = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyHukouType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyHukouType { enum_name: "enum_name" });
-
-impl PatchPersonBodyHukouType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchPersonBodyHukouType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyLegalNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<LegalNameV2NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<LegalNameV2AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<LegalNameV2Social>,
-    /// `title`.
-    pub title: Option<LegalNameV2Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyLegalNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl PatchPersonBodyLegalNameV2 {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<LegalNameV2NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<LegalNameV2AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<LegalNameV2Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<LegalNameV2Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type PatchPersonBodyLegalNameV2 = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyMaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyMaritalStatus { enum_name: "enum_name" });
-
-impl PatchPersonBodyMaritalStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchPersonBodyMaritalStatus = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameNameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<NameAdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<NameSocial>,
-    /// `title`.
-    pub title: Option<NameTitle>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl PatchPersonBodyName {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<NameNameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<NameAdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<NameSocial>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<NameTitle>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type PatchPersonBodyName = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyNationalId {
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdCustomField3>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(PatchPersonBodyNationalId {
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    country_region_id: "country_region_id",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl PatchPersonBodyNationalId {
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyNationalId`], so the same type.
+pub type PatchPersonBodyNationalId = CreatePersonBodyNationalId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyNationalIdV2 {
-    /// `national_id_type_id` (required).
-    pub national_id_type_id: Option<String>,
-    /// `national_id_number` (required).
-    pub national_id_number: Option<String>,
-    /// `issue_date`.
-    pub issue_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<NationalIdV2CustomField2>>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `series`.
-    pub series: Option<String>,
-    /// `effective_for_a_long_time`.
-    pub effective_for_a_long_time: Option<bool>,
-}
-
-lark_types::json_struct!(PatchPersonBodyNationalIdV2 {
-    national_id_type_id: "national_id_type_id",
-    national_id_number: "national_id_number",
-    issue_date: "issue_date",
-    expiration_date: "expiration_date",
-    country_region_id: "country_region_id",
-    issued_by: "issued_by",
-    custom_fields: "custom_fields",
-    wk_id: "wk_id",
-    series: "series",
-    effective_for_a_long_time: "effective_for_a_long_time"
-});
-
-impl PatchPersonBodyNationalIdV2 {
-    /// Sets `national_id_type_id`.
-    pub fn national_id_type_id(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_number`.
-    pub fn national_id_number(mut self, value: impl Into<String>) -> Self {
-        self.national_id_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issue_date`.
-    pub fn issue_date(mut self, value: impl Into<String>) -> Self {
-        self.issue_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<NationalIdV2CustomField2>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `series`.
-    pub fn series(mut self, value: impl Into<String>) -> Self {
-        self.series = Some(value.into());
-        self
-    }
-
-    /// Sets `effective_for_a_long_time`.
-    pub fn effective_for_a_long_time(mut self, value: impl Into<bool>) -> Self {
-        self.effective_for_a_long_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyNationalId`], so the same type.
+pub type PatchPersonBodyNationalIdV2 = CreatePersonBodyNationalId;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPersonForCountry {
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `gender`.
-    pub gender: Option<PersonForCountryGender>,
-    /// `religion`.
-    pub religion: Option<PersonForCountryReligion>,
-    /// `marital_status`.
-    pub marital_status: Option<PersonForCountryMaritalStatus>,
-    /// `ethnicity_race`.
-    pub ethnicity_race: Option<PersonForCountryEthnicityRace>,
-    /// `marital_status_date`.
-    pub marital_status_date: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPersonForCountry {
-    wk_id: "wk_id",
-    country_region_id: "country_region_id",
-    gender: "gender",
-    religion: "religion",
-    marital_status: "marital_status",
-    ethnicity_race: "ethnicity_race",
-    marital_status_date: "marital_status_date"
-});
-
-impl PatchPersonBodyPersonForCountry {
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `gender`.
-    pub fn gender(mut self, value: impl Into<PersonForCountryGender>) -> Self {
-        self.gender = Some(value.into());
-        self
-    }
-
-    /// Sets `religion`.
-    pub fn religion(mut self, value: impl Into<PersonForCountryReligion>) -> Self {
-        self.religion = Some(value.into());
-        self
-    }
-
-    /// Sets `marital_status`.
-    pub fn marital_status(mut self, value: impl Into<PersonForCountryMaritalStatus>) -> Self {
-        self.marital_status = Some(value.into());
-        self
-    }
-
-    /// Sets `ethnicity_race`.
-    pub fn ethnicity_race(mut self, value: impl Into<PersonForCountryEthnicityRace>) -> Self {
-        self.ethnicity_race = Some(value.into());
-        self
-    }
-
-    /// Sets `marital_status_date`.
-    pub fn marital_status_date(mut self, value: impl Into<String>) -> Self {
-        self.marital_status_date = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPersonForCountry`], so the same type.
+pub type PatchPersonBodyPersonForCountry = CreatePersonBodyPersonForCountry;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPersonalProfile {
-    /// `personal_profile_id`.
-    pub personal_profile_id: Option<String>,
-    /// `personal_profile_type`.
-    pub personal_profile_type: Option<PersonalProfilePersonalProfileType>,
-    /// `files`.
-    pub files: Option<Vec<PersonalProfileFile>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPersonalProfile {
-    personal_profile_id: "personal_profile_id",
-    personal_profile_type: "personal_profile_type",
-    files: "files"
-});
-
-impl PatchPersonBodyPersonalProfile {
-    /// Sets `personal_profile_id`.
-    pub fn personal_profile_id(mut self, value: impl Into<String>) -> Self {
-        self.personal_profile_id = Some(value.into());
-        self
-    }
-
-    /// Sets `personal_profile_type`.
-    pub fn personal_profile_type(mut self, value: impl Into<PersonalProfilePersonalProfileType>) -> Self {
-        self.personal_profile_type = Some(value.into());
-        self
-    }
-
-    /// Sets `files`.
-    pub fn files(mut self, value: impl IntoIterator<Item = impl Into<PersonalProfileFile>>) -> Self {
-        self.files = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPersonalProfile`], so the same type.
+pub type PatchPersonBodyPersonalProfile = CreatePersonBodyPersonalProfile;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<PhoneInternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number"
-});
-
-impl PatchPersonBodyPhone {
-    /// Sets `international_area_code`.
-    pub fn international_area_code(mut self, value: impl Into<PhoneInternationalAreaCode>) -> Self {
-        self.international_area_code = Some(value.into());
-        self
-    }
-
-    /// Sets `phone_number`.
-    pub fn phone_number(mut self, value: impl Into<String>) -> Self {
-        self.phone_number = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyPhone`], so the same type.
+pub type PatchPersonBodyPhone = CreatePersonBodyPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPoliticalAffiliation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPoliticalAffiliation { enum_name: "enum_name" });
-
-impl PatchPersonBodyPoliticalAffiliation {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchPersonBodyPoliticalAffiliation = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyPreferredNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<PreferredNameV2NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<PreferredNameV2AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<PreferredNameV2Social>,
-    /// `title`.
-    pub title: Option<PreferredNameV2Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyPreferredNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    wk_id: "wk_id"
-});
-
-impl PatchPersonBodyPreferredNameV2 {
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region_id`.
-    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name_type`.
-    pub fn name_type(mut self, value: impl Into<PreferredNameV2NameType>) -> Self {
-        self.name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name`.
-    pub fn additional_name(mut self, value: impl Into<String>) -> Self {
-        self.additional_name = Some(value.into());
-        self
-    }
-
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<PreferredNameV2AdditionalNameType>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_name`.
-    pub fn custom_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<PreferredNameV2Social>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<PreferredNameV2Title>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `wk_id`.
-    pub fn wk_id(mut self, value: impl Into<String>) -> Self {
-        self.wk_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyName`], so the same type.
+pub type PatchPersonBodyPreferredNameV2 = CreatePersonBodyName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyRace {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PatchPersonBodyRace { enum_name: "enum_name" });
-
-impl PatchPersonBodyRace {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PatchPersonBodyRace = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyResidentTax {
-    /// `year_resident_tax` (required).
-    pub year_resident_tax: Option<String>,
-    /// `resident_status`.
-    pub resident_status: Option<ResidentTaxResidentStatus>,
-    /// `tax_country_region_id`.
-    pub tax_country_region_id: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<ResidentTaxCustomField>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyResidentTax {
-    year_resident_tax: "year_resident_tax",
-    resident_status: "resident_status",
-    tax_country_region_id: "tax_country_region_id",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyResidentTax {
-    /// Sets `year_resident_tax`.
-    pub fn year_resident_tax(mut self, value: impl Into<String>) -> Self {
-        self.year_resident_tax = Some(value.into());
-        self
-    }
-
-    /// Sets `resident_status`.
-    pub fn resident_status(mut self, value: impl Into<ResidentTaxResidentStatus>) -> Self {
-        self.resident_status = Some(value.into());
-        self
-    }
-
-    /// Sets `tax_country_region_id`.
-    pub fn tax_country_region_id(mut self, value: impl Into<String>) -> Self {
-        self.tax_country_region_id = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<ResidentTaxCustomField>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyResidentTax`], so the same type.
+pub type PatchPersonBodyResidentTax = CreatePersonBodyResidentTax;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPersonBodyWorkExperience {
-    /// `company_organization`.
-    pub company_organization: Option<Vec<CompanyOrganization>>,
-    /// `department`.
-    pub department: Option<Vec<WorkExperienceDepartment>>,
-    /// `job`.
-    pub job: Option<Vec<WorkExperienceJob>>,
-    /// `start_date`.
-    pub start_date: Option<String>,
-    /// `end_date`.
-    pub end_date: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<WorkExperienceCustomField3>>,
-}
-
-lark_types::json_struct!(PatchPersonBodyWorkExperience {
-    company_organization: "company_organization",
-    department: "department",
-    job: "job",
-    start_date: "start_date",
-    end_date: "end_date",
-    custom_fields: "custom_fields"
-});
-
-impl PatchPersonBodyWorkExperience {
-    /// Sets `company_organization`.
-    pub fn company_organization(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<CompanyOrganization>>,
-    ) -> Self {
-        self.company_organization = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `department`.
-    pub fn department(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<WorkExperienceDepartment>>,
-    ) -> Self {
-        self.department = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `job`.
-    pub fn job(mut self, value: impl IntoIterator<Item = impl Into<WorkExperienceJob>>) -> Self {
-        self.job = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `start_date`.
-    pub fn start_date(mut self, value: impl Into<String>) -> Self {
-        self.start_date = Some(value.into());
-        self
-    }
-
-    /// Sets `end_date`.
-    pub fn end_date(mut self, value: impl Into<String>) -> Self {
-        self.end_date = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_fields`.
-    pub fn custom_fields(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<WorkExperienceCustomField3>>,
-    ) -> Self {
-        self.custom_fields = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreatePersonBodyWorkExperience`], so the same type.
+pub type PatchPersonBodyWorkExperience = CreatePersonBodyWorkExperience;
 
 /// The reply `data` of `corehr.v2.person.patch` ([`PatchPersonRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52351,30 +39669,9 @@ impl PatchPositionBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.position.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchPositionBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PatchPositionBodyCustomField { custom_api_name: "custom_api_name", value: "value" });
-
-impl PatchPositionBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type PatchPositionBodyCustomField = CreateCustomOrgBodyCustomField;
 
 /// The JSON body of [`PatchPreHireRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52541,25 +39838,9 @@ lark_types::json_struct!(Pathway {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PathwayCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PathwayCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type PathwayCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52574,16 +39855,9 @@ pub struct PayGroup {
 lark_types::json_struct!(PayGroup { name: "name", id: "id" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PaymentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PaymentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type PaymentType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52838,52 +40112,14 @@ lark_types::json_struct!(PersonBankAccount {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonCitizenshipStatus {
-    /// `id`.
-    pub id: Option<String>,
-    /// `country_region_id`.
-    pub country_region_id: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-    /// `citizenship_status`.
-    pub citizenship_status: Option<Vec<CitizenshipStatus>>,
-    /// `view_order`.
-    pub view_order: Option<String>,
-}
-
-lark_types::json_struct!(PersonCitizenshipStatus {
-    id: "id",
-    country_region_id: "country_region_id",
-    active: "active",
-    name: "name",
-    citizenship_status: "citizenship_status",
-    view_order: "view_order"
-});
+///
+/// The same shape as [`PersonInfoCitizenshipStatus`], so the same type.
+pub type PersonCitizenshipStatus = PersonInfoCitizenshipStatus;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PersonCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type PersonCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52955,76 +40191,24 @@ lark_types::json_struct!(PersonForCountry {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonForCountryEthnicityRace {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonForCountryEthnicityRace { enum_name: "enum_name" });
-
-impl PersonForCountryEthnicityRace {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PersonForCountryEthnicityRace = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonForCountryGender {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonForCountryGender { enum_name: "enum_name" });
-
-impl PersonForCountryGender {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PersonForCountryGender = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonForCountryMaritalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonForCountryMaritalStatus { enum_name: "enum_name" });
-
-impl PersonForCountryMaritalStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PersonForCountryMaritalStatus = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonForCountryReligion {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonForCountryReligion { enum_name: "enum_name" });
-
-impl PersonForCountryReligion {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PersonForCountryReligion = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53329,26 +40513,51 @@ lark_types::json_struct!(PersonInfoCitizenshipStatus {
     view_order: "view_order"
 });
 
-/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
+impl PersonInfoCitizenshipStatus {
+    /// Sets `id`.
+    pub fn id(mut self, value: impl Into<String>) -> Self {
+        self.id = Some(value.into());
+        self
+    }
+
+    /// Sets `country_region_id`.
+    pub fn country_region_id(mut self, value: impl Into<String>) -> Self {
+        self.country_region_id = Some(value.into());
+        self
+    }
+
+    /// Sets `active`.
+    pub fn active(mut self, value: impl Into<bool>) -> Self {
+        self.active = Some(value.into());
+        self
+    }
+
+    /// Sets `name`.
+    pub fn name(mut self, value: impl IntoIterator<Item = impl Into<Name>>) -> Self {
+        self.name = Some(value.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets `citizenship_status`.
+    pub fn citizenship_status(
+        mut self,
+        value: impl IntoIterator<Item = impl Into<CitizenshipStatus>>,
+    ) -> Self {
+        self.citizenship_status = Some(value.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets `view_order`.
+    pub fn view_order(mut self, value: impl Into<String>) -> Self {
+        self.view_order = Some(value.into());
+        self
+    }
 }
 
-lark_types::json_struct!(PersonInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+/// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type PersonInfoCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53429,43 +40638,9 @@ lark_types::json_struct!(PersonInfoDependent {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonInfoEmergencyContact {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<EmergencyContactName>,
-    /// `relationship`.
-    pub relationship: Option<Relationship>,
-    /// `phone_ist`.
-    pub phone_ist: Option<Vec<PhoneIst>>,
-    /// `phone_list`.
-    pub phone_list: Option<Vec<EmergencyContactPhone>>,
-    /// `legal_name`.
-    pub legal_name: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<EmergencyContactCustomField>>,
-    /// `address`.
-    pub address: Option<EmergencyContactAddress3>,
-    /// `email`.
-    pub email: Option<Email>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-}
-
-lark_types::json_struct!(PersonInfoEmergencyContact {
-    id: "id",
-    name: "name",
-    relationship: "relationship",
-    phone_ist: "phone_ist",
-    phone_list: "phone_list",
-    legal_name: "legal_name",
-    custom_fields: "custom_fields",
-    address: "address",
-    email: "email",
-    is_primary: "is_primary"
-});
+///
+/// The same shape as [`PersonEmergencyContact`], so the same type.
+pub type PersonInfoEmergencyContact = PersonEmergencyContact;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53582,118 +40757,14 @@ lark_types::json_struct!(PersonInfoPhone {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonName {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(PersonName {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    wk_id: "wk_id"
-});
+///
+/// The same shape as [`PersonInfoName`], so the same type.
+pub type PersonName = PersonInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonPhone {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<DeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(PersonPhone {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
+///
+/// The same shape as [`PersonInfoPhone`], so the same type.
+pub type PersonPhone = PersonInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54455,33 +41526,9 @@ impl PersonalInfoBankAccount {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalInfoCitizenshipStatuse {
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `citizenship_status`.
-    pub citizenship_status: Option<String>,
-}
-
-lark_types::json_struct!(PersonalInfoCitizenshipStatuse {
-    country_region: "country_region",
-    citizenship_status: "citizenship_status"
-});
-
-impl PersonalInfoCitizenshipStatuse {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `citizenship_status`.
-    pub fn citizenship_status(mut self, value: impl Into<String>) -> Self {
-        self.citizenship_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentCitizenshipStatuse`], so the same type.
+pub type PersonalInfoCitizenshipStatuse = DependentCitizenshipStatuse;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54770,69 +41817,9 @@ impl PersonalInfoEmergencyContact {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalInfoPassport {
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `national_id_type` (required).
-    pub national_id_type: Option<String>,
-    /// `passport_number` (required).
-    pub passport_number: Option<String>,
-    /// `issued_date`.
-    pub issued_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-}
-
-lark_types::json_struct!(PersonalInfoPassport {
-    country_region: "country_region",
-    national_id_type: "national_id_type",
-    passport_number: "passport_number",
-    issued_date: "issued_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by"
-});
-
-impl PersonalInfoPassport {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type`.
-    pub fn national_id_type(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type = Some(value.into());
-        self
-    }
-
-    /// Sets `passport_number`.
-    pub fn passport_number(mut self, value: impl Into<String>) -> Self {
-        self.passport_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_date`.
-    pub fn issued_date(mut self, value: impl Into<String>) -> Self {
-        self.issued_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentPassport`], so the same type.
+pub type PersonalInfoPassport = DependentPassport;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54950,69 +41937,9 @@ impl PersonalInfoResidentTax {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalInfoVisa {
-    /// `country_region` (required).
-    pub country_region: Option<String>,
-    /// `national_id_type` (required).
-    pub national_id_type: Option<String>,
-    /// `visa_number` (required).
-    pub visa_number: Option<String>,
-    /// `issued_date`.
-    pub issued_date: Option<String>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `issued_by`.
-    pub issued_by: Option<String>,
-}
-
-lark_types::json_struct!(PersonalInfoVisa {
-    country_region: "country_region",
-    national_id_type: "national_id_type",
-    visa_number: "visa_number",
-    issued_date: "issued_date",
-    expiration_date: "expiration_date",
-    issued_by: "issued_by"
-});
-
-impl PersonalInfoVisa {
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `national_id_type`.
-    pub fn national_id_type(mut self, value: impl Into<String>) -> Self {
-        self.national_id_type = Some(value.into());
-        self
-    }
-
-    /// Sets `visa_number`.
-    pub fn visa_number(mut self, value: impl Into<String>) -> Self {
-        self.visa_number = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_date`.
-    pub fn issued_date(mut self, value: impl Into<String>) -> Self {
-        self.issued_date = Some(value.into());
-        self
-    }
-
-    /// Sets `expiration_date`.
-    pub fn expiration_date(mut self, value: impl Into<String>) -> Self {
-        self.expiration_date = Some(value.into());
-        self
-    }
-
-    /// Sets `issued_by`.
-    pub fn issued_by(mut self, value: impl Into<String>) -> Self {
-        self.issued_by = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentVisa`], so the same type.
+pub type PersonalInfoVisa = DependentVisa;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55033,52 +41960,19 @@ lark_types::json_struct!(PersonalProfile {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalProfileFile {
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(PersonalProfileFile { id: "id" });
-
-impl PersonalProfileFile {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DependentBirthCertificateOfChild`], so the same type.
+pub type PersonalProfileFile = DependentBirthCertificateOfChild;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalProfilePersonalProfileType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PersonalProfilePersonalProfileType { enum_name: "enum_name" });
-
-impl PersonalProfilePersonalProfileType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PersonalProfilePersonalProfileType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalProfileType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PersonalProfileType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type PersonalProfileType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55107,60 +42001,9 @@ impl PersonalRecord {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PersonalRecordFile {
-    /// `file_id`.
-    pub file_id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<String>,
-    /// `token`.
-    pub token: Option<String>,
-}
-
-lark_types::json_struct!(PersonalRecordFile {
-    file_id: "file_id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size",
-    token: "token"
-});
-
-impl PersonalRecordFile {
-    /// Sets `file_id`.
-    pub fn file_id(mut self, value: impl Into<String>) -> Self {
-        self.file_id = Some(value.into());
-        self
-    }
-
-    /// Sets `mime_type`.
-    pub fn mime_type(mut self, value: impl Into<String>) -> Self {
-        self.mime_type = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `size`.
-    pub fn size(mut self, value: impl Into<String>) -> Self {
-        self.size = Some(value.into());
-        self
-    }
-
-    /// Sets `token`.
-    pub fn token(mut self, value: impl Into<String>) -> Self {
-        self.token = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`ChildBirthCertificate`], so the same type.
+pub type PersonalRecordFile = ChildBirthCertificate;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55175,94 +42018,29 @@ pub struct Phone {
 lark_types::json_struct!(Phone { area_code: "area_code", phone_number: "phone_number" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneInternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PhoneInternationalAreaCode { enum_name: "enum_name" });
-
-impl PhoneInternationalAreaCode {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PhoneInternationalAreaCode = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIst {
-    /// `international_area_code`.
-    pub international_area_code: Option<InternationalAreaCode>,
-    /// `phone_number` (required).
-    pub phone_number: Option<String>,
-    /// `formatted_phone_number`.
-    pub formatted_phone_number: Option<String>,
-    /// `device_type`.
-    pub device_type: Option<DeviceType>,
-    /// `phone_usage`.
-    pub phone_usage: Option<PhoneUsage>,
-    /// `is_primary`.
-    pub is_primary: Option<bool>,
-    /// `is_public`.
-    pub is_public: Option<bool>,
-}
-
-lark_types::json_struct!(PhoneIst {
-    international_area_code: "international_area_code",
-    phone_number: "phone_number",
-    formatted_phone_number: "formatted_phone_number",
-    device_type: "device_type",
-    phone_usage: "phone_usage",
-    is_primary: "is_primary",
-    is_public: "is_public"
-});
+///
+/// The same shape as [`PersonInfoPhone`], so the same type.
+pub type PhoneIst = PersonInfoPhone;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneIstInternationalAreaCode {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PhoneIstInternationalAreaCode { enum_name: "enum_name" });
-
-impl PhoneIstInternationalAreaCode {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PhoneIstInternationalAreaCode = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PhoneUsage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PhoneUsage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type PhoneUsage = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PoliticalAffiliation {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(PoliticalAffiliation { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type PoliticalAffiliation = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55444,77 +42222,19 @@ Inactive = "Inactive",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.position.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PositionCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PositionCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type PositionCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PositiveInvoluntary {
-    /// `value`.
-    pub value: Option<f64>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(PositiveInvoluntary { value: "value" as number, value_unit: "value_unit" });
-
-impl PositiveInvoluntary {
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<f64>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`ProbationVoluntary`], so the same type.
+pub type PositiveInvoluntary = ProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PositiveVoluntary {
-    /// `value`.
-    pub value: Option<f64>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(PositiveVoluntary { value: "value" as number, value_unit: "value_unit" });
-
-impl PositiveVoluntary {
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<f64>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`ProbationVoluntary`], so the same type.
+pub type PositiveVoluntary = ProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56042,342 +42762,34 @@ lark_types::json_struct!(PreHireProbationInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredName {
-    /// `additional_name_type`.
-    pub additional_name_type: Option<String>,
-    /// `country_region`.
-    pub country_region: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `social`.
-    pub social: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `custom_western_name`.
-    pub custom_western_name: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-}
-
-lark_types::json_struct!(PreferredName {
-    additional_name_type: "additional_name_type",
-    country_region: "country_region",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    middle_name: "middle_name",
-    secondary: "secondary",
-    social: "social",
-    tertiary: "tertiary",
-    local_first_name_2: "local_first_name_2",
-    local_middle_name: "local_middle_name",
-    local_primary: "local_primary",
-    local_primary_2: "local_primary_2",
-    local_secondary: "local_secondary",
-    title: "title",
-    local_first_name: "local_first_name",
-    custom_local_name: "custom_local_name",
-    custom_western_name: "custom_western_name",
-    first_name: "first_name",
-    name_primary: "name_primary"
-});
-
-impl PreferredName {
-    /// Sets `additional_name_type`.
-    pub fn additional_name_type(mut self, value: impl Into<String>) -> Self {
-        self.additional_name_type = Some(value.into());
-        self
-    }
-
-    /// Sets `country_region`.
-    pub fn country_region(mut self, value: impl Into<String>) -> Self {
-        self.country_region = Some(value.into());
-        self
-    }
-
-    /// Sets `full_name`.
-    pub fn full_name(mut self, value: impl Into<String>) -> Self {
-        self.full_name = Some(value.into());
-        self
-    }
-
-    /// Sets `hereditary`.
-    pub fn hereditary(mut self, value: impl Into<String>) -> Self {
-        self.hereditary = Some(value.into());
-        self
-    }
-
-    /// Sets `middle_name`.
-    pub fn middle_name(mut self, value: impl Into<String>) -> Self {
-        self.middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `secondary`.
-    pub fn secondary(mut self, value: impl Into<String>) -> Self {
-        self.secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `social`.
-    pub fn social(mut self, value: impl Into<String>) -> Self {
-        self.social = Some(value.into());
-        self
-    }
-
-    /// Sets `tertiary`.
-    pub fn tertiary(mut self, value: impl Into<String>) -> Self {
-        self.tertiary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name_2`.
-    pub fn local_first_name_2(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_middle_name`.
-    pub fn local_middle_name(mut self, value: impl Into<String>) -> Self {
-        self.local_middle_name = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary`.
-    pub fn local_primary(mut self, value: impl Into<String>) -> Self {
-        self.local_primary = Some(value.into());
-        self
-    }
-
-    /// Sets `local_primary_2`.
-    pub fn local_primary_2(mut self, value: impl Into<String>) -> Self {
-        self.local_primary_2 = Some(value.into());
-        self
-    }
-
-    /// Sets `local_secondary`.
-    pub fn local_secondary(mut self, value: impl Into<String>) -> Self {
-        self.local_secondary = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `local_first_name`.
-    pub fn local_first_name(mut self, value: impl Into<String>) -> Self {
-        self.local_first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_local_name`.
-    pub fn custom_local_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_local_name = Some(value.into());
-        self
-    }
-
-    /// Sets `custom_western_name`.
-    pub fn custom_western_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_western_name = Some(value.into());
-        self
-    }
-
-    /// Sets `first_name`.
-    pub fn first_name(mut self, value: impl Into<String>) -> Self {
-        self.first_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name_primary`.
-    pub fn name_primary(mut self, value: impl Into<String>) -> Self {
-        self.name_primary = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`LegalName`], so the same type.
+pub type PreferredName = LegalName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredNameV2 {
-    /// `local_primary`.
-    pub local_primary: Option<String>,
-    /// `local_first_name`.
-    pub local_first_name: Option<String>,
-    /// `country_region_id` (required).
-    pub country_region_id: Option<String>,
-    /// `name_type` (required).
-    pub name_type: Option<NameType>,
-    /// `local_first_name_2`.
-    pub local_first_name_2: Option<String>,
-    /// `local_primary_2`.
-    pub local_primary_2: Option<String>,
-    /// `additional_name`.
-    pub additional_name: Option<String>,
-    /// `additional_name_type`.
-    pub additional_name_type: Option<AdditionalNameType>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `full_name`.
-    pub full_name: Option<String>,
-    /// `hereditary`.
-    pub hereditary: Option<String>,
-    /// `custom_name`.
-    pub custom_name: Option<String>,
-    /// `custom_local_name`.
-    pub custom_local_name: Option<String>,
-    /// `middle_name`.
-    pub middle_name: Option<String>,
-    /// `name_primary`.
-    pub name_primary: Option<String>,
-    /// `secondary`.
-    pub secondary: Option<String>,
-    /// `tertiary`.
-    pub tertiary: Option<String>,
-    /// `social`.
-    pub social: Option<Social>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `local_middle_name`.
-    pub local_middle_name: Option<String>,
-    /// `local_secondary`.
-    pub local_secondary: Option<String>,
-    /// `display_name_local_and_western_script`.
-    pub display_name_local_and_western_script: Option<String>,
-    /// `display_name_local_script`.
-    pub display_name_local_script: Option<String>,
-    /// `display_name_western_script`.
-    pub display_name_western_script: Option<String>,
-    /// `wk_id`.
-    pub wk_id: Option<String>,
-}
-
-lark_types::json_struct!(PreferredNameV2 {
-    local_primary: "local_primary",
-    local_first_name: "local_first_name",
-    country_region_id: "country_region_id",
-    name_type: "name_type",
-    local_first_name_2: "local_first_name_2",
-    local_primary_2: "local_primary_2",
-    additional_name: "additional_name",
-    additional_name_type: "additional_name_type",
-    first_name: "first_name",
-    full_name: "full_name",
-    hereditary: "hereditary",
-    custom_name: "custom_name",
-    custom_local_name: "custom_local_name",
-    middle_name: "middle_name",
-    name_primary: "name_primary",
-    secondary: "secondary",
-    tertiary: "tertiary",
-    social: "social",
-    title: "title",
-    local_middle_name: "local_middle_name",
-    local_secondary: "local_secondary",
-    display_name_local_and_western_script: "display_name_local_and_western_script",
-    display_name_local_script: "display_name_local_script",
-    display_name_western_script: "display_name_western_script",
-    wk_id: "wk_id"
-});
+///
+/// The same shape as [`PersonInfoName`], so the same type.
+pub type PreferredNameV2 = PersonInfoName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredNameV2AdditionalNameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PreferredNameV2AdditionalNameType { enum_name: "enum_name" });
-
-impl PreferredNameV2AdditionalNameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PreferredNameV2AdditionalNameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredNameV2NameType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PreferredNameV2NameType { enum_name: "enum_name" });
-
-impl PreferredNameV2NameType {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PreferredNameV2NameType = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredNameV2Social {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PreferredNameV2Social { enum_name: "enum_name" });
-
-impl PreferredNameV2Social {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PreferredNameV2Social = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredNameV2Title {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(PreferredNameV2Title { enum_name: "enum_name" });
-
-impl PreferredNameV2Title {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type PreferredNameV2Title = PatchDepartmentBodySubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56422,16 +42834,9 @@ lark_types::json_struct!(PrimaryInternationalAssignment {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PrimaryManager {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(PrimaryManager { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type PrimaryManager = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56551,49 +42956,19 @@ lark_types::json_struct!(ProbationAssessment {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ProbationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type ProbationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationExtendedProbationPeriodUnit {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationExtendedProbationPeriodUnit { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationExtendedProbationPeriodUnit = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationFinalAssessmentResult {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationFinalAssessmentResult { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationFinalAssessmentResult = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56634,99 +43009,34 @@ impl ProbationInfo {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.submit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ProbationInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type ProbationInfoCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.submit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationInfoFinalAssessmentResult {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationInfoFinalAssessmentResult { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationInfoFinalAssessmentResult = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.submit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationInfoProbationStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationInfoProbationStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationInfoProbationStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationInvoluntary {
-    /// `value`.
-    pub value: Option<f64>,
-    /// `value_unit`.
-    pub value_unit: Option<String>,
-}
-
-lark_types::json_struct!(ProbationInvoluntary { value: "value" as number, value_unit: "value_unit" });
-
-impl ProbationInvoluntary {
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<f64>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `value_unit`.
-    pub fn value_unit(mut self, value: impl Into<String>) -> Self {
-        self.value_unit = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`ProbationVoluntary`], so the same type.
+pub type ProbationInvoluntary = ProbationVoluntary;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationOutcome {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationOutcome { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationOutcome = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProbationProbationStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ProbationProbationStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ProbationProbationStatus = OriginalSubType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` body).
@@ -56788,16 +43098,9 @@ lark_types::json_struct!(ProcessInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProcessName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ProcessName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type ProcessName = OriginValueName;
 
 /// The JSON body of [`QueryCustomOrgRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58189,67 +44492,9 @@ pub struct QueryTimelineDepartmentResponse {
 lark_types::json_struct!(QueryTimelineDepartmentResponse { items: "items" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.query_timeline` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QueryTimelineDepartmentResponseDepartment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `version_id`.
-    pub version_id: Option<String>,
-    /// `names`.
-    pub names: Option<Vec<Name>>,
-    /// `sub_type`.
-    pub sub_type: Option<SubType>,
-    /// `parent_department_id`.
-    pub parent_department_id: Option<String>,
-    /// `manager`.
-    pub manager: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `effective_date`.
-    pub effective_date: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-    /// `descriptions`.
-    pub descriptions: Option<Vec<Description>>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<DepartmentCustomField>>,
-    /// `expiration_date`.
-    pub expiration_date: Option<String>,
-    /// `tree_order`.
-    pub tree_order: Option<String>,
-    /// `list_order`.
-    pub list_order: Option<String>,
-    /// `is_root` (required).
-    pub is_root: Option<bool>,
-    /// `is_confidential` (required).
-    pub is_confidential: Option<bool>,
-    /// `staffing_model`.
-    pub staffing_model: Option<StaffingModel>,
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-}
-
-lark_types::json_struct!(QueryTimelineDepartmentResponseDepartment {
-    id: "id",
-    version_id: "version_id",
-    names: "names",
-    sub_type: "sub_type",
-    parent_department_id: "parent_department_id",
-    manager: "manager",
-    code: "code",
-    effective_date: "effective_date",
-    active: "active",
-    descriptions: "descriptions",
-    custom_fields: "custom_fields",
-    expiration_date: "expiration_date",
-    tree_order: "tree_order",
-    list_order: "list_order",
-    is_root: "is_root",
-    is_confidential: "is_confidential",
-    staffing_model: "staffing_model",
-    cost_center_id: "cost_center_id"
-});
+///
+/// The same shape as [`QueryMultiTimelineDepartmentResponseDepartment`], so the same type.
+pub type QueryTimelineDepartmentResponseDepartment = QueryMultiTimelineDepartmentResponseDepartment;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.querybyid` query).
@@ -58278,70 +44523,25 @@ pub struct QuerybyidEmployeeCustomOrgResponse {
 lark_types::json_struct!(QuerybyidEmployeeCustomOrgResponse { custom_org: "custom_org", user_id: "user_id" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.custom_org.querybyid` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QuerybyidEmployeeCustomOrgResponseCustomOrg {
-    /// `custom_org_list`.
-    pub custom_org_list: Option<Vec<CustomOrgCustomOrg>>,
-    /// `effective_time`.
-    pub effective_time: Option<String>,
-    /// `start_reason`.
-    pub start_reason: Option<String>,
-    /// `job_data_custom_org_id`.
-    pub job_data_custom_org_id: Option<String>,
-    /// `version_id`.
-    pub version_id: Option<String>,
-    /// `object_api_name`.
-    pub object_api_name: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(QuerybyidEmployeeCustomOrgResponseCustomOrg {
-    custom_org_list: "custom_org_list",
-    effective_time: "effective_time",
-    start_reason: "start_reason",
-    job_data_custom_org_id: "job_data_custom_org_id",
-    version_id: "version_id",
-    object_api_name: "object_api_name",
-    user_id: "user_id"
-});
+///
+/// The same shape as [`EmploymentCustomOrgRecordEmployeeCustomOrgResponseCustomOrg`], so the same type.
+pub type QuerybyidEmployeeCustomOrgResponseCustomOrg =
+    EmploymentCustomOrgRecordEmployeeCustomOrgResponseCustomOrg;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Race {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Race { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Race = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Reason {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Reason { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Reason = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReasonForOffboarding {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ReasonForOffboarding { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ReasonForOffboarding = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58382,16 +44582,9 @@ impl RecordValue {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RecruitmentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(RecruitmentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type RecruitmentType = OriginalSubType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.custom_org.create` body).
@@ -58404,16 +44597,9 @@ Reference = "reference",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RegisteredOfficeAddress {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(RegisteredOfficeAddress { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type RegisteredOfficeAddress = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58539,61 +44725,24 @@ lark_types::json_struct!(RegisteredOfficeAddressInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RegisteredOfficeAddressInfoCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(RegisteredOfficeAddressInfoCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type RegisteredOfficeAddressInfoCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Rehire {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Rehire { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Rehire = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Relationship {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Relationship { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Relationship = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Religion {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Religion { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Religion = OriginalSubType;
 
 /// The JSON body of [`RemoveVersionCostAllocationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58716,16 +44865,9 @@ impl RemoveVersionDefaultCostCenterBodyDefaultCostCenter {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RenewalStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(RenewalStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type RenewalStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58812,16 +44954,9 @@ lark_types::json_struct!(ReorganizationInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ResidentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(ResidentStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type ResidentStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58845,74 +44980,19 @@ lark_types::json_struct!(ResidentTax {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ResidentTaxCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ResidentTaxCustomField { field_name: "field_name", value: "value" });
-
-impl ResidentTaxCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type ResidentTaxCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ResidentTaxCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(ResidentTaxCustomField2 { field_name: "field_name", value: "value" });
-
-impl ResidentTaxCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type ResidentTaxCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ResidentTaxResidentStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-}
-
-lark_types::json_struct!(ResidentTaxResidentStatus { enum_name: "enum_name" });
-
-impl ResidentTaxResidentStatus {
-    /// Sets `enum_name`.
-    pub fn enum_name(mut self, value: impl Into<String>) -> Self {
-        self.enum_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchDepartmentBodySubType`], so the same type.
+pub type ResidentTaxResidentStatus = PatchDepartmentBodySubType;
 
 /// The JSON body of [`RestoreFlowInstancePreHireRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -59041,42 +45121,14 @@ pub struct RoleLabel {
 lark_types::json_struct!(RoleLabel { zh: "zh", en: "en" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct School {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(School { lang: "lang", value: "value" });
-
-impl School {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type School = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SchoolName {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SchoolName { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SchoolName = OriginalSubType;
 
 /// The JSON body of [`SearchBasicInfoBankRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61054,16 +47106,9 @@ pub struct SearchSignatureTemplateResponse {
 lark_types::json_struct!(SearchSignatureTemplateResponse { signature_templates: "signature_templates" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.job_data.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SecondDirectManager {
-    /// `job_data_id`.
-    pub job_data_id: Option<String>,
-    /// `employment_id`.
-    pub employment_id: Option<String>,
-}
-
-lark_types::json_struct!(SecondDirectManager { job_data_id: "job_data_id", employment_id: "employment_id" });
+///
+/// The same shape as [`JobDataDirectManager`], so the same type.
+pub type SecondDirectManager = JobDataDirectManager;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61093,77 +47138,19 @@ lark_types::json_struct!(SeniorityAdjustInformation {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SeniorityAdjustInformationCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SeniorityAdjustInformationCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type SeniorityAdjustInformationCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SeniorityAdjustInformationCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SeniorityAdjustInformationCustomField2 { field_name: "field_name", value: "value" });
-
-impl SeniorityAdjustInformationCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type SeniorityAdjustInformationCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SeniorityAdjustInformationCustomField3 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SeniorityAdjustInformationCustomField3 { field_name: "field_name", value: "value" });
-
-impl SeniorityAdjustInformationCustomField3 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type SeniorityAdjustInformationCustomField3 = HiberarchyCommonCustomField;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
@@ -61186,16 +47173,9 @@ Increase = "increase",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SeniorityAdjustmentType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SeniorityAdjustmentType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SeniorityAdjustmentType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61258,16 +47238,9 @@ lark_types::json_struct!(SignatureFile {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_file.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SignatureFileState {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SignatureFileState { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SignatureFileState = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_node.list_by_file_id` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61366,52 +47339,24 @@ lark_types::json_struct!(SignatureTemplateInfoWithThumbnail {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.contract.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SigningType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SigningType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SigningType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Social {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Social { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Social = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SpousesWorkingStatus {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SpousesWorkingStatus { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SpousesWorkingStatus = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StaffingModel {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(StaffingModel { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type StaffingModel = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employees.additional_job.batch` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61490,16 +47435,9 @@ NoNeedApproval = "NoNeedApproval",
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SubType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SubType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61528,79 +47466,19 @@ impl SubValue {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.flow_variable_data` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubValueValue {
-    /// `text_value`.
-    pub text_value: Option<String>,
-    /// `bool_value`.
-    pub bool_value: Option<bool>,
-    /// `number_value`.
-    pub number_value: Option<String>,
-    /// `enum_value`.
-    pub enum_value: Option<String>,
-    /// `date_value`.
-    pub date_value: Option<String>,
-    /// `date_time_value`.
-    pub date_time_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<I18nValue>,
-    /// `object_value`.
-    pub object_value: Option<ObjectValue>,
-    /// `user_value`.
-    pub user_value: Option<String>,
-    /// `department_value`.
-    pub department_value: Option<String>,
-    /// `record_values`.
-    pub record_values: Option<Vec<RecordValue>>,
-    /// `employment_value`.
-    pub employment_value: Option<String>,
-    /// `list_values`.
-    pub list_values: Option<Vec<String>>,
-    /// `file_value`.
-    pub file_value: Option<ValueFileValue>,
-}
-
-lark_types::json_struct!(SubValueValue {
-    text_value: "text_value",
-    bool_value: "bool_value",
-    number_value: "number_value",
-    enum_value: "enum_value",
-    date_value: "date_value",
-    date_time_value: "date_time_value",
-    i18n_value: "i18n_value",
-    object_value: "object_value",
-    user_value: "user_value",
-    department_value: "department_value",
-    record_values: "record_values",
-    employment_value: "employment_value",
-    list_values: "list_values",
-    file_value: "file_value"
-});
+///
+/// The same shape as [`FieldVariableValueVariableValue`], so the same type.
+pub type SubValueValue = FieldVariableValueVariableValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.basic_info.country_region_subdivision.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubdivisionType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SubdivisionType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SubdivisionType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubmissionType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(SubmissionType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type SubmissionType = OriginalSubType;
 
 /// The JSON body of [`SubmitProbationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61689,51 +47567,9 @@ impl SubmitProbationBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.submit` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubmitProbationBodyCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SubmitProbationBodyCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
-
-impl SubmitProbationBodyCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<CustomFieldName>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<i32>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type SubmitProbationBodyCustomField = OriginValue;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.probation.submit` body).
@@ -61949,30 +47785,9 @@ impl SubmitV2OffboardingBody {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.offboarding.submit_v2` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubmitV2OffboardingBodyCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(SubmitV2OffboardingBodyCustomField { field_name: "field_name", value: "value" });
-
-impl SubmitV2OffboardingBodyCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type SubmitV2OffboardingBodyCustomField = HiberarchyCommonCustomField;
 
 /// The reply `data` of `corehr.v2.offboarding.submit_v2` ([`SubmitV2OffboardingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62113,307 +47928,114 @@ lark_types::json_struct!(SystemTodo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCompanyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetCompanyNameName>,
-}
-
-lark_types::json_struct!(TargetCompanyName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetCompanyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCompanyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetCompanyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetCompanyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCompensationTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetCompensationTypeNameName>,
-}
-
-lark_types::json_struct!(TargetCompensationTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetCompensationTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCompensationTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetCompensationTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetCompensationTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetContractTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetContractTypeNameName>,
-}
-
-lark_types::json_struct!(TargetContractTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetContractTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetContractTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetContractTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetContractTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCostCenter {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `cost_center_version_id`.
-    pub cost_center_version_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Vec<Name>>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `parent_cost_center_id`.
-    pub parent_cost_center_id: Option<String>,
-    /// `managers`.
-    pub managers: Option<Vec<String>>,
-    /// `effective_time` (required).
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-    /// `operation_reason`.
-    pub operation_reason: Option<String>,
-    /// `is_prefer_manual_encoding`.
-    pub is_prefer_manual_encoding: Option<bool>,
-}
-
-lark_types::json_struct!(TargetCostCenter {
-    cost_center_id: "cost_center_id",
-    cost_center_version_id: "cost_center_version_id",
-    name: "name",
-    code: "code",
-    parent_cost_center_id: "parent_cost_center_id",
-    managers: "managers",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    active: "active",
-    operation_reason: "operation_reason",
-    is_prefer_manual_encoding: "is_prefer_manual_encoding"
-});
+///
+/// The same shape as [`OriginalCostCenter`], so the same type.
+pub type TargetCostCenter = OriginalCostCenter;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetCostCenterRate {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<f64>,
-    /// `new_rate`.
-    pub new_rate: Option<String>,
-}
-
-lark_types::json_struct!(TargetCostCenterRate {
-    cost_center_id: "cost_center_id",
-    rate: "rate" as number,
-    new_rate: "new_rate" as decimal
-});
+///
+/// The same shape as [`OriginalCostCenterRate`], so the same type.
+pub type TargetCostCenterRate = OriginalCostCenterRate;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDefaultCostCenterName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetDefaultCostCenterNameName>,
-}
-
-lark_types::json_struct!(TargetDefaultCostCenterName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetDefaultCostCenterName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDefaultCostCenterNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetDefaultCostCenterNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetDefaultCostCenterNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDepartmentIdPath {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `draft_department_id`.
-    pub draft_department_id: Option<String>,
-}
-
-lark_types::json_struct!(TargetDepartmentIdPath {
-    department_id: "department_id",
-    draft_department_id: "draft_department_id"
-});
+///
+/// The same shape as [`OriginalDepartmentIdPath`], so the same type.
+pub type TargetDepartmentIdPath = OriginalDepartmentIdPath;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDepartmentName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetDepartmentName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type TargetDepartmentName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDepartmentNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetDepartmentNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetDepartmentNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDescription {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetDescription { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type TargetDescription = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDirectManagerName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetDirectManagerNameName>,
-}
-
-lark_types::json_struct!(TargetDirectManagerName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetDirectManagerName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDirectManagerNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetDirectManagerNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetDirectManagerNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDottedManagerName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetDottedManagerNameName>,
-}
-
-lark_types::json_struct!(TargetDottedManagerName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetDottedManagerName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDottedManagerNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetDottedManagerNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetDottedManagerNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDurationTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetDurationTypeNameName>,
-}
-
-lark_types::json_struct!(TargetDurationTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetDurationTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetDurationTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetDurationTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetDurationTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmployeeSubtypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetEmployeeSubtypeNameName>,
-}
-
-lark_types::json_struct!(TargetEmployeeSubtypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetEmployeeSubtypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmployeeSubtypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetEmployeeSubtypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetEmployeeSubtypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62475,471 +48097,184 @@ impl TargetEmploymentChange {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmploymentChangeCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetEmploymentChangeCustomField {
-    custom_api_name: "custom_api_name",
-    value: "value"
-});
-
-impl TargetEmploymentChangeCustomField {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type TargetEmploymentChangeCustomField = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetEmploymentChangeCustomField2 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetEmploymentChangeCustomField2 {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type TargetEmploymentChangeCustomField2 = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobFamilyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetJobFamilyNameName>,
-}
-
-lark_types::json_struct!(TargetJobFamilyName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetJobFamilyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobFamilyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetJobFamilyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetJobFamilyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobGradeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetJobGradeNameName>,
-}
-
-lark_types::json_struct!(TargetJobGradeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetJobGradeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobGradeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetJobGradeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetJobGradeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobLevelName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetJobLevelNameName>,
-}
-
-lark_types::json_struct!(TargetJobLevelName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetJobLevelName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobLevelNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetJobLevelNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetJobLevelNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetJobNameName>,
-}
-
-lark_types::json_struct!(TargetJobName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetJobName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetJobNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetJobNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetJobNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_position_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type TargetName = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetOrgrole {
-    /// `grantee_id` (required).
-    pub grantee_id: Option<String>,
-    /// `management_scopes`.
-    pub management_scopes: Option<Vec<ManagementScope>>,
-}
-
-lark_types::json_struct!(TargetOrgrole { grantee_id: "grantee_id", management_scopes: "management_scopes" });
+///
+/// The same shape as [`OriginOrgrole`], so the same type.
+pub type TargetOrgrole = OriginOrgrole;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetPathwayName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetPathwayNameName>,
-}
-
-lark_types::json_struct!(TargetPathwayName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetPathwayName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetPathwayNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetPathwayNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetPathwayNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetPositionName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetPositionNameName>,
-}
-
-lark_types::json_struct!(TargetPositionName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetPositionName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetPositionNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetPositionNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetPositionNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetServiceCompanyName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetServiceCompanyNameName>,
-}
-
-lark_types::json_struct!(TargetServiceCompanyName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetServiceCompanyName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetServiceCompanyNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetServiceCompanyNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetServiceCompanyNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetSigningTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetSigningTypeNameName>,
-}
-
-lark_types::json_struct!(TargetSigningTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetSigningTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetSigningTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetSigningTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetSigningTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetSocialSecurityCityName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetSocialSecurityCityNameName>,
-}
-
-lark_types::json_struct!(TargetSocialSecurityCityName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetSocialSecurityCityName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetSocialSecurityCityNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetSocialSecurityCityNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetSocialSecurityCityNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetStaffingModeOption {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(TargetStaffingModeOption { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type TargetStaffingModeOption = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetSubType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(TargetSubType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type TargetSubType = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetValue {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<TargetValueName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TargetValue {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type TargetValue = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_department_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetValueName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetValueName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetValueName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkLocationName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetWorkLocationNameName>,
-}
-
-lark_types::json_struct!(TargetWorkLocationName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetWorkLocationName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkLocationNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetWorkLocationNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetWorkLocationNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkShiftName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetWorkShiftNameName>,
-}
-
-lark_types::json_struct!(TargetWorkShiftName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetWorkShiftName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkShiftNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetWorkShiftNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetWorkShiftNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkforceTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetWorkforceTypeNameName>,
-}
-
-lark_types::json_struct!(TargetWorkforceTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetWorkforceTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkforceTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetWorkforceTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetWorkforceTypeNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkingCalendarName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetWorkingCalendarNameName>,
-}
-
-lark_types::json_struct!(TargetWorkingCalendarName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetWorkingCalendarName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkingCalendarNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetWorkingCalendarNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetWorkingCalendarNameName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkingHoursTypeName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetWorkingHoursTypeNameName>,
-}
-
-lark_types::json_struct!(TargetWorkingHoursTypeName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TargetWorkingHoursTypeName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetWorkingHoursTypeNameName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TargetWorkingHoursTypeNameName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TargetWorkingHoursTypeNameName = OriginValueName;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.query` response).
@@ -63236,30 +48571,9 @@ impl TaxAddress {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaxAddressCustomField {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TaxAddressCustomField { field_name: "field_name", value: "value" });
-
-impl TaxAddressCustomField {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type TaxAddressCustomField = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63372,16 +48686,9 @@ impl TaxInfoMys {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TemplateDesc {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TemplateDesc { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type TemplateDesc = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63418,16 +48725,9 @@ pub struct TemplateSetting {
 lark_types::json_struct!(TemplateSetting { page_seal_types: "page_seal_types" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TemplateSignatoryType {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(TemplateSignatoryType { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type TemplateSignatoryType = OriginalSubType;
 
 /// The JSON body of [`TerminateSignatureFileRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63516,16 +48816,9 @@ lark_types::json_struct!(TimeZone {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Title {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Title { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Title = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63807,22 +49100,9 @@ lark_types::json_struct!(TransferInfo {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferInfoOriginalCostCenterRate {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `rate`.
-    pub rate: Option<f64>,
-    /// `new_rate`.
-    pub new_rate: Option<f64>,
-}
-
-lark_types::json_struct!(TransferInfoOriginalCostCenterRate {
-    cost_center_id: "cost_center_id",
-    rate: "rate" as number,
-    new_rate: "new_rate" as number
-});
+///
+/// The same shape as [`TransferInfoTargetCostCenterRate`], so the same type.
+pub type TransferInfoOriginalCostCenterRate = TransferInfoTargetCostCenterRate;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63875,40 +49155,14 @@ impl TransferInfoTargetCostCenterRate {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferInfoTargetDepartmentName {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<TargetDepartmentNameName>,
-}
-
-lark_types::json_struct!(TransferInfoTargetDepartmentName { id: "id", name: "name" });
+///
+/// The same shape as [`TransferInfoOriginalDepartmentName`], so the same type.
+pub type TransferInfoTargetDepartmentName = TransferInfoOriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.job_change.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransferInfoTargetEmploymentChange {
-    /// `regular_employee_start_date`.
-    pub regular_employee_start_date: Option<String>,
-    /// `seniority_date`.
-    pub seniority_date: Option<String>,
-    /// `employee_number`.
-    pub employee_number: Option<String>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<TargetEmploymentChangeCustomField2>>,
-    /// `notice_period_change_record`.
-    pub notice_period_change_record: Option<NoticePeriodChangeRecord>,
-}
-
-lark_types::json_struct!(TransferInfoTargetEmploymentChange {
-    regular_employee_start_date: "regular_employee_start_date",
-    seniority_date: "seniority_date",
-    employee_number: "employee_number",
-    custom_fields: "custom_fields",
-    notice_period_change_record: "notice_period_change_record"
-});
+///
+/// The same shape as [`OriginalEmploymentChange`], so the same type.
+pub type TransferInfoTargetEmploymentChange = OriginalEmploymentChange;
 
 /// The JSON body of [`TransformOnboardingTaskPreHireRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63977,16 +49231,9 @@ pub struct TransformOnboardingTaskPreHireResponse {
 lark_types::json_struct!(TransformOnboardingTaskPreHireResponse { success: "success" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.open_query_job_change_list_by_ids` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TransformSource {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TransformSource { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type TransformSource = OriginValueName;
 
 /// The JSON body of [`TransitTaskPreHireRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64149,56 +49396,19 @@ lark_types::json_struct!(TreeDepartmentResponse {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.department.tree` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TreeDepartmentResponseDepartment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `level`.
-    pub level: Option<i32>,
-    /// `children`.
-    pub children: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(TreeDepartmentResponseDepartment { id: "id", level: "level", children: "children" });
+///
+/// The same shape as [`TreeCostCenterResponseCostCenter`], so the same type.
+pub type TreeDepartmentResponseDepartment = TreeCostCenterResponseCostCenter;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.company.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Type {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Type { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Type = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.offboarding.edit` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateData {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(UpdateData { field_name: "field_name", value: "value" });
-
-impl UpdateData {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type UpdateData = HiberarchyCommonCustomField;
 
 /// The JSON body of [`UpdateProcessApproverRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64789,26 +49999,14 @@ impl UpdateVersionDefaultCostCenterBodyDefaultCostCenter {
 }
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template_info_with_thumbnail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdatedBy {
-    /// `id` (required).
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(UpdatedBy { id: "id" });
+///
+/// The same shape as [`UserInfo`], so the same type.
+pub type UpdatedBy = UserInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Usage {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(Usage { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type Usage = OriginalSubType;
 
 lark_types::open_enum! {
 /// Values of the `corehr` `v2` APIs (first seen in the `corehr.v2.approval_groups.get` query).
@@ -64835,175 +50033,24 @@ pub struct UserInfo {
 lark_types::json_struct!(UserInfo { id: "id" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.signature_template.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UsingField {
-    /// `apiname` (required).
-    pub apiname: Option<String>,
-}
-
-lark_types::json_struct!(UsingField { apiname: "apiname" });
+///
+/// The same shape as [`CommonInfo`], so the same type.
+pub type UsingField = CommonInfo;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Value {
-    /// `text_value`.
-    pub text_value: Option<String>,
-    /// `bool_value`.
-    pub bool_value: Option<bool>,
-    /// `number_value`.
-    pub number_value: Option<String>,
-    /// `enum_value`.
-    pub enum_value: Option<String>,
-    /// `date_value`.
-    pub date_value: Option<String>,
-    /// `date_time_value`.
-    pub date_time_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<I18nValue>,
-    /// `object_value`.
-    pub object_value: Option<ObjectValue>,
-    /// `department_value`.
-    pub department_value: Option<String>,
-    /// `employment_value`.
-    pub employment_value: Option<String>,
-    /// `list_values`.
-    pub list_values: Option<Vec<String>>,
-    /// `file_value`.
-    pub file_value: Option<FileValue>,
-    /// `record_values`.
-    pub record_values: Option<Vec<RecordValue>>,
-}
-
-lark_types::json_struct!(Value {
-    text_value: "text_value",
-    bool_value: "bool_value",
-    number_value: "number_value",
-    enum_value: "enum_value",
-    date_value: "date_value",
-    date_time_value: "date_time_value",
-    i18n_value: "i18n_value",
-    object_value: "object_value",
-    department_value: "department_value",
-    employment_value: "employment_value",
-    list_values: "list_values",
-    file_value: "file_value",
-    record_values: "record_values"
-});
-
-impl Value {
-    /// Sets `text_value`.
-    pub fn text_value(mut self, value: impl Into<String>) -> Self {
-        self.text_value = Some(value.into());
-        self
-    }
-
-    /// Sets `bool_value`.
-    pub fn bool_value(mut self, value: impl Into<bool>) -> Self {
-        self.bool_value = Some(value.into());
-        self
-    }
-
-    /// Sets `number_value`.
-    pub fn number_value(mut self, value: impl Into<String>) -> Self {
-        self.number_value = Some(value.into());
-        self
-    }
-
-    /// Sets `enum_value`.
-    pub fn enum_value(mut self, value: impl Into<String>) -> Self {
-        self.enum_value = Some(value.into());
-        self
-    }
-
-    /// Sets `date_value`.
-    pub fn date_value(mut self, value: impl Into<String>) -> Self {
-        self.date_value = Some(value.into());
-        self
-    }
-
-    /// Sets `date_time_value`.
-    pub fn date_time_value(mut self, value: impl Into<String>) -> Self {
-        self.date_time_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<I18nValue>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `object_value`.
-    pub fn object_value(mut self, value: impl Into<ObjectValue>) -> Self {
-        self.object_value = Some(value.into());
-        self
-    }
-
-    /// Sets `department_value`.
-    pub fn department_value(mut self, value: impl Into<String>) -> Self {
-        self.department_value = Some(value.into());
-        self
-    }
-
-    /// Sets `employment_value`.
-    pub fn employment_value(mut self, value: impl Into<String>) -> Self {
-        self.employment_value = Some(value.into());
-        self
-    }
-
-    /// Sets `list_values`.
-    pub fn list_values(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.list_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `file_value`.
-    pub fn file_value(mut self, value: impl Into<FileValue>) -> Self {
-        self.file_value = Some(value.into());
-        self
-    }
-
-    /// Sets `record_values`.
-    pub fn record_values(mut self, value: impl IntoIterator<Item = impl Into<RecordValue>>) -> Self {
-        self.record_values = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`VariableValue`], so the same type.
+pub type Value = VariableValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.flow_variable_data` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ValueFileValue {
-    /// `open_file_id`.
-    pub open_file_id: Option<String>,
-    /// `file_name`.
-    pub file_name: Option<String>,
-    /// `length`.
-    pub length: Option<i32>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-}
-
-lark_types::json_struct!(ValueFileValue {
-    open_file_id: "open_file_id",
-    file_name: "file_name",
-    length: "length",
-    mime_type: "mime_type"
-});
+///
+/// The same shape as [`VariableValueFileValue`], so the same type.
+pub type ValueFileValue = VariableValueFileValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.flow_variable_data` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct VariableName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(VariableName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type VariableName = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.process.approver.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65155,40 +50202,9 @@ lark_types::json_struct!(VariableValueFileValue {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.cost_center.version.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Version {
-    /// `cost_center_id`.
-    pub cost_center_id: Option<String>,
-    /// `version_id`.
-    pub version_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Vec<Name>>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `parent_cost_center_id`.
-    pub parent_cost_center_id: Option<String>,
-    /// `managers`.
-    pub managers: Option<Vec<String>>,
-    /// `effective_time` (required).
-    pub effective_time: Option<String>,
-    /// `expiration_time`.
-    pub expiration_time: Option<String>,
-    /// `active`.
-    pub active: Option<bool>,
-}
-
-lark_types::json_struct!(Version {
-    cost_center_id: "cost_center_id",
-    version_id: "version_id",
-    name: "name",
-    code: "code",
-    parent_cost_center_id: "parent_cost_center_id",
-    managers: "managers",
-    effective_time: "effective_time",
-    expiration_time: "expiration_time",
-    active: "active"
-});
+///
+/// The same shape as [`SearchCostCenterResponseCostCenter`], so the same type.
+pub type Version = SearchCostCenterResponseCostCenter;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65361,257 +50377,59 @@ lark_types::json_struct!(WorkExperience {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceCompanyOrganization {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceCompanyOrganization { zh_cn: "zh_cn", en_us: "en_us" });
-
-impl WorkExperienceCompanyOrganization {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type WorkExperienceCompanyOrganization = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceCustomField {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `name`.
-    pub name: Option<CustomFieldName>,
-    /// `type`.
-    pub type_: Option<i32>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceCustomField {
-    custom_api_name: "custom_api_name",
-    name: "name",
-    type_: "type",
-    value: "value"
-});
+///
+/// The same shape as [`OriginValue`], so the same type.
+pub type WorkExperienceCustomField = OriginValue;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceCustomField2 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceCustomField2 { field_name: "field_name", value: "value" });
-
-impl WorkExperienceCustomField2 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PersonalBasicInfoCustomField`], so the same type.
+pub type WorkExperienceCustomField2 = PersonalBasicInfoCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.person.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceCustomField3 {
-    /// `custom_api_name` (required).
-    pub custom_api_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceCustomField3 { custom_api_name: "custom_api_name", value: "value" });
-
-impl WorkExperienceCustomField3 {
-    /// Sets `custom_api_name`.
-    pub fn custom_api_name(mut self, value: impl Into<String>) -> Self {
-        self.custom_api_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateCustomOrgBodyCustomField`], so the same type.
+pub type WorkExperienceCustomField3 = CreateCustomOrgBodyCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.pre_hire.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceCustomField4 {
-    /// `field_name` (required).
-    pub field_name: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceCustomField4 { field_name: "field_name", value: "value" });
-
-impl WorkExperienceCustomField4 {
-    /// Sets `field_name`.
-    pub fn field_name(mut self, value: impl Into<String>) -> Self {
-        self.field_name = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`HiberarchyCommonCustomField`], so the same type.
+pub type WorkExperienceCustomField4 = HiberarchyCommonCustomField;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceDepartment {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceDepartment { lang: "lang", value: "value" });
-
-impl WorkExperienceDepartment {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type WorkExperienceDepartment = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceDepartment2 {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceDepartment2 { zh_cn: "zh_cn", en_us: "en_us" });
-
-impl WorkExperienceDepartment2 {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type WorkExperienceDepartment2 = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceJob {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceJob { lang: "lang", value: "value" });
-
-impl WorkExperienceJob {
-    /// Sets `lang`.
-    pub fn lang(mut self, value: impl Into<String>) -> Self {
-        self.lang = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type WorkExperienceJob = OriginalDepartmentName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExperienceJob2 {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(WorkExperienceJob2 { zh_cn: "zh_cn", en_us: "en_us" });
-
-impl WorkExperienceJob2 {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OriginValueName`], so the same type.
+pub type WorkExperienceJob2 = OriginValueName;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkLocation {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(WorkLocation { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type WorkLocation = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.employee.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkShift {
-    /// `enum_name` (required).
-    pub enum_name: Option<String>,
-    /// `display`.
-    pub display: Option<Vec<Display>>,
-}
-
-lark_types::json_struct!(WorkShift { enum_name: "enum_name", display: "display" });
+///
+/// The same shape as [`OriginalSubType`], so the same type.
+pub type WorkShift = OriginalSubType;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65706,16 +50524,9 @@ lark_types::json_struct!(WorkforcePlanDetail {
 });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkforcePlanDetailCostCenter {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(WorkforcePlanDetailCostCenter { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type WorkforcePlanDetailCostCenter = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65730,49 +50541,21 @@ pub struct WorkforcePlanDetailDepartment {
 lark_types::json_struct!(WorkforcePlanDetailDepartment { id: "id", name: "name" });
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkforcePlanDetailJob {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(WorkforcePlanDetailJob { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type WorkforcePlanDetailJob = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkforcePlanDetailJobFamily {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(WorkforcePlanDetailJobFamily { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type WorkforcePlanDetailJobFamily = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan_detail.batch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkforcePlanDetailJobLevel {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Vec<Name>>,
-}
-
-lark_types::json_struct!(WorkforcePlanDetailJobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`WorkforcePlanDetailDepartment`], so the same type.
+pub type WorkforcePlanDetailJobLevel = WorkforcePlanDetailDepartment;
 
 /// An object of the `corehr` `v2` APIs (first seen in the `corehr.v2.workforce_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkforcePlanName {
-    /// `lang` (required).
-    pub lang: Option<String>,
-    /// `value` (required).
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(WorkforcePlanName { lang: "lang", value: "value" });
+///
+/// The same shape as [`OriginalDepartmentName`], so the same type.
+pub type WorkforcePlanName = OriginalDepartmentName;

@@ -2200,49 +2200,9 @@ lark_types::json_struct!(BaseInfo {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BaseInfoDepartment {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `department_count`.
-    pub department_count: Option<DepartmentCount>,
-    /// `has_child`.
-    pub has_child: Option<bool>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `parent_department_id`.
-    pub parent_department_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `enabled_status`.
-    pub enabled_status: Option<bool>,
-    /// `order_weight`.
-    pub order_weight: Option<String>,
-    /// `custom_field_values`.
-    pub custom_field_values: Option<Vec<CustomFieldValue>>,
-    /// `department_path_infos`.
-    pub department_path_infos: Option<Vec<DepartmentPathInfo>>,
-    /// `data_source`.
-    pub data_source: Option<i32>,
-    /// `org_dimension`.
-    pub org_dimension: Option<String>,
-}
-
-lark_types::json_struct!(BaseInfoDepartment {
-    department_id: "department_id",
-    department_count: "department_count",
-    has_child: "has_child",
-    leaders: "leaders",
-    parent_department_id: "parent_department_id",
-    name: "name",
-    enabled_status: "enabled_status",
-    order_weight: "order_weight",
-    custom_field_values: "custom_field_values",
-    department_path_infos: "department_path_infos",
-    data_source: "data_source",
-    org_dimension: "org_dimension"
-});
+///
+/// The same shape as [`FilterDepartmentResponseDepartment`], so the same type.
+pub type BaseInfoDepartment = FilterDepartmentResponseDepartment;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2814,37 +2774,14 @@ pub struct DepartmentLeader {
 lark_types::json_struct!(DepartmentLeader { leader_type: "leader_type" as number, leader_id: "leader_id" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(DepartmentName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type DepartmentName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DepartmentPathBaseInfo {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<DepartmentName>,
-}
-
-lark_types::json_struct!(DepartmentPathBaseInfo {
-    department_id: "department_id",
-    department_name: "department_name"
-});
+///
+/// The same shape as [`DepartmentPathInfo`], so the same type.
+pub type DepartmentPathBaseInfo = DepartmentPathInfo;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3507,42 +3444,9 @@ pub struct FilterEmployeeResponseEmployee {
 lark_types::json_struct!(FilterEmployeeResponseEmployee { base_info: "base_info", work_info: "work_info" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FirstName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(FirstName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
-
-impl FirstName {
-    /// Sets `default_value`.
-    pub fn default_value(mut self, value: impl Into<String>) -> Self {
-        self.default_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<std::collections::BTreeMap<String, String>>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `default_locale`.
-    pub fn default_locale(mut self, value: impl Into<String>) -> Self {
-        self.default_locale = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Name`], so the same type.
+pub type FirstName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3566,22 +3470,9 @@ lark_types::json_struct!(JobFamily {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFamilyName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(JobFamilyName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type JobFamilyName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3608,22 +3499,9 @@ lark_types::json_struct!(JobLevel {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobLevelName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(JobLevelName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type JobLevelName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3644,60 +3522,14 @@ lark_types::json_struct!(JobTitle {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobTitleName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(JobTitleName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type JobTitleName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LastName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(LastName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
-
-impl LastName {
-    /// Sets `default_value`.
-    pub fn default_value(mut self, value: impl Into<String>) -> Self {
-        self.default_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<std::collections::BTreeMap<String, String>>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `default_locale`.
-    pub fn default_locale(mut self, value: impl Into<String>) -> Self {
-        self.default_locale = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Name`], so the same type.
+pub type LastName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3726,42 +3558,9 @@ impl Leader {
 }
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LinkText {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(LinkText {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
-
-impl LinkText {
-    /// Sets `default_value`.
-    pub fn default_value(mut self, value: impl Into<String>) -> Self {
-        self.default_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<std::collections::BTreeMap<String, String>>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `default_locale`.
-    pub fn default_locale(mut self, value: impl Into<String>) -> Self {
-        self.default_locale = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Name`], so the same type.
+pub type LinkText = Name;
 
 /// The reply `data` of `directory.v1.collaboration_rule.list` ([`ListCollaborationRuleRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3877,49 +3676,9 @@ pub struct MgetDepartmentResponse {
 lark_types::json_struct!(MgetDepartmentResponse { departments: "departments", abnormals: "abnormals" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.mget` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MgetDepartmentResponseDepartment {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `department_count`.
-    pub department_count: Option<DepartmentCount>,
-    /// `has_child`.
-    pub has_child: Option<bool>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `parent_department_id`.
-    pub parent_department_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `enabled_status`.
-    pub enabled_status: Option<bool>,
-    /// `order_weight`.
-    pub order_weight: Option<String>,
-    /// `custom_field_values`.
-    pub custom_field_values: Option<Vec<CustomFieldValue>>,
-    /// `department_path_infos`.
-    pub department_path_infos: Option<Vec<DepartmentPathInfo>>,
-    /// `data_source`.
-    pub data_source: Option<i32>,
-    /// `org_dimension`.
-    pub org_dimension: Option<String>,
-}
-
-lark_types::json_struct!(MgetDepartmentResponseDepartment {
-    department_id: "department_id",
-    department_count: "department_count",
-    has_child: "has_child",
-    leaders: "leaders",
-    parent_department_id: "parent_department_id",
-    name: "name",
-    enabled_status: "enabled_status",
-    order_weight: "order_weight",
-    custom_field_values: "custom_field_values",
-    department_path_infos: "department_path_infos",
-    data_source: "data_source",
-    org_dimension: "org_dimension"
-});
+///
+/// The same shape as [`FilterDepartmentResponseDepartment`], so the same type.
+pub type MgetDepartmentResponseDepartment = FilterDepartmentResponseDepartment;
 
 /// The JSON body of [`MgetEmployeeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3975,16 +3734,9 @@ pub struct MgetEmployeeResponse {
 lark_types::json_struct!(MgetEmployeeResponse { employees: "employees", abnormals: "abnormals" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.mget` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MgetEmployeeResponseEmployee {
-    /// `base_info`.
-    pub base_info: Option<BaseInfo>,
-    /// `work_info`.
-    pub work_info: Option<WorkInfo>,
-}
-
-lark_types::json_struct!(MgetEmployeeResponseEmployee { base_info: "base_info", work_info: "work_info" });
+///
+/// The same shape as [`FilterEmployeeResponseEmployee`], so the same type.
+pub type MgetEmployeeResponseEmployee = FilterEmployeeResponseEmployee;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.collaboration_tenant.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4054,42 +3806,9 @@ impl NeedSendNotification {
 }
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.collaboration_rule.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Objects {
-    /// `open_user_ids`.
-    pub open_user_ids: Option<Vec<String>>,
-    /// `open_department_ids`.
-    pub open_department_ids: Option<Vec<String>>,
-    /// `open_group_ids`.
-    pub open_group_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Objects {
-    open_user_ids: "open_user_ids",
-    open_department_ids: "open_department_ids",
-    open_group_ids: "open_group_ids"
-});
-
-impl Objects {
-    /// Sets `open_user_ids`.
-    pub fn open_user_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.open_user_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `open_department_ids`.
-    pub fn open_department_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.open_department_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `open_group_ids`.
-    pub fn open_group_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.open_group_ids = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`Subjects`], so the same type.
+pub type Objects = Subjects;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.regular` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4660,22 +4379,9 @@ impl PhoneValue {
 }
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PlaceName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(PlaceName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type PlaceName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5121,49 +4827,9 @@ lark_types::json_struct!(SearchDepartmentResponse {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchDepartmentResponseDepartment {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `department_count`.
-    pub department_count: Option<DepartmentCount>,
-    /// `has_child`.
-    pub has_child: Option<bool>,
-    /// `leaders`.
-    pub leaders: Option<Vec<Leader>>,
-    /// `parent_department_id`.
-    pub parent_department_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `enabled_status`.
-    pub enabled_status: Option<bool>,
-    /// `order_weight`.
-    pub order_weight: Option<String>,
-    /// `custom_field_values`.
-    pub custom_field_values: Option<Vec<CustomFieldValue>>,
-    /// `department_path_infos`.
-    pub department_path_infos: Option<Vec<DepartmentPathInfo>>,
-    /// `data_source`.
-    pub data_source: Option<i32>,
-    /// `org_dimension`.
-    pub org_dimension: Option<String>,
-}
-
-lark_types::json_struct!(SearchDepartmentResponseDepartment {
-    department_id: "department_id",
-    department_count: "department_count",
-    has_child: "has_child",
-    leaders: "leaders",
-    parent_department_id: "parent_department_id",
-    name: "name",
-    enabled_status: "enabled_status",
-    order_weight: "order_weight",
-    custom_field_values: "custom_field_values",
-    department_path_infos: "department_path_infos",
-    data_source: "data_source",
-    org_dimension: "org_dimension"
-});
+///
+/// The same shape as [`FilterDepartmentResponseDepartment`], so the same type.
+pub type SearchDepartmentResponseDepartment = FilterDepartmentResponseDepartment;
 
 /// The JSON body of [`SearchEmployeeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5270,16 +4936,9 @@ lark_types::json_struct!(SearchEmployeeResponse {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchEmployeeResponseEmployee {
-    /// `base_info`.
-    pub base_info: Option<BaseInfo>,
-    /// `work_info`.
-    pub work_info: Option<WorkInfo>,
-}
-
-lark_types::json_struct!(SearchEmployeeResponseEmployee { base_info: "base_info", work_info: "work_info" });
+///
+/// The same shape as [`FilterEmployeeResponseEmployee`], so the same type.
+pub type SearchEmployeeResponseEmployee = FilterEmployeeResponseEmployee;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.collboration_share_entity.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5320,22 +4979,9 @@ pub struct ShareUser {
 lark_types::json_struct!(ShareUser { open_user_id: "open_user_id", name: "name", avatar: "avatar" });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.collaboration_tenant.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ShortName {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(ShortName {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type ShortName = Name;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.collaboration_rule.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5376,42 +5022,9 @@ impl Subjects {
 }
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.department.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TextValue {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(TextValue {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
-
-impl TextValue {
-    /// Sets `default_value`.
-    pub fn default_value(mut self, value: impl Into<String>) -> Self {
-        self.default_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<std::collections::BTreeMap<String, String>>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `default_locale`.
-    pub fn default_locale(mut self, value: impl Into<String>) -> Self {
-        self.default_locale = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Name`], so the same type.
+pub type TextValue = Name;
 
 /// The JSON body of [`ToBeResignedEmployeeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5659,22 +5272,9 @@ lark_types::json_struct!(VirtualOrgInfoDepartment {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct VirtualOrgInfoEmployeeOrderInDepartment {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `order_weight_in_deparment`.
-    pub order_weight_in_deparment: Option<String>,
-    /// `order_weight_among_deparments`.
-    pub order_weight_among_deparments: Option<String>,
-}
-
-lark_types::json_struct!(VirtualOrgInfoEmployeeOrderInDepartment {
-    department_id: "department_id",
-    order_weight_in_deparment: "order_weight_in_deparment",
-    order_weight_among_deparments: "order_weight_among_deparments"
-});
+///
+/// The same shape as [`BaseInfoEmployeeOrderInDepartment`], so the same type.
+pub type VirtualOrgInfoEmployeeOrderInDepartment = BaseInfoEmployeeOrderInDepartment;
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.filter` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5752,39 +5352,6 @@ lark_types::json_struct!(WorkPlace {
 });
 
 /// An object of the `directory` `v1` APIs (first seen in the `directory.v1.employee.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkStation {
-    /// `default_value` (required).
-    pub default_value: Option<String>,
-    /// `i18n_value`.
-    pub i18n_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `default_locale`.
-    pub default_locale: Option<String>,
-}
-
-lark_types::json_struct!(WorkStation {
-    default_value: "default_value",
-    i18n_value: "i18n_value",
-    default_locale: "default_locale"
-});
-
-impl WorkStation {
-    /// Sets `default_value`.
-    pub fn default_value(mut self, value: impl Into<String>) -> Self {
-        self.default_value = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_value`.
-    pub fn i18n_value(mut self, value: impl Into<std::collections::BTreeMap<String, String>>) -> Self {
-        self.i18n_value = Some(value.into());
-        self
-    }
-
-    /// Sets `default_locale`.
-    pub fn default_locale(mut self, value: impl Into<String>) -> Self {
-        self.default_locale = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Name`], so the same type.
+pub type WorkStation = Name;

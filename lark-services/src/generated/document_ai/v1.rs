@@ -1430,16 +1430,9 @@ pub struct ChinesePassportEntity {
 lark_types::json_struct!(ChinesePassportEntity { type_: "type", value: "value" });
 
 /// An object of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.resume.parse` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Competition {
-    /// `name`.
-    pub name: Option<String>,
-    /// `desc`.
-    pub desc: Option<String>,
-}
-
-lark_types::json_struct!(Competition { name: "name", desc: "desc" });
+///
+/// The same shape as [`Certificate`], so the same type.
+pub type Competition = Certificate;
 
 /// An object of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.contract.field_extraction` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2584,26 +2577,14 @@ pub struct TrainInvoiceEntity {
 lark_types::json_struct!(TrainInvoiceEntity { type_: "type", value: "value" });
 
 /// An object of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.tw_mainland_travel_permit.recognize` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TwMainlandTravelPermit {
-    /// `entities`.
-    pub entities: Option<Vec<TwMainlandTravelPermitEntity>>,
-}
-
-lark_types::json_struct!(TwMainlandTravelPermit { entities: "entities" });
+///
+/// The same shape as [`HkmMainlandTravelPermit`], so the same type.
+pub type TwMainlandTravelPermit = HkmMainlandTravelPermit;
 
 /// An object of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.tw_mainland_travel_permit.recognize` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TwMainlandTravelPermitEntity {
-    /// `type`.
-    pub type_: Option<EntityType8>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(TwMainlandTravelPermitEntity { type_: "type", value: "value" });
+///
+/// The same shape as [`HkmMainlandTravelPermitEntity`], so the same type.
+pub type TwMainlandTravelPermitEntity = HkmMainlandTravelPermitEntity;
 
 lark_types::open_enum! {
 /// Values of the `document_ai` `v1` APIs (first seen in the `document_ai.v1.bank_card.recognize` response).

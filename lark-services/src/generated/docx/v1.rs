@@ -1324,26 +1324,14 @@ lark_types::json_struct!(Block {
 });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockBitable {
-    /// `token`.
-    pub token: Option<String>,
-}
-
-lark_types::json_struct!(BlockBitable { token: "token" });
+///
+/// The same shape as [`Mindnote`], so the same type.
+pub type BlockBitable = Mindnote;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockEquation {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(BlockEquation { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type BlockEquation = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1360,51 +1348,19 @@ pub struct BlockFile {
 lark_types::json_struct!(BlockFile { token: "token", name: "name", view_type: "view_type" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockLinkPreview {
-    /// `url_type` (required).
-    pub url_type: Option<UrlType>,
-}
-
-lark_types::json_struct!(BlockLinkPreview { url_type: "url_type" });
+///
+/// The same shape as [`ChildrenLinkPreview`], so the same type.
+pub type BlockLinkPreview = ChildrenLinkPreview;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockOkr {
-    /// `okr_id`.
-    pub okr_id: Option<String>,
-    /// `period_display_status`.
-    pub period_display_status: Option<PeriodDisplayStatus>,
-    /// `period_name_zh`.
-    pub period_name_zh: Option<String>,
-    /// `period_name_en`.
-    pub period_name_en: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `visible_setting`.
-    pub visible_setting: Option<VisibleSetting>,
-}
-
-lark_types::json_struct!(BlockOkr {
-    okr_id: "okr_id",
-    period_display_status: "period_display_status",
-    period_name_zh: "period_name_zh",
-    period_name_en: "period_name_en",
-    user_id: "user_id",
-    visible_setting: "visible_setting"
-});
+///
+/// The same shape as [`ChildrenOkr2`], so the same type.
+pub type BlockOkr = ChildrenOkr2;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BlockSheet {
-    /// `token`.
-    pub token: Option<String>,
-}
-
-lark_types::json_struct!(BlockSheet { token: "token" });
+///
+/// The same shape as [`Mindnote`], so the same type.
+pub type BlockSheet = Mindnote;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1423,164 +1379,19 @@ pub struct Board {
 lark_types::json_struct!(Board { token: "token", align: "align", width: "width", height: "height" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Bullet {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Bullet { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Bullet = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BulletElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(BulletElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl BulletElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type BulletElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BulletStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(BulletStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl BulletStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type BulletStyle = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1965,32 +1776,14 @@ impl Children {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenBitable {
-    /// `view_type`.
-    pub view_type: Option<i32>,
-}
-
-lark_types::json_struct!(ChildrenBitable { view_type: "view_type" });
-
-impl ChildrenBitable {
-    /// Sets `view_type`.
-    pub fn view_type(mut self, value: impl Into<i32>) -> Self {
-        self.view_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`View`], so the same type.
+pub type ChildrenBitable = View;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenBitable2 {
-    /// `token`.
-    pub token: Option<String>,
-}
-
-lark_types::json_struct!(ChildrenBitable2 { token: "token" });
+///
+/// The same shape as [`Mindnote`], so the same type.
+pub type ChildrenBitable2 = Mindnote;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2027,30 +1820,9 @@ impl ChildrenBoard {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenBullet {
-    /// `style`.
-    pub style: Option<BulletStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<BulletElement>>,
-}
-
-lark_types::json_struct!(ChildrenBullet { style: "style", elements: "elements" });
-
-impl ChildrenBullet {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<BulletStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<BulletElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenBullet = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2091,334 +1863,74 @@ impl ChildrenCallout {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenCode {
-    /// `style`.
-    pub style: Option<CodeStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<CodeElement>>,
-}
-
-lark_types::json_struct!(ChildrenCode { style: "style", elements: "elements" });
-
-impl ChildrenCode {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<CodeStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<CodeElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenCode = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenEquation {
-    /// `style`.
-    pub style: Option<EquationStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<EquationElement>>,
-}
-
-lark_types::json_struct!(ChildrenEquation { style: "style", elements: "elements" });
-
-impl ChildrenEquation {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<EquationStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<EquationElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenEquation = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenEquation2 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(ChildrenEquation2 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type ChildrenEquation2 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenFile {
-    /// `view_type`.
-    pub view_type: Option<i32>,
-}
-
-lark_types::json_struct!(ChildrenFile { view_type: "view_type" });
-
-impl ChildrenFile {
-    /// Sets `view_type`.
-    pub fn view_type(mut self, value: impl Into<i32>) -> Self {
-        self.view_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`View`], so the same type.
+pub type ChildrenFile = View;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenFile2 {
-    /// `token`.
-    pub token: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `view_type`.
-    pub view_type: Option<i32>,
-}
-
-lark_types::json_struct!(ChildrenFile2 { token: "token", name: "name", view_type: "view_type" });
+///
+/// The same shape as [`BlockFile`], so the same type.
+pub type ChildrenFile2 = BlockFile;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading1 {
-    /// `style`.
-    pub style: Option<Heading1Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading1Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading1 { style: "style", elements: "elements" });
-
-impl ChildrenHeading1 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading1Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading1Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading1 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading2 {
-    /// `style`.
-    pub style: Option<Heading2Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading2Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading2 { style: "style", elements: "elements" });
-
-impl ChildrenHeading2 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading2Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading2Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading2 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading3 {
-    /// `style`.
-    pub style: Option<Heading3Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading3Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading3 { style: "style", elements: "elements" });
-
-impl ChildrenHeading3 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading3Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading3Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading3 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading4 {
-    /// `style`.
-    pub style: Option<Heading4Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading4Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading4 { style: "style", elements: "elements" });
-
-impl ChildrenHeading4 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading4Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading4Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading4 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading5 {
-    /// `style`.
-    pub style: Option<Heading5Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading5Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading5 { style: "style", elements: "elements" });
-
-impl ChildrenHeading5 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading5Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading5Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading5 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading6 {
-    /// `style`.
-    pub style: Option<Heading6Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading6Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading6 { style: "style", elements: "elements" });
-
-impl ChildrenHeading6 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading6Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading6Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading6 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading7 {
-    /// `style`.
-    pub style: Option<Heading7Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading7Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading7 { style: "style", elements: "elements" });
-
-impl ChildrenHeading7 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading7Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading7Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading7 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading8 {
-    /// `style`.
-    pub style: Option<Heading8Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading8Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading8 { style: "style", elements: "elements" });
-
-impl ChildrenHeading8 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading8Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading8Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading8 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenHeading9 {
-    /// `style`.
-    pub style: Option<Heading9Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Heading9Element>>,
-}
-
-lark_types::json_struct!(ChildrenHeading9 { style: "style", elements: "elements" });
-
-impl ChildrenHeading9 {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<Heading9Style>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<Heading9Element>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenHeading9 = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2502,56 +2014,14 @@ lark_types::json_struct!(ChildrenOkr2 {
 });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenOrdered {
-    /// `style`.
-    pub style: Option<OrderedStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<OrderedElement>>,
-}
-
-lark_types::json_struct!(ChildrenOrdered { style: "style", elements: "elements" });
-
-impl ChildrenOrdered {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<OrderedStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<OrderedElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenOrdered = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenQuote {
-    /// `style`.
-    pub style: Option<QuoteStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<QuoteElement>>,
-}
-
-lark_types::json_struct!(ChildrenQuote { style: "style", elements: "elements" });
-
-impl ChildrenQuote {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<QuoteStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<QuoteElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenQuote = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2580,14 +2050,9 @@ impl ChildrenSheet {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenSheet2 {
-    /// `token`.
-    pub token: Option<String>,
-}
-
-lark_types::json_struct!(ChildrenSheet2 { token: "token" });
+///
+/// The same shape as [`Mindnote`], so the same type.
+pub type ChildrenSheet2 = Mindnote;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2652,190 +2117,24 @@ impl ChildrenText {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenTodo {
-    /// `style`.
-    pub style: Option<TodoStyle>,
-    /// `elements` (required).
-    pub elements: Option<Vec<TodoElement>>,
-}
-
-lark_types::json_struct!(ChildrenTodo { style: "style", elements: "elements" });
-
-impl ChildrenTodo {
-    /// Sets `style`.
-    pub fn style(mut self, value: impl Into<TodoStyle>) -> Self {
-        self.style = Some(value.into());
-        self
-    }
-
-    /// Sets `elements`.
-    pub fn elements(mut self, value: impl IntoIterator<Item = impl Into<TodoElement>>) -> Self {
-        self.elements = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`ChildrenText`], so the same type.
+pub type ChildrenTodo = ChildrenText;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Code {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Code { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Code = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CodeElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(CodeElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl CodeElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type CodeElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CodeStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(CodeStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl CodeStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type CodeStyle = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3004,175 +2303,9 @@ lark_types::json_struct!(CreateDocumentBlockChildrenResponse {
 });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateDocumentBlockChildrenResponseChildren {
-    /// `block_id`.
-    pub block_id: Option<String>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<String>>,
-    /// `block_type` (required).
-    pub block_type: Option<i32>,
-    /// `page`.
-    pub page: Option<Page>,
-    /// `text`.
-    pub text: Option<Text>,
-    /// `heading1`.
-    pub heading1: Option<Heading1>,
-    /// `heading2`.
-    pub heading2: Option<Heading2>,
-    /// `heading3`.
-    pub heading3: Option<Heading3>,
-    /// `heading4`.
-    pub heading4: Option<Heading4>,
-    /// `heading5`.
-    pub heading5: Option<Heading5>,
-    /// `heading6`.
-    pub heading6: Option<Heading6>,
-    /// `heading7`.
-    pub heading7: Option<Heading7>,
-    /// `heading8`.
-    pub heading8: Option<Heading8>,
-    /// `heading9`.
-    pub heading9: Option<Heading9>,
-    /// `bullet`.
-    pub bullet: Option<Bullet>,
-    /// `ordered`.
-    pub ordered: Option<Ordered>,
-    /// `code`.
-    pub code: Option<Code>,
-    /// `quote`.
-    pub quote: Option<Quote>,
-    /// `equation`.
-    pub equation: Option<ChildrenEquation2>,
-    /// `todo`.
-    pub todo: Option<Todo>,
-    /// `bitable`.
-    pub bitable: Option<Bitable>,
-    /// `callout`.
-    pub callout: Option<Callout>,
-    /// `chat_card`.
-    pub chat_card: Option<ChatCard>,
-    /// `diagram`.
-    pub diagram: Option<Diagram>,
-    /// `divider`.
-    pub divider: Option<serde_json::Value>,
-    /// `file`.
-    pub file: Option<ChildrenFile2>,
-    /// `grid`.
-    pub grid: Option<Grid>,
-    /// `grid_column`.
-    pub grid_column: Option<GridColumn>,
-    /// `iframe`.
-    pub iframe: Option<Iframe>,
-    /// `image`.
-    pub image: Option<Image>,
-    /// `isv`.
-    pub isv: Option<Isv>,
-    /// `add_ons`.
-    pub add_ons: Option<AddOns>,
-    /// `mindnote`.
-    pub mindnote: Option<Mindnote>,
-    /// `sheet`.
-    pub sheet: Option<Sheet>,
-    /// `table`.
-    pub table: Option<Table>,
-    /// `table_cell`.
-    pub table_cell: Option<serde_json::Value>,
-    /// `view`.
-    pub view: Option<View>,
-    /// `undefined`.
-    pub undefined: Option<serde_json::Value>,
-    /// `quote_container`.
-    pub quote_container: Option<serde_json::Value>,
-    /// `task`.
-    pub task: Option<Task>,
-    /// `okr`.
-    pub okr: Option<Okr>,
-    /// `okr_objective`.
-    pub okr_objective: Option<OkrObjective>,
-    /// `okr_key_result`.
-    pub okr_key_result: Option<OkrKeyResult>,
-    /// `okr_progress`.
-    pub okr_progress: Option<serde_json::Value>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-    /// `jira_issue`.
-    pub jira_issue: Option<JiraIssue>,
-    /// `wiki_catalog`.
-    pub wiki_catalog: Option<WikiCatalog>,
-    /// `board`.
-    pub board: Option<Board>,
-    /// `agenda`.
-    pub agenda: Option<serde_json::Value>,
-    /// `agenda_item`.
-    pub agenda_item: Option<serde_json::Value>,
-    /// `agenda_item_title`.
-    pub agenda_item_title: Option<AgendaItemTitle>,
-    /// `agenda_item_content`.
-    pub agenda_item_content: Option<serde_json::Value>,
-    /// `link_preview`.
-    pub link_preview: Option<LinkPreview>,
-}
-
-lark_types::json_struct!(CreateDocumentBlockChildrenResponseChildren {
-    block_id: "block_id",
-    parent_id: "parent_id",
-    children: "children",
-    block_type: "block_type",
-    page: "page",
-    text: "text",
-    heading1: "heading1",
-    heading2: "heading2",
-    heading3: "heading3",
-    heading4: "heading4",
-    heading5: "heading5",
-    heading6: "heading6",
-    heading7: "heading7",
-    heading8: "heading8",
-    heading9: "heading9",
-    bullet: "bullet",
-    ordered: "ordered",
-    code: "code",
-    quote: "quote",
-    equation: "equation",
-    todo: "todo",
-    bitable: "bitable",
-    callout: "callout",
-    chat_card: "chat_card",
-    diagram: "diagram",
-    divider: "divider",
-    file: "file",
-    grid: "grid",
-    grid_column: "grid_column",
-    iframe: "iframe",
-    image: "image",
-    isv: "isv",
-    add_ons: "add_ons",
-    mindnote: "mindnote",
-    sheet: "sheet",
-    table: "table",
-    table_cell: "table_cell",
-    view: "view",
-    undefined: "undefined",
-    quote_container: "quote_container",
-    task: "task",
-    okr: "okr",
-    okr_objective: "okr_objective",
-    okr_key_result: "okr_key_result",
-    okr_progress: "okr_progress",
-    comment_ids: "comment_ids",
-    jira_issue: "jira_issue",
-    wiki_catalog: "wiki_catalog",
-    board: "board",
-    agenda: "agenda",
-    agenda_item: "agenda_item",
-    agenda_item_title: "agenda_item_title",
-    agenda_item_content: "agenda_item_content",
-    link_preview: "link_preview"
-});
+///
+/// The same shape as [`Block`], so the same type.
+pub type CreateDocumentBlockChildrenResponseChildren = Block;
 
 /// The JSON body of [`CreateDocumentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3211,22 +2344,9 @@ pub struct CreateDocumentResponse {
 lark_types::json_struct!(CreateDocumentResponse { document: "document" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DeleteGridColumn {
-    /// `column_index` (required).
-    pub column_index: Option<i32>,
-}
-
-lark_types::json_struct!(DeleteGridColumn { column_index: "column_index" });
-
-impl DeleteGridColumn {
-    /// Sets `column_index`.
-    pub fn column_index(mut self, value: impl Into<i32>) -> Self {
-        self.column_index = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`InsertTableColumn`], so the same type.
+pub type DeleteGridColumn = InsertTableColumn;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3434,16 +2554,9 @@ impl Element {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ElementEquation {
-    /// `content` (required).
-    pub content: Option<String>,
-    /// `text_element_style`.
-    pub text_element_style: Option<EquationTextElementStyle>,
-}
-
-lark_types::json_struct!(ElementEquation { content: "content", text_element_style: "text_element_style" });
+///
+/// The same shape as [`ElementTextRun`], so the same type.
+pub type ElementEquation = ElementTextRun;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3657,214 +2770,24 @@ pub struct ElementTextRun {
 lark_types::json_struct!(ElementTextRun { content: "content", text_element_style: "text_element_style" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Equation {
-    /// `content` (required).
-    pub content: Option<String>,
-    /// `text_element_style`.
-    pub text_element_style: Option<TextElementStyle>,
-}
-
-lark_types::json_struct!(Equation { content: "content", text_element_style: "text_element_style" });
-
-impl Equation {
-    /// Sets `content`.
-    pub fn content(mut self, value: impl Into<String>) -> Self {
-        self.content = Some(value.into());
-        self
-    }
-
-    /// Sets `text_element_style`.
-    pub fn text_element_style(mut self, value: impl Into<TextElementStyle>) -> Self {
-        self.text_element_style = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextRun`], so the same type.
+pub type Equation = TextRun;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EquationElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(EquationElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl EquationElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type EquationElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EquationStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(EquationStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl EquationStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type EquationStyle = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EquationTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(EquationTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type EquationTextElementStyle = TextRunTextElementStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3905,40 +2828,9 @@ impl File {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FileTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(FileTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type FileTextElementStyle = TextRunTextElementStyle;
 
 /// The reply `data` of `docx.v1.document.block.children.get` ([`GetDocumentBlockChildrenRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4140,175 +3032,9 @@ pub struct GetDocumentBlockResponse {
 lark_types::json_struct!(GetDocumentBlockResponse { block: "block" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetDocumentBlockResponseBlock {
-    /// `block_id`.
-    pub block_id: Option<String>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<String>>,
-    /// `block_type` (required).
-    pub block_type: Option<i32>,
-    /// `page`.
-    pub page: Option<Page>,
-    /// `text`.
-    pub text: Option<Text>,
-    /// `heading1`.
-    pub heading1: Option<Heading1>,
-    /// `heading2`.
-    pub heading2: Option<Heading2>,
-    /// `heading3`.
-    pub heading3: Option<Heading3>,
-    /// `heading4`.
-    pub heading4: Option<Heading4>,
-    /// `heading5`.
-    pub heading5: Option<Heading5>,
-    /// `heading6`.
-    pub heading6: Option<Heading6>,
-    /// `heading7`.
-    pub heading7: Option<Heading7>,
-    /// `heading8`.
-    pub heading8: Option<Heading8>,
-    /// `heading9`.
-    pub heading9: Option<Heading9>,
-    /// `bullet`.
-    pub bullet: Option<Bullet>,
-    /// `ordered`.
-    pub ordered: Option<Ordered>,
-    /// `code`.
-    pub code: Option<Code>,
-    /// `quote`.
-    pub quote: Option<Quote>,
-    /// `equation`.
-    pub equation: Option<BlockEquation>,
-    /// `todo`.
-    pub todo: Option<Todo>,
-    /// `bitable`.
-    pub bitable: Option<BlockBitable>,
-    /// `callout`.
-    pub callout: Option<Callout>,
-    /// `chat_card`.
-    pub chat_card: Option<ChatCard>,
-    /// `diagram`.
-    pub diagram: Option<Diagram>,
-    /// `divider`.
-    pub divider: Option<serde_json::Value>,
-    /// `file`.
-    pub file: Option<BlockFile>,
-    /// `grid`.
-    pub grid: Option<Grid>,
-    /// `grid_column`.
-    pub grid_column: Option<GridColumn>,
-    /// `iframe`.
-    pub iframe: Option<Iframe>,
-    /// `image`.
-    pub image: Option<Image>,
-    /// `isv`.
-    pub isv: Option<Isv>,
-    /// `add_ons`.
-    pub add_ons: Option<AddOns>,
-    /// `mindnote`.
-    pub mindnote: Option<Mindnote>,
-    /// `sheet`.
-    pub sheet: Option<BlockSheet>,
-    /// `table`.
-    pub table: Option<Table>,
-    /// `table_cell`.
-    pub table_cell: Option<serde_json::Value>,
-    /// `view`.
-    pub view: Option<View>,
-    /// `undefined`.
-    pub undefined: Option<serde_json::Value>,
-    /// `quote_container`.
-    pub quote_container: Option<serde_json::Value>,
-    /// `task`.
-    pub task: Option<Task>,
-    /// `okr`.
-    pub okr: Option<BlockOkr>,
-    /// `okr_objective`.
-    pub okr_objective: Option<OkrObjective>,
-    /// `okr_key_result`.
-    pub okr_key_result: Option<OkrKeyResult>,
-    /// `okr_progress`.
-    pub okr_progress: Option<serde_json::Value>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-    /// `jira_issue`.
-    pub jira_issue: Option<JiraIssue>,
-    /// `wiki_catalog`.
-    pub wiki_catalog: Option<WikiCatalog>,
-    /// `board`.
-    pub board: Option<Board>,
-    /// `agenda`.
-    pub agenda: Option<serde_json::Value>,
-    /// `agenda_item`.
-    pub agenda_item: Option<serde_json::Value>,
-    /// `agenda_item_title`.
-    pub agenda_item_title: Option<AgendaItemTitle>,
-    /// `agenda_item_content`.
-    pub agenda_item_content: Option<serde_json::Value>,
-    /// `link_preview`.
-    pub link_preview: Option<BlockLinkPreview>,
-}
-
-lark_types::json_struct!(GetDocumentBlockResponseBlock {
-    block_id: "block_id",
-    parent_id: "parent_id",
-    children: "children",
-    block_type: "block_type",
-    page: "page",
-    text: "text",
-    heading1: "heading1",
-    heading2: "heading2",
-    heading3: "heading3",
-    heading4: "heading4",
-    heading5: "heading5",
-    heading6: "heading6",
-    heading7: "heading7",
-    heading8: "heading8",
-    heading9: "heading9",
-    bullet: "bullet",
-    ordered: "ordered",
-    code: "code",
-    quote: "quote",
-    equation: "equation",
-    todo: "todo",
-    bitable: "bitable",
-    callout: "callout",
-    chat_card: "chat_card",
-    diagram: "diagram",
-    divider: "divider",
-    file: "file",
-    grid: "grid",
-    grid_column: "grid_column",
-    iframe: "iframe",
-    image: "image",
-    isv: "isv",
-    add_ons: "add_ons",
-    mindnote: "mindnote",
-    sheet: "sheet",
-    table: "table",
-    table_cell: "table_cell",
-    view: "view",
-    undefined: "undefined",
-    quote_container: "quote_container",
-    task: "task",
-    okr: "okr",
-    okr_objective: "okr_objective",
-    okr_key_result: "okr_key_result",
-    okr_progress: "okr_progress",
-    comment_ids: "comment_ids",
-    jira_issue: "jira_issue",
-    wiki_catalog: "wiki_catalog",
-    board: "board",
-    agenda: "agenda",
-    agenda_item: "agenda_item",
-    agenda_item_title: "agenda_item_title",
-    agenda_item_content: "agenda_item_content",
-    link_preview: "link_preview"
-});
+///
+/// The same shape as [`GetDocumentBlockChildrenResponseChildren`], so the same type.
+pub type GetDocumentBlockResponseBlock = GetDocumentBlockChildrenResponseChildren;
 
 /// The reply `data` of `docx.v1.document.get` ([`GetDocumentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4349,1444 +3075,139 @@ pub struct GridColumn {
 lark_types::json_struct!(GridColumn { width_ratio: "width_ratio" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading1 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading1 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading1 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading1Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading1Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading1Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading1Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading1Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading1Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading1Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading1Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading2 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading2 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading2 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading2Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading2Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading2Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading2Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading2Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading2Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading2Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading2Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading3 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading3 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading3 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading3Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading3Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading3Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading3Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading3Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading3Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading3Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading3Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading4 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading4 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading4 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading4Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading4Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading4Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading4Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading4Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading4Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading4Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading4Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading5 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading5 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading5 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading5Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading5Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading5Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading5Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading5Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading5Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading5Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading5Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading6 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading6 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading6 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading6Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading6Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading6Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading6Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading6Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading6Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading6Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading6Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading7 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading7 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading7 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading7Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading7Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading7Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading7Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading7Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading7Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading7Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading7Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading8 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading8 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading8 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading8Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading8Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading8Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading8Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading8Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading8Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading8Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading8Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading9 {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Heading9 { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Heading9 = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading9Element {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(Heading9Element {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl Heading9Element {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type Heading9Element = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Heading9Style {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(Heading9Style {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl Heading9Style {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type Heading9Style = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5859,58 +3280,14 @@ impl InlineBlock {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InlineBlockTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(InlineBlockTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type InlineBlockTextElementStyle = TextRunTextElementStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InsertGridColumn {
-    /// `column_index` (required).
-    pub column_index: Option<i32>,
-}
-
-lark_types::json_struct!(InsertGridColumn { column_index: "column_index" });
-
-impl InsertGridColumn {
-    /// Sets `column_index`.
-    pub fn column_index(mut self, value: impl Into<i32>) -> Self {
-        self.column_index = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`InsertTableColumn`], so the same type.
+pub type InsertGridColumn = InsertTableColumn;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6035,175 +3412,9 @@ lark_types::json_struct!(ListDocumentBlockResponse {
 });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListDocumentBlockResponseBlock {
-    /// `block_id`.
-    pub block_id: Option<String>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<String>>,
-    /// `block_type` (required).
-    pub block_type: Option<i32>,
-    /// `page`.
-    pub page: Option<Page>,
-    /// `text`.
-    pub text: Option<Text>,
-    /// `heading1`.
-    pub heading1: Option<Heading1>,
-    /// `heading2`.
-    pub heading2: Option<Heading2>,
-    /// `heading3`.
-    pub heading3: Option<Heading3>,
-    /// `heading4`.
-    pub heading4: Option<Heading4>,
-    /// `heading5`.
-    pub heading5: Option<Heading5>,
-    /// `heading6`.
-    pub heading6: Option<Heading6>,
-    /// `heading7`.
-    pub heading7: Option<Heading7>,
-    /// `heading8`.
-    pub heading8: Option<Heading8>,
-    /// `heading9`.
-    pub heading9: Option<Heading9>,
-    /// `bullet`.
-    pub bullet: Option<Bullet>,
-    /// `ordered`.
-    pub ordered: Option<Ordered>,
-    /// `code`.
-    pub code: Option<Code>,
-    /// `quote`.
-    pub quote: Option<Quote>,
-    /// `equation`.
-    pub equation: Option<BlockEquation>,
-    /// `todo`.
-    pub todo: Option<Todo>,
-    /// `bitable`.
-    pub bitable: Option<BlockBitable>,
-    /// `callout`.
-    pub callout: Option<Callout>,
-    /// `chat_card`.
-    pub chat_card: Option<ChatCard>,
-    /// `diagram`.
-    pub diagram: Option<Diagram>,
-    /// `divider`.
-    pub divider: Option<serde_json::Value>,
-    /// `file`.
-    pub file: Option<BlockFile>,
-    /// `grid`.
-    pub grid: Option<Grid>,
-    /// `grid_column`.
-    pub grid_column: Option<GridColumn>,
-    /// `iframe`.
-    pub iframe: Option<Iframe>,
-    /// `image`.
-    pub image: Option<Image>,
-    /// `isv`.
-    pub isv: Option<Isv>,
-    /// `add_ons`.
-    pub add_ons: Option<AddOns>,
-    /// `mindnote`.
-    pub mindnote: Option<Mindnote>,
-    /// `sheet`.
-    pub sheet: Option<BlockSheet>,
-    /// `table`.
-    pub table: Option<Table>,
-    /// `table_cell`.
-    pub table_cell: Option<serde_json::Value>,
-    /// `view`.
-    pub view: Option<View>,
-    /// `undefined`.
-    pub undefined: Option<serde_json::Value>,
-    /// `quote_container`.
-    pub quote_container: Option<serde_json::Value>,
-    /// `task`.
-    pub task: Option<Task>,
-    /// `okr`.
-    pub okr: Option<BlockOkr>,
-    /// `okr_objective`.
-    pub okr_objective: Option<OkrObjective>,
-    /// `okr_key_result`.
-    pub okr_key_result: Option<OkrKeyResult>,
-    /// `okr_progress`.
-    pub okr_progress: Option<serde_json::Value>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-    /// `jira_issue`.
-    pub jira_issue: Option<JiraIssue>,
-    /// `wiki_catalog`.
-    pub wiki_catalog: Option<WikiCatalog>,
-    /// `board`.
-    pub board: Option<Board>,
-    /// `agenda`.
-    pub agenda: Option<serde_json::Value>,
-    /// `agenda_item`.
-    pub agenda_item: Option<serde_json::Value>,
-    /// `agenda_item_title`.
-    pub agenda_item_title: Option<AgendaItemTitle>,
-    /// `agenda_item_content`.
-    pub agenda_item_content: Option<serde_json::Value>,
-    /// `link_preview`.
-    pub link_preview: Option<BlockLinkPreview>,
-}
-
-lark_types::json_struct!(ListDocumentBlockResponseBlock {
-    block_id: "block_id",
-    parent_id: "parent_id",
-    children: "children",
-    block_type: "block_type",
-    page: "page",
-    text: "text",
-    heading1: "heading1",
-    heading2: "heading2",
-    heading3: "heading3",
-    heading4: "heading4",
-    heading5: "heading5",
-    heading6: "heading6",
-    heading7: "heading7",
-    heading8: "heading8",
-    heading9: "heading9",
-    bullet: "bullet",
-    ordered: "ordered",
-    code: "code",
-    quote: "quote",
-    equation: "equation",
-    todo: "todo",
-    bitable: "bitable",
-    callout: "callout",
-    chat_card: "chat_card",
-    diagram: "diagram",
-    divider: "divider",
-    file: "file",
-    grid: "grid",
-    grid_column: "grid_column",
-    iframe: "iframe",
-    image: "image",
-    isv: "isv",
-    add_ons: "add_ons",
-    mindnote: "mindnote",
-    sheet: "sheet",
-    table: "table",
-    table_cell: "table_cell",
-    view: "view",
-    undefined: "undefined",
-    quote_container: "quote_container",
-    task: "task",
-    okr: "okr",
-    okr_objective: "okr_objective",
-    okr_key_result: "okr_key_result",
-    okr_progress: "okr_progress",
-    comment_ids: "comment_ids",
-    jira_issue: "jira_issue",
-    wiki_catalog: "wiki_catalog",
-    board: "board",
-    agenda: "agenda",
-    agenda_item: "agenda_item",
-    agenda_item_title: "agenda_item_title",
-    agenda_item_content: "agenda_item_content",
-    link_preview: "link_preview"
-});
+///
+/// The same shape as [`GetDocumentBlockChildrenResponseChildren`], so the same type.
+pub type ListDocumentBlockResponseBlock = GetDocumentBlockChildrenResponseChildren;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6262,40 +3473,9 @@ impl MentionDoc {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MentionDocTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(MentionDocTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type MentionDocTextElementStyle = TextRunTextElementStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6324,40 +3504,9 @@ impl MentionUser {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MentionUserTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(MentionUserTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type MentionUserTextElementStyle = TextRunTextElementStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6575,164 +3724,19 @@ lark_types::json_struct!(OkrObjective {
 });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Ordered {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Ordered { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Ordered = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OrderedElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(OrderedElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl OrderedElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type OrderedElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OrderedStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(OrderedStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl OrderedStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type OrderedStyle = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7128,164 +4132,19 @@ impl Property {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Quote {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Quote { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Quote = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QuoteElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(QuoteElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl QuoteElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type QuoteElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QuoteStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(QuoteStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl QuoteStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type QuoteStyle = TextStyle;
 
 /// The reply `data` of `docx.v1.document.raw_content` ([`RawContentDocumentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7363,40 +4222,9 @@ impl Reminder {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReminderTextElementStyle {
-    /// `bold`.
-    pub bold: Option<bool>,
-    /// `italic`.
-    pub italic: Option<bool>,
-    /// `strikethrough`.
-    pub strikethrough: Option<bool>,
-    /// `underline`.
-    pub underline: Option<bool>,
-    /// `inline_code`.
-    pub inline_code: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<f64>,
-    /// `text_color`.
-    pub text_color: Option<f64>,
-    /// `link`.
-    pub link: Option<Link>,
-    /// `comment_ids`.
-    pub comment_ids: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(ReminderTextElementStyle {
-    bold: "bold",
-    italic: "italic",
-    strikethrough: "strikethrough",
-    underline: "underline",
-    inline_code: "inline_code",
-    background_color: "background_color" as number,
-    text_color: "text_color" as number,
-    link: "link",
-    comment_ids: "comment_ids"
-});
+///
+/// The same shape as [`TextRunTextElementStyle`], so the same type.
+pub type ReminderTextElementStyle = TextRunTextElementStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7747,28 +4575,14 @@ pub struct Table {
 lark_types::json_struct!(Table { cells: "cells", property: "property" });
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Task {
-    /// `task_id`.
-    pub task_id: Option<String>,
-    /// `folded`.
-    pub folded: Option<bool>,
-}
-
-lark_types::json_struct!(Task { task_id: "task_id", folded: "folded" });
+///
+/// The same shape as [`UpdateTask`], so the same type.
+pub type Task = UpdateTask;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Text {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Text { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Text = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8073,164 +4887,19 @@ impl TextStyle {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Todo {
-    /// `style`.
-    pub style: Option<Style>,
-    /// `elements` (required).
-    pub elements: Option<Vec<Element>>,
-}
-
-lark_types::json_struct!(Todo { style: "style", elements: "elements" });
+///
+/// The same shape as [`Page`], so the same type.
+pub type Todo = Page;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TodoElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(TodoElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl TodoElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type TodoElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.children.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TodoStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(TodoStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl TodoStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type TodoStyle = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8384,78 +5053,9 @@ impl UpdateText {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTextElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(UpdateTextElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl UpdateTextElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type UpdateTextElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8476,78 +5076,9 @@ impl UpdateTextElements {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTextElementsElement {
-    /// `text_run`.
-    pub text_run: Option<TextRun>,
-    /// `mention_user`.
-    pub mention_user: Option<MentionUser>,
-    /// `mention_doc`.
-    pub mention_doc: Option<ElementMentionDoc2>,
-    /// `reminder`.
-    pub reminder: Option<ElementReminder2>,
-    /// `file`.
-    pub file: Option<File>,
-    /// `inline_block`.
-    pub inline_block: Option<InlineBlock>,
-    /// `equation`.
-    pub equation: Option<Equation>,
-}
-
-lark_types::json_struct!(UpdateTextElementsElement {
-    text_run: "text_run",
-    mention_user: "mention_user",
-    mention_doc: "mention_doc",
-    reminder: "reminder",
-    file: "file",
-    inline_block: "inline_block",
-    equation: "equation"
-});
-
-impl UpdateTextElementsElement {
-    /// Sets `text_run`.
-    pub fn text_run(mut self, value: impl Into<TextRun>) -> Self {
-        self.text_run = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_user`.
-    pub fn mention_user(mut self, value: impl Into<MentionUser>) -> Self {
-        self.mention_user = Some(value.into());
-        self
-    }
-
-    /// Sets `mention_doc`.
-    pub fn mention_doc(mut self, value: impl Into<ElementMentionDoc2>) -> Self {
-        self.mention_doc = Some(value.into());
-        self
-    }
-
-    /// Sets `reminder`.
-    pub fn reminder(mut self, value: impl Into<ElementReminder2>) -> Self {
-        self.reminder = Some(value.into());
-        self
-    }
-
-    /// Sets `file`.
-    pub fn file(mut self, value: impl Into<File>) -> Self {
-        self.file = Some(value.into());
-        self
-    }
-
-    /// Sets `inline_block`.
-    pub fn inline_block(mut self, value: impl Into<InlineBlock>) -> Self {
-        self.inline_block = Some(value.into());
-        self
-    }
-
-    /// Sets `equation`.
-    pub fn equation(mut self, value: impl Into<Equation>) -> Self {
-        self.equation = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextElement`], so the same type.
+pub type UpdateTextElementsElement = TextElement;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8576,152 +5107,14 @@ impl UpdateTextStyle {
 }
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTextStyle2 {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(UpdateTextStyle2 {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl UpdateTextStyle2 {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type UpdateTextStyle2 = TextStyle;
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTextStyleStyle {
-    /// `align`.
-    pub align: Option<i32>,
-    /// `done`.
-    pub done: Option<bool>,
-    /// `folded`.
-    pub folded: Option<bool>,
-    /// `language`.
-    pub language: Option<i32>,
-    /// `wrap`.
-    pub wrap: Option<bool>,
-    /// `background_color`.
-    pub background_color: Option<BackgroundColor>,
-    /// `indentation_level`.
-    pub indentation_level: Option<IndentationLevel>,
-}
-
-lark_types::json_struct!(UpdateTextStyleStyle {
-    align: "align",
-    done: "done",
-    folded: "folded",
-    language: "language",
-    wrap: "wrap",
-    background_color: "background_color",
-    indentation_level: "indentation_level"
-});
-
-impl UpdateTextStyleStyle {
-    /// Sets `align`.
-    pub fn align(mut self, value: impl Into<i32>) -> Self {
-        self.align = Some(value.into());
-        self
-    }
-
-    /// Sets `done`.
-    pub fn done(mut self, value: impl Into<bool>) -> Self {
-        self.done = Some(value.into());
-        self
-    }
-
-    /// Sets `folded`.
-    pub fn folded(mut self, value: impl Into<bool>) -> Self {
-        self.folded = Some(value.into());
-        self
-    }
-
-    /// Sets `language`.
-    pub fn language(mut self, value: impl Into<i32>) -> Self {
-        self.language = Some(value.into());
-        self
-    }
-
-    /// Sets `wrap`.
-    pub fn wrap(mut self, value: impl Into<bool>) -> Self {
-        self.wrap = Some(value.into());
-        self
-    }
-
-    /// Sets `background_color`.
-    pub fn background_color(mut self, value: impl Into<BackgroundColor>) -> Self {
-        self.background_color = Some(value.into());
-        self
-    }
-
-    /// Sets `indentation_level`.
-    pub fn indentation_level(mut self, value: impl Into<IndentationLevel>) -> Self {
-        self.indentation_level = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TextStyle`], so the same type.
+pub type UpdateTextStyleStyle = TextStyle;
 
 lark_types::open_enum! {
 /// Values of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
@@ -8754,6 +5147,14 @@ pub struct View {
 }
 
 lark_types::json_struct!(View { view_type: "view_type" });
+
+impl View {
+    /// Sets `view_type`.
+    pub fn view_type(mut self, value: impl Into<i32>) -> Self {
+        self.view_type = Some(value.into());
+        self
+    }
+}
 
 /// An object of the `docx` `v1` APIs (first seen in the `docx.v1.document.block.batch_update` response).
 #[derive(Clone, Debug, Default, PartialEq)]

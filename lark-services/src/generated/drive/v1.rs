@@ -7753,16 +7753,9 @@ impl RequestDoc {
 }
 
 /// An object of the `drive` `v1` APIs (first seen in the `drive.v1.meta.batch_query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RequestDocInfo {
-    /// `doc_token` (required).
-    pub doc_token: Option<String>,
-    /// `doc_type` (required).
-    pub doc_type: Option<DocType>,
-}
-
-lark_types::json_struct!(RequestDocInfo { doc_token: "doc_token", doc_type: "doc_type" });
+///
+/// The same shape as [`RequestDoc`], so the same type.
+pub type RequestDocInfo = RequestDoc;
 
 lark_types::open_enum! {
 /// Values of the `drive` `v1` APIs (first seen in the `drive.v1.permission.public.get` response).
@@ -7899,40 +7892,9 @@ impl SubscriptionUserBody {
 }
 
 /// An object of the `drive` `v1` APIs (first seen in the `drive.v1.file.create_shortcut` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SuccShortcutNode {
-    /// `token` (required).
-    pub token: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `type` (required).
-    pub type_: Option<String>,
-    /// `parent_token`.
-    pub parent_token: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `shortcut_info`.
-    pub shortcut_info: Option<ShortcutInfo>,
-    /// `created_time`.
-    pub created_time: Option<String>,
-    /// `modified_time`.
-    pub modified_time: Option<String>,
-    /// `owner_id`.
-    pub owner_id: Option<String>,
-}
-
-lark_types::json_struct!(SuccShortcutNode {
-    token: "token",
-    name: "name",
-    type_: "type",
-    parent_token: "parent_token",
-    url: "url",
-    shortcut_info: "shortcut_info",
-    created_time: "created_time",
-    modified_time: "modified_time",
-    owner_id: "owner_id"
-});
+///
+/// The same shape as [`File`], so the same type.
+pub type SuccShortcutNode = File;
 
 /// The reply `data` of `drive.v1.file.task_check` ([`TaskCheckFileRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8193,28 +8155,9 @@ pub struct UpdatePermissionMemberResponse {
 lark_types::json_struct!(UpdatePermissionMemberResponse { member: "member" });
 
 /// An object of the `drive` `v1` APIs (first seen in the `drive.v1.permission.member.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdatePermissionMemberResponseMember {
-    /// `member_type` (required).
-    pub member_type: Option<MemberType>,
-    /// `member_id` (required).
-    pub member_id: Option<String>,
-    /// `perm` (required).
-    pub perm: Option<Perm>,
-    /// `perm_type`.
-    pub perm_type: Option<PermType>,
-    /// `type`.
-    pub type_: Option<MemberType2>,
-}
-
-lark_types::json_struct!(UpdatePermissionMemberResponseMember {
-    member_type: "member_type",
-    member_id: "member_id",
-    perm: "perm",
-    perm_type: "perm_type",
-    type_: "type"
-});
+///
+/// The same shape as [`CreatePermissionMemberResponseMember`], so the same type.
+pub type UpdatePermissionMemberResponseMember = CreatePermissionMemberResponseMember;
 
 lark_types::open_enum! {
 /// Values of the `drive` `v1` APIs (first seen in the `drive.v1.permission.public.password.update` query).

@@ -222,37 +222,14 @@ impl crate::PaginatedItems for ListEmployeeRequest {
 }
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CertOfMerit {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(CertOfMerit {
-    id: "id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size" as int64
-});
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type CertOfMerit = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContractCompany {
-    /// `id`.
-    pub id: Option<i64>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(ContractCompany { id: "id" as int64, name: "name" });
+///
+/// The same shape as [`Job`], so the same type.
+pub type ContractCompany = Job;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -271,66 +248,19 @@ pub struct CustomField {
 lark_types::json_struct!(CustomField { key: "key", label: "label", type_: "type", value: "value" });
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DiplomaPhoto {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(DiplomaPhoto {
-    id: "id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size" as int64
-});
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type DiplomaPhoto = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Education {
-    /// `level`.
-    pub level: Option<i32>,
-    /// `school`.
-    pub school: Option<String>,
-    /// `major`.
-    pub major: Option<String>,
-    /// `degree`.
-    pub degree: Option<i32>,
-    /// `start`.
-    pub start: Option<String>,
-    /// `end`.
-    pub end: Option<String>,
-}
-
-lark_types::json_struct!(Education {
-    level: "level",
-    school: "school",
-    major: "major",
-    degree: "degree",
-    start: "start",
-    end: "end"
-});
+///
+/// The same shape as [`HighestLevelOfEdu`], so the same type.
+pub type Education = HighestLevelOfEdu;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmergencyContact {
-    /// `name`.
-    pub name: Option<String>,
-    /// `relationship`.
-    pub relationship: Option<i32>,
-    /// `mobile`.
-    pub mobile: Option<String>,
-}
-
-lark_types::json_struct!(EmergencyContact { name: "name", relationship: "relationship", mobile: "mobile" });
+///
+/// The same shape as [`PrimaryEmergencyContact`], so the same type.
+pub type EmergencyContact = PrimaryEmergencyContact;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -375,25 +305,9 @@ lark_types::json_struct!(FormerWorkExp {
 });
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GraduationCert {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(GraduationCert {
-    id: "id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size" as int64
-});
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type GraduationCert = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -423,41 +337,14 @@ lark_types::json_struct!(HighestLevelOfEdu {
 });
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct IdPhoto {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(IdPhoto { id: "id", mime_type: "mime_type", name: "name", size: "size" as int64 });
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type IdPhoto = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct IdPhotoEmSide {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(IdPhotoEmSide {
-    id: "id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size" as int64
-});
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type IdPhotoEmSide = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -493,16 +380,9 @@ pub struct Job {
 lark_types::json_struct!(Job { id: "id" as int64, name: "name" });
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobLevel {
-    /// `id`.
-    pub id: Option<i64>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(JobLevel { id: "id" as int64, name: "name" });
+///
+/// The same shape as [`Job`], so the same type.
+pub type JobLevel = Job;
 
 /// The reply `data` of `ehr.v1.employee.list` ([`ListEmployeeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -549,25 +429,9 @@ pub struct NativeRegion {
 lark_types::json_struct!(NativeRegion { iso_code: "iso_code", name: "name" });
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OffboardingFile {
-    /// `id`.
-    pub id: Option<String>,
-    /// `mime_type`.
-    pub mime_type: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i64>,
-}
-
-lark_types::json_struct!(OffboardingFile {
-    id: "id",
-    mime_type: "mime_type",
-    name: "name",
-    size: "size" as int64
-});
+///
+/// The same shape as [`IdPhotoPoSide`], so the same type.
+pub type OffboardingFile = IdPhotoPoSide;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -816,37 +680,11 @@ Full = "full",
 }
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkExp {
-    /// `company`.
-    pub company: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `job`.
-    pub job: Option<String>,
-    /// `start`.
-    pub start: Option<String>,
-    /// `end`.
-    pub end: Option<String>,
-}
-
-lark_types::json_struct!(WorkExp {
-    company: "company",
-    department: "department",
-    job: "job",
-    start: "start",
-    end: "end"
-});
+///
+/// The same shape as [`FormerWorkExp`], so the same type.
+pub type WorkExp = FormerWorkExp;
 
 /// An object of the `ehr` `v1` APIs (first seen in the `ehr.v1.employee.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkLocation {
-    /// `id`.
-    pub id: Option<i64>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(WorkLocation { id: "id" as int64, name: "name" });
+///
+/// The same shape as [`Job`], so the same type.
+pub type WorkLocation = Job;

@@ -3621,34 +3621,9 @@ pub struct AgentEmailAgentResponse {
 lark_types::json_struct!(AgentEmailAgentResponse { agents: "agents" });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AgentOwner {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(AgentOwner {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type AgentOwner = CreatedBy;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.agent.schedules.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3923,64 +3898,14 @@ impl Chat {
 }
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ClosedBy {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(ClosedBy {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type ClosedBy = CreatedBy;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Collaborator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(Collaborator {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type Collaborator = CreatedBy;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4522,42 +4447,9 @@ impl CreateNotificationBodyCreateUser {
 }
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateNotificationBodyUpdateUser {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(CreateNotificationBodyUpdateUser {
-    user_id: "user_id",
-    avatar_url: "avatar_url",
-    name: "name"
-});
-
-impl CreateNotificationBodyUpdateUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `avatar_url`.
-    pub fn avatar_url(mut self, value: impl Into<String>) -> Self {
-        self.avatar_url = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type CreateNotificationBodyUpdateUser = CreateNotificationBodyCreateUser;
 
 /// The reply `data` of `helpdesk.v1.notification.create` ([`CreateNotificationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4700,31 +4592,9 @@ pub struct CreateTicketMessageResponse {
 lark_types::json_struct!(CreateTicketMessageResponse { message_id: "message_id" });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.faq.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(CreateUser {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`UpdateUser`], so the same type.
+pub type CreateUser = UpdateUser;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.customized_fields` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4802,30 +4672,9 @@ lark_types::json_struct!(CustomizedFieldsTicketResponse {
 });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Department {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Department { department_id: "department_id", name: "name" });
-
-impl Department {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`NewStaffScopeDepartment`], so the same type.
+pub type Department = NewStaffScopeDepartment;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5026,52 +4875,9 @@ pub struct GetFaqResponse {
 lark_types::json_struct!(GetFaqResponse { faq: "faq" });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.faq.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetFaqResponseFaq {
-    /// `faq_id`.
-    pub faq_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `helpdesk_id`.
-    pub helpdesk_id: Option<String>,
-    /// `question`.
-    pub question: Option<String>,
-    /// `answer`.
-    pub answer: Option<String>,
-    /// `answer_richtext`.
-    pub answer_richtext: Option<Vec<AnswerRichtext>>,
-    /// `create_time`.
-    pub create_time: Option<i64>,
-    /// `update_time`.
-    pub update_time: Option<i64>,
-    /// `categories`.
-    pub categories: Option<Vec<Category>>,
-    /// `tags`.
-    pub tags: Option<Vec<String>>,
-    /// `expire_time`.
-    pub expire_time: Option<i64>,
-    /// `update_user`.
-    pub update_user: Option<UpdateUser>,
-    /// `create_user`.
-    pub create_user: Option<CreateUser>,
-}
-
-lark_types::json_struct!(GetFaqResponseFaq {
-    faq_id: "faq_id",
-    id: "id",
-    helpdesk_id: "helpdesk_id",
-    question: "question",
-    answer: "answer",
-    answer_richtext: "answer_richtext",
-    create_time: "create_time" as int64,
-    update_time: "update_time" as int64,
-    categories: "categories",
-    tags: "tags",
-    expire_time: "expire_time" as int64,
-    update_user: "update_user",
-    create_user: "create_user"
-});
+///
+/// The same shape as [`CreateFaqResponseFaq`], so the same type.
+pub type GetFaqResponseFaq = CreateFaqResponseFaq;
 
 /// The reply `data` of `helpdesk.v1.notification.get` ([`GetNotificationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5150,34 +4956,9 @@ pub struct GetTicketResponse {
 lark_types::json_struct!(GetTicketResponse { ticket: "ticket" });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Guest {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(Guest {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type Guest = CreatedBy;
 
 /// The reply `data` of `helpdesk.v1.agent_schedule.list` ([`ListAgentScheduleRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5292,52 +5073,9 @@ lark_types::json_struct!(ListFaqResponse {
 });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.faq.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListFaqResponseFaq {
-    /// `faq_id`.
-    pub faq_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `helpdesk_id`.
-    pub helpdesk_id: Option<String>,
-    /// `question`.
-    pub question: Option<String>,
-    /// `answer`.
-    pub answer: Option<String>,
-    /// `answer_richtext`.
-    pub answer_richtext: Option<Vec<AnswerRichtext>>,
-    /// `create_time`.
-    pub create_time: Option<i64>,
-    /// `update_time`.
-    pub update_time: Option<i64>,
-    /// `categories`.
-    pub categories: Option<Vec<Category>>,
-    /// `tags`.
-    pub tags: Option<Vec<String>>,
-    /// `expire_time`.
-    pub expire_time: Option<i64>,
-    /// `update_user`.
-    pub update_user: Option<UpdateUser>,
-    /// `create_user`.
-    pub create_user: Option<CreateUser>,
-}
-
-lark_types::json_struct!(ListFaqResponseFaq {
-    faq_id: "faq_id",
-    id: "id",
-    helpdesk_id: "helpdesk_id",
-    question: "question",
-    answer: "answer",
-    answer_richtext: "answer_richtext",
-    create_time: "create_time" as int64,
-    update_time: "update_time" as int64,
-    categories: "categories",
-    tags: "tags",
-    expire_time: "expire_time" as int64,
-    update_user: "update_user",
-    create_user: "create_user"
-});
+///
+/// The same shape as [`CreateFaqResponseFaq`], so the same type.
+pub type ListFaqResponseFaq = CreateFaqResponseFaq;
 
 /// The JSON body of [`ListTicketCustomizedFieldRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5563,109 +5301,19 @@ impl NewStaffScopeDepartment {
 }
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Notification {
-    /// `id`.
-    pub id: Option<String>,
-    /// `job_name`.
-    pub job_name: Option<String>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `create_user`.
-    pub create_user: Option<NotificationCreateUser>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `update_user`.
-    pub update_user: Option<NotificationUpdateUser>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `target_user_count`.
-    pub target_user_count: Option<i32>,
-    /// `sent_user_count`.
-    pub sent_user_count: Option<i32>,
-    /// `read_user_count`.
-    pub read_user_count: Option<i32>,
-    /// `send_at`.
-    pub send_at: Option<String>,
-    /// `push_content`.
-    pub push_content: Option<String>,
-    /// `push_type`.
-    pub push_type: Option<i32>,
-    /// `push_scope_type`.
-    pub push_scope_type: Option<i32>,
-    /// `new_staff_scope_type`.
-    pub new_staff_scope_type: Option<i32>,
-    /// `new_staff_scope_department_list`.
-    pub new_staff_scope_department_list: Option<Vec<NewStaffScopeDepartment>>,
-    /// `user_list`.
-    pub user_list: Option<Vec<User>>,
-    /// `department_list`.
-    pub department_list: Option<Vec<Department>>,
-    /// `chat_list`.
-    pub chat_list: Option<Vec<Chat>>,
-    /// `ext`.
-    pub ext: Option<String>,
-}
-
-lark_types::json_struct!(Notification {
-    id: "id",
-    job_name: "job_name",
-    status: "status",
-    create_user: "create_user",
-    created_at: "created_at",
-    update_user: "update_user",
-    updated_at: "updated_at",
-    target_user_count: "target_user_count",
-    sent_user_count: "sent_user_count",
-    read_user_count: "read_user_count",
-    send_at: "send_at",
-    push_content: "push_content",
-    push_type: "push_type",
-    push_scope_type: "push_scope_type",
-    new_staff_scope_type: "new_staff_scope_type",
-    new_staff_scope_department_list: "new_staff_scope_department_list",
-    user_list: "user_list",
-    department_list: "department_list",
-    chat_list: "chat_list",
-    ext: "ext"
-});
+///
+/// The same shape as [`CreateNotificationBody`], so the same type.
+pub type Notification = CreateNotificationBody;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NotificationCreateUser {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(NotificationCreateUser {
-    user_id: "user_id",
-    avatar_url: "avatar_url",
-    name: "name"
-});
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type NotificationCreateUser = CreateNotificationBodyCreateUser;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NotificationUpdateUser {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(NotificationUpdateUser {
-    user_id: "user_id",
-    avatar_url: "avatar_url",
-    name: "name"
-});
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type NotificationUpdateUser = CreateNotificationBodyCreateUser;
 
 /// The JSON body of [`PatchAgentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6092,80 +5740,14 @@ impl PatchNotificationBody {
 }
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchNotificationBodyCreateUser {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(PatchNotificationBodyCreateUser {
-    user_id: "user_id",
-    avatar_url: "avatar_url",
-    name: "name"
-});
-
-impl PatchNotificationBodyCreateUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `avatar_url`.
-    pub fn avatar_url(mut self, value: impl Into<String>) -> Self {
-        self.avatar_url = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type PatchNotificationBodyCreateUser = CreateNotificationBodyCreateUser;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchNotificationBodyUpdateUser {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(PatchNotificationBodyUpdateUser {
-    user_id: "user_id",
-    avatar_url: "avatar_url",
-    name: "name"
-});
-
-impl PatchNotificationBodyUpdateUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `avatar_url`.
-    pub fn avatar_url(mut self, value: impl Into<String>) -> Self {
-        self.avatar_url = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type PatchNotificationBodyUpdateUser = CreateNotificationBodyCreateUser;
 
 /// The JSON body of [`PatchTicketCustomizedFieldRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6324,52 +5906,9 @@ lark_types::json_struct!(SearchFaqResponse {
 });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.faq.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchFaqResponseFaq {
-    /// `faq_id`.
-    pub faq_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-    /// `helpdesk_id`.
-    pub helpdesk_id: Option<String>,
-    /// `question`.
-    pub question: Option<String>,
-    /// `answer`.
-    pub answer: Option<String>,
-    /// `answer_richtext`.
-    pub answer_richtext: Option<Vec<AnswerRichtext>>,
-    /// `create_time`.
-    pub create_time: Option<i64>,
-    /// `update_time`.
-    pub update_time: Option<i64>,
-    /// `categories`.
-    pub categories: Option<Vec<Category>>,
-    /// `tags`.
-    pub tags: Option<Vec<String>>,
-    /// `expire_time`.
-    pub expire_time: Option<i64>,
-    /// `update_user`.
-    pub update_user: Option<UpdateUser>,
-    /// `create_user`.
-    pub create_user: Option<CreateUser>,
-}
-
-lark_types::json_struct!(SearchFaqResponseFaq {
-    faq_id: "faq_id",
-    id: "id",
-    helpdesk_id: "helpdesk_id",
-    question: "question",
-    answer: "answer",
-    answer_richtext: "answer_richtext",
-    create_time: "create_time" as int64,
-    update_time: "update_time" as int64,
-    categories: "categories",
-    tags: "tags",
-    expire_time: "expire_time" as int64,
-    update_user: "update_user",
-    create_user: "create_user"
-});
+///
+/// The same shape as [`CreateFaqResponseFaq`], so the same type.
+pub type SearchFaqResponseFaq = CreateFaqResponseFaq;
 
 /// The JSON body of [`StartServiceTicketRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6579,34 +6118,9 @@ lark_types::json_struct!(Ticket {
 });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TicketAgent {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(TicketAgent {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type TicketAgent = CreatedBy;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.customized_fields` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6816,68 +6330,14 @@ lark_types::json_struct!(UpdateUser {
 });
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.customized_fields` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdatedBy {
-    /// `id`.
-    pub id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `city`.
-    pub city: Option<String>,
-    /// `country`.
-    pub country: Option<String>,
-}
-
-lark_types::json_struct!(UpdatedBy {
-    id: "id",
-    avatar_url: "avatar_url",
-    name: "name",
-    email: "email",
-    department: "department",
-    city: "city",
-    country: "country"
-});
+///
+/// The same shape as [`CreatedBy`], so the same type.
+pub type UpdatedBy = CreatedBy;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.notification.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct User {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `avatar_url`.
-    pub avatar_url: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(User { user_id: "user_id", avatar_url: "avatar_url", name: "name" });
-
-impl User {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `avatar_url`.
-    pub fn avatar_url(mut self, value: impl Into<String>) -> Self {
-        self.avatar_url = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateNotificationBodyCreateUser`], so the same type.
+pub type User = CreateNotificationBodyCreateUser;
 
 /// An object of the `helpdesk` `v1` APIs (first seen in the `helpdesk.v1.ticket.customized_fields` response).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -16672,30 +16672,9 @@ lark_types::json_struct!(AddToFolderTalentResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_background_check_package.batch_update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AdditionalItem {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(AdditionalItem { id: "id", name: "name" });
-
-impl AdditionalItem {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Package`], so the same type.
+pub type AdditionalItem = Package;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16725,66 +16704,29 @@ lark_types::json_struct!(Address {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview.get_by_talent` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCity {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AddressCity { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type AddressCity = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview.get_by_talent` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressCountry {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AddressCountry { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type AddressCountry = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview.get_by_talent` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressDistrict {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AddressDistrict { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type AddressDistrict = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(AddressInfo { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type AddressInfo = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview.get_by_talent` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AddressState {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AddressState { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type AddressState = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16873,40 +16815,19 @@ pub struct AgencyProtectTime {
 lark_types::json_struct!(AgencyProtectTime { day: "day", use_default: "use_default" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.protect_search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AgencySupplierName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AgencySupplierName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type AgencySupplierName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.protect_search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AgencySupplierUserName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AgencySupplierUserName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type AgencySupplierUserName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AliasName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AliasName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type AliasName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17109,16 +17030,9 @@ impl AssessmentDimension {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssessmentRound {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AssessmentRound { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type AssessmentRound = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.interview.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17139,16 +17053,9 @@ lark_types::json_struct!(AssessmentScore {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AssessmentTemplate {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(AssessmentTemplate { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type AssessmentTemplate = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17202,16 +17109,9 @@ lark_types::json_struct!(AssetsConfirmedBonus2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Assistant {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Assistant { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Assistant = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17294,63 +17194,14 @@ impl Award {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AwardCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(AwardCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl AwardCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type AwardCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AwardCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(AwardCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type AwardCustomizedData2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17500,37 +17351,14 @@ lark_types::json_struct!(BasicInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoCity {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(BasicInfoCity { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type BasicInfoCity = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue>,
-}
-
-lark_types::json_struct!(BasicInfoCustomizedData {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`JobCustomizedData`], so the same type.
+pub type BasicInfoCustomizedData = JobCustomizedData;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17606,16 +17434,9 @@ pub struct BasicInfoEmployeeType {
 lark_types::json_struct!(BasicInfoEmployeeType { id: "id", zh_name: "zh_name", en_name: "en_name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoHighlight {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(BasicInfoHighlight { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type BasicInfoHighlight = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17662,72 +17483,29 @@ impl BasicInfoIdentification2 {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoJobCategory {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(BasicInfoJobCategory { id: "id", name: "name", active_status: "active_status" });
+///
+/// The same shape as [`BasicInfoRecruitmentType2`], so the same type.
+pub type BasicInfoJobCategory = BasicInfoRecruitmentType2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoJobType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(BasicInfoJobType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type BasicInfoJobType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoLevel { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type BasicInfoLevel = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoMaxJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(BasicInfoMaxJobLevel { id: "id", name: "name", active_status: "active_status" });
+///
+/// The same shape as [`BasicInfoRecruitmentType2`], so the same type.
+pub type BasicInfoMaxJobLevel = BasicInfoRecruitmentType2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoMinJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(BasicInfoMinJobLevel { id: "id", name: "name", active_status: "active_status" });
+///
+/// The same shape as [`BasicInfoRecruitmentType2`], so the same type.
+pub type BasicInfoMinJobLevel = BasicInfoRecruitmentType2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17760,18 +17538,9 @@ lark_types::json_struct!(BasicInfoOnboardAddress {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoRecruitmentType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoRecruitmentType { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type BasicInfoRecruitmentType = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17792,72 +17561,24 @@ lark_types::json_struct!(BasicInfoRecruitmentType2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoSequence {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(BasicInfoSequence { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type BasicInfoSequence = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoTargetMajor {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(BasicInfoTargetMajor { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type BasicInfoTargetMajor = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoUserInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(BasicInfoUserInfo { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type BasicInfoUserInfo = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct BasicInfoWorkAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `district`.
-    pub district: Option<WorkAddressDistrict>,
-    /// `city`.
-    pub city: Option<WorkAddressCity>,
-    /// `state`.
-    pub state: Option<WorkAddressState>,
-    /// `country`.
-    pub country: Option<WorkAddressCountry>,
-}
-
-lark_types::json_struct!(BasicInfoWorkAddress {
-    id: "id",
-    zh_name: "zh_name",
-    en_name: "en_name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`BasicInfoOnboardAddress`], so the same type.
+pub type BasicInfoWorkAddress = BasicInfoOnboardAddress;
 
 /// The JSON body of [`BatchChangeTalentPoolTalentPoolRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18659,25 +18380,9 @@ lark_types::json_struct!(BusinessManagementScope {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.role.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CampusPermissionCollection {
-    /// `feature_permissions`.
-    pub feature_permissions: Option<Vec<FeaturePermission>>,
-    /// `management_permissions`.
-    pub management_permissions: Option<Vec<ManagementPermission>>,
-    /// `data_permissions`.
-    pub data_permissions: Option<Vec<DataPermission>>,
-    /// `business_management_scopes`.
-    pub business_management_scopes: Option<Vec<BusinessManagementScope>>,
-}
-
-lark_types::json_struct!(CampusPermissionCollection {
-    feature_permissions: "feature_permissions",
-    management_permissions: "management_permissions",
-    data_permissions: "data_permissions",
-    business_management_scopes: "business_management_scopes"
-});
+///
+/// The same shape as [`SocailPermissionCollection`], so the same type.
+pub type CampusPermissionCollection = SocailPermissionCollection;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18856,63 +18561,14 @@ impl Career {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CareerCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(CareerCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl CareerCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type CareerCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CareerCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(CareerCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type CareerCustomizedData2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_referral_reward.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19017,16 +18673,9 @@ pub struct Channel {
 lark_types::json_struct!(Channel { channel_id: "channel_id", channel_name: "channel_name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChannelName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ChannelName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ChannelName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19047,125 +18696,39 @@ lark_types::json_struct!(CheckFailed {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckFailedTotalRechargeRewardInfo {
-    /// `point_bonus`.
-    pub point_bonus: Option<i32>,
-    /// `cash`.
-    pub cash: Option<TotalRechargeRewardInfoCash>,
-    /// `cash_bonus`.
-    pub cash_bonus: Option<Vec<CashBonus>>,
-}
-
-lark_types::json_struct!(CheckFailedTotalRechargeRewardInfo {
-    point_bonus: "point_bonus",
-    cash: "cash",
-    cash_bonus: "cash_bonus"
-});
+///
+/// The same shape as [`TotalWithdrawRewardInfo`], so the same type.
+pub type CheckFailedTotalRechargeRewardInfo = TotalWithdrawRewardInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Children {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Children { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Children = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ChildrenValue {
-    /// `content`.
-    pub content: Option<String>,
-    /// `option`.
-    pub option: Option<ValueOption>,
-    /// `option_list`.
-    pub option_list: Option<Vec<ValueOption>>,
-    /// `time_range`.
-    pub time_range: Option<TimeRange>,
-    /// `time`.
-    pub time: Option<String>,
-    /// `number`.
-    pub number: Option<String>,
-    /// `customized_attachment`.
-    pub customized_attachment: Option<Vec<CustomizedAttachment>>,
-}
-
-lark_types::json_struct!(ChildrenValue {
-    content: "content",
-    option: "option",
-    option_list: "option_list",
-    time_range: "time_range",
-    time: "time",
-    number: "number",
-    customized_attachment: "customized_attachment"
-});
+///
+/// The same shape as [`CustomizedDataValue2`], so the same type.
+pub type ChildrenValue = CustomizedDataValue2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct City {
-    /// `name`.
-    pub name: Option<Name>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(City { name: "name", code: "code", location_type: "location_type" });
+///
+/// The same shape as [`District`], so the same type.
+pub type City = District;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CityList {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(CityList { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type CityList = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CityNameInfo {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `py_name`.
-    pub py_name: Option<String>,
-}
-
-lark_types::json_struct!(CityNameInfo { zh_name: "zh_name", en_name: "en_name", py_name: "py_name" });
+///
+/// The same shape as [`CountryNameInfo`], so the same type.
+pub type CityNameInfo = CountryNameInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.interview.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CodeQuestion {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<Title>,
-    /// `content`.
-    pub content: Option<String>,
-    /// `ability_list`.
-    pub ability_list: Option<Vec<Ability>>,
-}
-
-lark_types::json_struct!(CodeQuestion {
-    id: "id",
-    title: "title",
-    content: "content",
-    ability_list: "ability_list"
-});
+///
+/// The same shape as [`Question`], so the same type.
+pub type CodeQuestion = Question;
 
 /// The JSON body of [`CombinedCreateJobRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19894,42 +19457,9 @@ impl CombinedCreateTalentBodyBasicInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CombinedCreateTalentBodyCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(CombinedCreateTalentBodyCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl CombinedCreateTalentBodyCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type CombinedCreateTalentBodyCustomizedData = BasicInfoCustomizedData2;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` query).
@@ -20242,118 +19772,9 @@ lark_types::json_struct!(CombinedUpdateJobResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CombinedUpdateJobResponseJob {
-    /// `id`.
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `requirement`.
-    pub requirement: Option<String>,
-    /// `recruitment_type`.
-    pub recruitment_type: Option<JobRecruitmentType>,
-    /// `department`.
-    pub department: Option<JobDepartment>,
-    /// `city`.
-    pub city: Option<JobCity>,
-    /// `min_job_level`.
-    pub min_job_level: Option<MinJobLevel>,
-    /// `max_job_level`.
-    pub max_job_level: Option<MaxJobLevel>,
-    /// `highlight_list`.
-    pub highlight_list: Option<Vec<Highlight>>,
-    /// `job_category`.
-    pub job_category: Option<JobCategory>,
-    /// `job_type`.
-    pub job_type: Option<JobType>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `create_user_id`.
-    pub create_user_id: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<i64>,
-    /// `update_time`.
-    pub update_time: Option<i64>,
-    /// `process_type`.
-    pub process_type: Option<i32>,
-    /// `process_id`.
-    pub process_id: Option<String>,
-    /// `process_name`.
-    pub process_name: Option<String>,
-    /// `process_en_name`.
-    pub process_en_name: Option<String>,
-    /// `customized_data_list`.
-    pub customized_data_list: Option<Vec<JobCustomizedData>>,
-    /// `job_function`.
-    pub job_function: Option<JobFunction>,
-    /// `subject`.
-    pub subject: Option<Subject>,
-    /// `head_count`.
-    pub head_count: Option<i32>,
-    /// `experience`.
-    pub experience: Option<i32>,
-    /// `expiry_time`.
-    pub expiry_time: Option<i64>,
-    /// `min_salary`.
-    pub min_salary: Option<i32>,
-    /// `max_salary`.
-    pub max_salary: Option<i32>,
-    /// `required_degree`.
-    pub required_degree: Option<i32>,
-    /// `city_list`.
-    pub city_list: Option<Vec<JobCity2>>,
-    /// `job_attribute`.
-    pub job_attribute: Option<i32>,
-    /// `create_timestamp`.
-    pub create_timestamp: Option<String>,
-    /// `update_timestamp`.
-    pub update_timestamp: Option<String>,
-    /// `expiry_timestamp`.
-    pub expiry_timestamp: Option<String>,
-    /// `target_major_list`.
-    pub target_major_list: Option<Vec<TargetMajor>>,
-}
-
-lark_types::json_struct!(CombinedUpdateJobResponseJob {
-    id: "id",
-    title: "title",
-    code: "code",
-    requirement: "requirement",
-    recruitment_type: "recruitment_type",
-    department: "department",
-    city: "city",
-    min_job_level: "min_job_level",
-    max_job_level: "max_job_level",
-    highlight_list: "highlight_list",
-    job_category: "job_category",
-    job_type: "job_type",
-    active_status: "active_status",
-    create_user_id: "create_user_id",
-    create_time: "create_time" as int64,
-    update_time: "update_time" as int64,
-    process_type: "process_type",
-    process_id: "process_id",
-    process_name: "process_name",
-    process_en_name: "process_en_name",
-    customized_data_list: "customized_data_list",
-    job_function: "job_function",
-    subject: "subject",
-    head_count: "head_count",
-    experience: "experience",
-    expiry_time: "expiry_time" as int64,
-    min_salary: "min_salary",
-    max_salary: "max_salary",
-    required_degree: "required_degree",
-    city_list: "city_list",
-    job_attribute: "job_attribute",
-    create_timestamp: "create_timestamp",
-    update_timestamp: "update_timestamp",
-    expiry_timestamp: "expiry_timestamp",
-    target_major_list: "target_major_list"
-});
+///
+/// The same shape as [`CombinedCreateJobResponseJob`], so the same type.
+pub type CombinedUpdateJobResponseJob = CombinedCreateJobResponseJob;
 
 /// The JSON body of [`CombinedUpdateTalentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20654,42 +20075,9 @@ impl CombinedUpdateTalentBodyBasicInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CombinedUpdateTalentBodyCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(CombinedUpdateTalentBodyCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl CombinedUpdateTalentBodyCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type CombinedUpdateTalentBodyCustomizedData = BasicInfoCustomizedData2;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_update` query).
@@ -20736,16 +20124,9 @@ pub struct CommentInfo {
 lark_types::json_struct!(CommentInfo { name: "name", value: "value" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CompanyMainBody {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(CompanyMainBody { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type CompanyMainBody = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_registration_schema.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20796,16 +20177,9 @@ pub struct ConfigOption {
 lark_types::json_struct!(ConfigOption { key: "key", name: "name", active_status: "active_status" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ConfigOption2 {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(ConfigOption2 { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type ConfigOption2 = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_custom_field.update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20847,16 +20221,9 @@ lark_types::json_struct!(ConfirmedBonus {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ConfirmedBonusCash {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(ConfirmedBonusCash { currency_type: "currency_type", amount: "amount" as number });
+///
+/// The same shape as [`CashBonus`], so the same type.
+pub type ConfirmedBonusCash = CashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20874,64 +20241,24 @@ lark_types::json_struct!(ConfirmedBonusCashBonus {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.enable` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ConfirmedBonusCashBonus2 {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(ConfirmedBonusCashBonus2 { currency_type: "currency_type", amount: "amount" });
+///
+/// The same shape as [`Cash`], so the same type.
+pub type ConfirmedBonusCashBonus2 = Cash;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContactUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(ContactUser { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type ContactUser = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContactorInfo {
-    /// `name`.
-    pub name: Option<String>,
-    /// `mobile`.
-    pub mobile: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `first_name`.
-    pub first_name: Option<String>,
-    /// `last_name`.
-    pub last_name: Option<String>,
-}
-
-lark_types::json_struct!(ContactorInfo {
-    name: "name",
-    mobile: "mobile",
-    email: "email",
-    first_name: "first_name",
-    last_name: "last_name"
-});
+///
+/// The same shape as [`CandidateInfo`], so the same type.
+pub type ContactorInfo = CandidateInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ContactorName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ContactorName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ContactorName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20996,18 +20323,9 @@ lark_types::json_struct!(CountData {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Country {
-    /// `name`.
-    pub name: Option<Name>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(Country { name: "name", code: "code", location_type: "location_type" });
+///
+/// The same shape as [`District`], so the same type.
+pub type Country = District;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21318,42 +20636,9 @@ impl CreateEcoAccountCustomFieldBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_account_custom_field.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateEcoAccountCustomFieldBodyCustomField {
-    /// `key` (required).
-    pub key: Option<String>,
-    /// `name` (required).
-    pub name: Option<Name>,
-    /// `is_required` (required).
-    pub is_required: Option<bool>,
-}
-
-lark_types::json_struct!(CreateEcoAccountCustomFieldBodyCustomField {
-    key: "key",
-    name: "name",
-    is_required: "is_required"
-});
-
-impl CreateEcoAccountCustomFieldBodyCustomField {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<Name>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `is_required`.
-    pub fn is_required(mut self, value: impl Into<bool>) -> Self {
-        self.is_required = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BatchUpdateEcoAccountCustomFieldBodyCustomField`], so the same type.
+pub type CreateEcoAccountCustomFieldBodyCustomField = BatchUpdateEcoAccountCustomFieldBodyCustomField;
 
 /// The JSON body of [`CreateEcoBackgroundCheckCustomFieldRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23211,34 +22496,9 @@ lark_types::json_struct!(CreateOfferResponseBasicInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateOfferResponseSalaryInfo {
-    /// `currency` (required).
-    pub currency: Option<String>,
-    /// `basic_salary`.
-    pub basic_salary: Option<String>,
-    /// `probation_salary_percentage`.
-    pub probation_salary_percentage: Option<String>,
-    /// `award_salary_multiple`.
-    pub award_salary_multiple: Option<String>,
-    /// `option_shares`.
-    pub option_shares: Option<String>,
-    /// `quarterly_bonus`.
-    pub quarterly_bonus: Option<String>,
-    /// `half_year_bonus`.
-    pub half_year_bonus: Option<String>,
-}
-
-lark_types::json_struct!(CreateOfferResponseSalaryInfo {
-    currency: "currency",
-    basic_salary: "basic_salary",
-    probation_salary_percentage: "probation_salary_percentage",
-    award_salary_multiple: "award_salary_multiple",
-    option_shares: "option_shares",
-    quarterly_bonus: "quarterly_bonus",
-    half_year_bonus: "half_year_bonus"
-});
+///
+/// The same shape as [`CreateOfferBodySalaryInfo`], so the same type.
+pub type CreateOfferResponseSalaryInfo = CreateOfferBodySalaryInfo;
 
 /// The JSON body of [`CreateReferralAccountRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23453,16 +22713,9 @@ pub struct CreateWebsiteSiteUserResponse {
 lark_types::json_struct!(CreateWebsiteSiteUserResponse { site_user: "site_user" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Creator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Creator { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Creator = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23475,18 +22728,9 @@ pub struct CreatorInfo {
 lark_types::json_struct!(CreatorInfo { user_id: "user_id" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CurrentCity {
-    /// `city_code`.
-    pub city_code: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(CurrentCity { city_code: "city_code", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`JobCity`], so the same type.
+pub type CurrentCity = JobCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23642,51 +22886,14 @@ impl CustomizedData {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomizedDataChildren {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-}
-
-lark_types::json_struct!(CustomizedDataChildren { object_id: "object_id", value: "value" });
-
-impl CustomizedDataChildren {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CustomizedData`], so the same type.
+pub type CustomizedDataChildren = CustomizedData;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomizedDataChildren2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<ChildrenValue>,
-}
-
-lark_types::json_struct!(CustomizedDataChildren2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type CustomizedDataChildren2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23808,14 +23015,9 @@ pub struct DeactivateReferralAccountResponse {
 lark_types::json_struct!(DeactivateReferralAccountResponse { account: "account" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DefaultJobPost {
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(DefaultJobPost { id: "id" });
+///
+/// The same shape as [`CreateApplicationResponse`], so the same type.
+pub type DefaultJobPost = CreateApplicationResponse;
 
 /// The reply `data` of `hire.v1.external_application.delete` ([`DeleteExternalApplicationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23903,16 +23105,9 @@ lark_types::json_struct!(Delivery {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Department {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Department { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Department = Label;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` query).
@@ -24019,16 +23214,9 @@ lark_types::json_struct!(Dimension {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_feedback_form.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionAbility {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(DimensionAbility { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type DimensionAbility = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_feedback_form.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24109,16 +23297,9 @@ lark_types::json_struct!(DimensionAssessmentDimensionScore {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DimensionName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type DimensionName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24156,16 +23337,9 @@ pub struct DimensionScore {
 lark_types::json_struct!(DimensionScore { id: "id", name: "name", score_val: "score_val" as number });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DirectLeader {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(DirectLeader { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type DirectLeader = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24182,18 +23356,9 @@ pub struct District {
 lark_types::json_struct!(District { name: "name", code: "code", location_type: "location_type" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DistrictNameInfo {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `py_name`.
-    pub py_name: Option<String>,
-}
-
-lark_types::json_struct!(DistrictNameInfo { zh_name: "zh_name", en_name: "en_name", py_name: "py_name" });
+///
+/// The same shape as [`CountryNameInfo`], so the same type.
+pub type DistrictNameInfo = CountryNameInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.diversity_inclusion.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24321,63 +23486,14 @@ impl Education {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(EducationCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl EducationCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type EducationCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EducationCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(EducationCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type EducationCustomizedData2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24455,16 +23571,9 @@ lark_types::json_struct!(Employee {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EmployeeType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(EmployeeType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type EmployeeType = Label;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` query).
@@ -24526,16 +23635,9 @@ lark_types::json_struct!(EnableReferralAccountResponseAccount {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.role.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Entity {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Entity { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type Entity = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24601,25 +23703,9 @@ lark_types::json_struct!(EvaluationTask {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.todo.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Exam {
-    /// `talent_id`.
-    pub talent_id: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(Exam {
-    talent_id: "talent_id",
-    job_id: "job_id",
-    application_id: "application_id",
-    id: "id"
-});
+///
+/// The same shape as [`TodoEvaluation`], so the same type.
+pub type Exam = TodoEvaluation;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_exam.login_info` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24660,28 +23746,9 @@ impl ExamLoginInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.exam_marking_task.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExamMarkingTask {
-    /// `id`.
-    pub id: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `talent_id`.
-    pub talent_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `activity_status`.
-    pub activity_status: Option<i32>,
-}
-
-lark_types::json_struct!(ExamMarkingTask {
-    id: "id",
-    job_id: "job_id",
-    talent_id: "talent_id",
-    application_id: "application_id",
-    activity_status: "activity_status"
-});
+///
+/// The same shape as [`EvaluationTask`], so the same type.
+pub type ExamMarkingTask = EvaluationTask;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24833,34 +23900,9 @@ lark_types::json_struct!(ExternalInterview {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_interview_assessment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExternalInterviewAssessment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `username`.
-    pub username: Option<String>,
-    /// `conclusion`.
-    pub conclusion: Option<i32>,
-    /// `assessment_dimension_list`.
-    pub assessment_dimension_list: Option<Vec<AssessmentDimension>>,
-    /// `content`.
-    pub content: Option<String>,
-    /// `external_interview_id`.
-    pub external_interview_id: Option<String>,
-}
-
-lark_types::json_struct!(ExternalInterviewAssessment {
-    id: "id",
-    external_id: "external_id",
-    username: "username",
-    conclusion: "conclusion",
-    assessment_dimension_list: "assessment_dimension_list",
-    content: "content",
-    external_interview_id: "external_interview_id"
-});
+///
+/// The same shape as [`InterviewAssessment`], so the same type.
+pub type ExternalInterviewAssessment = InterviewAssessment;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_offer.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24899,18 +23941,9 @@ lark_types::json_struct!(ExternalOffer {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_offer.batch_query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExternalOfferAttachment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i32>,
-}
-
-lark_types::json_struct!(ExternalOfferAttachment { id: "id", name: "name", size: "size" });
+///
+/// The same shape as [`ExternalBackgroundCheckAttachment`], so the same type.
+pub type ExternalOfferAttachment = ExternalBackgroundCheckAttachment;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24925,16 +23958,9 @@ pub struct ExtraMap {
 lark_types::json_struct!(ExtraMap { key: "key", value: "value" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.role.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FeaturePermission {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(FeaturePermission { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type FeaturePermission = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25310,64 +24336,9 @@ pub struct GetByApplicationEmployeeResponse {
 lark_types::json_struct!(GetByApplicationEmployeeResponse { employee: "employee" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.employee.get_by_application` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetByApplicationEmployeeResponseEmployee {
-    /// `id`.
-    pub id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `onboard_status`.
-    pub onboard_status: Option<i32>,
-    /// `conversion_status`.
-    pub conversion_status: Option<i32>,
-    /// `onboard_time`.
-    pub onboard_time: Option<i64>,
-    /// `expected_conversion_time`.
-    pub expected_conversion_time: Option<i64>,
-    /// `actual_conversion_time`.
-    pub actual_conversion_time: Option<i64>,
-    /// `overboard_time`.
-    pub overboard_time: Option<i64>,
-    /// `overboard_note`.
-    pub overboard_note: Option<String>,
-    /// `onboard_city_code`.
-    pub onboard_city_code: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `leader`.
-    pub leader: Option<String>,
-    /// `sequence`.
-    pub sequence: Option<String>,
-    /// `level`.
-    pub level: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<String>,
-    /// `job_requirement_id`.
-    pub job_requirement_id: Option<String>,
-    /// `external_employment_id`.
-    pub external_employment_id: Option<String>,
-}
-
-lark_types::json_struct!(GetByApplicationEmployeeResponseEmployee {
-    id: "id",
-    application_id: "application_id",
-    onboard_status: "onboard_status",
-    conversion_status: "conversion_status",
-    onboard_time: "onboard_time" as int64,
-    expected_conversion_time: "expected_conversion_time" as int64,
-    actual_conversion_time: "actual_conversion_time" as int64,
-    overboard_time: "overboard_time" as int64,
-    overboard_note: "overboard_note",
-    onboard_city_code: "onboard_city_code",
-    department: "department",
-    leader: "leader",
-    sequence: "sequence",
-    level: "level",
-    employee_type: "employee_type",
-    job_requirement_id: "job_requirement_id",
-    external_employment_id: "external_employment_id"
-});
+///
+/// The same shape as [`TransferOnboardApplicationResponseEmployee`], so the same type.
+pub type GetByApplicationEmployeeResponseEmployee = TransferOnboardApplicationResponseEmployee;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.referral.get_by_application` query).
@@ -25551,64 +24522,9 @@ pub struct GetEmployeeResponse {
 lark_types::json_struct!(GetEmployeeResponse { employee: "employee" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.employee.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetEmployeeResponseEmployee {
-    /// `id`.
-    pub id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `onboard_status`.
-    pub onboard_status: Option<i32>,
-    /// `conversion_status`.
-    pub conversion_status: Option<i32>,
-    /// `onboard_time`.
-    pub onboard_time: Option<i64>,
-    /// `expected_conversion_time`.
-    pub expected_conversion_time: Option<i64>,
-    /// `actual_conversion_time`.
-    pub actual_conversion_time: Option<i64>,
-    /// `overboard_time`.
-    pub overboard_time: Option<i64>,
-    /// `overboard_note`.
-    pub overboard_note: Option<String>,
-    /// `onboard_city_code`.
-    pub onboard_city_code: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `leader`.
-    pub leader: Option<String>,
-    /// `sequence`.
-    pub sequence: Option<String>,
-    /// `level`.
-    pub level: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<String>,
-    /// `job_requirement_id`.
-    pub job_requirement_id: Option<String>,
-    /// `external_employment_id`.
-    pub external_employment_id: Option<String>,
-}
-
-lark_types::json_struct!(GetEmployeeResponseEmployee {
-    id: "id",
-    application_id: "application_id",
-    onboard_status: "onboard_status",
-    conversion_status: "conversion_status",
-    onboard_time: "onboard_time" as int64,
-    expected_conversion_time: "expected_conversion_time" as int64,
-    actual_conversion_time: "actual_conversion_time" as int64,
-    overboard_time: "overboard_time" as int64,
-    overboard_note: "overboard_note",
-    onboard_city_code: "onboard_city_code",
-    department: "department",
-    leader: "leader",
-    sequence: "sequence",
-    level: "level",
-    employee_type: "employee_type",
-    job_requirement_id: "job_requirement_id",
-    external_employment_id: "external_employment_id"
-});
+///
+/// The same shape as [`TransferOnboardApplicationResponseEmployee`], so the same type.
+pub type GetEmployeeResponseEmployee = TransferOnboardApplicationResponseEmployee;
 
 /// The reply `data` of `hire.v1.interview_record.attachment.get` ([`GetInterviewRecordAttachmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25757,118 +24673,9 @@ pub struct GetJobResponse {
 lark_types::json_struct!(GetJobResponse { job: "job" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetJobResponseJob {
-    /// `id`.
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `requirement`.
-    pub requirement: Option<String>,
-    /// `recruitment_type`.
-    pub recruitment_type: Option<JobRecruitmentType>,
-    /// `department`.
-    pub department: Option<JobDepartment>,
-    /// `city`.
-    pub city: Option<JobCity>,
-    /// `min_job_level`.
-    pub min_job_level: Option<MinJobLevel>,
-    /// `max_job_level`.
-    pub max_job_level: Option<MaxJobLevel>,
-    /// `highlight_list`.
-    pub highlight_list: Option<Vec<Highlight>>,
-    /// `job_category`.
-    pub job_category: Option<JobCategory>,
-    /// `job_type`.
-    pub job_type: Option<JobType>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `create_user_id`.
-    pub create_user_id: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<i64>,
-    /// `update_time`.
-    pub update_time: Option<i64>,
-    /// `process_type`.
-    pub process_type: Option<i32>,
-    /// `process_id`.
-    pub process_id: Option<String>,
-    /// `process_name`.
-    pub process_name: Option<String>,
-    /// `process_en_name`.
-    pub process_en_name: Option<String>,
-    /// `customized_data_list`.
-    pub customized_data_list: Option<Vec<JobCustomizedData>>,
-    /// `job_function`.
-    pub job_function: Option<JobFunction>,
-    /// `subject`.
-    pub subject: Option<Subject>,
-    /// `head_count`.
-    pub head_count: Option<i32>,
-    /// `experience`.
-    pub experience: Option<i32>,
-    /// `expiry_time`.
-    pub expiry_time: Option<i64>,
-    /// `min_salary`.
-    pub min_salary: Option<i32>,
-    /// `max_salary`.
-    pub max_salary: Option<i32>,
-    /// `required_degree`.
-    pub required_degree: Option<i32>,
-    /// `city_list`.
-    pub city_list: Option<Vec<JobCity2>>,
-    /// `job_attribute`.
-    pub job_attribute: Option<i32>,
-    /// `create_timestamp`.
-    pub create_timestamp: Option<String>,
-    /// `update_timestamp`.
-    pub update_timestamp: Option<String>,
-    /// `expiry_timestamp`.
-    pub expiry_timestamp: Option<String>,
-    /// `target_major_list`.
-    pub target_major_list: Option<Vec<TargetMajor>>,
-}
-
-lark_types::json_struct!(GetJobResponseJob {
-    id: "id",
-    title: "title",
-    code: "code",
-    requirement: "requirement",
-    recruitment_type: "recruitment_type",
-    department: "department",
-    city: "city",
-    min_job_level: "min_job_level",
-    max_job_level: "max_job_level",
-    highlight_list: "highlight_list",
-    job_category: "job_category",
-    job_type: "job_type",
-    active_status: "active_status",
-    create_user_id: "create_user_id",
-    create_time: "create_time" as int64,
-    update_time: "update_time" as int64,
-    process_type: "process_type",
-    process_id: "process_id",
-    process_name: "process_name",
-    process_en_name: "process_en_name",
-    customized_data_list: "customized_data_list",
-    job_function: "job_function",
-    subject: "subject",
-    head_count: "head_count",
-    experience: "experience",
-    expiry_time: "expiry_time" as int64,
-    min_salary: "min_salary",
-    max_salary: "max_salary",
-    required_degree: "required_degree",
-    city_list: "city_list",
-    job_attribute: "job_attribute",
-    create_timestamp: "create_timestamp",
-    update_timestamp: "update_timestamp",
-    expiry_timestamp: "expiry_timestamp",
-    target_major_list: "target_major_list"
-});
+///
+/// The same shape as [`CombinedCreateJobResponseJob`], so the same type.
+pub type GetJobResponseJob = CombinedCreateJobResponseJob;
 
 /// The reply `data` of `hire.v1.minutes.get` ([`GetMinutesRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26261,116 +25068,49 @@ lark_types::json_struct!(GetWebsiteJobPostResponseJobPost {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HighLight {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(HighLight { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type HighLight = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HigherLimitJobLevelName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(HigherLimitJobLevelName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type HigherLimitJobLevelName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Highlight {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(Highlight { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type Highlight = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Hint {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Hint { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Hint = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HiringManager {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(HiringManager { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type HiringManager = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HometownCity {
-    /// `city_code`.
-    pub city_code: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(HometownCity { city_code: "city_code", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`JobCity`], so the same type.
+pub type HometownCity = JobCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HunterUserName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(HunterUserName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type HunterUserName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_pool.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDescription {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nDescription { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type I18nDescription = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_pool.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type I18nName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26426,25 +25166,9 @@ lark_types::json_struct!(Image {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.manager.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Info {
-    /// `id`.
-    pub id: Option<String>,
-    /// `recruiter_id` (required).
-    pub recruiter_id: Option<String>,
-    /// `hiring_manager_id_list` (required).
-    pub hiring_manager_id_list: Option<Vec<String>>,
-    /// `assistant_id_list`.
-    pub assistant_id_list: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Info {
-    id: "id",
-    recruiter_id: "recruiter_id",
-    hiring_manager_id_list: "hiring_manager_id_list",
-    assistant_id_list: "assistant_id_list"
-});
+///
+/// The same shape as [`JobManagers`], so the same type.
+pub type Info = JobManagers;
 
 /// The JSON body of [`InternOfferStatusOfferRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26571,16 +25295,9 @@ impl Internship {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InternshipOfferApplySchema {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(InternshipOfferApplySchema { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type InternshipOfferApplySchema = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27253,16 +25970,9 @@ lark_types::json_struct!(InterviewRecordDimensionAssessment2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InterviewRegistration {
-    /// `schema_id`.
-    pub schema_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(InterviewRegistration { schema_id: "schema_id", name: "name" });
+///
+/// The same shape as [`InterviewRegistrationSchemaInfo`], so the same type.
+pub type InterviewRegistration = InterviewRegistrationSchemaInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_registration_schema.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27369,16 +26079,9 @@ impl InterviewRoundConf {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InterviewRoundType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(InterviewRoundType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type InterviewRoundType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.update_config` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27437,109 +26140,29 @@ lark_types::json_struct!(InterviewScore {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InterviewStage {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(InterviewStage { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type InterviewStage = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_task.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InterviewTask {
-    /// `id`.
-    pub id: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `talent_id`.
-    pub talent_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `activity_status`.
-    pub activity_status: Option<i32>,
-}
-
-lark_types::json_struct!(InterviewTask {
-    id: "id",
-    job_id: "job_id",
-    talent_id: "talent_id",
-    application_id: "application_id",
-    activity_status: "activity_status"
-});
+///
+/// The same shape as [`EvaluationTask`], so the same type.
+pub type InterviewTask = EvaluationTask;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Interviewer {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Interviewer { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Interviewer = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Job {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `requirement`.
-    pub requirement: Option<String>,
-    /// `recruitment_type`.
-    pub recruitment_type: Option<RecruitmentType>,
-    /// `department`.
-    pub department: Option<Department>,
-    /// `process_type`.
-    pub process_type: Option<f64>,
-    /// `process_id`.
-    pub process_id: Option<String>,
-    /// `city_list`.
-    pub city_list: Option<CityList>,
-}
-
-lark_types::json_struct!(Job {
-    id: "id",
-    name: "name",
-    code: "code",
-    requirement: "requirement",
-    recruitment_type: "recruitment_type",
-    department: "department",
-    process_type: "process_type" as number,
-    process_id: "process_id",
-    city_list: "city_list"
-});
+///
+/// The same shape as [`JobInfo`], so the same type.
+pub type Job = JobInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobCategory {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(JobCategory {
-    id: "id",
-    zh_name: "zh_name",
-    en_name: "en_name",
-    active_status: "active_status"
-});
+///
+/// The same shape as [`JobRecruitmentType`], so the same type.
+pub type JobCategory = JobRecruitmentType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27556,16 +26179,9 @@ pub struct JobCity {
 lark_types::json_struct!(JobCity { city_code: "city_code", zh_name: "zh_name", en_name: "en_name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobCity2 {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobCity2 { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type JobCity2 = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27655,18 +26271,9 @@ lark_types::json_struct!(JobCustomizedData {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDepartment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(JobDepartment { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type JobDepartment = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27708,31 +26315,9 @@ lark_types::json_struct!(JobDetail {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobDetailAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<AddressDistrict>,
-    /// `city`.
-    pub city: Option<AddressCity>,
-    /// `state`.
-    pub state: Option<AddressState>,
-    /// `country`.
-    pub country: Option<AddressCountry>,
-}
-
-lark_types::json_struct!(JobDetailAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`InterviewAddress`], so the same type.
+pub type JobDetailAddress = InterviewAddress;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27916,16 +26501,9 @@ JobFamilyId = "job_family_id",
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFunction {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobFunction { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobFunction = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27974,25 +26552,9 @@ JobLevelId = "job_level_id",
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobManager {
-    /// `id`.
-    pub id: Option<String>,
-    /// `recruiter_id` (required).
-    pub recruiter_id: Option<String>,
-    /// `hiring_manager_id_list` (required).
-    pub hiring_manager_id_list: Option<Vec<String>>,
-    /// `assistant_id_list`.
-    pub assistant_id_list: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(JobManager {
-    id: "id",
-    recruiter_id: "recruiter_id",
-    hiring_manager_id_list: "hiring_manager_id_list",
-    assistant_id_list: "assistant_id_list"
-});
+///
+/// The same shape as [`JobManagers`], so the same type.
+pub type JobManager = JobManagers;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28132,124 +26694,44 @@ lark_types::json_struct!(JobPost {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<AddressDistrict>,
-    /// `city`.
-    pub city: Option<AddressCity>,
-    /// `state`.
-    pub state: Option<AddressState>,
-    /// `country`.
-    pub country: Option<AddressCountry>,
-}
-
-lark_types::json_struct!(JobPostAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`InterviewAddress`], so the same type.
+pub type JobPostAddress = InterviewAddress;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue>,
-}
-
-lark_types::json_struct!(JobPostCustomizedData {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`JobCustomizedData`], so the same type.
+pub type JobPostCustomizedData = JobCustomizedData;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostJobDepartment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostJobDepartment { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostJobDepartment = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostJobRecruitmentType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostJobRecruitmentType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostJobRecruitmentType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostJobType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostJobType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostJobType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostMaxJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostMaxJobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostMaxJobLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostMinJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostMinJobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostMinJobLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.job_post.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPostTargetMajor {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPostTargetMajor { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPostTargetMajor = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_process.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28369,124 +26851,44 @@ lark_types::json_struct!(JobPublishRecord {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<AddressDistrict>,
-    /// `city`.
-    pub city: Option<AddressCity>,
-    /// `state`.
-    pub state: Option<AddressState>,
-    /// `country`.
-    pub country: Option<AddressCountry>,
-}
-
-lark_types::json_struct!(JobPublishRecordAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`InterviewAddress`], so the same type.
+pub type JobPublishRecordAddress = InterviewAddress;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue>,
-}
-
-lark_types::json_struct!(JobPublishRecordCustomizedData {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`JobCustomizedData`], so the same type.
+pub type JobPublishRecordCustomizedData = JobCustomizedData;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordJobDepartment {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordJobDepartment { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordJobDepartment = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordJobRecruitmentType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordJobRecruitmentType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordJobRecruitmentType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordJobType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordJobType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordJobType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordMaxJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordMaxJobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordMaxJobLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordMinJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordMinJobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordMinJobLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobPublishRecordTargetMajor {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobPublishRecordTargetMajor { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobPublishRecordTargetMajor = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28510,28 +26912,14 @@ lark_types::json_struct!(JobRecruitmentType {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobRequirement {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobRequirement { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobRequirement = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobRequirementAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobRequirementAddress { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobRequirementAddress = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.list_by_id` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28552,25 +26940,9 @@ lark_types::json_struct!(JobRequirementCountData {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobRequirementCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue>,
-}
-
-lark_types::json_struct!(JobRequirementCustomizedData {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`JobCustomizedData`], so the same type.
+pub type JobRequirementCustomizedData = JobCustomizedData;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28587,16 +26959,9 @@ pub struct JobRequirementJobType {
 lark_types::json_struct!(JobRequirementJobType { id: "id", name: "name", parent_id: "parent_id" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobRequirementRecruitmentType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobRequirementRecruitmentType { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobRequirementRecruitmentType = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement_schema.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28664,72 +27029,24 @@ lark_types::json_struct!(JobSchema {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_schema.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobSchemaObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `setting`.
-    pub setting: Option<Setting>,
-    /// `is_customized`.
-    pub is_customized: Option<bool>,
-    /// `is_required`.
-    pub is_required: Option<bool>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `children_list`.
-    pub children_list: Option<Vec<ObjectChildren2>>,
-}
-
-lark_types::json_struct!(JobSchemaObject {
-    id: "id",
-    name: "name",
-    setting: "setting",
-    is_customized: "is_customized",
-    is_required: "is_required",
-    active_status: "active_status",
-    children_list: "children_list"
-});
+///
+/// The same shape as [`JobRequirementSchemaObject`], so the same type.
+pub type JobSchemaObject = JobRequirementSchemaObject;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_publish_record.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobSequenceInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobSequenceInfo { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JobSequenceInfo = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(JobType { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type JobType = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JrHiringManager {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JrHiringManager { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type JrHiringManager = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28794,87 +27111,24 @@ impl Language {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LanguageCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(LanguageCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl LanguageCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type LanguageCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LanguageCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(LanguageCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type LanguageCustomizedData2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Leader {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Leader { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Leader = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Level {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Level { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Level = Label;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.application.interview.list` query).
@@ -29314,58 +27568,9 @@ lark_types::json_struct!(ListInterviewRecordResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_record.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListInterviewRecordResponseInterviewRecord {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `content`.
-    pub content: Option<String>,
-    /// `min_job_level_id`.
-    pub min_job_level_id: Option<String>,
-    /// `max_job_level_id`.
-    pub max_job_level_id: Option<String>,
-    /// `commit_status`.
-    pub commit_status: Option<i32>,
-    /// `feedback_submit_time`.
-    pub feedback_submit_time: Option<i64>,
-    /// `conclusion`.
-    pub conclusion: Option<i32>,
-    /// `interview_score`.
-    pub interview_score: Option<InterviewScore>,
-    /// `assessment_score`.
-    pub assessment_score: Option<InterviewRecordAssessmentScore>,
-    /// `question_list`.
-    pub question_list: Option<Vec<Question>>,
-    /// `code_question_list`.
-    pub code_question_list: Option<Vec<CodeQuestion>>,
-    /// `interviewer`.
-    pub interviewer: Option<Interviewer>,
-    /// `image_list`.
-    pub image_list: Option<Vec<Image>>,
-    /// `dimension_assessment_list`.
-    pub dimension_assessment_list: Option<Vec<InterviewRecordDimensionAssessment2>>,
-}
-
-lark_types::json_struct!(ListInterviewRecordResponseInterviewRecord {
-    id: "id",
-    user_id: "user_id",
-    content: "content",
-    min_job_level_id: "min_job_level_id",
-    max_job_level_id: "max_job_level_id",
-    commit_status: "commit_status",
-    feedback_submit_time: "feedback_submit_time" as int64,
-    conclusion: "conclusion",
-    interview_score: "interview_score",
-    assessment_score: "assessment_score",
-    question_list: "question_list",
-    code_question_list: "code_question_list",
-    interviewer: "interviewer",
-    image_list: "image_list",
-    dimension_assessment_list: "dimension_assessment_list"
-});
+///
+/// The same shape as [`GetInterviewRecordResponseInterviewRecord`], so the same type.
+pub type ListInterviewRecordResponseInterviewRecord = GetInterviewRecordResponseInterviewRecord;
 
 /// The reply `data` of `hire.v1.interview_registration_schema.list` ([`ListInterviewRegistrationSchemaRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29404,91 +27609,9 @@ lark_types::json_struct!(ListInterviewResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListInterviewResponseInterview {
-    /// `id`.
-    pub id: Option<String>,
-    /// `begin_time`.
-    pub begin_time: Option<i64>,
-    /// `end_time`.
-    pub end_time: Option<i64>,
-    /// `round`.
-    pub round: Option<i32>,
-    /// `interview_record_list`.
-    pub interview_record_list: Option<Vec<InterviewInterviewRecord2>>,
-    /// `feedback_submit_time`.
-    pub feedback_submit_time: Option<i64>,
-    /// `stage_id`.
-    pub stage_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `stage`.
-    pub stage: Option<InterviewStage>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `biz_create_time`.
-    pub biz_create_time: Option<i64>,
-    /// `biz_modify_time`.
-    pub biz_modify_time: Option<i64>,
-    /// `interview_round_summary`.
-    pub interview_round_summary: Option<i32>,
-    /// `interview_arrangement_id`.
-    pub interview_arrangement_id: Option<String>,
-    /// `interview_type`.
-    pub interview_type: Option<i32>,
-    /// `talent_time_zone`.
-    pub talent_time_zone: Option<TalentTimeZone>,
-    /// `contact_user`.
-    pub contact_user: Option<ContactUser>,
-    /// `contact_mobile`.
-    pub contact_mobile: Option<String>,
-    /// `remark`.
-    pub remark: Option<String>,
-    /// `address`.
-    pub address: Option<InterviewAddress>,
-    /// `video_type`.
-    pub video_type: Option<i32>,
-    /// `arrangement_status`.
-    pub arrangement_status: Option<i32>,
-    /// `arrangement_type`.
-    pub arrangement_type: Option<i32>,
-    /// `arrangement_appointment_kind`.
-    pub arrangement_appointment_kind: Option<i32>,
-    /// `meeting_room_list`.
-    pub meeting_room_list: Option<Vec<MeetingRoom>>,
-    /// `interview_round_type`.
-    pub interview_round_type: Option<InterviewRoundType>,
-}
-
-lark_types::json_struct!(ListInterviewResponseInterview {
-    id: "id",
-    begin_time: "begin_time" as int64,
-    end_time: "end_time" as int64,
-    round: "round",
-    interview_record_list: "interview_record_list",
-    feedback_submit_time: "feedback_submit_time" as int64,
-    stage_id: "stage_id",
-    application_id: "application_id",
-    stage: "stage",
-    creator: "creator",
-    biz_create_time: "biz_create_time" as int64,
-    biz_modify_time: "biz_modify_time" as int64,
-    interview_round_summary: "interview_round_summary",
-    interview_arrangement_id: "interview_arrangement_id",
-    interview_type: "interview_type",
-    talent_time_zone: "talent_time_zone",
-    contact_user: "contact_user",
-    contact_mobile: "contact_mobile",
-    remark: "remark",
-    address: "address",
-    video_type: "video_type",
-    arrangement_status: "arrangement_status",
-    arrangement_type: "arrangement_type",
-    arrangement_appointment_kind: "arrangement_appointment_kind",
-    meeting_room_list: "meeting_room_list",
-    interview_round_type: "interview_round_type"
-});
+///
+/// The same shape as [`InterviewInterview`], so the same type.
+pub type ListInterviewResponseInterview = InterviewInterview;
 
 /// The reply `data` of `hire.v1.interview_round_type.list` ([`ListInterviewRoundTypeRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29594,6 +27717,20 @@ lark_types::json_struct!(ListInterviewerResponseInterviewer {
     verify_status: "verify_status"
 });
 
+impl ListInterviewerResponseInterviewer {
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl Into<String>) -> Self {
+        self.user_id = Some(value.into());
+        self
+    }
+
+    /// Sets `verify_status`.
+    pub fn verify_status(mut self, value: impl Into<i32>) -> Self {
+        self.verify_status = Some(value.into());
+        self
+    }
+}
+
 /// The reply `data` of `hire.v1.job_function.list` ([`ListJobFunctionRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -29670,115 +27807,9 @@ lark_types::json_struct!(ListJobRequirementResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListJobRequirementResponseJobRequirement {
-    /// `id`.
-    pub id: Option<String>,
-    /// `short_code`.
-    pub short_code: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `display_progress`.
-    pub display_progress: Option<i32>,
-    /// `head_count`.
-    pub head_count: Option<i32>,
-    /// `recruitment_type`.
-    pub recruitment_type: Option<JobRequirementRecruitmentType>,
-    /// `employee_type`.
-    pub employee_type: Option<EmployeeType>,
-    /// `max_level`.
-    pub max_level: Option<MaxLevel>,
-    /// `min_level`.
-    pub min_level: Option<MinLevel>,
-    /// `sequence`.
-    pub sequence: Option<Sequence>,
-    /// `category`.
-    pub category: Option<i32>,
-    /// `department`.
-    pub department: Option<Department>,
-    /// `recruiter_list`.
-    pub recruiter_list: Option<Vec<Recruiter>>,
-    /// `jr_hiring_managers`.
-    pub jr_hiring_managers: Option<Vec<JrHiringManager>>,
-    /// `direct_leader_list`.
-    pub direct_leader_list: Option<Vec<DirectLeader>>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `deadline`.
-    pub deadline: Option<String>,
-    /// `priority`.
-    pub priority: Option<i32>,
-    /// `required_degree`.
-    pub required_degree: Option<i32>,
-    /// `max_salary`.
-    pub max_salary: Option<String>,
-    /// `min_salary`.
-    pub min_salary: Option<String>,
-    /// `address`.
-    pub address: Option<JobRequirementAddress>,
-    /// `customized_data_list`.
-    pub customized_data_list: Option<Vec<JobRequirementCustomizedData>>,
-    /// `job_id_list`.
-    pub job_id_list: Option<Vec<String>>,
-    /// `process_type`.
-    pub process_type: Option<i32>,
-    /// `job_type`.
-    pub job_type: Option<JobRequirementJobType>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `creator_id`.
-    pub creator_id: Option<String>,
-    /// `update_time`.
-    pub update_time: Option<String>,
-    /// `employment_job_id`.
-    pub employment_job_id: Option<String>,
-    /// `position_id`.
-    pub position_id: Option<String>,
-    /// `completion_time`.
-    pub completion_time: Option<String>,
-    /// `approval_status`.
-    pub approval_status: Option<i32>,
-    /// `count_data`.
-    pub count_data: Option<CountData>,
-}
-
-lark_types::json_struct!(ListJobRequirementResponseJobRequirement {
-    id: "id",
-    short_code: "short_code",
-    name: "name",
-    display_progress: "display_progress",
-    head_count: "head_count",
-    recruitment_type: "recruitment_type",
-    employee_type: "employee_type",
-    max_level: "max_level",
-    min_level: "min_level",
-    sequence: "sequence",
-    category: "category",
-    department: "department",
-    recruiter_list: "recruiter_list",
-    jr_hiring_managers: "jr_hiring_managers",
-    direct_leader_list: "direct_leader_list",
-    start_time: "start_time",
-    deadline: "deadline",
-    priority: "priority",
-    required_degree: "required_degree",
-    max_salary: "max_salary",
-    min_salary: "min_salary",
-    address: "address",
-    customized_data_list: "customized_data_list",
-    job_id_list: "job_id_list",
-    process_type: "process_type",
-    job_type: "job_type",
-    create_time: "create_time",
-    creator_id: "creator_id",
-    update_time: "update_time",
-    employment_job_id: "employment_job_id",
-    position_id: "position_id",
-    completion_time: "completion_time",
-    approval_status: "approval_status",
-    count_data: "count_data"
-});
+///
+/// The same shape as [`CreateJobRequirementResponseJobRequirement`], so the same type.
+pub type ListJobRequirementResponseJobRequirement = CreateJobRequirementResponseJobRequirement;
 
 /// The reply `data` of `hire.v1.job_requirement_schema.list` ([`ListJobRequirementSchemaRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29960,18 +27991,9 @@ lark_types::json_struct!(ListJobTypeResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_type.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListJobTypeResponseJobType {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `name` (required).
-    pub name: Option<Name>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-}
-
-lark_types::json_struct!(ListJobTypeResponseJobType { id: "id", name: "name", parent_id: "parent_id" });
+///
+/// The same shape as [`JobRequirementJobType`], so the same type.
+pub type ListJobTypeResponseJobType = JobRequirementJobType;
 
 /// The reply `data` of `hire.v1.location.list` ([`ListLocationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30832,16 +28854,9 @@ lark_types::json_struct!(Location {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationCity {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(LocationCity { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type LocationCity = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30865,16 +28880,9 @@ lark_types::json_struct!(LocationCity2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationCountry {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(LocationCountry { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type LocationCountry = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30892,16 +28900,9 @@ lark_types::json_struct!(LocationCountry2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationDistrict {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(LocationDistrict { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type LocationDistrict = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30928,30 +28929,14 @@ lark_types::json_struct!(LocationDistrict2 {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationInfo {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(LocationInfo { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type LocationInfo = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LocationState {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(LocationState { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type LocationState = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31010,73 +28995,29 @@ impl LoginInfoEcoExamBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LowerLimitJobLevelName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(LowerLimitJobLevelName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type LowerLimitJobLevelName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.role.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ManagementPermission {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(ManagementPermission { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type ManagementPermission = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Manager {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Manager { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Manager = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MaxJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(MaxJobLevel {
-    id: "id",
-    zh_name: "zh_name",
-    en_name: "en_name",
-    active_status: "active_status"
-});
+///
+/// The same shape as [`JobRecruitmentType`], so the same type.
+pub type MaxJobLevel = JobRecruitmentType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MaxLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(MaxLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type MaxLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31129,37 +29070,14 @@ impl MentionEntity {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MinJobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(MinJobLevel {
-    id: "id",
-    zh_name: "zh_name",
-    en_name: "en_name",
-    active_status: "active_status"
-});
+///
+/// The same shape as [`JobRecruitmentType`], so the same type.
+pub type MinJobLevel = JobRecruitmentType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MinLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(MinLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type MinLevel = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.minutes.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31252,16 +29170,9 @@ lark_types::json_struct!(ModuleAssessment {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ModuleName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ModuleName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ModuleName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31442,16 +29353,9 @@ pub struct NoteMentionEntity {
 lark_types::json_struct!(NoteMentionEntity { offset: "offset" as number, user_id: "user_id" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Object {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `customize_value`.
-    pub customize_value: Option<String>,
-}
-
-lark_types::json_struct!(Object { object_id: "object_id", customize_value: "customize_value" });
+///
+/// The same shape as [`CustomizeInfo`], so the same type.
+pub type Object = CustomizeInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.diversity_inclusion.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31764,16 +29668,9 @@ pub struct OfferApplyForm {
 lark_types::json_struct!(OfferApplyForm { id: "id", name: "name", schema: "schema" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferApplySchema {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(OfferApplySchema { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type OfferApplySchema = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_approval_template.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31985,18 +29882,9 @@ lark_types::json_struct!(OfferBasicInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferEmployeeType {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(OfferEmployeeType { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type OfferEmployeeType = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32035,16 +29923,9 @@ pub struct OfferJobInfo {
 lark_types::json_struct!(OfferJobInfo { job_id: "job_id", job_name: "job_name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OfferProcessConf {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(OfferProcessConf { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type OfferProcessConf = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32220,73 +30101,19 @@ impl OfferStatusOfferBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<District>,
-    /// `city`.
-    pub city: Option<City>,
-    /// `state`.
-    pub state: Option<State>,
-    /// `country`.
-    pub country: Option<Country>,
-}
-
-lark_types::json_struct!(OnboardAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`Address`], so the same type.
+pub type OnboardAddress = Address;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardAddressCity {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(OnboardAddressCity {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type OnboardAddressCity = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardAddressCountry {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(OnboardAddressCountry {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type OnboardAddressCountry = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32310,49 +30137,19 @@ lark_types::json_struct!(OnboardAddressDistrict {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardAddressState {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(OnboardAddressState {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type OnboardAddressState = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardRegistration {
-    /// `schema_id`.
-    pub schema_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(OnboardRegistration { schema_id: "schema_id", name: "name" });
+///
+/// The same shape as [`InterviewRegistrationSchemaInfo`], so the same type.
+pub type OnboardRegistration = InterviewRegistrationSchemaInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OnboardRegistrationSchemaInfo {
-    /// `schema_id`.
-    pub schema_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(OnboardRegistrationSchemaInfo { schema_id: "schema_id", name: "name" });
+///
+/// The same shape as [`InterviewRegistrationSchemaInfo`], so the same type.
+pub type OnboardRegistrationSchemaInfo = InterviewRegistrationSchemaInfo;
 
 /// The JSON body of [`OnboardStatusTalentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32519,37 +30316,14 @@ Offboard = "offboard",
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_operation_log.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Operator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Operator { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Operator = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_feedback_form.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OptionItem {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `score_val`.
-    pub score_val: Option<i32>,
-    /// `alias_name`.
-    pub alias_name: Option<AliasName>,
-}
-
-lark_types::json_struct!(OptionItem {
-    id: "id",
-    name: "name",
-    score_val: "score_val",
-    alias_name: "alias_name"
-});
+///
+/// The same shape as [`DimensionOption`], so the same type.
+pub type OptionItem = DimensionOption;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` query).
@@ -32611,16 +30385,9 @@ impl OverboardInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Owner {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Owner { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Owner = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_background_check_package.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32670,16 +30437,9 @@ lark_types::json_struct!(PaidBonus {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PaidBonusCash {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(PaidBonusCash { currency_type: "currency_type", amount: "amount" as number });
+///
+/// The same shape as [`CashBonus`], so the same type.
+pub type PaidBonusCash = CashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.eco_exam_paper.batch_update` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32845,64 +30605,9 @@ pub struct PatchEmployeeResponse {
 lark_types::json_struct!(PatchEmployeeResponse { employee: "employee" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.employee.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchEmployeeResponseEmployee {
-    /// `id`.
-    pub id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `onboard_status`.
-    pub onboard_status: Option<i32>,
-    /// `conversion_status`.
-    pub conversion_status: Option<i32>,
-    /// `onboard_time`.
-    pub onboard_time: Option<i64>,
-    /// `expected_conversion_time`.
-    pub expected_conversion_time: Option<i64>,
-    /// `actual_conversion_time`.
-    pub actual_conversion_time: Option<i64>,
-    /// `overboard_time`.
-    pub overboard_time: Option<i64>,
-    /// `overboard_note`.
-    pub overboard_note: Option<String>,
-    /// `onboard_city_code`.
-    pub onboard_city_code: Option<String>,
-    /// `department`.
-    pub department: Option<String>,
-    /// `leader`.
-    pub leader: Option<String>,
-    /// `sequence`.
-    pub sequence: Option<String>,
-    /// `level`.
-    pub level: Option<String>,
-    /// `employee_type`.
-    pub employee_type: Option<String>,
-    /// `job_requirement_id`.
-    pub job_requirement_id: Option<String>,
-    /// `external_employment_id`.
-    pub external_employment_id: Option<String>,
-}
-
-lark_types::json_struct!(PatchEmployeeResponseEmployee {
-    id: "id",
-    application_id: "application_id",
-    onboard_status: "onboard_status",
-    conversion_status: "conversion_status",
-    onboard_time: "onboard_time" as int64,
-    expected_conversion_time: "expected_conversion_time" as int64,
-    actual_conversion_time: "actual_conversion_time" as int64,
-    overboard_time: "overboard_time" as int64,
-    overboard_note: "overboard_note",
-    onboard_city_code: "onboard_city_code",
-    department: "department",
-    leader: "leader",
-    sequence: "sequence",
-    level: "level",
-    employee_type: "employee_type",
-    job_requirement_id: "job_requirement_id",
-    external_employment_id: "external_employment_id"
-});
+///
+/// The same shape as [`TransferOnboardApplicationResponseEmployee`], so the same type.
+pub type PatchEmployeeResponseEmployee = TransferOnboardApplicationResponseEmployee;
 
 /// The JSON body of [`PatchExternalInterviewAssessmentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33013,33 +30718,9 @@ impl PatchInterviewerBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interviewer.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchInterviewerBodyInterviewer {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `verify_status`.
-    pub verify_status: Option<i32>,
-}
-
-lark_types::json_struct!(PatchInterviewerBodyInterviewer {
-    user_id: "user_id",
-    verify_status: "verify_status"
-});
-
-impl PatchInterviewerBodyInterviewer {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `verify_status`.
-    pub fn verify_status(mut self, value: impl Into<i32>) -> Self {
-        self.verify_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`ListInterviewerResponseInterviewer`], so the same type.
+pub type PatchInterviewerBodyInterviewer = ListInterviewerResponseInterviewer;
 
 /// The reply `data` of `hire.v1.interviewer.patch` ([`PatchInterviewerRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33052,19 +30733,9 @@ pub struct PatchInterviewerResponse {
 lark_types::json_struct!(PatchInterviewerResponse { interviewer: "interviewer" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interviewer.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchInterviewerResponseInterviewer {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `verify_status`.
-    pub verify_status: Option<i32>,
-}
-
-lark_types::json_struct!(PatchInterviewerResponseInterviewer {
-    user_id: "user_id",
-    verify_status: "verify_status"
-});
+///
+/// The same shape as [`ListInterviewerResponseInterviewer`], so the same type.
+pub type PatchInterviewerResponseInterviewer = ListInterviewerResponseInterviewer;
 
 /// The JSON body of [`PatchNoteRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33171,49 +30842,14 @@ lark_types::json_struct!(PortalApplySchema {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.portal_apply_schema.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PortalApplySchemaObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `setting`.
-    pub setting: Option<Setting>,
-    /// `is_customized`.
-    pub is_customized: Option<bool>,
-    /// `is_required`.
-    pub is_required: Option<bool>,
-    /// `is_visible`.
-    pub is_visible: Option<bool>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `children_list`.
-    pub children_list: Option<Vec<ObjectChildren>>,
-}
-
-lark_types::json_struct!(PortalApplySchemaObject {
-    id: "id",
-    name: "name",
-    setting: "setting",
-    is_customized: "is_customized",
-    is_required: "is_required",
-    is_visible: "is_visible",
-    active_status: "active_status",
-    children_list: "children_list"
-});
+///
+/// The same shape as [`InterviewRegistrationSchemaObject`], so the same type.
+pub type PortalApplySchemaObject = InterviewRegistrationSchemaObject;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PortalWebsiteApplyFormSchemaInfo {
-    /// `schema_id`.
-    pub schema_id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(PortalWebsiteApplyFormSchemaInfo { schema_id: "schema_id", name: "name" });
+///
+/// The same shape as [`InterviewRegistrationSchemaInfo`], so the same type.
+pub type PortalWebsiteApplyFormSchemaInfo = InterviewRegistrationSchemaInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer_application_form.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33230,18 +30866,9 @@ pub struct PreObjectConfig {
 lark_types::json_struct!(PreObjectConfig { id: "id", operator: "operator", value: "value" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PreferredCity {
-    /// `city_code`.
-    pub city_code: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(PreferredCity { city_code: "city_code", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`JobCity`], so the same type.
+pub type PreferredCity = JobCity;
 
 /// The reply `data` of `hire.v1.attachment.preview` ([`PreviewAttachmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33272,16 +30899,9 @@ lark_types::json_struct!(ProcessInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProcessName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ProcessName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ProcessName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33370,63 +30990,14 @@ impl Project {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProjectCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(ProjectCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl ProjectCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type ProjectCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProjectCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(ProjectCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type ProjectCustomizedData2 = BasicInfoCustomizedData3;
 
 /// The JSON body of [`ProtectAgencyRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33565,37 +31136,9 @@ lark_types::json_struct!(ProtectSearchAgencyResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.protect_search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Protection {
-    /// `protection_type`.
-    pub protection_type: Option<i32>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `expire_time`.
-    pub expire_time: Option<String>,
-    /// `agency_supplier_id`.
-    pub agency_supplier_id: Option<String>,
-    /// `agency_supplier_name`.
-    pub agency_supplier_name: Option<AgencySupplierName>,
-    /// `agency_supplier_user_id`.
-    pub agency_supplier_user_id: Option<String>,
-    /// `agency_supplier_user_name`.
-    pub agency_supplier_user_name: Option<AgencySupplierUserName>,
-}
-
-lark_types::json_struct!(Protection {
-    protection_type: "protection_type",
-    application_id: "application_id",
-    start_time: "start_time",
-    expire_time: "expire_time",
-    agency_supplier_id: "agency_supplier_id",
-    agency_supplier_name: "agency_supplier_name",
-    agency_supplier_user_id: "agency_supplier_user_id",
-    agency_supplier_user_name: "agency_supplier_user_name"
-});
+///
+/// The same shape as [`OnboardedProtection`], so the same type.
+pub type Protection = OnboardedProtection;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33610,16 +31153,9 @@ pub struct ProviderInfo {
 lark_types::json_struct!(ProviderInfo { provider_id: "provider_id", provider_name: "provider_name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.background_check_order.batch_query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProviderName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ProviderName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ProviderName = Name;
 
 /// The JSON body of [`PublishAdvertisementRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33650,25 +31186,9 @@ pub struct QueryAgencyResponse {
 lark_types::json_struct!(QueryAgencyResponse { items: "items" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.agency.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QueryAgencyResponseAgency {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `contactor_id`.
-    pub contactor_id: Option<String>,
-    /// `contactor_name`.
-    pub contactor_name: Option<ContactorName>,
-}
-
-lark_types::json_struct!(QueryAgencyResponseAgency {
-    id: "id",
-    name: "name",
-    contactor_id: "contactor_id",
-    contactor_name: "contactor_name"
-});
+///
+/// The same shape as [`GetAgencyResponseAgency`], so the same type.
+pub type QueryAgencyResponseAgency = GetAgencyResponseAgency;
 
 /// The JSON body of [`QueryLocationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33918,16 +31438,9 @@ lark_types::json_struct!(RecommendInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RecommendedEvaluator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(RecommendedEvaluator { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type RecommendedEvaluator = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34005,16 +31518,9 @@ pub struct RecordScore {
 lark_types::json_struct!(RecordScore { score: "score", total_score: "total_score" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Recruiter {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Recruiter { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Recruiter = Label;
 
 /// The reply `data` of `hire.v1.job.recruiter` ([`RecruiterJobRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34105,28 +31611,14 @@ lark_types::json_struct!(ReferralBasicInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.termination_reason.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReferralName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ReferralName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ReferralName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral.get_by_application` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReferralUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(ReferralUser { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type ReferralUser = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34166,58 +31658,14 @@ lark_types::json_struct!(Registration {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.registration_schema.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RegistrationSchema {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `scenarios`.
-    pub scenarios: Option<Vec<i32>>,
-    /// `objects`.
-    pub objects: Option<Vec<RegistrationSchemaObject>>,
-}
-
-lark_types::json_struct!(RegistrationSchema {
-    id: "id",
-    name: "name",
-    scenarios: "scenarios",
-    objects: "objects"
-});
+///
+/// The same shape as [`PortalApplySchema`], so the same type.
+pub type RegistrationSchema = PortalApplySchema;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.registration_schema.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RegistrationSchemaObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `setting`.
-    pub setting: Option<Setting>,
-    /// `is_customized`.
-    pub is_customized: Option<bool>,
-    /// `is_required`.
-    pub is_required: Option<bool>,
-    /// `is_visible`.
-    pub is_visible: Option<bool>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `children_list`.
-    pub children_list: Option<Vec<ObjectChildren>>,
-}
-
-lark_types::json_struct!(RegistrationSchemaObject {
-    id: "id",
-    name: "name",
-    setting: "setting",
-    is_customized: "is_customized",
-    is_required: "is_required",
-    is_visible: "is_visible",
-    active_status: "active_status",
-    children_list: "children_list"
-});
+///
+/// The same shape as [`InterviewRegistrationSchemaObject`], so the same type.
+pub type RegistrationSchemaObject = InterviewRegistrationSchemaObject;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_feedback_form.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34253,28 +31701,14 @@ lark_types::json_struct!(RelatedDimensionSetting {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.config` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RelatedJob {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(RelatedJob { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type RelatedJob = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Remark {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Remark { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Remark = Name;
 
 /// The JSON body of [`RemoveToFolderTalentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34747,69 +32181,9 @@ impl ResumeBasicInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.delivery.create_by_resume` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ResumeCareer {
-    /// `desc`.
-    pub desc: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<i64>,
-    /// `start_time`.
-    pub start_time: Option<i64>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `company`.
-    pub company: Option<String>,
-    /// `customized_data`.
-    pub customized_data: Option<Vec<CustomizedData>>,
-}
-
-lark_types::json_struct!(ResumeCareer {
-    desc: "desc",
-    end_time: "end_time" as int64,
-    start_time: "start_time" as int64,
-    title: "title",
-    company: "company",
-    customized_data: "customized_data"
-});
-
-impl ResumeCareer {
-    /// Sets `desc`.
-    pub fn desc(mut self, value: impl Into<String>) -> Self {
-        self.desc = Some(value.into());
-        self
-    }
-
-    /// Sets `end_time`.
-    pub fn end_time(mut self, value: impl Into<i64>) -> Self {
-        self.end_time = Some(value.into());
-        self
-    }
-
-    /// Sets `start_time`.
-    pub fn start_time(mut self, value: impl Into<i64>) -> Self {
-        self.start_time = Some(value.into());
-        self
-    }
-
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `company`.
-    pub fn company(mut self, value: impl Into<String>) -> Self {
-        self.company = Some(value.into());
-        self
-    }
-
-    /// Sets `customized_data`.
-    pub fn customized_data(mut self, value: impl IntoIterator<Item = impl Into<CustomizedData>>) -> Self {
-        self.customized_data = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`Internship`], so the same type.
+pub type ResumeCareer = Internship;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.delivery.create_by_resume` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35231,40 +32605,19 @@ lark_types::json_struct!(Role {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.user_role.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoleDescription {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(RoleDescription { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type RoleDescription = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.user_role.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoleName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(RoleName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type RoleName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SalaryInfo {
-    /// `name`.
-    pub name: Option<Name>,
-    /// `value`.
-    pub value: Option<Value>,
-}
-
-lark_types::json_struct!(SalaryInfo { name: "name", value: "value" });
+///
+/// The same shape as [`CommentInfo`], so the same type.
+pub type SalaryInfo = CommentInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35766,103 +33119,9 @@ lark_types::json_struct!(SearchWebsiteJobPostResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.job_post.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchWebsiteJobPostResponseJobPost {
-    /// `id`.
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `job_code`.
-    pub job_code: Option<String>,
-    /// `job_expire_time`.
-    pub job_expire_time: Option<String>,
-    /// `job_active_status`.
-    pub job_active_status: Option<i32>,
-    /// `job_process_type`.
-    pub job_process_type: Option<i32>,
-    /// `job_recruitment_type`.
-    pub job_recruitment_type: Option<JobPostJobRecruitmentType>,
-    /// `job_department`.
-    pub job_department: Option<JobPostJobDepartment>,
-    /// `job_type`.
-    pub job_type: Option<JobPostJobType>,
-    /// `min_job_level`.
-    pub min_job_level: Option<JobPostMinJobLevel>,
-    /// `max_job_level`.
-    pub max_job_level: Option<JobPostMaxJobLevel>,
-    /// `address`.
-    pub address: Option<JobPostAddress>,
-    /// `min_salary`.
-    pub min_salary: Option<String>,
-    /// `max_salary`.
-    pub max_salary: Option<String>,
-    /// `required_degree`.
-    pub required_degree: Option<i32>,
-    /// `experience`.
-    pub experience: Option<i32>,
-    /// `headcount`.
-    pub headcount: Option<i32>,
-    /// `high_light_list`.
-    pub high_light_list: Option<Vec<HighLight>>,
-    /// `requirement`.
-    pub requirement: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `modify_time`.
-    pub modify_time: Option<String>,
-    /// `customized_data_list`.
-    pub customized_data_list: Option<Vec<JobPostCustomizedData>>,
-    /// `job_function`.
-    pub job_function: Option<JobFunction>,
-    /// `subject`.
-    pub subject: Option<Subject>,
-    /// `address_list`.
-    pub address_list: Option<Vec<JobPostAddress>>,
-    /// `job_sequence_info`.
-    pub job_sequence_info: Option<JobSequenceInfo>,
-    /// `currency`.
-    pub currency: Option<f64>,
-    /// `target_major_list`.
-    pub target_major_list: Option<Vec<JobPostTargetMajor>>,
-}
-
-lark_types::json_struct!(SearchWebsiteJobPostResponseJobPost {
-    id: "id",
-    title: "title",
-    job_id: "job_id",
-    job_code: "job_code",
-    job_expire_time: "job_expire_time",
-    job_active_status: "job_active_status",
-    job_process_type: "job_process_type",
-    job_recruitment_type: "job_recruitment_type",
-    job_department: "job_department",
-    job_type: "job_type",
-    min_job_level: "min_job_level",
-    max_job_level: "max_job_level",
-    address: "address",
-    min_salary: "min_salary",
-    max_salary: "max_salary",
-    required_degree: "required_degree",
-    experience: "experience",
-    headcount: "headcount",
-    high_light_list: "high_light_list",
-    requirement: "requirement",
-    creator: "creator",
-    create_time: "create_time",
-    modify_time: "modify_time",
-    customized_data_list: "customized_data_list",
-    job_function: "job_function",
-    subject: "subject",
-    address_list: "address_list",
-    job_sequence_info: "job_sequence_info",
-    currency: "currency" as number,
-    target_major_list: "target_major_list"
-});
+///
+/// The same shape as [`GetWebsiteJobPostResponseJobPost`], so the same type.
+pub type SearchWebsiteJobPostResponseJobPost = GetWebsiteJobPostResponseJobPost;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.questionnaire.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35929,42 +33188,9 @@ impl SelfEvaluation {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SelfEvaluationCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(SelfEvaluationCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl SelfEvaluationCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type SelfEvaluationCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.minutes.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35988,16 +33214,9 @@ lark_types::json_struct!(Sentence {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Sequence {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Sequence { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Sequence = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.interview_registration_schema.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36086,59 +33305,14 @@ impl Sns {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SnsCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(SnsCustomizedData { object_id: "object_id", value: "value", children: "children" });
-
-impl SnsCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type SnsCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SnsCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(SnsCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type SnsCustomizedData2 = BasicInfoCustomizedData3;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.role.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36162,16 +33336,9 @@ lark_types::json_struct!(SocailPermissionCollection {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.minutes.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SpeakerName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(SpeakerName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type SpeakerName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36256,32 +33423,14 @@ lark_types::json_struct!(StageTime {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct State {
-    /// `name`.
-    pub name: Option<Name>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(State { name: "name", code: "code", location_type: "location_type" });
+///
+/// The same shape as [`District`], so the same type.
+pub type State = District;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.location.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StateNameInfo {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `py_name`.
-    pub py_name: Option<String>,
-}
-
-lark_types::json_struct!(StateNameInfo { zh_name: "zh_name", en_name: "en_name", py_name: "py_name" });
+///
+/// The same shape as [`CountryNameInfo`], so the same type.
+pub type StateNameInfo = CountryNameInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36317,43 +33466,14 @@ lark_types::json_struct!(Storefront {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StorefrontAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<AddressDistrict>,
-    /// `city`.
-    pub city: Option<AddressCity>,
-    /// `state`.
-    pub state: Option<AddressState>,
-    /// `country`.
-    pub country: Option<AddressCountry>,
-}
-
-lark_types::json_struct!(StorefrontAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`InterviewAddress`], so the same type.
+pub type StorefrontAddress = InterviewAddress;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Subject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(Subject { id: "id", name: "name" });
+///
+/// The same shape as [`Label`], so the same type.
+pub type Subject = Label;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.get_detail` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36861,64 +33981,14 @@ pub struct TalentLanguage2 {
 lark_types::json_struct!(TalentLanguage2 { id: "id", language: "language", proficiency: "proficiency" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_object.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TalentObject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `setting`.
-    pub setting: Option<Setting>,
-    /// `is_customized`.
-    pub is_customized: Option<bool>,
-    /// `is_required`.
-    pub is_required: Option<bool>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-    /// `children_list`.
-    pub children_list: Option<Vec<TalentObjectChildren>>,
-}
-
-lark_types::json_struct!(TalentObject {
-    id: "id",
-    name: "name",
-    setting: "setting",
-    is_customized: "is_customized",
-    is_required: "is_required",
-    active_status: "active_status",
-    children_list: "children_list"
-});
+///
+/// The same shape as [`JobRequirementSchemaObject`], so the same type.
+pub type TalentObject = JobRequirementSchemaObject;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_object.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TalentObjectChildren {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `setting`.
-    pub setting: Option<Setting>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `is_customized`.
-    pub is_customized: Option<bool>,
-    /// `is_required`.
-    pub is_required: Option<bool>,
-    /// `active_status`.
-    pub active_status: Option<i32>,
-}
-
-lark_types::json_struct!(TalentObjectChildren {
-    id: "id",
-    name: "name",
-    setting: "setting",
-    parent_id: "parent_id",
-    is_customized: "is_customized",
-    is_required: "is_required",
-    active_status: "active_status"
-});
+///
+/// The same shape as [`ObjectChildren2`], so the same type.
+pub type TalentObjectChildren = ObjectChildren2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent_operation_log.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37055,18 +34125,9 @@ pub struct TalentProtectTime {
 lark_types::json_struct!(TalentProtectTime { day: "day", use_default: "use_default", forever: "forever" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TalentResumeSource {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(TalentResumeSource { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type TalentResumeSource = BasicInfoEmployeeType;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37120,16 +34181,9 @@ pub struct TalentTag {
 lark_types::json_struct!(TalentTag { id: "id", name: "name", type_: "type", active_status: "active_status" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TalentTimeZone {
-    /// `code`.
-    pub code: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(TalentTimeZone { code: "code", name: "name" });
+///
+/// The same shape as [`ApplicationPreferredCity`], so the same type.
+pub type TalentTimeZone = ApplicationPreferredCity;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37172,18 +34226,9 @@ pub struct TalentWorks2 {
 lark_types::json_struct!(TalentWorks2 { id: "id", link: "link", desc: "desc", name: "name" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TargetMajor {
-    /// `id`.
-    pub id: Option<String>,
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-}
-
-lark_types::json_struct!(TargetMajor { id: "id", zh_name: "zh_name", en_name: "en_name" });
+///
+/// The same shape as [`BasicInfoEmployeeType`], so the same type.
+pub type TargetMajor = BasicInfoEmployeeType;
 
 /// The JSON body of [`TerminateApplicationRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37368,28 +34413,14 @@ lark_types::json_struct!(Test {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.test.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TestPaperSourceName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TestPaperSourceName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type TestPaperSourceName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.test.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TestSchedule {
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-}
-
-lark_types::json_struct!(TestSchedule { start_time: "start_time", end_time: "end_time" });
+///
+/// The same shape as [`TimeRange`], so the same type.
+pub type TestSchedule = TimeRange;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37404,16 +34435,9 @@ pub struct TimeRange {
 lark_types::json_struct!(TimeRange { start_time: "start_time", end_time: "end_time" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Title {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Title { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Title = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.todo.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37458,46 +34482,14 @@ lark_types::json_struct!(TodoEvaluation {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.todo.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TodoInterview {
-    /// `talent_id`.
-    pub talent_id: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(TodoInterview {
-    talent_id: "talent_id",
-    job_id: "job_id",
-    application_id: "application_id",
-    id: "id"
-});
+///
+/// The same shape as [`TodoEvaluation`], so the same type.
+pub type TodoInterview = TodoEvaluation;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.todo.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TodoOffer {
-    /// `talent_id`.
-    pub talent_id: Option<String>,
-    /// `job_id`.
-    pub job_id: Option<String>,
-    /// `application_id`.
-    pub application_id: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(TodoOffer {
-    talent_id: "talent_id",
-    job_id: "job_id",
-    application_id: "application_id",
-    id: "id"
-});
+///
+/// The same shape as [`TodoEvaluation`], so the same type.
+pub type TodoOffer = TodoEvaluation;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37547,33 +34539,9 @@ impl TotalRechargeRewardInfo {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TotalRechargeRewardInfoCash {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(TotalRechargeRewardInfoCash {
-    currency_type: "currency_type",
-    amount: "amount" as number
-});
-
-impl TotalRechargeRewardInfoCash {
-    /// Sets `currency_type`.
-    pub fn currency_type(mut self, value: impl Into<String>) -> Self {
-        self.currency_type = Some(value.into());
-        self
-    }
-
-    /// Sets `amount`.
-    pub fn amount(mut self, value: impl Into<f64>) -> Self {
-        self.amount = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CashBonus`], so the same type.
+pub type TotalRechargeRewardInfoCash = CashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37594,19 +34562,9 @@ lark_types::json_struct!(TotalWithdrawRewardInfo {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TotalWithdrawRewardInfoCash {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(TotalWithdrawRewardInfoCash {
-    currency_type: "currency_type",
-    amount: "amount" as number
-});
+///
+/// The same shape as [`CashBonus`], so the same type.
+pub type TotalWithdrawRewardInfoCash = CashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.reconciliation` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38299,72 +35257,9 @@ impl UpdateExternalInterviewBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.external_interview.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateExternalInterviewBodyInterviewAssessment {
-    /// `external_id`.
-    pub external_id: Option<String>,
-    /// `username`.
-    pub username: Option<String>,
-    /// `conclusion`.
-    pub conclusion: Option<i32>,
-    /// `assessment_dimension_list`.
-    pub assessment_dimension_list: Option<Vec<AssessmentDimension>>,
-    /// `content`.
-    pub content: Option<String>,
-    /// `external_interview_id`.
-    pub external_interview_id: Option<String>,
-}
-
-lark_types::json_struct!(UpdateExternalInterviewBodyInterviewAssessment {
-    external_id: "external_id",
-    username: "username",
-    conclusion: "conclusion",
-    assessment_dimension_list: "assessment_dimension_list",
-    content: "content",
-    external_interview_id: "external_interview_id"
-});
-
-impl UpdateExternalInterviewBodyInterviewAssessment {
-    /// Sets `external_id`.
-    pub fn external_id(mut self, value: impl Into<String>) -> Self {
-        self.external_id = Some(value.into());
-        self
-    }
-
-    /// Sets `username`.
-    pub fn username(mut self, value: impl Into<String>) -> Self {
-        self.username = Some(value.into());
-        self
-    }
-
-    /// Sets `conclusion`.
-    pub fn conclusion(mut self, value: impl Into<i32>) -> Self {
-        self.conclusion = Some(value.into());
-        self
-    }
-
-    /// Sets `assessment_dimension_list`.
-    pub fn assessment_dimension_list(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<AssessmentDimension>>,
-    ) -> Self {
-        self.assessment_dimension_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `content`.
-    pub fn content(mut self, value: impl Into<String>) -> Self {
-        self.content = Some(value.into());
-        self
-    }
-
-    /// Sets `external_interview_id`.
-    pub fn external_interview_id(mut self, value: impl Into<String>) -> Self {
-        self.external_interview_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateExternalInterviewBodyInterviewAssessment`], so the same type.
+pub type UpdateExternalInterviewBodyInterviewAssessment = CreateExternalInterviewBodyInterviewAssessment;
 
 /// The reply `data` of `hire.v1.external_interview.update` ([`UpdateExternalInterviewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38768,305 +35663,14 @@ impl UpdateOfferBody {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateOfferBodyBasicInfo {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `leader_user_id` (required).
-    pub leader_user_id: Option<String>,
-    /// `employment_job_id`.
-    pub employment_job_id: Option<String>,
-    /// `employee_type_id`.
-    pub employee_type_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `probation_month`.
-    pub probation_month: Option<i32>,
-    /// `contract_year`.
-    pub contract_year: Option<i32>,
-    /// `contract_period`.
-    pub contract_period: Option<ContractPeriod>,
-    /// `expected_onboard_date`.
-    pub expected_onboard_date: Option<String>,
-    /// `onboard_address_id`.
-    pub onboard_address_id: Option<String>,
-    /// `work_address_id`.
-    pub work_address_id: Option<String>,
-    /// `owner_user_id` (required).
-    pub owner_user_id: Option<String>,
-    /// `recommended_words`.
-    pub recommended_words: Option<String>,
-    /// `job_requirement_id`.
-    pub job_requirement_id: Option<String>,
-    /// `job_process_type_id`.
-    pub job_process_type_id: Option<i32>,
-    /// `attachment_id_list`.
-    pub attachment_id_list: Option<Vec<String>>,
-    /// `common_attachment_id_list`.
-    pub common_attachment_id_list: Option<Vec<String>>,
-    /// `attachment_description`.
-    pub attachment_description: Option<String>,
-    /// `operator_user_id` (required).
-    pub operator_user_id: Option<String>,
-    /// `position_id`.
-    pub position_id: Option<String>,
-    /// `job_offered`.
-    pub job_offered: Option<String>,
-    /// `job_grade_id`.
-    pub job_grade_id: Option<String>,
-    /// `pathway_id`.
-    pub pathway_id: Option<String>,
-}
-
-lark_types::json_struct!(UpdateOfferBodyBasicInfo {
-    department_id: "department_id",
-    leader_user_id: "leader_user_id",
-    employment_job_id: "employment_job_id",
-    employee_type_id: "employee_type_id",
-    job_family_id: "job_family_id",
-    job_level_id: "job_level_id",
-    probation_month: "probation_month",
-    contract_year: "contract_year",
-    contract_period: "contract_period",
-    expected_onboard_date: "expected_onboard_date",
-    onboard_address_id: "onboard_address_id",
-    work_address_id: "work_address_id",
-    owner_user_id: "owner_user_id",
-    recommended_words: "recommended_words",
-    job_requirement_id: "job_requirement_id",
-    job_process_type_id: "job_process_type_id",
-    attachment_id_list: "attachment_id_list",
-    common_attachment_id_list: "common_attachment_id_list",
-    attachment_description: "attachment_description",
-    operator_user_id: "operator_user_id",
-    position_id: "position_id",
-    job_offered: "job_offered",
-    job_grade_id: "job_grade_id",
-    pathway_id: "pathway_id"
-});
-
-impl UpdateOfferBodyBasicInfo {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `leader_user_id`.
-    pub fn leader_user_id(mut self, value: impl Into<String>) -> Self {
-        self.leader_user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `employment_job_id`.
-    pub fn employment_job_id(mut self, value: impl Into<String>) -> Self {
-        self.employment_job_id = Some(value.into());
-        self
-    }
-
-    /// Sets `employee_type_id`.
-    pub fn employee_type_id(mut self, value: impl Into<String>) -> Self {
-        self.employee_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `job_family_id`.
-    pub fn job_family_id(mut self, value: impl Into<String>) -> Self {
-        self.job_family_id = Some(value.into());
-        self
-    }
-
-    /// Sets `job_level_id`.
-    pub fn job_level_id(mut self, value: impl Into<String>) -> Self {
-        self.job_level_id = Some(value.into());
-        self
-    }
-
-    /// Sets `probation_month`.
-    pub fn probation_month(mut self, value: impl Into<i32>) -> Self {
-        self.probation_month = Some(value.into());
-        self
-    }
-
-    /// Sets `contract_year`.
-    pub fn contract_year(mut self, value: impl Into<i32>) -> Self {
-        self.contract_year = Some(value.into());
-        self
-    }
-
-    /// Sets `contract_period`.
-    pub fn contract_period(mut self, value: impl Into<ContractPeriod>) -> Self {
-        self.contract_period = Some(value.into());
-        self
-    }
-
-    /// Sets `expected_onboard_date`.
-    pub fn expected_onboard_date(mut self, value: impl Into<String>) -> Self {
-        self.expected_onboard_date = Some(value.into());
-        self
-    }
-
-    /// Sets `onboard_address_id`.
-    pub fn onboard_address_id(mut self, value: impl Into<String>) -> Self {
-        self.onboard_address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `work_address_id`.
-    pub fn work_address_id(mut self, value: impl Into<String>) -> Self {
-        self.work_address_id = Some(value.into());
-        self
-    }
-
-    /// Sets `owner_user_id`.
-    pub fn owner_user_id(mut self, value: impl Into<String>) -> Self {
-        self.owner_user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `recommended_words`.
-    pub fn recommended_words(mut self, value: impl Into<String>) -> Self {
-        self.recommended_words = Some(value.into());
-        self
-    }
-
-    /// Sets `job_requirement_id`.
-    pub fn job_requirement_id(mut self, value: impl Into<String>) -> Self {
-        self.job_requirement_id = Some(value.into());
-        self
-    }
-
-    /// Sets `job_process_type_id`.
-    pub fn job_process_type_id(mut self, value: impl Into<i32>) -> Self {
-        self.job_process_type_id = Some(value.into());
-        self
-    }
-
-    /// Sets `attachment_id_list`.
-    pub fn attachment_id_list(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.attachment_id_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `common_attachment_id_list`.
-    pub fn common_attachment_id_list(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.common_attachment_id_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `attachment_description`.
-    pub fn attachment_description(mut self, value: impl Into<String>) -> Self {
-        self.attachment_description = Some(value.into());
-        self
-    }
-
-    /// Sets `operator_user_id`.
-    pub fn operator_user_id(mut self, value: impl Into<String>) -> Self {
-        self.operator_user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `position_id`.
-    pub fn position_id(mut self, value: impl Into<String>) -> Self {
-        self.position_id = Some(value.into());
-        self
-    }
-
-    /// Sets `job_offered`.
-    pub fn job_offered(mut self, value: impl Into<String>) -> Self {
-        self.job_offered = Some(value.into());
-        self
-    }
-
-    /// Sets `job_grade_id`.
-    pub fn job_grade_id(mut self, value: impl Into<String>) -> Self {
-        self.job_grade_id = Some(value.into());
-        self
-    }
-
-    /// Sets `pathway_id`.
-    pub fn pathway_id(mut self, value: impl Into<String>) -> Self {
-        self.pathway_id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateOfferBodyBasicInfo`], so the same type.
+pub type UpdateOfferBodyBasicInfo = CreateOfferBodyBasicInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateOfferBodySalaryInfo {
-    /// `currency` (required).
-    pub currency: Option<String>,
-    /// `basic_salary`.
-    pub basic_salary: Option<String>,
-    /// `probation_salary_percentage`.
-    pub probation_salary_percentage: Option<String>,
-    /// `award_salary_multiple`.
-    pub award_salary_multiple: Option<String>,
-    /// `option_shares`.
-    pub option_shares: Option<String>,
-    /// `quarterly_bonus`.
-    pub quarterly_bonus: Option<String>,
-    /// `half_year_bonus`.
-    pub half_year_bonus: Option<String>,
-}
-
-lark_types::json_struct!(UpdateOfferBodySalaryInfo {
-    currency: "currency",
-    basic_salary: "basic_salary",
-    probation_salary_percentage: "probation_salary_percentage",
-    award_salary_multiple: "award_salary_multiple",
-    option_shares: "option_shares",
-    quarterly_bonus: "quarterly_bonus",
-    half_year_bonus: "half_year_bonus"
-});
-
-impl UpdateOfferBodySalaryInfo {
-    /// Sets `currency`.
-    pub fn currency(mut self, value: impl Into<String>) -> Self {
-        self.currency = Some(value.into());
-        self
-    }
-
-    /// Sets `basic_salary`.
-    pub fn basic_salary(mut self, value: impl Into<String>) -> Self {
-        self.basic_salary = Some(value.into());
-        self
-    }
-
-    /// Sets `probation_salary_percentage`.
-    pub fn probation_salary_percentage(mut self, value: impl Into<String>) -> Self {
-        self.probation_salary_percentage = Some(value.into());
-        self
-    }
-
-    /// Sets `award_salary_multiple`.
-    pub fn award_salary_multiple(mut self, value: impl Into<String>) -> Self {
-        self.award_salary_multiple = Some(value.into());
-        self
-    }
-
-    /// Sets `option_shares`.
-    pub fn option_shares(mut self, value: impl Into<String>) -> Self {
-        self.option_shares = Some(value.into());
-        self
-    }
-
-    /// Sets `quarterly_bonus`.
-    pub fn quarterly_bonus(mut self, value: impl Into<String>) -> Self {
-        self.quarterly_bonus = Some(value.into());
-        self
-    }
-
-    /// Sets `half_year_bonus`.
-    pub fn half_year_bonus(mut self, value: impl Into<String>) -> Self {
-        self.half_year_bonus = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateOfferBodySalaryInfo`], so the same type.
+pub type UpdateOfferBodySalaryInfo = CreateOfferBodySalaryInfo;
 
 /// The JSON body of [`UpdateOfferCustomFieldRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39151,115 +35755,14 @@ lark_types::json_struct!(UpdateOfferResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateOfferResponseBasicInfo {
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `leader_user_id`.
-    pub leader_user_id: Option<String>,
-    /// `employment_job_id`.
-    pub employment_job_id: Option<String>,
-    /// `employee_type_id`.
-    pub employee_type_id: Option<String>,
-    /// `job_family_id`.
-    pub job_family_id: Option<String>,
-    /// `job_level_id`.
-    pub job_level_id: Option<String>,
-    /// `probation_month`.
-    pub probation_month: Option<i32>,
-    /// `contract_year`.
-    pub contract_year: Option<i32>,
-    /// `contract_period`.
-    pub contract_period: Option<ContractPeriod>,
-    /// `expected_onboard_date`.
-    pub expected_onboard_date: Option<String>,
-    /// `onboard_address_id`.
-    pub onboard_address_id: Option<String>,
-    /// `work_address_id`.
-    pub work_address_id: Option<String>,
-    /// `owner_user_id`.
-    pub owner_user_id: Option<String>,
-    /// `recommended_words`.
-    pub recommended_words: Option<String>,
-    /// `job_requirement_id`.
-    pub job_requirement_id: Option<String>,
-    /// `job_process_type_id`.
-    pub job_process_type_id: Option<i32>,
-    /// `attachment_id_list`.
-    pub attachment_id_list: Option<Vec<String>>,
-    /// `common_attachment_id_list`.
-    pub common_attachment_id_list: Option<Vec<String>>,
-    /// `attachment_description`.
-    pub attachment_description: Option<String>,
-    /// `operator_user_id` (required).
-    pub operator_user_id: Option<String>,
-    /// `position_id`.
-    pub position_id: Option<String>,
-    /// `job_offered`.
-    pub job_offered: Option<String>,
-    /// `job_grade_id`.
-    pub job_grade_id: Option<String>,
-    /// `pathway_id`.
-    pub pathway_id: Option<String>,
-}
-
-lark_types::json_struct!(UpdateOfferResponseBasicInfo {
-    department_id: "department_id",
-    leader_user_id: "leader_user_id",
-    employment_job_id: "employment_job_id",
-    employee_type_id: "employee_type_id",
-    job_family_id: "job_family_id",
-    job_level_id: "job_level_id",
-    probation_month: "probation_month",
-    contract_year: "contract_year",
-    contract_period: "contract_period",
-    expected_onboard_date: "expected_onboard_date",
-    onboard_address_id: "onboard_address_id",
-    work_address_id: "work_address_id",
-    owner_user_id: "owner_user_id",
-    recommended_words: "recommended_words",
-    job_requirement_id: "job_requirement_id",
-    job_process_type_id: "job_process_type_id",
-    attachment_id_list: "attachment_id_list",
-    common_attachment_id_list: "common_attachment_id_list",
-    attachment_description: "attachment_description",
-    operator_user_id: "operator_user_id",
-    position_id: "position_id",
-    job_offered: "job_offered",
-    job_grade_id: "job_grade_id",
-    pathway_id: "pathway_id"
-});
+///
+/// The same shape as [`CreateOfferResponseBasicInfo`], so the same type.
+pub type UpdateOfferResponseBasicInfo = CreateOfferResponseBasicInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.offer.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateOfferResponseSalaryInfo {
-    /// `currency` (required).
-    pub currency: Option<String>,
-    /// `basic_salary`.
-    pub basic_salary: Option<String>,
-    /// `probation_salary_percentage`.
-    pub probation_salary_percentage: Option<String>,
-    /// `award_salary_multiple`.
-    pub award_salary_multiple: Option<String>,
-    /// `option_shares`.
-    pub option_shares: Option<String>,
-    /// `quarterly_bonus`.
-    pub quarterly_bonus: Option<String>,
-    /// `half_year_bonus`.
-    pub half_year_bonus: Option<String>,
-}
-
-lark_types::json_struct!(UpdateOfferResponseSalaryInfo {
-    currency: "currency",
-    basic_salary: "basic_salary",
-    probation_salary_percentage: "probation_salary_percentage",
-    award_salary_multiple: "award_salary_multiple",
-    option_shares: "option_shares",
-    quarterly_bonus: "quarterly_bonus",
-    half_year_bonus: "half_year_bonus"
-});
+///
+/// The same shape as [`CreateOfferBodySalaryInfo`], so the same type.
+pub type UpdateOfferResponseSalaryInfo = CreateOfferBodySalaryInfo;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job_requirement.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39642,16 +36145,9 @@ pub struct UserRoleBusinessManagementScope {
 lark_types::json_struct!(UserRoleBusinessManagementScope { entity: "entity", scope_rule: "scope_rule" });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Value {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Value { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Value = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.job.combined_create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39687,32 +36183,14 @@ lark_types::json_struct!(Website {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.website.channel.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WebsiteChannel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `link`.
-    pub link: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-}
-
-lark_types::json_struct!(WebsiteChannel { id: "id", name: "name", link: "link", code: "code" });
+///
+/// The same shape as [`CreateWebsiteChannelResponse`], so the same type.
+pub type WebsiteChannel = CreateWebsiteChannelResponse;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WebsiteName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(WebsiteName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type WebsiteName = Name;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39780,166 +36258,44 @@ lark_types::json_struct!(WithdrawReferralAccountResponse {
 });
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.withdraw` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WithdrawalDetails {
-    /// `bonus_type`.
-    pub bonus_type: Option<f64>,
-    /// `point_bonus`.
-    pub point_bonus: Option<i32>,
-    /// `cash`.
-    pub cash: Option<WithdrawalDetailsCash>,
-    /// `cash_bonus`.
-    pub cash_bonus: Option<Vec<WithdrawalDetailsCashBonus>>,
-}
-
-lark_types::json_struct!(WithdrawalDetails {
-    bonus_type: "bonus_type" as number,
-    point_bonus: "point_bonus",
-    cash: "cash",
-    cash_bonus: "cash_bonus"
-});
+///
+/// The same shape as [`ConfirmedBonus`], so the same type.
+pub type WithdrawalDetails = ConfirmedBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.withdraw` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WithdrawalDetailsCash {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<f64>,
-}
-
-lark_types::json_struct!(WithdrawalDetailsCash {
-    currency_type: "currency_type",
-    amount: "amount" as number
-});
+///
+/// The same shape as [`CashBonus`], so the same type.
+pub type WithdrawalDetailsCash = CashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.referral_account.withdraw` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WithdrawalDetailsCashBonus {
-    /// `currency_type` (required).
-    pub currency_type: Option<String>,
-    /// `amount` (required).
-    pub amount: Option<String>,
-}
-
-lark_types::json_struct!(WithdrawalDetailsCashBonus {
-    currency_type: "currency_type",
-    amount: "amount" as decimal
-});
+///
+/// The same shape as [`ConfirmedBonusCashBonus`], so the same type.
+pub type WithdrawalDetailsCashBonus = ConfirmedBonusCashBonus;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.get_detail` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkAddress {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `district`.
-    pub district: Option<District>,
-    /// `city`.
-    pub city: Option<City>,
-    /// `state`.
-    pub state: Option<State>,
-    /// `country`.
-    pub country: Option<Country>,
-}
-
-lark_types::json_struct!(WorkAddress {
-    id: "id",
-    name: "name",
-    district: "district",
-    city: "city",
-    state: "state",
-    country: "country"
-});
+///
+/// The same shape as [`Address`], so the same type.
+pub type WorkAddress = Address;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkAddressCity {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(WorkAddressCity {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type WorkAddressCity = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkAddressCountry {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(WorkAddressCountry {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type WorkAddressCountry = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkAddressDistrict {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(WorkAddressDistrict {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type WorkAddressDistrict = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorkAddressState {
-    /// `zh_name`.
-    pub zh_name: Option<String>,
-    /// `en_name`.
-    pub en_name: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `location_type`.
-    pub location_type: Option<i32>,
-}
-
-lark_types::json_struct!(WorkAddressState {
-    zh_name: "zh_name",
-    en_name: "en_name",
-    code: "code",
-    location_type: "location_type"
-});
+///
+/// The same shape as [`OnboardAddressDistrict`], so the same type.
+pub type WorkAddressState = OnboardAddressDistrict;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.application.offer` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40034,60 +36390,11 @@ impl WorksAttachment {
 }
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.combined_create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorksCustomizedData {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `children`.
-    pub children: Option<Vec<CustomizedDataChildren>>,
-}
-
-lark_types::json_struct!(WorksCustomizedData {
-    object_id: "object_id",
-    value: "value",
-    children: "children"
-});
-
-impl WorksCustomizedData {
-    /// Sets `object_id`.
-    pub fn object_id(mut self, value: impl Into<String>) -> Self {
-        self.object_id = Some(value.into());
-        self
-    }
-
-    /// Sets `value`.
-    pub fn value(mut self, value: impl Into<String>) -> Self {
-        self.value = Some(value.into());
-        self
-    }
-
-    /// Sets `children`.
-    pub fn children(mut self, value: impl IntoIterator<Item = impl Into<CustomizedDataChildren>>) -> Self {
-        self.children = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`BasicInfoCustomizedData2`], so the same type.
+pub type WorksCustomizedData = BasicInfoCustomizedData2;
 
 /// An object of the `hire` `v1` APIs (first seen in the `hire.v1.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct WorksCustomizedData2 {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<CustomizedDataValue2>,
-}
-
-lark_types::json_struct!(WorksCustomizedData2 {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`BasicInfoCustomizedData3`], so the same type.
+pub type WorksCustomizedData2 = BasicInfoCustomizedData3;

@@ -251,16 +251,9 @@ pub struct AbilityAssessment {
 lark_types::json_struct!(AbilityAssessment { id: "id", ability_id: "ability_id", content: "content" });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AliasName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(AliasName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type AliasName = Name;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -419,25 +412,9 @@ lark_types::json_struct!(Career {
 });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Children {
-    /// `object_id`.
-    pub object_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `object_type`.
-    pub object_type: Option<i32>,
-    /// `value`.
-    pub value: Option<Value>,
-}
-
-lark_types::json_struct!(Children {
-    object_id: "object_id",
-    name: "name",
-    object_type: "object_type",
-    value: "value"
-});
+///
+/// The same shape as [`CustomizedData`], so the same type.
+pub type Children = CustomizedData;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.talent.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -524,16 +501,9 @@ lark_types::json_struct!(DimensionAssessment {
 });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DimensionName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type DimensionName = Name;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -725,40 +695,14 @@ lark_types::json_struct!(GetTalentResponseCustomizedData {
 });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HigherLimitJobLevelName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(HigherLimitJobLevelName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type HigherLimitJobLevelName = Name;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.talent.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Internship {
-    /// `company_name`.
-    pub company_name: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `customized_data_list`.
-    pub customized_data_list: Option<Vec<CustomizedData>>,
-}
-
-lark_types::json_struct!(Internship {
-    company_name: "company_name",
-    end_time: "end_time",
-    start_time: "start_time",
-    title: "title",
-    customized_data_list: "customized_data_list"
-});
+///
+/// The same shape as [`Career`], so the same type.
+pub type Internship = Career;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -860,16 +804,9 @@ lark_types::json_struct!(ListInterviewRecordResponse {
 });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LowerLimitJobLevelName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(LowerLimitJobLevelName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type LowerLimitJobLevelName = Name;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -899,16 +836,9 @@ lark_types::json_struct!(ModuleAssessment {
 });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ModuleName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ModuleName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ModuleName = Name;
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1181,16 +1111,9 @@ pub struct TimeRange {
 lark_types::json_struct!(TimeRange { start_time: "start_time", end_time: "end_time" });
 
 /// An object of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Title {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(Title { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type Title = Name;
 
 lark_types::open_enum! {
 /// Values of the `hire` `v2` APIs (first seen in the `hire.v2.interview_record.get` query).

@@ -5027,22 +5027,9 @@ P2p = "p2p",
 }
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.menu_tree.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Children {
-    /// `chat_menu_item`.
-    pub chat_menu_item: Option<ChatMenuItem>,
-}
-
-lark_types::json_struct!(Children { chat_menu_item: "chat_menu_item" });
-
-impl Children {
-    /// Sets `chat_menu_item`.
-    pub fn chat_menu_item(mut self, value: impl Into<ChatMenuItem>) -> Self {
-        self.chat_menu_item = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PatchChatMenuItemResponse`], so the same type.
+pub type Children = PatchChatMenuItemResponse;
 
 /// The JSON body of [`CreateChatRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5469,6 +5456,38 @@ lark_types::json_struct!(CreateChatTabResponseChatTab {
     tab_config: "tab_config"
 });
 
+impl CreateChatTabResponseChatTab {
+    /// Sets `tab_id`.
+    pub fn tab_id(mut self, value: impl Into<String>) -> Self {
+        self.tab_id = Some(value.into());
+        self
+    }
+
+    /// Sets `tab_name`.
+    pub fn tab_name(mut self, value: impl Into<String>) -> Self {
+        self.tab_name = Some(value.into());
+        self
+    }
+
+    /// Sets `tab_type`.
+    pub fn tab_type(mut self, value: impl Into<TabType>) -> Self {
+        self.tab_type = Some(value.into());
+        self
+    }
+
+    /// Sets `tab_content`.
+    pub fn tab_content(mut self, value: impl Into<TabContent>) -> Self {
+        self.tab_content = Some(value.into());
+        self
+    }
+
+    /// Sets `tab_config`.
+    pub fn tab_config(mut self, value: impl Into<TabConfig>) -> Self {
+        self.tab_config = Some(value.into());
+        self
+    }
+}
+
 /// The reply `data` of `im.v1.file.create` ([`CreateFileRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -5720,14 +5739,9 @@ pub struct DeleteChatMenuTreeResponse {
 lark_types::json_struct!(DeleteChatMenuTreeResponse { menu_tree: "menu_tree" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.menu_tree.delete` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DeleteChatMenuTreeResponseMenuTree {
-    /// `chat_menu_top_levels`.
-    pub chat_menu_top_levels: Option<Vec<MenuTreeChatMenuTopLevel>>,
-}
-
-lark_types::json_struct!(DeleteChatMenuTreeResponseMenuTree { chat_menu_top_levels: "chat_menu_top_levels" });
+///
+/// The same shape as [`CreateChatMenuTreeResponseMenuTree`], so the same type.
+pub type DeleteChatMenuTreeResponseMenuTree = CreateChatMenuTreeResponseMenuTree;
 
 /// The JSON body of [`DeleteManagersChatManagersRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5812,28 +5826,9 @@ pub struct DeleteTabsChatTabResponse {
 lark_types::json_struct!(DeleteTabsChatTabResponse { chat_tabs: "chat_tabs" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.tab.delete_tabs` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DeleteTabsChatTabResponseChatTab {
-    /// `tab_id`.
-    pub tab_id: Option<String>,
-    /// `tab_name`.
-    pub tab_name: Option<String>,
-    /// `tab_type` (required).
-    pub tab_type: Option<TabType>,
-    /// `tab_content`.
-    pub tab_content: Option<TabContent>,
-    /// `tab_config`.
-    pub tab_config: Option<TabConfig>,
-}
-
-lark_types::json_struct!(DeleteTabsChatTabResponseChatTab {
-    tab_id: "tab_id",
-    tab_name: "tab_name",
-    tab_type: "tab_type",
-    tab_content: "tab_content",
-    tab_config: "tab_config"
-});
+///
+/// The same shape as [`CreateChatTabResponseChatTab`], so the same type.
+pub type DeleteTabsChatTabResponseChatTab = CreateChatTabResponseChatTab;
 
 lark_types::open_enum! {
 /// Values of the `im` `v1` APIs (first seen in the `im.v1.chat.create` body).
@@ -6315,14 +6310,9 @@ pub struct GetChatMenuTreeResponse {
 lark_types::json_struct!(GetChatMenuTreeResponse { menu_tree: "menu_tree" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.menu_tree.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetChatMenuTreeResponseMenuTree {
-    /// `chat_menu_top_levels`.
-    pub chat_menu_top_levels: Option<Vec<MenuTreeChatMenuTopLevel>>,
-}
-
-lark_types::json_struct!(GetChatMenuTreeResponseMenuTree { chat_menu_top_levels: "chat_menu_top_levels" });
+///
+/// The same shape as [`CreateChatMenuTreeResponseMenuTree`], so the same type.
+pub type GetChatMenuTreeResponseMenuTree = CreateChatMenuTreeResponseMenuTree;
 
 /// The reply `data` of `im.v1.chat.moderation.get` ([`GetChatModerationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6757,28 +6747,9 @@ pub struct ListTabsChatTabResponse {
 lark_types::json_struct!(ListTabsChatTabResponse { chat_tabs: "chat_tabs" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.tab.list_tabs` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListTabsChatTabResponseChatTab {
-    /// `tab_id`.
-    pub tab_id: Option<String>,
-    /// `tab_name`.
-    pub tab_name: Option<String>,
-    /// `tab_type` (required).
-    pub tab_type: Option<TabType>,
-    /// `tab_content`.
-    pub tab_content: Option<TabContent>,
-    /// `tab_config`.
-    pub tab_config: Option<TabConfig>,
-}
-
-lark_types::json_struct!(ListTabsChatTabResponseChatTab {
-    tab_id: "tab_id",
-    tab_name: "tab_name",
-    tab_type: "tab_type",
-    tab_content: "tab_content",
-    tab_config: "tab_config"
-});
+///
+/// The same shape as [`CreateChatTabResponseChatTab`], so the same type.
+pub type ListTabsChatTabResponseChatTab = CreateChatTabResponseChatTab;
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.members.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6941,64 +6912,9 @@ lark_types::json_struct!(MergeForwardMessageResponse {
 });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.message.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Message {
-    /// `message_id`.
-    pub message_id: Option<String>,
-    /// `root_id`.
-    pub root_id: Option<String>,
-    /// `parent_id`.
-    pub parent_id: Option<String>,
-    /// `thread_id`.
-    pub thread_id: Option<String>,
-    /// `msg_type`.
-    pub msg_type: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `update_time`.
-    pub update_time: Option<String>,
-    /// `deleted`.
-    pub deleted: Option<bool>,
-    /// `updated`.
-    pub updated: Option<bool>,
-    /// `chat_id`.
-    pub chat_id: Option<String>,
-    /// `sender`.
-    pub sender: Option<Sender>,
-    /// `body`.
-    pub body: Option<Body>,
-    /// `mentions`.
-    pub mentions: Option<Vec<Mention>>,
-    /// `upper_message_id`.
-    pub upper_message_id: Option<String>,
-    /// `message_app_link`.
-    pub message_app_link: Option<String>,
-    /// `message_position`.
-    pub message_position: Option<String>,
-    /// `thread_message_position`.
-    pub thread_message_position: Option<String>,
-}
-
-lark_types::json_struct!(Message {
-    message_id: "message_id",
-    root_id: "root_id",
-    parent_id: "parent_id",
-    thread_id: "thread_id",
-    msg_type: "msg_type",
-    create_time: "create_time",
-    update_time: "update_time",
-    deleted: "deleted",
-    updated: "updated",
-    chat_id: "chat_id",
-    sender: "sender",
-    body: "body",
-    mentions: "mentions",
-    upper_message_id: "upper_message_id",
-    message_app_link: "message_app_link",
-    message_position: "message_position",
-    thread_message_position: "thread_message_position"
-});
+///
+/// The same shape as [`CreateMessageResponse`], so the same type.
+pub type Message = CreateMessageResponse;
 
 lark_types::open_enum! {
 /// Values of the `im` `v1` APIs (first seen in the `im.v1.chat.create` body).
@@ -7213,6 +7129,14 @@ pub struct PatchChatMenuItemResponse {
 
 lark_types::json_struct!(PatchChatMenuItemResponse { chat_menu_item: "chat_menu_item" });
 
+impl PatchChatMenuItemResponse {
+    /// Sets `chat_menu_item`.
+    pub fn chat_menu_item(mut self, value: impl Into<ChatMenuItem>) -> Self {
+        self.chat_menu_item = Some(value.into());
+        self
+    }
+}
+
 /// The JSON body of [`PatchMessageRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -7328,25 +7252,9 @@ impl Query {
 }
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.message.reaction.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Reaction {
-    /// `reaction_id`.
-    pub reaction_id: Option<String>,
-    /// `operator`.
-    pub operator: Option<Operator>,
-    /// `action_time`.
-    pub action_time: Option<String>,
-    /// `reaction_type`.
-    pub reaction_type: Option<ReactionType>,
-}
-
-lark_types::json_struct!(Reaction {
-    reaction_id: "reaction_id",
-    operator: "operator",
-    action_time: "action_time",
-    reaction_type: "reaction_type"
-});
+///
+/// The same shape as [`CreateMessageReactionResponse`], so the same type.
+pub type Reaction = CreateMessageReactionResponse;
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.message.reaction.batch_query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7795,18 +7703,9 @@ lark_types::json_struct!(Sender {
 });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.message.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SenderI18nNames {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(SenderI18nNames { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
+///
+/// The same shape as [`I18nNames`], so the same type.
+pub type SenderI18nNames = I18nNames;
 
 /// The JSON body of [`SortChatMenuTreeRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7837,14 +7736,9 @@ pub struct SortChatMenuTreeResponse {
 lark_types::json_struct!(SortChatMenuTreeResponse { menu_tree: "menu_tree" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.menu_tree.sort` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SortChatMenuTreeResponseMenuTree {
-    /// `chat_menu_top_levels`.
-    pub chat_menu_top_levels: Option<Vec<MenuTreeChatMenuTopLevel>>,
-}
-
-lark_types::json_struct!(SortChatMenuTreeResponseMenuTree { chat_menu_top_levels: "chat_menu_top_levels" });
+///
+/// The same shape as [`CreateChatMenuTreeResponseMenuTree`], so the same type.
+pub type SortChatMenuTreeResponseMenuTree = CreateChatMenuTreeResponseMenuTree;
 
 /// The JSON body of [`SortTabsChatTabRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7875,28 +7769,9 @@ pub struct SortTabsChatTabResponse {
 lark_types::json_struct!(SortTabsChatTabResponse { chat_tabs: "chat_tabs" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.tab.sort_tabs` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SortTabsChatTabResponseChatTab {
-    /// `tab_id`.
-    pub tab_id: Option<String>,
-    /// `tab_name`.
-    pub tab_name: Option<String>,
-    /// `tab_type` (required).
-    pub tab_type: Option<TabType>,
-    /// `tab_content`.
-    pub tab_content: Option<TabContent>,
-    /// `tab_config`.
-    pub tab_config: Option<TabConfig>,
-}
-
-lark_types::json_struct!(SortTabsChatTabResponseChatTab {
-    tab_id: "tab_id",
-    tab_name: "tab_name",
-    tab_type: "tab_type",
-    tab_content: "tab_content",
-    tab_config: "tab_config"
-});
+///
+/// The same shape as [`CreateChatTabResponseChatTab`], so the same type.
+pub type SortTabsChatTabResponseChatTab = CreateChatTabResponseChatTab;
 
 lark_types::open_enum! {
 /// Values of the `im` `v1` APIs (first seen in the `im.v1.chat.list` query).
@@ -8482,60 +8357,9 @@ impl UpdateTabsChatTabBody {
 }
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.tab.update_tabs` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTabsChatTabBodyChatTab {
-    /// `tab_id`.
-    pub tab_id: Option<String>,
-    /// `tab_name`.
-    pub tab_name: Option<String>,
-    /// `tab_type` (required).
-    pub tab_type: Option<TabType>,
-    /// `tab_content`.
-    pub tab_content: Option<TabContent>,
-    /// `tab_config`.
-    pub tab_config: Option<TabConfig>,
-}
-
-lark_types::json_struct!(UpdateTabsChatTabBodyChatTab {
-    tab_id: "tab_id",
-    tab_name: "tab_name",
-    tab_type: "tab_type",
-    tab_content: "tab_content",
-    tab_config: "tab_config"
-});
-
-impl UpdateTabsChatTabBodyChatTab {
-    /// Sets `tab_id`.
-    pub fn tab_id(mut self, value: impl Into<String>) -> Self {
-        self.tab_id = Some(value.into());
-        self
-    }
-
-    /// Sets `tab_name`.
-    pub fn tab_name(mut self, value: impl Into<String>) -> Self {
-        self.tab_name = Some(value.into());
-        self
-    }
-
-    /// Sets `tab_type`.
-    pub fn tab_type(mut self, value: impl Into<TabType>) -> Self {
-        self.tab_type = Some(value.into());
-        self
-    }
-
-    /// Sets `tab_content`.
-    pub fn tab_content(mut self, value: impl Into<TabContent>) -> Self {
-        self.tab_content = Some(value.into());
-        self
-    }
-
-    /// Sets `tab_config`.
-    pub fn tab_config(mut self, value: impl Into<TabConfig>) -> Self {
-        self.tab_config = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateChatTabResponseChatTab`], so the same type.
+pub type UpdateTabsChatTabBodyChatTab = CreateChatTabResponseChatTab;
 
 /// The reply `data` of `im.v1.chat.tab.update_tabs` ([`UpdateTabsChatTabRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8548,28 +8372,9 @@ pub struct UpdateTabsChatTabResponse {
 lark_types::json_struct!(UpdateTabsChatTabResponse { chat_tabs: "chat_tabs" });
 
 /// An object of the `im` `v1` APIs (first seen in the `im.v1.chat.tab.update_tabs` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateTabsChatTabResponseChatTab {
-    /// `tab_id`.
-    pub tab_id: Option<String>,
-    /// `tab_name`.
-    pub tab_name: Option<String>,
-    /// `tab_type` (required).
-    pub tab_type: Option<TabType>,
-    /// `tab_content`.
-    pub tab_content: Option<TabContent>,
-    /// `tab_config`.
-    pub tab_config: Option<TabConfig>,
-}
-
-lark_types::json_struct!(UpdateTabsChatTabResponseChatTab {
-    tab_id: "tab_id",
-    tab_name: "tab_name",
-    tab_type: "tab_type",
-    tab_content: "tab_content",
-    tab_config: "tab_config"
-});
+///
+/// The same shape as [`CreateChatTabResponseChatTab`], so the same type.
+pub type UpdateTabsChatTabResponseChatTab = CreateChatTabResponseChatTab;
 
 /// The JSON body of [`UrgentAppMessageRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1993,40 +1993,14 @@ impl PatchTagBody {
 }
 
 /// An object of the `im` `v2` APIs (first seen in the `im.v2.tag.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchTagFailReason {
-    /// `duplicate_id`.
-    pub duplicate_id: Option<String>,
-}
-
-lark_types::json_struct!(PatchTagFailReason { duplicate_id: "duplicate_id" });
+///
+/// The same shape as [`CreateTagFailReason`], so the same type.
+pub type PatchTagFailReason = CreateTagFailReason;
 
 /// An object of the `im` `v2` APIs (first seen in the `im.v2.tag.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchTagI18nName {
-    /// `locale` (required).
-    pub locale: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(PatchTagI18nName { locale: "locale", name: "name" });
-
-impl PatchTagI18nName {
-    /// Sets `locale`.
-    pub fn locale(mut self, value: impl Into<String>) -> Self {
-        self.locale = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateTagI18nName`], so the same type.
+pub type PatchTagI18nName = CreateTagI18nName;
 
 /// The reply `data` of `im.v2.tag.patch` ([`PatchTagRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]

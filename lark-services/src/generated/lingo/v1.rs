@@ -1252,30 +1252,9 @@ impl Abbreviation {
 }
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Aliase {
-    /// `key` (required).
-    pub key: Option<String>,
-    /// `display_status` (required).
-    pub display_status: Option<DisplayStatus>,
-}
-
-lark_types::json_struct!(Aliase { key: "key", display_status: "display_status" });
-
-impl Aliase {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `display_status`.
-    pub fn display_status(mut self, value: impl Into<DisplayStatus>) -> Self {
-        self.display_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MainKey`], so the same type.
+pub type Aliase = MainKey;
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1665,30 +1644,9 @@ lark_types::json_struct!(EntityRelatedMeta {
 });
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FullName {
-    /// `key` (required).
-    pub key: Option<String>,
-    /// `display_status` (required).
-    pub display_status: Option<DisplayStatus>,
-}
-
-lark_types::json_struct!(FullName { key: "key", display_status: "display_status" });
-
-impl FullName {
-    /// Sets `key`.
-    pub fn key(mut self, value: impl Into<String>) -> Self {
-        self.key = Some(value.into());
-        self
-    }
-
-    /// Sets `display_status`.
-    pub fn display_status(mut self, value: impl Into<DisplayStatus>) -> Self {
-        self.display_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MainKey`], so the same type.
+pub type FullName = MainKey;
 
 /// The reply `data` of `lingo.v1.entity.get` ([`GetEntityRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1785,30 +1743,9 @@ impl Image {
 }
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Link {
-    /// `title`.
-    pub title: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-}
-
-lark_types::json_struct!(Link { title: "title", url: "url" });
-
-impl Link {
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `url`.
-    pub fn url(mut self, value: impl Into<String>) -> Self {
-        self.url = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Doc`], so the same type.
+pub type Link = Doc;
 
 /// The reply `data` of `lingo.v1.classification.list` ([`ListClassificationRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1923,22 +1860,9 @@ pub struct MatchEntityResponseResult {
 lark_types::json_struct!(MatchEntityResponseResult { entity_id: "entity_id", type_: "type" });
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Oncall {
-    /// `id` (required).
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(Oncall { id: "id" });
-
-impl Oncall {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Chat`], so the same type.
+pub type Oncall = Chat;
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2067,18 +1991,9 @@ impl RelatedMeta {
 }
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RelatedMetaChat {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-}
-
-lark_types::json_struct!(RelatedMetaChat { id: "id", title: "title", url: "url" });
+///
+/// The same shape as [`RelatedMetaUser`], so the same type.
+pub type RelatedMetaChat = RelatedMetaUser;
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2107,18 +2022,9 @@ impl RelatedMetaClassification {
 }
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RelatedMetaOncall {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-}
-
-lark_types::json_struct!(RelatedMetaOncall { id: "id", title: "title", url: "url" });
+///
+/// The same shape as [`RelatedMetaUser`], so the same type.
+pub type RelatedMetaOncall = RelatedMetaUser;
 
 /// An object of the `lingo` `v1` APIs (first seen in the `lingo.v1.draft.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]

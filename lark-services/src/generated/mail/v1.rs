@@ -7141,16 +7141,9 @@ impl ActionItem {
 }
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.alias.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Alia {
-    /// `primary_email`.
-    pub primary_email: Option<String>,
-    /// `email_alias`.
-    pub email_alias: Option<String>,
-}
-
-lark_types::json_struct!(Alia { primary_email: "primary_email", email_alias: "email_alias" });
+///
+/// The same shape as [`MailgroupAlias`], so the same type.
+pub type Alia = MailgroupAlias;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.draft.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7674,56 +7667,14 @@ impl BatchTrashUserMailboxThreadBody {
 }
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.draft.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Bcc {
-    /// `mail_address` (required).
-    pub mail_address: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Bcc { mail_address: "mail_address", name: "name" });
-
-impl Bcc {
-    /// Sets `mail_address`.
-    pub fn mail_address(mut self, value: impl Into<String>) -> Self {
-        self.mail_address = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`To`], so the same type.
+pub type Bcc = To;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.draft.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Cc {
-    /// `mail_address` (required).
-    pub mail_address: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Cc { mail_address: "mail_address", name: "name" });
-
-impl Cc {
-    /// Sets `mail_address`.
-    pub fn mail_address(mut self, value: impl Into<String>) -> Self {
-        self.mail_address = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`To`], so the same type.
+pub type Cc = To;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.rule.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9158,25 +9109,9 @@ pub struct GetUserMailboxLabelResponse {
 lark_types::json_struct!(GetUserMailboxLabelResponse { label: "label" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.label.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetUserMailboxLabelResponseLabel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `background_color`.
-    pub background_color: Option<String>,
-    /// `messages_unread`.
-    pub messages_unread: Option<i32>,
-}
-
-lark_types::json_struct!(GetUserMailboxLabelResponseLabel {
-    id: "id",
-    name: "name",
-    background_color: "background_color",
-    messages_unread: "messages_unread"
-});
+///
+/// The same shape as [`CreateUserMailboxLabelResponseLabel`], so the same type.
+pub type GetUserMailboxLabelResponseLabel = CreateUserMailboxLabelResponseLabel;
 
 lark_types::open_enum! {
 /// Values of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.message.get` query).
@@ -9201,79 +9136,9 @@ pub struct GetUserMailboxMessageResponse {
 lark_types::json_struct!(GetUserMailboxMessageResponse { message: "message" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.message.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetUserMailboxMessageResponseMessage {
-    /// `subject`.
-    pub subject: Option<String>,
-    /// `to`.
-    pub to: Option<Vec<To>>,
-    /// `cc`.
-    pub cc: Option<Vec<Cc>>,
-    /// `bcc`.
-    pub bcc: Option<Vec<Bcc>>,
-    /// `head_from`.
-    pub head_from: Option<HeadFrom>,
-    /// `body_html`.
-    pub body_html: Option<String>,
-    /// `internal_date`.
-    pub internal_date: Option<String>,
-    /// `message_state`.
-    pub message_state: Option<i32>,
-    /// `smtp_message_id`.
-    pub smtp_message_id: Option<String>,
-    /// `message_id`.
-    pub message_id: Option<String>,
-    /// `attachments`.
-    pub attachments: Option<Vec<MessageAttachment>>,
-    /// `body_plain_text`.
-    pub body_plain_text: Option<String>,
-    /// `thread_id`.
-    pub thread_id: Option<String>,
-    /// `body_preview`.
-    pub body_preview: Option<String>,
-    /// `label_ids`.
-    pub label_ids: Option<Vec<String>>,
-    /// `folder_id`.
-    pub folder_id: Option<String>,
-    /// `in_reply_to`.
-    pub in_reply_to: Option<String>,
-    /// `reply_to`.
-    pub reply_to: Option<String>,
-    /// `priority_type`.
-    pub priority_type: Option<PriorityType>,
-    /// `security_level`.
-    pub security_level: Option<SecurityLevel>,
-    /// `references`.
-    pub references: Option<String>,
-    /// `body_calendar`.
-    pub body_calendar: Option<String>,
-}
-
-lark_types::json_struct!(GetUserMailboxMessageResponseMessage {
-    subject: "subject",
-    to: "to",
-    cc: "cc",
-    bcc: "bcc",
-    head_from: "head_from",
-    body_html: "body_html",
-    internal_date: "internal_date",
-    message_state: "message_state",
-    smtp_message_id: "smtp_message_id",
-    message_id: "message_id",
-    attachments: "attachments",
-    body_plain_text: "body_plain_text",
-    thread_id: "thread_id",
-    body_preview: "body_preview",
-    label_ids: "label_ids",
-    folder_id: "folder_id",
-    in_reply_to: "in_reply_to",
-    reply_to: "reply_to",
-    priority_type: "priority_type",
-    security_level: "security_level",
-    references: "references",
-    body_calendar: "body_calendar"
-});
+///
+/// The same shape as [`DraftMessage`], so the same type.
+pub type GetUserMailboxMessageResponseMessage = DraftMessage;
 
 /// The reply `data` of `mail.v1.user_mailbox.template.get` ([`GetUserMailboxTemplateRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9286,43 +9151,9 @@ pub struct GetUserMailboxTemplateResponse {
 lark_types::json_struct!(GetUserMailboxTemplateResponse { template: "template" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.template.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetUserMailboxTemplateResponseTemplate {
-    /// `template_id`.
-    pub template_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `subject`.
-    pub subject: Option<String>,
-    /// `template_content`.
-    pub template_content: Option<String>,
-    /// `is_plain_text_mode`.
-    pub is_plain_text_mode: Option<bool>,
-    /// `tos`.
-    pub tos: Option<Vec<To>>,
-    /// `ccs`.
-    pub ccs: Option<Vec<Cc>>,
-    /// `bccs`.
-    pub bccs: Option<Vec<Bcc>>,
-    /// `attachments`.
-    pub attachments: Option<Vec<TemplateAttachment>>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(GetUserMailboxTemplateResponseTemplate {
-    template_id: "template_id",
-    name: "name",
-    subject: "subject",
-    template_content: "template_content",
-    is_plain_text_mode: "is_plain_text_mode",
-    tos: "tos",
-    ccs: "ccs",
-    bccs: "bccs",
-    attachments: "attachments",
-    create_time: "create_time"
-});
+///
+/// The same shape as [`CreateUserMailboxTemplateResponseTemplate`], so the same type.
+pub type GetUserMailboxTemplateResponseTemplate = CreateUserMailboxTemplateResponseTemplate;
 
 lark_types::open_enum! {
 /// Values of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.thread.get` query).
@@ -9347,16 +9178,9 @@ pub struct GetUserMailboxThreadResponse {
 lark_types::json_struct!(GetUserMailboxThreadResponse { thread: "thread" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.draft.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HeadFrom {
-    /// `mail_address` (required).
-    pub mail_address: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(HeadFrom { mail_address: "mail_address", name: "name" });
+///
+/// The same shape as [`To`], so the same type.
+pub type HeadFrom = To;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.setting.get_signatures` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9603,22 +9427,9 @@ lark_types::json_struct!(ListPublicMailboxMemberResponse {
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.public_mailbox.member.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListPublicMailboxMemberResponseMember {
-    /// `member_id`.
-    pub member_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `type`.
-    pub type_: Option<MemberType>,
-}
-
-lark_types::json_struct!(ListPublicMailboxMemberResponseMember {
-    member_id: "member_id",
-    user_id: "user_id",
-    type_: "type"
-});
+///
+/// The same shape as [`BatchCreatePublicMailboxMemberResponseMember`], so the same type.
+pub type ListPublicMailboxMemberResponseMember = BatchCreatePublicMailboxMemberResponseMember;
 
 /// The reply `data` of `mail.v1.public_mailbox.list` ([`ListPublicMailboxRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9749,25 +9560,9 @@ pub struct ListUserMailboxLabelResponse {
 lark_types::json_struct!(ListUserMailboxLabelResponse { items: "items" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.label.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListUserMailboxLabelResponseLabel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `background_color`.
-    pub background_color: Option<String>,
-    /// `messages_unread`.
-    pub messages_unread: Option<i32>,
-}
-
-lark_types::json_struct!(ListUserMailboxLabelResponseLabel {
-    id: "id",
-    name: "name",
-    background_color: "background_color",
-    messages_unread: "messages_unread"
-});
+///
+/// The same shape as [`CreateUserMailboxLabelResponseLabel`], so the same type.
+pub type ListUserMailboxLabelResponseLabel = CreateUserMailboxLabelResponseLabel;
 
 /// The reply `data` of `mail.v1.user_mailbox.mail_contact.list` ([`ListUserMailboxMailContactRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9910,34 +9705,9 @@ lark_types::json_struct!(MailContact {
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Mailgroup {
-    /// `mailgroup_id`.
-    pub mailgroup_id: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `direct_members_count`.
-    pub direct_members_count: Option<String>,
-    /// `include_external_member`.
-    pub include_external_member: Option<bool>,
-    /// `include_all_company_member`.
-    pub include_all_company_member: Option<bool>,
-    /// `who_can_send_mail`.
-    pub who_can_send_mail: Option<WhoCanSendMail>,
-}
-
-lark_types::json_struct!(Mailgroup {
-    mailgroup_id: "mailgroup_id",
-    email: "email",
-    name: "name",
-    direct_members_count: "direct_members_count",
-    include_external_member: "include_external_member",
-    include_all_company_member: "include_all_company_member",
-    who_can_send_mail: "who_can_send_mail"
-});
+///
+/// The same shape as [`CreateMailgroupResponse`], so the same type.
+pub type Mailgroup = CreateMailgroupResponse;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.alias.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9970,38 +9740,14 @@ impl MailgroupManager {
 }
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.manager.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Manager {
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(Manager { user_id: "user_id" });
+///
+/// The same shape as [`MailgroupManager`], so the same type.
+pub type Manager = MailgroupManager;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.member.batch_create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Member {
-    /// `member_id`.
-    pub member_id: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `department_id`.
-    pub department_id: Option<String>,
-    /// `type`.
-    pub type_: Option<Type>,
-}
-
-lark_types::json_struct!(Member {
-    member_id: "member_id",
-    email: "email",
-    user_id: "user_id",
-    department_id: "department_id",
-    type_: "type"
-});
+///
+/// The same shape as [`Item`], so the same type.
+pub type Member = Item;
 
 lark_types::open_enum! {
 /// Values of the `mail` `v1` APIs (first seen in the `mail.v1.public_mailbox.member.batch_create` response).
@@ -10138,16 +9884,9 @@ lark_types::json_struct!(MetaData {
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MetaDataFrom {
-    /// `mail_address` (required).
-    pub mail_address: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(MetaDataFrom { mail_address: "mail_address", name: "name" });
+///
+/// The same shape as [`To`], so the same type.
+pub type MetaDataFrom = To;
 
 /// The JSON body of [`ModifyUserMailboxMessageRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10471,25 +10210,9 @@ pub struct PatchUserMailboxLabelResponse {
 lark_types::json_struct!(PatchUserMailboxLabelResponse { label: "label" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.label.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchUserMailboxLabelResponseLabel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `background_color`.
-    pub background_color: Option<String>,
-    /// `messages_unread`.
-    pub messages_unread: Option<i32>,
-}
-
-lark_types::json_struct!(PatchUserMailboxLabelResponseLabel {
-    id: "id",
-    name: "name",
-    background_color: "background_color",
-    messages_unread: "messages_unread"
-});
+///
+/// The same shape as [`CreateUserMailboxLabelResponseLabel`], so the same type.
+pub type PatchUserMailboxLabelResponseLabel = CreateUserMailboxLabelResponseLabel;
 
 /// The JSON body of [`PatchUserMailboxMailContactRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10633,37 +10356,14 @@ lark_types::json_struct!(ProfileUserMailboxResponse {
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.public_mailbox.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PublicMailbox {
-    /// `public_mailbox_id`.
-    pub public_mailbox_id: Option<String>,
-    /// `email`.
-    pub email: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `geo`.
-    pub geo: Option<String>,
-}
-
-lark_types::json_struct!(PublicMailbox {
-    public_mailbox_id: "public_mailbox_id",
-    email: "email",
-    name: "name",
-    geo: "geo"
-});
+///
+/// The same shape as [`CreatePublicMailboxResponse`], so the same type.
+pub type PublicMailbox = CreatePublicMailboxResponse;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.public_mailbox.alias.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PublicMailboxAlias {
-    /// `primary_email`.
-    pub primary_email: Option<String>,
-    /// `email_alias`.
-    pub email_alias: Option<String>,
-}
-
-lark_types::json_struct!(PublicMailboxAlias { primary_email: "primary_email", email_alias: "email_alias" });
+///
+/// The same shape as [`MailgroupAlias`], so the same type.
+pub type PublicMailboxAlias = MailgroupAlias;
 
 /// The JSON body of [`QueryUserRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10751,16 +10451,9 @@ lark_types::json_struct!(RecallUserMailboxSentMessageResponse {
 });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.message.send_status` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Recipient {
-    /// `mail_address` (required).
-    pub mail_address: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Recipient { mail_address: "mail_address", name: "name" });
+///
+/// The same shape as [`To`], so the same type.
+pub type Recipient = To;
 
 /// The JSON body of [`RemoveToRecycleBinPublicMailboxRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11523,79 +11216,9 @@ pub struct Thread {
 lark_types::json_struct!(Thread { id: "id", body_preview: "body_preview", messages: "messages" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.thread.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ThreadMessage {
-    /// `subject`.
-    pub subject: Option<String>,
-    /// `to`.
-    pub to: Option<Vec<To>>,
-    /// `cc`.
-    pub cc: Option<Vec<Cc>>,
-    /// `bcc`.
-    pub bcc: Option<Vec<Bcc>>,
-    /// `head_from`.
-    pub head_from: Option<HeadFrom>,
-    /// `body_html`.
-    pub body_html: Option<String>,
-    /// `internal_date`.
-    pub internal_date: Option<String>,
-    /// `message_state`.
-    pub message_state: Option<i32>,
-    /// `smtp_message_id`.
-    pub smtp_message_id: Option<String>,
-    /// `message_id`.
-    pub message_id: Option<String>,
-    /// `attachments`.
-    pub attachments: Option<Vec<MessageAttachment>>,
-    /// `body_plain_text`.
-    pub body_plain_text: Option<String>,
-    /// `thread_id`.
-    pub thread_id: Option<String>,
-    /// `body_preview`.
-    pub body_preview: Option<String>,
-    /// `label_ids`.
-    pub label_ids: Option<Vec<String>>,
-    /// `folder_id`.
-    pub folder_id: Option<String>,
-    /// `in_reply_to`.
-    pub in_reply_to: Option<String>,
-    /// `reply_to`.
-    pub reply_to: Option<String>,
-    /// `priority_type`.
-    pub priority_type: Option<PriorityType>,
-    /// `security_level`.
-    pub security_level: Option<SecurityLevel>,
-    /// `references`.
-    pub references: Option<String>,
-    /// `body_calendar`.
-    pub body_calendar: Option<String>,
-}
-
-lark_types::json_struct!(ThreadMessage {
-    subject: "subject",
-    to: "to",
-    cc: "cc",
-    bcc: "bcc",
-    head_from: "head_from",
-    body_html: "body_html",
-    internal_date: "internal_date",
-    message_state: "message_state",
-    smtp_message_id: "smtp_message_id",
-    message_id: "message_id",
-    attachments: "attachments",
-    body_plain_text: "body_plain_text",
-    thread_id: "thread_id",
-    body_preview: "body_preview",
-    label_ids: "label_ids",
-    folder_id: "folder_id",
-    in_reply_to: "in_reply_to",
-    reply_to: "reply_to",
-    priority_type: "priority_type",
-    security_level: "security_level",
-    references: "references",
-    body_calendar: "body_calendar"
-});
+///
+/// The same shape as [`DraftMessage`], so the same type.
+pub type ThreadMessage = DraftMessage;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.draft.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11899,43 +11522,9 @@ pub struct UpdateUserMailboxTemplateResponse {
 lark_types::json_struct!(UpdateUserMailboxTemplateResponse { template: "template" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.template.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateUserMailboxTemplateResponseTemplate {
-    /// `template_id`.
-    pub template_id: Option<String>,
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `subject`.
-    pub subject: Option<String>,
-    /// `template_content`.
-    pub template_content: Option<String>,
-    /// `is_plain_text_mode`.
-    pub is_plain_text_mode: Option<bool>,
-    /// `tos`.
-    pub tos: Option<Vec<To>>,
-    /// `ccs`.
-    pub ccs: Option<Vec<Cc>>,
-    /// `bccs`.
-    pub bccs: Option<Vec<Bcc>>,
-    /// `attachments`.
-    pub attachments: Option<Vec<TemplateAttachment>>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(UpdateUserMailboxTemplateResponseTemplate {
-    template_id: "template_id",
-    name: "name",
-    subject: "subject",
-    template_content: "template_content",
-    is_plain_text_mode: "is_plain_text_mode",
-    tos: "tos",
-    ccs: "ccs",
-    bccs: "bccs",
-    attachments: "attachments",
-    create_time: "create_time"
-});
+///
+/// The same shape as [`CreateUserMailboxTemplateResponseTemplate`], so the same type.
+pub type UpdateUserMailboxTemplateResponseTemplate = CreateUserMailboxTemplateResponseTemplate;
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.setting.get_signatures` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12008,16 +11597,9 @@ pub struct UserMailbox {
 lark_types::json_struct!(UserMailbox { id: "id", display_info: "display_info", meta_data: "meta_data" });
 
 /// An object of the `mail` `v1` APIs (first seen in the `mail.v1.user_mailbox.alias.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserMailboxAlias {
-    /// `primary_email`.
-    pub primary_email: Option<String>,
-    /// `email_alias`.
-    pub email_alias: Option<String>,
-}
-
-lark_types::json_struct!(UserMailboxAlias { primary_email: "primary_email", email_alias: "email_alias" });
+///
+/// The same shape as [`MailgroupAlias`], so the same type.
+pub type UserMailboxAlias = MailgroupAlias;
 
 lark_types::open_enum! {
 /// Values of the `mail` `v1` APIs (first seen in the `mail.v1.mailgroup.create` body).

@@ -363,22 +363,9 @@ impl Filter {
 }
 
 /// An object of the `mdm` `v3` APIs (first seen in the `mdm.v3.batch_country_region.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FullName {
-    /// `value`.
-    pub value: Option<String>,
-    /// `multilingual_value`.
-    pub multilingual_value: Option<std::collections::BTreeMap<String, String>>,
-    /// `return_language`.
-    pub return_language: Option<String>,
-}
-
-lark_types::json_struct!(FullName {
-    value: "value",
-    multilingual_value: "multilingual_value",
-    return_language: "return_language"
-});
+///
+/// The same shape as [`Name`], so the same type.
+pub type FullName = Name;
 
 /// The JSON body of [`GetBatchCountryRegionRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

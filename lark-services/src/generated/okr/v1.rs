@@ -945,18 +945,9 @@ pub struct AlignedObjective {
 lark_types::json_struct!(AlignedObjective { id: "id", okr_id: "okr_id", owner: "owner" });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.okr.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AligningObjective {
-    /// `id`.
-    pub id: Option<String>,
-    /// `okr_id`.
-    pub okr_id: Option<String>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-}
-
-lark_types::json_struct!(AligningObjective { id: "id", okr_id: "okr_id", owner: "owner" });
+///
+/// The same shape as [`AlignedObjective`], so the same type.
+pub type AligningObjective = AlignedObjective;
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1249,16 +1240,9 @@ lark_types::json_struct!(CreateProgressRecordResponse {
 });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateProgressRecordResponseProgressRate {
-    /// `percent`.
-    pub percent: Option<f64>,
-    /// `status`.
-    pub status: Option<i32>,
-}
-
-lark_types::json_struct!(CreateProgressRecordResponseProgressRate { percent: "percent", status: "status" });
+///
+/// The same shape as [`CreateProgressRecordBodyProgressRate`], so the same type.
+pub type CreateProgressRecordResponseProgressRate = CreateProgressRecordBodyProgressRate;
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.review.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1409,16 +1393,9 @@ lark_types::json_struct!(GetProgressRecordResponse {
 });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetProgressRecordResponseProgressRate {
-    /// `percent`.
-    pub percent: Option<f64>,
-    /// `status`.
-    pub status: Option<i32>,
-}
-
-lark_types::json_struct!(GetProgressRecordResponseProgressRate { percent: "percent", status: "status" });
+///
+/// The same shape as [`CreateProgressRecordBodyProgressRate`], so the same type.
+pub type GetProgressRecordResponseProgressRate = CreateProgressRecordBodyProgressRate;
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1724,16 +1701,9 @@ lark_types::json_struct!(Okr {
 });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.okr.batch_get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Owner {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(Owner { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`MentionedUser`], so the same type.
+pub type Owner = MentionedUser;
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1880,16 +1850,9 @@ pub struct ProgressRecord {
 lark_types::json_struct!(ProgressRecord { id: "id" });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.review.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ProgressReport {
-    /// `url`.
-    pub url: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-}
-
-lark_types::json_struct!(ProgressReport { url: "url", create_time: "create_time" });
+///
+/// The same shape as [`CycleReview`], so the same type.
+pub type ProgressReport = CycleReview;
 
 /// The reply `data` of `okr.v1.review.query` ([`QueryReviewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1950,46 +1913,9 @@ impl Style {
 }
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TextColor {
-    /// `red`.
-    pub red: Option<i32>,
-    /// `green`.
-    pub green: Option<i32>,
-    /// `blue`.
-    pub blue: Option<i32>,
-    /// `alpha`.
-    pub alpha: Option<f64>,
-}
-
-lark_types::json_struct!(TextColor { red: "red", green: "green", blue: "blue", alpha: "alpha" });
-
-impl TextColor {
-    /// Sets `red`.
-    pub fn red(mut self, value: impl Into<i32>) -> Self {
-        self.red = Some(value.into());
-        self
-    }
-
-    /// Sets `green`.
-    pub fn green(mut self, value: impl Into<i32>) -> Self {
-        self.green = Some(value.into());
-        self
-    }
-
-    /// Sets `blue`.
-    pub fn blue(mut self, value: impl Into<i32>) -> Self {
-        self.blue = Some(value.into());
-        self
-    }
-
-    /// Sets `alpha`.
-    pub fn alpha(mut self, value: impl Into<f64>) -> Self {
-        self.alpha = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BackColor`], so the same type.
+pub type TextColor = BackColor;
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2110,30 +2036,9 @@ impl UpdateProgressRecordBody {
 }
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.update` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateProgressRecordBodyProgressRate {
-    /// `percent`.
-    pub percent: Option<f64>,
-    /// `status`.
-    pub status: Option<i32>,
-}
-
-lark_types::json_struct!(UpdateProgressRecordBodyProgressRate { percent: "percent", status: "status" });
-
-impl UpdateProgressRecordBodyProgressRate {
-    /// Sets `percent`.
-    pub fn percent(mut self, value: impl Into<f64>) -> Self {
-        self.percent = Some(value.into());
-        self
-    }
-
-    /// Sets `status`.
-    pub fn status(mut self, value: impl Into<i32>) -> Self {
-        self.status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateProgressRecordBodyProgressRate`], so the same type.
+pub type UpdateProgressRecordBodyProgressRate = CreateProgressRecordBodyProgressRate;
 
 lark_types::open_enum! {
 /// Values of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.update` query).
@@ -2169,16 +2074,9 @@ lark_types::json_struct!(UpdateProgressRecordResponse {
 });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.progress_record.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateProgressRecordResponseProgressRate {
-    /// `percent`.
-    pub percent: Option<f64>,
-    /// `status`.
-    pub status: Option<i32>,
-}
-
-lark_types::json_struct!(UpdateProgressRecordResponseProgressRate { percent: "percent", status: "status" });
+///
+/// The same shape as [`CreateProgressRecordBodyProgressRate`], so the same type.
+pub type UpdateProgressRecordResponseProgressRate = CreateProgressRecordBodyProgressRate;
 
 /// The reply `data` of `okr.v1.image.upload` ([`UploadImageRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2193,16 +2091,9 @@ pub struct UploadImageResponse {
 lark_types::json_struct!(UploadImageResponse { file_token: "file_token", url: "url" });
 
 /// An object of the `okr` `v1` APIs (first seen in the `okr.v1.review.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(UserId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`MentionedUser`], so the same type.
+pub type UserId = MentionedUser;
 
 lark_types::open_enum! {
 /// Values of the `okr` `v1` APIs (first seen in the `okr.v1.okr.batch_get` query).

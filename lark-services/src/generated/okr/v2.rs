@@ -2924,43 +2924,9 @@ pub struct KeyResultsPositionOkrObjectiveResponse {
 lark_types::json_struct!(KeyResultsPositionOkrObjectiveResponse { items: "items" });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.objective.key_results_position` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct KeyResultsPositionOkrObjectiveResponseObjective {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `create_time` (required).
-    pub create_time: Option<String>,
-    /// `update_time` (required).
-    pub update_time: Option<String>,
-    /// `owner` (required).
-    pub owner: Option<Owner>,
-    /// `objective_id` (required).
-    pub objective_id: Option<String>,
-    /// `position` (required).
-    pub position: Option<f64>,
-    /// `content`.
-    pub content: Option<Content>,
-    /// `score`.
-    pub score: Option<f64>,
-    /// `weight`.
-    pub weight: Option<f64>,
-    /// `deadline`.
-    pub deadline: Option<String>,
-}
-
-lark_types::json_struct!(KeyResultsPositionOkrObjectiveResponseObjective {
-    id: "id",
-    create_time: "create_time",
-    update_time: "update_time",
-    owner: "owner",
-    objective_id: "objective_id",
-    position: "position" as number,
-    content: "content",
-    score: "score" as number,
-    weight: "weight" as number,
-    deadline: "deadline"
-});
+///
+/// The same shape as [`KeyResult`], so the same type.
+pub type KeyResultsPositionOkrObjectiveResponseObjective = KeyResult;
 
 /// The JSON body of [`KeyResultsWeightOkrObjectiveRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2991,43 +2957,9 @@ pub struct KeyResultsWeightOkrObjectiveResponse {
 lark_types::json_struct!(KeyResultsWeightOkrObjectiveResponse { items: "items" });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.objective.key_results_weight` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct KeyResultsWeightOkrObjectiveResponseObjective {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `create_time` (required).
-    pub create_time: Option<String>,
-    /// `update_time` (required).
-    pub update_time: Option<String>,
-    /// `owner` (required).
-    pub owner: Option<Owner>,
-    /// `objective_id` (required).
-    pub objective_id: Option<String>,
-    /// `position` (required).
-    pub position: Option<f64>,
-    /// `content`.
-    pub content: Option<Content>,
-    /// `score`.
-    pub score: Option<f64>,
-    /// `weight`.
-    pub weight: Option<f64>,
-    /// `deadline`.
-    pub deadline: Option<String>,
-}
-
-lark_types::json_struct!(KeyResultsWeightOkrObjectiveResponseObjective {
-    id: "id",
-    create_time: "create_time",
-    update_time: "update_time",
-    owner: "owner",
-    objective_id: "objective_id",
-    position: "position" as number,
-    content: "content",
-    score: "score" as number,
-    weight: "weight" as number,
-    deadline: "deadline"
-});
+///
+/// The same shape as [`KeyResult`], so the same type.
+pub type KeyResultsWeightOkrObjectiveResponseObjective = KeyResult;
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3290,22 +3222,9 @@ pub struct Name {
 lark_types::json_struct!(Name { zh: "zh", en: "en", ja: "ja" });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Notes {
-    /// `blocks`.
-    pub blocks: Option<Vec<Block>>,
-}
-
-lark_types::json_struct!(Notes { blocks: "blocks" });
-
-impl Notes {
-    /// Sets `blocks`.
-    pub fn blocks(mut self, value: impl IntoIterator<Item = impl Into<Block>>) -> Self {
-        self.blocks = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`Content`], so the same type.
+pub type Notes = Content;
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3407,49 +3326,9 @@ pub struct ObjectivesPositionOkrCycleResponse {
 lark_types::json_struct!(ObjectivesPositionOkrCycleResponse { items: "items" });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objectives_position` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ObjectivesPositionOkrCycleResponseCycle {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `create_time` (required).
-    pub create_time: Option<String>,
-    /// `update_time` (required).
-    pub update_time: Option<String>,
-    /// `owner` (required).
-    pub owner: Option<Owner>,
-    /// `cycle_id` (required).
-    pub cycle_id: Option<String>,
-    /// `position` (required).
-    pub position: Option<f64>,
-    /// `content`.
-    pub content: Option<Content>,
-    /// `score`.
-    pub score: Option<f64>,
-    /// `notes`.
-    pub notes: Option<Notes>,
-    /// `weight`.
-    pub weight: Option<f64>,
-    /// `deadline`.
-    pub deadline: Option<String>,
-    /// `category_id`.
-    pub category_id: Option<String>,
-}
-
-lark_types::json_struct!(ObjectivesPositionOkrCycleResponseCycle {
-    id: "id",
-    create_time: "create_time",
-    update_time: "update_time",
-    owner: "owner",
-    cycle_id: "cycle_id",
-    position: "position" as number,
-    content: "content",
-    score: "score" as number,
-    notes: "notes",
-    weight: "weight" as number,
-    deadline: "deadline",
-    category_id: "category_id"
-});
+///
+/// The same shape as [`Objective`], so the same type.
+pub type ObjectivesPositionOkrCycleResponseCycle = Objective;
 
 /// The JSON body of [`ObjectivesWeightOkrCycleRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3480,61 +3359,14 @@ pub struct ObjectivesWeightOkrCycleResponse {
 lark_types::json_struct!(ObjectivesWeightOkrCycleResponse { items: "items" });
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objectives_weight` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ObjectivesWeightOkrCycleResponseCycle {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `create_time` (required).
-    pub create_time: Option<String>,
-    /// `update_time` (required).
-    pub update_time: Option<String>,
-    /// `owner` (required).
-    pub owner: Option<Owner>,
-    /// `cycle_id` (required).
-    pub cycle_id: Option<String>,
-    /// `position` (required).
-    pub position: Option<f64>,
-    /// `content`.
-    pub content: Option<Content>,
-    /// `score`.
-    pub score: Option<f64>,
-    /// `notes`.
-    pub notes: Option<Notes>,
-    /// `weight`.
-    pub weight: Option<f64>,
-    /// `deadline`.
-    pub deadline: Option<String>,
-    /// `category_id`.
-    pub category_id: Option<String>,
-}
-
-lark_types::json_struct!(ObjectivesWeightOkrCycleResponseCycle {
-    id: "id",
-    create_time: "create_time",
-    update_time: "update_time",
-    owner: "owner",
-    cycle_id: "cycle_id",
-    position: "position" as number,
-    content: "content",
-    score: "score" as number,
-    notes: "notes",
-    weight: "weight" as number,
-    deadline: "deadline",
-    category_id: "category_id"
-});
+///
+/// The same shape as [`Objective`], so the same type.
+pub type ObjectivesWeightOkrCycleResponseCycle = Objective;
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Owner {
-    /// `owner_type` (required).
-    pub owner_type: Option<OwnerType>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(Owner { owner_type: "owner_type", user_id: "user_id" });
+///
+/// The same shape as [`FromOwner`], so the same type.
+pub type Owner = FromOwner;
 
 lark_types::open_enum! {
 /// Values of the `okr` `v2` APIs (first seen in the `okr.v2.okr.alignment.get` response).
@@ -3847,51 +3679,9 @@ impl Style {
 }
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TextColor {
-    /// `red`.
-    pub red: Option<f64>,
-    /// `green`.
-    pub green: Option<f64>,
-    /// `blue`.
-    pub blue: Option<f64>,
-    /// `alpha`.
-    pub alpha: Option<f64>,
-}
-
-lark_types::json_struct!(TextColor {
-    red: "red" as number,
-    green: "green" as number,
-    blue: "blue" as number,
-    alpha: "alpha" as number
-});
-
-impl TextColor {
-    /// Sets `red`.
-    pub fn red(mut self, value: impl Into<f64>) -> Self {
-        self.red = Some(value.into());
-        self
-    }
-
-    /// Sets `green`.
-    pub fn green(mut self, value: impl Into<f64>) -> Self {
-        self.green = Some(value.into());
-        self
-    }
-
-    /// Sets `blue`.
-    pub fn blue(mut self, value: impl Into<f64>) -> Self {
-        self.blue = Some(value.into());
-        self
-    }
-
-    /// Sets `alpha`.
-    pub fn alpha(mut self, value: impl Into<f64>) -> Self {
-        self.alpha = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`BackColor`], so the same type.
+pub type TextColor = BackColor;
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.cycle.objective.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3976,16 +3766,9 @@ impl TextRunStyle {
 }
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.alignment.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ToOwner {
-    /// `owner_type` (required).
-    pub owner_type: Option<OwnerType>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(ToOwner { owner_type: "owner_type", user_id: "user_id" });
+///
+/// The same shape as [`FromOwner`], so the same type.
+pub type ToOwner = FromOwner;
 
 /// An object of the `okr` `v2` APIs (first seen in the `okr.v2.okr.indicator.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]

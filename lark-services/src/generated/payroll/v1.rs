@@ -1175,18 +1175,9 @@ impl crate::TypedRequest for QueryPaymentDetailRequest {
 pub type ArchivePaymentActivityResponse = serde_json::Value;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity_detail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AccountingItemName {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(AccountingItemName { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type AccountingItemName = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity_detail.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1231,18 +1222,9 @@ lark_types::json_struct!(AcctItem {
 });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ActivityName {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(ActivityName { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type ActivityName = I18nName;
 
 /// The JSON body of [`ArchivePaymentActivityRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1278,18 +1260,9 @@ lark_types::json_struct!(CalculationActivity {
 });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CalculationActivityName {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(CalculationActivityName { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type CalculationActivityName = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_detail.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1379,18 +1352,9 @@ lark_types::json_struct!(CostAllocationReportDataCompensationCostItem {
 });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_detail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CostAllocationReportName {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(CostAllocationReportName { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type CostAllocationReportName = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_plan.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1494,32 +1458,14 @@ lark_types::json_struct!(Dimension {
 });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_detail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionName {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(DimensionName { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type DimensionName = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_detail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionTitle {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(DimensionTitle { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type DimensionTitle = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_detail.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1647,18 +1593,9 @@ impl FieldValue {
 }
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.datasource.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDescription {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(I18nDescription { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDescription = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.acct_item.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1846,18 +1783,9 @@ lark_types::json_struct!(ListPaymentActivityResponse {
 });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.cost_allocation_plan.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Name {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(Name { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type Name = I18nName;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.paygroup.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1899,28 +1827,9 @@ pub struct PaygroupName {
 lark_types::json_struct!(PaygroupName { zh_cn: "zh_cn", en_us: "en_us" });
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_detail.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PaymentAccountingItem {
-    /// `id`.
-    pub id: Option<String>,
-    /// `accounting_item_names`.
-    pub accounting_item_names: Option<Vec<AccountingItemName>>,
-    /// `accounting_item_value`.
-    pub accounting_item_value: Option<AccountingItemValue>,
-    /// `segment_values`.
-    pub segment_values: Option<Vec<SegmentValue>>,
-    /// `accounting_item_type`.
-    pub accounting_item_type: Option<i32>,
-}
-
-lark_types::json_struct!(PaymentAccountingItem {
-    id: "id",
-    accounting_item_names: "accounting_item_names",
-    accounting_item_value: "accounting_item_value",
-    segment_values: "segment_values",
-    accounting_item_type: "accounting_item_type"
-});
+///
+/// The same shape as [`PaymentDetail`], so the same type.
+pub type PaymentAccountingItem = PaymentDetail;
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity.list` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2187,18 +2096,9 @@ impl Record {
 }
 
 /// An object of the `payroll` `v1` APIs (first seen in the `payroll.v1.payment_activity_detail.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReferenceValue {
-    /// `locale`.
-    pub locale: Option<String>,
-    /// `value`.
-    pub value: Option<String>,
-    /// `id`.
-    pub id: Option<String>,
-}
-
-lark_types::json_struct!(ReferenceValue { locale: "locale", value: "value", id: "id" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type ReferenceValue = I18nName;
 
 /// The JSON body of [`SaveDatasourceRecordRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

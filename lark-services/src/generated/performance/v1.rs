@@ -898,16 +898,9 @@ lark_types::json_struct!(QueryReviewDataResponseData {
 });
 
 /// An object of the `performance` `v1` APIs (first seen in the `performance.v1.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReviewerUserId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(ReviewerUserId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`UserId`], so the same type.
+pub type ReviewerUserId = UserId;
 
 /// An object of the `performance` `v1` APIs (first seen in the `performance.v1.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -955,16 +948,9 @@ lark_types::json_struct!(Semester {
 });
 
 /// An object of the `performance` `v1` APIs (first seen in the `performance.v1.stage_task.find_by_page` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SemesterName {
-    /// `zh-CN`.
-    pub zh_cn: Option<String>,
-    /// `en-US`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(SemesterName { zh_cn: "zh-CN", en_us: "en-US" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type SemesterName = Name;
 
 /// An object of the `performance` `v1` APIs (first seen in the `performance.v1.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1955,16 +1955,9 @@ lark_types::json_struct!(Data {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_lib.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DataSourceInputter {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(DataSourceInputter { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type DataSourceInputter = RevieweeUserId;
 
 /// The JSON body of [`DeleteAdditionalInformationsBatchRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2020,28 +2013,14 @@ pub struct Department {
 lark_types::json_struct!(Department { id: "id", name: "name" });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_detail.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DimensionName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(DimensionName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type DimensionName = Name;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.user_info.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DirectLeaderUserId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(DirectLeaderUserId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type DirectLeaderUserId = RevieweeUserId;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2115,16 +2094,9 @@ impl Field {
 }
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_detail.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FieldValuePerson {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(FieldValuePerson { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type FieldValuePerson = RevieweeUserId;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_template.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2397,28 +2369,14 @@ Voluntary = "voluntary",
 }
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.user_info.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobFamily {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobFamily { id: "id", name: "name" });
+///
+/// The same shape as [`Department`], so the same type.
+pub type JobFamily = Department;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.user_info.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JobLevel {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(JobLevel { id: "id", name: "name" });
+///
+/// The same shape as [`Department`], so the same type.
+pub type JobLevel = Department;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2442,16 +2400,9 @@ lark_types::json_struct!(KeyresultData {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_template.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct KeyresultTextQustionTitle {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(KeyresultTextQustionTitle { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type KeyresultTextQustionTitle = Name;
 
 lark_types::open_enum! {
 /// Values of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
@@ -2853,40 +2804,14 @@ lark_types::json_struct!(ObjectiveData {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_template.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ObjectiveTextQustionTitle {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(ObjectiveTextQustionTitle { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type ObjectiveTextQustionTitle = Name;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ParticipatedProject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `roles`.
-    pub roles: Option<Vec<Role>>,
-    /// `user_roles`.
-    pub user_roles: Option<Vec<UserRole>>,
-    /// `underling_roles`.
-    pub underling_roles: Option<Vec<UnderlingRole>>,
-}
-
-lark_types::json_struct!(ParticipatedProject {
-    id: "id",
-    name: "name",
-    roles: "roles",
-    user_roles: "user_roles",
-    underling_roles: "underling_roles"
-});
+///
+/// The same shape as [`CooperationProject`], so the same type.
+pub type ParticipatedProject = CooperationProject;
 
 lark_types::open_enum! {
 /// Values of the `performance` `v2` APIs (first seen in the `performance.v2.activity.query` response).
@@ -3657,28 +3582,9 @@ CrossteamColleague = "crossteam_colleague",
 }
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReviewDependProject {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-    /// `roles`.
-    pub roles: Option<Vec<Role>>,
-    /// `user_roles`.
-    pub user_roles: Option<Vec<UserRole>>,
-    /// `underling_roles`.
-    pub underling_roles: Option<Vec<UnderlingRole>>,
-}
-
-lark_types::json_struct!(ReviewDependProject {
-    id: "id",
-    name: "name",
-    roles: "roles",
-    user_roles: "user_roles",
-    underling_roles: "underling_roles"
-});
+///
+/// The same shape as [`CooperationProject`], so the same type.
+pub type ReviewDependProject = CooperationProject;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_template.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3792,16 +3698,9 @@ lark_types::json_struct!(RevieweeMetric {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RevieweeRole {
-    /// `role_id`.
-    pub role_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(RevieweeRole { role_id: "role_id", name: "name" });
+///
+/// The same shape as [`ReviewerRole`], so the same type.
+pub type RevieweeRole = ReviewerRole;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_detail.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3834,16 +3733,9 @@ pub struct RevieweeUserId {
 lark_types::json_struct!(RevieweeUserId { open_id: "open_id", user_id: "user_id" });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReviewerId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(ReviewerId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type ReviewerId = RevieweeUserId;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3858,16 +3750,9 @@ pub struct ReviewerRole {
 lark_types::json_struct!(ReviewerRole { role_id: "role_id", name: "name" });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReviewerUserId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(ReviewerUserId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type ReviewerUserId = RevieweeUserId;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4035,16 +3920,9 @@ pub struct TagItem {
 lark_types::json_struct!(TagItem { id: "id", name: "name" });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.metric_lib.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TagName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(TagName { zh_cn: "zh_cn", en_us: "en_us" });
+///
+/// The same shape as [`Name`], so the same type.
+pub type TagName = Name;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4119,16 +3997,9 @@ Minus = "minus",
 }
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UnderlingRole {
-    /// `role_id`.
-    pub role_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(UnderlingRole { role_id: "role_id", name: "name" });
+///
+/// The same shape as [`ReviewerRole`], so the same type.
+pub type UnderlingRole = ReviewerRole;
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -4178,16 +4049,9 @@ lark_types::json_struct!(UnitField {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserId {
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `user_id`.
-    pub user_id: Option<String>,
-}
-
-lark_types::json_struct!(UserId { open_id: "open_id", user_id: "user_id" });
+///
+/// The same shape as [`RevieweeUserId`], so the same type.
+pub type UserId = RevieweeUserId;
 
 lark_types::open_enum! {
 /// Values of the `performance` `v2` APIs (first seen in the `performance.v2.activity.query` query).
@@ -4226,16 +4090,9 @@ lark_types::json_struct!(UserInfo {
 });
 
 /// An object of the `performance` `v2` APIs (first seen in the `performance.v2.review_data.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserRole {
-    /// `role_id`.
-    pub role_id: Option<String>,
-    /// `name`.
-    pub name: Option<Name>,
-}
-
-lark_types::json_struct!(UserRole { role_id: "role_id", name: "name" });
+///
+/// The same shape as [`ReviewerRole`], so the same type.
+pub type UserRole = ReviewerRole;
 
 /// The JSON body of [`WriteUserGroupUserRelRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

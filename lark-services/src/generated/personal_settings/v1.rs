@@ -631,38 +631,9 @@ pub struct CreateSystemStatusResponse {
 lark_types::json_struct!(CreateSystemStatusResponse { system_status: "system_status" });
 
 /// An object of the `personal_settings` `v1` APIs (first seen in the `personal_settings.v1.system_status.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nExplain {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(I18nExplain { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
-
-impl I18nExplain {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nTitle`], so the same type.
+pub type I18nExplain = I18nTitle;
 
 /// An object of the `personal_settings` `v1` APIs (first seen in the `personal_settings.v1.system_status.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -788,69 +759,9 @@ impl PatchSystemStatusBody {
 }
 
 /// An object of the `personal_settings` `v1` APIs (first seen in the `personal_settings.v1.system_status.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchSystemStatusBodySystemStatus {
-    /// `title` (required).
-    pub title: Option<String>,
-    /// `i18n_title`.
-    pub i18n_title: Option<I18nTitle>,
-    /// `icon_key` (required).
-    pub icon_key: Option<IconKey>,
-    /// `color`.
-    pub color: Option<Color>,
-    /// `priority`.
-    pub priority: Option<i32>,
-    /// `sync_setting`.
-    pub sync_setting: Option<SyncSetting>,
-}
-
-lark_types::json_struct!(PatchSystemStatusBodySystemStatus {
-    title: "title",
-    i18n_title: "i18n_title",
-    icon_key: "icon_key",
-    color: "color",
-    priority: "priority",
-    sync_setting: "sync_setting"
-});
-
-impl PatchSystemStatusBodySystemStatus {
-    /// Sets `title`.
-    pub fn title(mut self, value: impl Into<String>) -> Self {
-        self.title = Some(value.into());
-        self
-    }
-
-    /// Sets `i18n_title`.
-    pub fn i18n_title(mut self, value: impl Into<I18nTitle>) -> Self {
-        self.i18n_title = Some(value.into());
-        self
-    }
-
-    /// Sets `icon_key`.
-    pub fn icon_key(mut self, value: impl Into<IconKey>) -> Self {
-        self.icon_key = Some(value.into());
-        self
-    }
-
-    /// Sets `color`.
-    pub fn color(mut self, value: impl Into<Color>) -> Self {
-        self.color = Some(value.into());
-        self
-    }
-
-    /// Sets `priority`.
-    pub fn priority(mut self, value: impl Into<i32>) -> Self {
-        self.priority = Some(value.into());
-        self
-    }
-
-    /// Sets `sync_setting`.
-    pub fn sync_setting(mut self, value: impl Into<SyncSetting>) -> Self {
-        self.sync_setting = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateSystemStatusBody`], so the same type.
+pub type PatchSystemStatusBodySystemStatus = CreateSystemStatusBody;
 
 /// The reply `data` of `personal_settings.v1.system_status.patch` ([`PatchSystemStatusRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1776,30 +1776,9 @@ pub struct CreateSchemaResponse {
 lark_types::json_struct!(CreateSchemaResponse { schema: "schema" });
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.doc_wiki.search` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTime {
-    /// `start`.
-    pub start: Option<i32>,
-    /// `end`.
-    pub end: Option<i32>,
-}
-
-lark_types::json_struct!(CreateTime { start: "start", end: "end" });
-
-impl CreateTime {
-    /// Sets `start`.
-    pub fn start(mut self, value: impl Into<i32>) -> Self {
-        self.start = Some(value.into());
-        self
-    }
-
-    /// Sets `end`.
-    pub fn end(mut self, value: impl Into<i32>) -> Self {
-        self.end = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`OpenTime`], so the same type.
+pub type CreateTime = OpenTime;
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.data_source.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2255,72 +2234,14 @@ pub struct GetSchemaResponse {
 lark_types::json_struct!(GetSchemaResponse { schema: "schema" });
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.data_source.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDescription {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(I18nDescription { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
-
-impl I18nDescription {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDescription = I18nName;
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.schema.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDisplayName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-}
-
-lark_types::json_struct!(I18nDisplayName { zh_cn: "zh_cn", en_us: "en_us", ja_jp: "ja_jp" });
-
-impl I18nDisplayName {
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDisplayName = I18nName;
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.data_source.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2503,30 +2424,9 @@ impl Metadata {
 }
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.doc_wiki.search` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MyCommentTime {
-    /// `start`.
-    pub start: Option<f64>,
-    /// `end`.
-    pub end: Option<f64>,
-}
-
-lark_types::json_struct!(MyCommentTime { start: "start" as number, end: "end" as number });
-
-impl MyCommentTime {
-    /// Sets `start`.
-    pub fn start(mut self, value: impl Into<f64>) -> Self {
-        self.start = Some(value.into());
-        self
-    }
-
-    /// Sets `end`.
-    pub fn end(mut self, value: impl Into<f64>) -> Self {
-        self.end = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MyEditTime`], so the same type.
+pub type MyCommentTime = MyEditTime;
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.doc_wiki.search` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2993,18 +2893,9 @@ lark_types::json_struct!(ResultMeta {
 });
 
 /// An object of the `search` `v2` APIs (first seen in the `search.v2.schema.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Schema {
-    /// `properties` (required).
-    pub properties: Option<Vec<Property>>,
-    /// `display` (required).
-    pub display: Option<Display>,
-    /// `schema_id` (required).
-    pub schema_id: Option<String>,
-}
-
-lark_types::json_struct!(Schema { properties: "properties", display: "display", schema_id: "schema_id" });
+///
+/// The same shape as [`CreateSchemaBody`], so the same type.
+pub type Schema = CreateSchemaBody;
 
 /// The JSON body of [`SearchDocWikiRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]

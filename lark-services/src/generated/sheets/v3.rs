@@ -2150,25 +2150,10 @@ pub struct CreateSpreadsheetSheetFilterViewConditionResponse {
 lark_types::json_struct!(CreateSpreadsheetSheetFilterViewConditionResponse { condition: "condition" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.filter_view.condition.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateSpreadsheetSheetFilterViewConditionResponseCondition {
-    /// `condition_id`.
-    pub condition_id: Option<String>,
-    /// `filter_type`.
-    pub filter_type: Option<String>,
-    /// `compare_type`.
-    pub compare_type: Option<String>,
-    /// `expected`.
-    pub expected: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(CreateSpreadsheetSheetFilterViewConditionResponseCondition {
-    condition_id: "condition_id",
-    filter_type: "filter_type",
-    compare_type: "compare_type",
-    expected: "expected"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFilterViewConditionBody`], so the same type.
+pub type CreateSpreadsheetSheetFilterViewConditionResponseCondition =
+    CreateSpreadsheetSheetFilterViewConditionBody;
 
 /// The reply `data` of `sheets.v3.spreadsheet.sheet.filter_view.create` ([`CreateSpreadsheetSheetFilterViewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2277,22 +2262,9 @@ pub struct FilterInfo {
 lark_types::json_struct!(FilterInfo { col: "col", conditions: "conditions" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.filter_view.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FilterView {
-    /// `filter_view_id`.
-    pub filter_view_id: Option<String>,
-    /// `filter_view_name`.
-    pub filter_view_name: Option<String>,
-    /// `range`.
-    pub range: Option<String>,
-}
-
-lark_types::json_struct!(FilterView {
-    filter_view_id: "filter_view_id",
-    filter_view_name: "filter_view_name",
-    range: "range"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFilterViewBody`], so the same type.
+pub type FilterView = CreateSpreadsheetSheetFilterViewBody;
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.find` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2405,34 +2377,9 @@ pub struct FindSpreadsheetSheetResponse {
 lark_types::json_struct!(FindSpreadsheetSheetResponse { find_result: "find_result" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.float_image.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FloatImage {
-    /// `float_image_id`.
-    pub float_image_id: Option<String>,
-    /// `float_image_token`.
-    pub float_image_token: Option<String>,
-    /// `range`.
-    pub range: Option<String>,
-    /// `width`.
-    pub width: Option<f64>,
-    /// `height`.
-    pub height: Option<f64>,
-    /// `offset_x`.
-    pub offset_x: Option<f64>,
-    /// `offset_y`.
-    pub offset_y: Option<f64>,
-}
-
-lark_types::json_struct!(FloatImage {
-    float_image_id: "float_image_id",
-    float_image_token: "float_image_token",
-    range: "range",
-    width: "width",
-    height: "height",
-    offset_x: "offset_x",
-    offset_y: "offset_y"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFloatImageBody`], so the same type.
+pub type FloatImage = CreateSpreadsheetSheetFloatImageBody;
 
 /// The reply `data` of `sheets.v3.spreadsheet.get` ([`GetSpreadsheetRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2486,25 +2433,10 @@ pub struct GetSpreadsheetSheetFilterViewConditionResponse {
 lark_types::json_struct!(GetSpreadsheetSheetFilterViewConditionResponse { condition: "condition" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.filter_view.condition.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetSpreadsheetSheetFilterViewConditionResponseCondition {
-    /// `condition_id`.
-    pub condition_id: Option<String>,
-    /// `filter_type`.
-    pub filter_type: Option<String>,
-    /// `compare_type`.
-    pub compare_type: Option<String>,
-    /// `expected`.
-    pub expected: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(GetSpreadsheetSheetFilterViewConditionResponseCondition {
-    condition_id: "condition_id",
-    filter_type: "filter_type",
-    compare_type: "compare_type",
-    expected: "expected"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFilterViewConditionBody`], so the same type.
+pub type GetSpreadsheetSheetFilterViewConditionResponseCondition =
+    CreateSpreadsheetSheetFilterViewConditionBody;
 
 /// The reply `data` of `sheets.v3.spreadsheet.sheet.filter_view.get` ([`GetSpreadsheetSheetFilterViewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2739,25 +2671,10 @@ pub struct QuerySpreadsheetSheetFilterViewConditionResponse {
 lark_types::json_struct!(QuerySpreadsheetSheetFilterViewConditionResponse { items: "items" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.filter_view.condition.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct QuerySpreadsheetSheetFilterViewConditionResponseCondition {
-    /// `condition_id`.
-    pub condition_id: Option<String>,
-    /// `filter_type`.
-    pub filter_type: Option<String>,
-    /// `compare_type`.
-    pub compare_type: Option<String>,
-    /// `expected`.
-    pub expected: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(QuerySpreadsheetSheetFilterViewConditionResponseCondition {
-    condition_id: "condition_id",
-    filter_type: "filter_type",
-    compare_type: "compare_type",
-    expected: "expected"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFilterViewConditionBody`], so the same type.
+pub type QuerySpreadsheetSheetFilterViewConditionResponseCondition =
+    CreateSpreadsheetSheetFilterViewConditionBody;
 
 /// The reply `data` of `sheets.v3.spreadsheet.sheet.filter_view.query` ([`QuerySpreadsheetSheetFilterViewRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2790,22 +2707,9 @@ pub struct QuerySpreadsheetSheetResponse {
 lark_types::json_struct!(QuerySpreadsheetSheetResponse { sheets: "sheets" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.replace` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReplaceResult {
-    /// `matched_cells`.
-    pub matched_cells: Option<Vec<String>>,
-    /// `matched_formula_cells`.
-    pub matched_formula_cells: Option<Vec<String>>,
-    /// `rows_count`.
-    pub rows_count: Option<i32>,
-}
-
-lark_types::json_struct!(ReplaceResult {
-    matched_cells: "matched_cells",
-    matched_formula_cells: "matched_formula_cells",
-    rows_count: "rows_count"
-});
+///
+/// The same shape as [`FindResult`], so the same type.
+pub type ReplaceResult = FindResult;
 
 /// The JSON body of [`ReplaceSpreadsheetSheetRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -3002,25 +2906,10 @@ pub struct UpdateSpreadsheetSheetFilterViewConditionResponse {
 lark_types::json_struct!(UpdateSpreadsheetSheetFilterViewConditionResponse { condition: "condition" });
 
 /// An object of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.sheet.filter_view.condition.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UpdateSpreadsheetSheetFilterViewConditionResponseCondition {
-    /// `condition_id`.
-    pub condition_id: Option<String>,
-    /// `filter_type`.
-    pub filter_type: Option<String>,
-    /// `compare_type`.
-    pub compare_type: Option<String>,
-    /// `expected`.
-    pub expected: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(UpdateSpreadsheetSheetFilterViewConditionResponseCondition {
-    condition_id: "condition_id",
-    filter_type: "filter_type",
-    compare_type: "compare_type",
-    expected: "expected"
-});
+///
+/// The same shape as [`CreateSpreadsheetSheetFilterViewConditionBody`], so the same type.
+pub type UpdateSpreadsheetSheetFilterViewConditionResponseCondition =
+    CreateSpreadsheetSheetFilterViewConditionBody;
 
 lark_types::open_enum! {
 /// Values of the `sheets` `v3` APIs (first seen in the `sheets.v3.spreadsheet.get` query).

@@ -1787,30 +1787,9 @@ pub struct BatchDeleteFollowerTaskResponse {
 lark_types::json_struct!(BatchDeleteFollowerTaskResponse { followers: "followers" });
 
 /// An object of the `task` `v1` APIs (first seen in the `task.v1.task.collaborator.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Collaborator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `id_list`.
-    pub id_list: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Collaborator { id: "id", id_list: "id_list" });
-
-impl Collaborator {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `id_list`.
-    pub fn id_list(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.id_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreateTaskCollaboratorBody`], so the same type.
+pub type Collaborator = CreateTaskCollaboratorBody;
 
 /// An object of the `task` `v1` APIs (first seen in the `task.v1.task.comment.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2151,30 +2130,9 @@ impl Due {
 }
 
 /// An object of the `task` `v1` APIs (first seen in the `task.v1.task.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Follower {
-    /// `id`.
-    pub id: Option<String>,
-    /// `id_list`.
-    pub id_list: Option<Vec<String>>,
-}
-
-lark_types::json_struct!(Follower { id: "id", id_list: "id_list" });
-
-impl Follower {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `id_list`.
-    pub fn id_list(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.id_list = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CreateTaskCollaboratorBody`], so the same type.
+pub type Follower = CreateTaskCollaboratorBody;
 
 /// The reply `data` of `task.v1.task.comment.get` ([`GetTaskCommentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -2372,67 +2330,9 @@ pub struct ListTaskResponse {
 lark_types::json_struct!(ListTaskResponse { items: "items", page_token: "page_token", has_more: "has_more" });
 
 /// An object of the `task` `v1` APIs (first seen in the `task.v1.task.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListTaskResponseTask {
-    /// `id`.
-    pub id: Option<String>,
-    /// `summary`.
-    pub summary: Option<String>,
-    /// `complete_time`.
-    pub complete_time: Option<String>,
-    /// `creator_id`.
-    pub creator_id: Option<String>,
-    /// `extra`.
-    pub extra: Option<String>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `update_time`.
-    pub update_time: Option<String>,
-    /// `due`.
-    pub due: Option<Due>,
-    /// `origin` (required).
-    pub origin: Option<Origin>,
-    /// `can_edit`.
-    pub can_edit: Option<bool>,
-    /// `custom`.
-    pub custom: Option<String>,
-    /// `followers`.
-    pub followers: Option<Vec<Follower>>,
-    /// `collaborators`.
-    pub collaborators: Option<Vec<Collaborator>>,
-    /// `collaborator_ids`.
-    pub collaborator_ids: Option<Vec<String>>,
-    /// `follower_ids`.
-    pub follower_ids: Option<Vec<String>>,
-    /// `repeat_rule`.
-    pub repeat_rule: Option<String>,
-    /// `rich_summary`.
-    pub rich_summary: Option<String>,
-    /// `rich_description`.
-    pub rich_description: Option<String>,
-}
-
-lark_types::json_struct!(ListTaskResponseTask {
-    id: "id",
-    summary: "summary",
-    complete_time: "complete_time",
-    creator_id: "creator_id",
-    extra: "extra",
-    create_time: "create_time",
-    update_time: "update_time",
-    due: "due",
-    origin: "origin",
-    can_edit: "can_edit",
-    custom: "custom",
-    followers: "followers",
-    collaborators: "collaborators",
-    collaborator_ids: "collaborator_ids",
-    follower_ids: "follower_ids",
-    repeat_rule: "repeat_rule",
-    rich_summary: "rich_summary",
-    rich_description: "rich_description"
-});
+///
+/// The same shape as [`GetTaskResponseTask`], so the same type.
+pub type ListTaskResponseTask = GetTaskResponseTask;
 
 /// An object of the `task` `v1` APIs (first seen in the `task.v1.task.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]

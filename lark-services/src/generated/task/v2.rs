@@ -4695,25 +4695,9 @@ lark_types::json_struct!(ActivitySubscription {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.activity_subscription.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ActivitySubscriptionSubscriber {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role`.
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(ActivitySubscriptionSubscriber {
-    id: "id",
-    type_: "type",
-    role: "role",
-    name: "name"
-});
+///
+/// The same shape as [`Uploader`], so the same type.
+pub type ActivitySubscriptionSubscriber = Uploader;
 
 /// The JSON body of [`AddCustomFieldRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5000,30 +4984,9 @@ pub struct AddTasklistTaskResponse {
 lark_types::json_struct!(AddTasklistTaskResponse { task: "task" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Android {
-    /// `href`.
-    pub href: Option<String>,
-    /// `tip`.
-    pub tip: Option<Tip>,
-}
-
-lark_types::json_struct!(Android { href: "href", tip: "tip" });
-
-impl Android {
-    /// Sets `href`.
-    pub fn href(mut self, value: impl Into<String>) -> Self {
-        self.href = Some(value.into());
-        self
-    }
-
-    /// Sets `tip`.
-    pub fn tip(mut self, value: impl Into<Tip>) -> Self {
-        self.tip = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Pc`], so the same type.
+pub type Android = Pc;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -5367,25 +5330,9 @@ pub struct CreateCustomFieldOptionResponse {
 lark_types::json_struct!(CreateCustomFieldOptionResponse { option: "option" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.option.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateCustomFieldOptionResponseOption {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `color_index`.
-    pub color_index: Option<i32>,
-    /// `is_hidden`.
-    pub is_hidden: Option<bool>,
-}
-
-lark_types::json_struct!(CreateCustomFieldOptionResponseOption {
-    guid: "guid",
-    name: "name",
-    color_index: "color_index",
-    is_hidden: "is_hidden"
-});
+///
+/// The same shape as [`SingleSelectSettingOption2`], so the same type.
+pub type CreateCustomFieldOptionResponseOption = SingleSelectSettingOption2;
 
 lark_types::open_enum! {
 /// Values of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` query).
@@ -5750,111 +5697,24 @@ impl CreateTaskBodyCustomField {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskBodyMember {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role` (required).
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(CreateTaskBodyMember { id: "id", type_: "type", role: "role", name: "name" });
-
-impl CreateTaskBodyMember {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddMembersTaskBodyMember`], so the same type.
+pub type CreateTaskBodyMember = AddMembersTaskBodyMember;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskBodyPositiveReminder {
-    /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i32>,
-}
-
-lark_types::json_struct!(CreateTaskBodyPositiveReminder { relative_fire_minute: "relative_fire_minute" });
-
-impl CreateTaskBodyPositiveReminder {
-    /// Sets `relative_fire_minute`.
-    pub fn relative_fire_minute(mut self, value: impl Into<i32>) -> Self {
-        self.relative_fire_minute = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddRemindersTaskBodyReminder`], so the same type.
+pub type CreateTaskBodyPositiveReminder = AddRemindersTaskBodyReminder;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskBodyReminder {
-    /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i32>,
-}
-
-lark_types::json_struct!(CreateTaskBodyReminder { relative_fire_minute: "relative_fire_minute" });
-
-impl CreateTaskBodyReminder {
-    /// Sets `relative_fire_minute`.
-    pub fn relative_fire_minute(mut self, value: impl Into<i32>) -> Self {
-        self.relative_fire_minute = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddRemindersTaskBodyReminder`], so the same type.
+pub type CreateTaskBodyReminder = AddRemindersTaskBodyReminder;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskBodyTasklist {
-    /// `tasklist_guid`.
-    pub tasklist_guid: Option<String>,
-    /// `section_guid`.
-    pub section_guid: Option<String>,
-}
-
-lark_types::json_struct!(CreateTaskBodyTasklist {
-    tasklist_guid: "tasklist_guid",
-    section_guid: "section_guid"
-});
-
-impl CreateTaskBodyTasklist {
-    /// Sets `tasklist_guid`.
-    pub fn tasklist_guid(mut self, value: impl Into<String>) -> Self {
-        self.tasklist_guid = Some(value.into());
-        self
-    }
-
-    /// Sets `section_guid`.
-    pub fn section_guid(mut self, value: impl Into<String>) -> Self {
-        self.section_guid = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaskTasklist`], so the same type.
+pub type CreateTaskBodyTasklist = TaskTasklist;
 
 /// The reply `data` of `task.v2.task.create` ([`CreateTaskRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6240,93 +6100,19 @@ impl CreateTaskSubtaskBodyCustomField {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskSubtaskBodyMember {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role` (required).
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(CreateTaskSubtaskBodyMember { id: "id", type_: "type", role: "role", name: "name" });
-
-impl CreateTaskSubtaskBodyMember {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddMembersTaskBodyMember`], so the same type.
+pub type CreateTaskSubtaskBodyMember = AddMembersTaskBodyMember;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskSubtaskBodyReminder {
-    /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i32>,
-}
-
-lark_types::json_struct!(CreateTaskSubtaskBodyReminder { relative_fire_minute: "relative_fire_minute" });
-
-impl CreateTaskSubtaskBodyReminder {
-    /// Sets `relative_fire_minute`.
-    pub fn relative_fire_minute(mut self, value: impl Into<i32>) -> Self {
-        self.relative_fire_minute = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddRemindersTaskBodyReminder`], so the same type.
+pub type CreateTaskSubtaskBodyReminder = AddRemindersTaskBodyReminder;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTaskSubtaskBodyTasklist {
-    /// `tasklist_guid`.
-    pub tasklist_guid: Option<String>,
-    /// `section_guid`.
-    pub section_guid: Option<String>,
-}
-
-lark_types::json_struct!(CreateTaskSubtaskBodyTasklist {
-    tasklist_guid: "tasklist_guid",
-    section_guid: "section_guid"
-});
-
-impl CreateTaskSubtaskBodyTasklist {
-    /// Sets `tasklist_guid`.
-    pub fn tasklist_guid(mut self, value: impl Into<String>) -> Self {
-        self.tasklist_guid = Some(value.into());
-        self
-    }
-
-    /// Sets `section_guid`.
-    pub fn section_guid(mut self, value: impl Into<String>) -> Self {
-        self.section_guid = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`TaskTasklist`], so the same type.
+pub type CreateTaskSubtaskBodyTasklist = TaskTasklist;
 
 /// The reply `data` of `task.v2.task.subtask.create` ([`CreateTaskSubtaskRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6446,82 +6232,19 @@ pub struct CreateTasklistResponse {
 lark_types::json_struct!(CreateTasklistResponse { tasklist: "tasklist" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `archive_msec`.
-    pub archive_msec: Option<String>,
-}
-
-lark_types::json_struct!(CreateTasklistResponseTasklist {
-    guid: "guid",
-    name: "name",
-    creator: "creator",
-    owner: "owner",
-    members: "members",
-    url: "url",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    archive_msec: "archive_msec"
-});
+///
+/// The same shape as [`AddMembersTasklistResponseTasklist`], so the same type.
+pub type CreateTasklistResponseTasklist = AddMembersTasklistResponseTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.search` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CreateTime {
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-}
-
-lark_types::json_struct!(CreateTime { start_time: "start_time", end_time: "end_time" });
-
-impl CreateTime {
-    /// Sets `start_time`.
-    pub fn start_time(mut self, value: impl Into<String>) -> Self {
-        self.start_time = Some(value.into());
-        self
-    }
-
-    /// Sets `end_time`.
-    pub fn end_time(mut self, value: impl Into<String>) -> Self {
-        self.end_time = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DueTime`], so the same type.
+pub type CreateTime = DueTime;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.comment.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Creator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role`.
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Creator { id: "id", type_: "type", role: "role", name: "name" });
+///
+/// The same shape as [`Uploader`], so the same type.
+pub type Creator = Uploader;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6637,32 +6360,14 @@ impl CustomFieldMemberValue {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomFieldMultiSelectSetting {
-    /// `options`.
-    pub options: Option<Vec<MultiSelectSettingOption2>>,
-}
-
-lark_types::json_struct!(CustomFieldMultiSelectSetting { options: "options" });
+///
+/// The same shape as [`CustomFieldSingleSelectSetting`], so the same type.
+pub type CustomFieldMultiSelectSetting = CustomFieldSingleSelectSetting;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CustomFieldMultiSelectSetting2 {
-    /// `options`.
-    pub options: Option<Vec<MultiSelectSettingOption3>>,
-}
-
-lark_types::json_struct!(CustomFieldMultiSelectSetting2 { options: "options" });
-
-impl CustomFieldMultiSelectSetting2 {
-    /// Sets `options`.
-    pub fn options(mut self, value: impl IntoIterator<Item = impl Into<MultiSelectSettingOption3>>) -> Self {
-        self.options = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`CustomFieldSingleSelectSetting2`], so the same type.
+pub type CustomFieldMultiSelectSetting2 = CustomFieldSingleSelectSetting2;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -6793,30 +6498,9 @@ impl DocxSource {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.section.tasks` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Due {
-    /// `timestamp`.
-    pub timestamp: Option<String>,
-    /// `is_all_day`.
-    pub is_all_day: Option<bool>,
-}
-
-lark_types::json_struct!(Due { timestamp: "timestamp", is_all_day: "is_all_day" });
-
-impl Due {
-    /// Sets `timestamp`.
-    pub fn timestamp(mut self, value: impl Into<String>) -> Self {
-        self.timestamp = Some(value.into());
-        self
-    }
-
-    /// Sets `is_all_day`.
-    pub fn is_all_day(mut self, value: impl Into<bool>) -> Self {
-        self.is_all_day = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Start`], so the same type.
+pub type Due = Start;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.search` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7001,40 +6685,9 @@ pub struct GetTasklistResponse {
 lark_types::json_struct!(GetTasklistResponse { tasklist: "tasklist" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `archive_msec`.
-    pub archive_msec: Option<String>,
-}
-
-lark_types::json_struct!(GetTasklistResponseTasklist {
-    guid: "guid",
-    name: "name",
-    creator: "creator",
-    owner: "owner",
-    members: "members",
-    url: "url",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    archive_msec: "archive_msec"
-});
+///
+/// The same shape as [`AddMembersTasklistResponseTasklist`], so the same type.
+pub type GetTasklistResponseTasklist = AddMembersTasklistResponseTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7063,30 +6716,9 @@ impl Href {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Ios {
-    /// `href`.
-    pub href: Option<String>,
-    /// `tip`.
-    pub tip: Option<Tip>,
-}
-
-lark_types::json_struct!(Ios { href: "href", tip: "tip" });
-
-impl Ios {
-    /// Sets `href`.
-    pub fn href(mut self, value: impl Into<String>) -> Self {
-        self.href = Some(value.into());
-        self
-    }
-
-    /// Sets `tip`.
-    pub fn tip(mut self, value: impl Into<Tip>) -> Self {
-        self.tip = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Pc`], so the same type.
+pub type Ios = Pc;
 
 /// The reply `data` of `task.v2.attachment.list` ([`ListAttachmentRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7277,82 +6909,14 @@ lark_types::json_struct!(ListTasklistResponse {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.list` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ListTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `archive_msec`.
-    pub archive_msec: Option<String>,
-}
-
-lark_types::json_struct!(ListTasklistResponseTasklist {
-    guid: "guid",
-    name: "name",
-    creator: "creator",
-    owner: "owner",
-    members: "members",
-    url: "url",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    archive_msec: "archive_msec"
-});
+///
+/// The same shape as [`AddMembersTasklistResponseTasklist`], so the same type.
+pub type ListTasklistResponseTasklist = AddMembersTasklistResponseTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.section.tasks` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Member {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role`.
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Member { id: "id", type_: "type", role: "role", name: "name" });
-
-impl Member {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Uploader`], so the same type.
+pub type Member = Uploader;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7373,46 +6937,9 @@ impl MemberSetting {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MemberValue {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role`.
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(MemberValue { id: "id", type_: "type", role: "role", name: "name" });
-
-impl MemberValue {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Uploader`], so the same type.
+pub type MemberValue = Uploader;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.search` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7427,119 +6954,24 @@ pub struct MetaData {
 lark_types::json_struct!(MetaData { app_link: "app_link", avatar: "avatar" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MultiSelectSetting {
-    /// `options`.
-    pub options: Option<Vec<MultiSelectSettingOption>>,
-}
-
-lark_types::json_struct!(MultiSelectSetting { options: "options" });
-
-impl MultiSelectSetting {
-    /// Sets `options`.
-    pub fn options(mut self, value: impl IntoIterator<Item = impl Into<MultiSelectSettingOption>>) -> Self {
-        self.options = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`SingleSelectSetting`], so the same type.
+pub type MultiSelectSetting = SingleSelectSetting;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MultiSelectSettingOption {
-    /// `name` (required).
-    pub name: Option<String>,
-    /// `color_index`.
-    pub color_index: Option<i32>,
-    /// `is_hidden`.
-    pub is_hidden: Option<bool>,
-}
-
-lark_types::json_struct!(MultiSelectSettingOption {
-    name: "name",
-    color_index: "color_index",
-    is_hidden: "is_hidden"
-});
-
-impl MultiSelectSettingOption {
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `color_index`.
-    pub fn color_index(mut self, value: impl Into<i32>) -> Self {
-        self.color_index = Some(value.into());
-        self
-    }
-
-    /// Sets `is_hidden`.
-    pub fn is_hidden(mut self, value: impl Into<bool>) -> Self {
-        self.is_hidden = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`SingleSelectSettingOption`], so the same type.
+pub type MultiSelectSettingOption = SingleSelectSettingOption;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MultiSelectSettingOption2 {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `color_index`.
-    pub color_index: Option<i32>,
-    /// `is_hidden`.
-    pub is_hidden: Option<bool>,
-}
-
-lark_types::json_struct!(MultiSelectSettingOption2 {
-    guid: "guid",
-    name: "name",
-    color_index: "color_index",
-    is_hidden: "is_hidden"
-});
+///
+/// The same shape as [`SingleSelectSettingOption2`], so the same type.
+pub type MultiSelectSettingOption2 = SingleSelectSettingOption2;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct MultiSelectSettingOption3 {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `color_index`.
-    pub color_index: Option<i32>,
-}
-
-lark_types::json_struct!(MultiSelectSettingOption3 {
-    guid: "guid",
-    name: "name",
-    color_index: "color_index"
-});
-
-impl MultiSelectSettingOption3 {
-    /// Sets `guid`.
-    pub fn guid(mut self, value: impl Into<String>) -> Self {
-        self.guid = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `color_index`.
-    pub fn color_index(mut self, value: impl Into<i32>) -> Self {
-        self.color_index = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`SingleSelectSettingOption3`], so the same type.
+pub type MultiSelectSettingOption3 = SingleSelectSettingOption3;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7648,46 +7080,9 @@ None = "none",
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Owner {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role`.
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Owner { id: "id", type_: "type", role: "role", name: "name" });
-
-impl Owner {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Uploader`], so the same type.
+pub type Owner = Uploader;
 
 /// The JSON body of [`PatchCommentRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -7939,25 +7334,9 @@ pub struct PatchCustomFieldOptionResponse {
 lark_types::json_struct!(PatchCustomFieldOptionResponse { option: "option" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.custom_field.option.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchCustomFieldOptionResponseOption {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `color_index`.
-    pub color_index: Option<i32>,
-    /// `is_hidden`.
-    pub is_hidden: Option<bool>,
-}
-
-lark_types::json_struct!(PatchCustomFieldOptionResponseOption {
-    guid: "guid",
-    name: "name",
-    color_index: "color_index",
-    is_hidden: "is_hidden"
-});
+///
+/// The same shape as [`SingleSelectSettingOption2`], so the same type.
+pub type PatchCustomFieldOptionResponseOption = SingleSelectSettingOption2;
 
 /// The reply `data` of `task.v2.custom_field.patch` ([`PatchCustomFieldRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8397,40 +7776,9 @@ pub struct PatchTasklistResponse {
 lark_types::json_struct!(PatchTasklistResponse { tasklist: "tasklist" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.patch` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct PatchTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `archive_msec`.
-    pub archive_msec: Option<String>,
-}
-
-lark_types::json_struct!(PatchTasklistResponseTasklist {
-    guid: "guid",
-    name: "name",
-    creator: "creator",
-    owner: "owner",
-    members: "members",
-    url: "url",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    archive_msec: "archive_msec"
-});
+///
+/// The same shape as [`AddMembersTasklistResponseTasklist`], so the same type.
+pub type PatchTasklistResponseTasklist = AddMembersTasklistResponseTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8751,46 +8099,9 @@ impl RemoveMembersTaskBody {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.remove_members` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RemoveMembersTaskBodyMember {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `role` (required).
-    pub role: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(RemoveMembersTaskBodyMember { id: "id", type_: "type", role: "role", name: "name" });
-
-impl RemoveMembersTaskBodyMember {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `role`.
-    pub fn role(mut self, value: impl Into<String>) -> Self {
-        self.role = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`AddMembersTaskBodyMember`], so the same type.
+pub type RemoveMembersTaskBodyMember = AddMembersTaskBodyMember;
 
 /// The reply `data` of `task.v2.task.remove_members` ([`RemoveMembersTaskRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -8831,40 +8142,9 @@ pub struct RemoveMembersTasklistResponse {
 lark_types::json_struct!(RemoveMembersTasklistResponse { tasklist: "tasklist" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.remove_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RemoveMembersTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `owner`.
-    pub owner: Option<Owner>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `archive_msec`.
-    pub archive_msec: Option<String>,
-}
-
-lark_types::json_struct!(RemoveMembersTasklistResponseTasklist {
-    guid: "guid",
-    name: "name",
-    creator: "creator",
-    owner: "owner",
-    members: "members",
-    url: "url",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    archive_msec: "archive_msec"
-});
+///
+/// The same shape as [`AddMembersTasklistResponseTasklist`], so the same type.
+pub type RemoveMembersTasklistResponseTasklist = AddMembersTasklistResponseTasklist;
 
 /// The JSON body of [`RemoveRemindersTaskRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9103,22 +8383,9 @@ lark_types::json_struct!(SearchTasklistResponse {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.search` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SearchTasklistResponseTasklist {
-    /// `id` (required).
-    pub id: Option<String>,
-    /// `display_info`.
-    pub display_info: Option<String>,
-    /// `meta_data`.
-    pub meta_data: Option<MetaData>,
-}
-
-lark_types::json_struct!(SearchTasklistResponseTasklist {
-    id: "id",
-    display_info: "display_info",
-    meta_data: "meta_data"
-});
+///
+/// The same shape as [`SearchTaskResponseTask`], so the same type.
+pub type SearchTasklistResponseTasklist = SearchTaskResponseTask;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.section.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9369,224 +8636,29 @@ impl Start {
 }
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.activity_subscription.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Subscriber {
-    /// `id`.
-    pub id: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-}
-
-lark_types::json_struct!(Subscriber { id: "id", type_: "type", name: "name" });
-
-impl Subscriber {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `type`.
-    pub fn type_(mut self, value: impl Into<String>) -> Self {
-        self.type_ = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CustomFieldMemberValue`], so the same type.
+pub type Subscriber = CustomFieldMemberValue;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Subtask {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `summary`.
-    pub summary: Option<String>,
-    /// `due`.
-    pub due: Option<Due>,
-    /// `reminders`.
-    pub reminders: Option<Vec<Reminder>>,
-    /// `creator`.
-    pub creator: Option<Creator>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `completed_at`.
-    pub completed_at: Option<String>,
-    /// `attachments`.
-    pub attachments: Option<Vec<SubtaskAttachment>>,
-    /// `origin`.
-    pub origin: Option<Origin>,
-    /// `extra`.
-    pub extra: Option<String>,
-    /// `tasklists`.
-    pub tasklists: Option<Vec<SubtaskTasklist>>,
-    /// `repeat_rule`.
-    pub repeat_rule: Option<String>,
-    /// `parent_task_guid`.
-    pub parent_task_guid: Option<String>,
-    /// `mode`.
-    pub mode: Option<i32>,
-    /// `custom_complete`.
-    pub custom_complete: Option<CustomComplete>,
-    /// `task_id`.
-    pub task_id: Option<String>,
-    /// `created_at`.
-    pub created_at: Option<String>,
-    /// `updated_at`.
-    pub updated_at: Option<String>,
-    /// `status`.
-    pub status: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `start`.
-    pub start: Option<Start>,
-    /// `subtask_count`.
-    pub subtask_count: Option<i32>,
-    /// `is_milestone`.
-    pub is_milestone: Option<bool>,
-    /// `custom_fields`.
-    pub custom_fields: Option<Vec<SubtaskCustomField>>,
-    /// `dependencies`.
-    pub dependencies: Option<Vec<Dependency>>,
-    /// `assignee_related`.
-    pub assignee_related: Option<Vec<AssigneeRelated>>,
-    /// `positive_reminders`.
-    pub positive_reminders: Option<Vec<PositiveReminder>>,
-    /// `agent_task_status`.
-    pub agent_task_status: Option<f64>,
-    /// `agent_task_progress`.
-    pub agent_task_progress: Option<String>,
-    /// `text_deliveries`.
-    pub text_deliveries: Option<Vec<String>>,
-    /// `attachment_deliveries`.
-    pub attachment_deliveries: Option<Vec<AttachmentDelivery>>,
-    /// `next_task_guid`.
-    pub next_task_guid: Option<String>,
-}
-
-lark_types::json_struct!(Subtask {
-    guid: "guid",
-    summary: "summary",
-    due: "due",
-    reminders: "reminders",
-    creator: "creator",
-    members: "members",
-    completed_at: "completed_at",
-    attachments: "attachments",
-    origin: "origin",
-    extra: "extra",
-    tasklists: "tasklists",
-    repeat_rule: "repeat_rule",
-    parent_task_guid: "parent_task_guid",
-    mode: "mode",
-    custom_complete: "custom_complete",
-    task_id: "task_id",
-    created_at: "created_at",
-    updated_at: "updated_at",
-    status: "status",
-    url: "url",
-    start: "start",
-    subtask_count: "subtask_count",
-    is_milestone: "is_milestone",
-    custom_fields: "custom_fields",
-    dependencies: "dependencies",
-    assignee_related: "assignee_related",
-    positive_reminders: "positive_reminders",
-    agent_task_status: "agent_task_status" as number,
-    agent_task_progress: "agent_task_progress",
-    text_deliveries: "text_deliveries",
-    attachment_deliveries: "attachment_deliveries",
-    next_task_guid: "next_task_guid"
-});
+///
+/// The same shape as [`Task`], so the same type.
+pub type Subtask = Task;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubtaskAttachment {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `file_token`.
-    pub file_token: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i32>,
-    /// `resource`.
-    pub resource: Option<Resource>,
-    /// `uploader`.
-    pub uploader: Option<Uploader>,
-    /// `is_cover`.
-    pub is_cover: Option<bool>,
-    /// `uploaded_at`.
-    pub uploaded_at: Option<String>,
-}
-
-lark_types::json_struct!(SubtaskAttachment {
-    guid: "guid",
-    file_token: "file_token",
-    name: "name",
-    size: "size",
-    resource: "resource",
-    uploader: "uploader",
-    is_cover: "is_cover",
-    uploaded_at: "uploaded_at"
-});
+///
+/// The same shape as [`UploadAttachmentResponseAttachment`], so the same type.
+pub type SubtaskAttachment = UploadAttachmentResponseAttachment;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubtaskCustomField {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `number_value`.
-    pub number_value: Option<String>,
-    /// `datetime_value`.
-    pub datetime_value: Option<String>,
-    /// `member_value`.
-    pub member_value: Option<Vec<MemberValue>>,
-    /// `single_select_value`.
-    pub single_select_value: Option<String>,
-    /// `multi_select_value`.
-    pub multi_select_value: Option<Vec<String>>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `text_value`.
-    pub text_value: Option<String>,
-}
-
-lark_types::json_struct!(SubtaskCustomField {
-    guid: "guid",
-    type_: "type",
-    number_value: "number_value",
-    datetime_value: "datetime_value",
-    member_value: "member_value",
-    single_select_value: "single_select_value",
-    multi_select_value: "multi_select_value",
-    name: "name",
-    text_value: "text_value"
-});
+///
+/// The same shape as [`TaskCustomField`], so the same type.
+pub type SubtaskCustomField = TaskCustomField;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.subtask.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SubtaskTasklist {
-    /// `tasklist_guid`.
-    pub tasklist_guid: Option<String>,
-    /// `section_guid`.
-    pub section_guid: Option<String>,
-}
-
-lark_types::json_struct!(SubtaskTasklist { tasklist_guid: "tasklist_guid", section_guid: "section_guid" });
+///
+/// The same shape as [`TaskTasklist`], so the same type.
+pub type SubtaskTasklist = TaskTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9694,37 +8766,9 @@ lark_types::json_struct!(Task {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskAttachment {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `file_token`.
-    pub file_token: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i32>,
-    /// `resource`.
-    pub resource: Option<Resource>,
-    /// `uploader`.
-    pub uploader: Option<Uploader>,
-    /// `is_cover`.
-    pub is_cover: Option<bool>,
-    /// `uploaded_at`.
-    pub uploaded_at: Option<String>,
-}
-
-lark_types::json_struct!(TaskAttachment {
-    guid: "guid",
-    file_token: "file_token",
-    name: "name",
-    size: "size",
-    resource: "resource",
-    uploader: "uploader",
-    is_cover: "is_cover",
-    uploaded_at: "uploaded_at"
-});
+///
+/// The same shape as [`UploadAttachmentResponseAttachment`], so the same type.
+pub type TaskAttachment = UploadAttachmentResponseAttachment;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9763,93 +8807,14 @@ lark_types::json_struct!(TaskCustomField {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskCustomField2 {
-    /// `guid` (required).
-    pub guid: Option<String>,
-    /// `number_value`.
-    pub number_value: Option<String>,
-    /// `member_value`.
-    pub member_value: Option<Vec<CustomFieldMemberValue>>,
-    /// `datetime_value`.
-    pub datetime_value: Option<String>,
-    /// `single_select_value`.
-    pub single_select_value: Option<String>,
-    /// `multi_select_value`.
-    pub multi_select_value: Option<Vec<String>>,
-    /// `text_value`.
-    pub text_value: Option<String>,
-}
-
-lark_types::json_struct!(TaskCustomField2 {
-    guid: "guid",
-    number_value: "number_value",
-    member_value: "member_value",
-    datetime_value: "datetime_value",
-    single_select_value: "single_select_value",
-    multi_select_value: "multi_select_value",
-    text_value: "text_value"
-});
-
-impl TaskCustomField2 {
-    /// Sets `guid`.
-    pub fn guid(mut self, value: impl Into<String>) -> Self {
-        self.guid = Some(value.into());
-        self
-    }
-
-    /// Sets `number_value`.
-    pub fn number_value(mut self, value: impl Into<String>) -> Self {
-        self.number_value = Some(value.into());
-        self
-    }
-
-    /// Sets `member_value`.
-    pub fn member_value(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<CustomFieldMemberValue>>,
-    ) -> Self {
-        self.member_value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `datetime_value`.
-    pub fn datetime_value(mut self, value: impl Into<String>) -> Self {
-        self.datetime_value = Some(value.into());
-        self
-    }
-
-    /// Sets `single_select_value`.
-    pub fn single_select_value(mut self, value: impl Into<String>) -> Self {
-        self.single_select_value = Some(value.into());
-        self
-    }
-
-    /// Sets `multi_select_value`.
-    pub fn multi_select_value(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.multi_select_value = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `text_value`.
-    pub fn text_value(mut self, value: impl Into<String>) -> Self {
-        self.text_value = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`CreateTaskBodyCustomField`], so the same type.
+pub type TaskCustomField2 = CreateTaskBodyCustomField;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.create` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskPositiveReminder {
-    /// `id`.
-    pub id: Option<String>,
-    /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i32>,
-}
-
-lark_types::json_struct!(TaskPositiveReminder { id: "id", relative_fire_minute: "relative_fire_minute" });
+///
+/// The same shape as [`Reminder`], so the same type.
+pub type TaskPositiveReminder = Reminder;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.patch` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9904,6 +8869,20 @@ pub struct TaskTasklist {
 }
 
 lark_types::json_struct!(TaskTasklist { tasklist_guid: "tasklist_guid", section_guid: "section_guid" });
+
+impl TaskTasklist {
+    /// Sets `tasklist_guid`.
+    pub fn tasklist_guid(mut self, value: impl Into<String>) -> Self {
+        self.tasklist_guid = Some(value.into());
+        self
+    }
+
+    /// Sets `section_guid`.
+    pub fn section_guid(mut self, value: impl Into<String>) -> Self {
+        self.section_guid = Some(value.into());
+        self
+    }
+}
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task_v2.list_related_task` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10011,100 +8990,24 @@ lark_types::json_struct!(TaskV2 {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task_v2.list_related_task` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskV2AttachmentDelivery {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `file_token`.
-    pub file_token: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `size`.
-    pub size: Option<i32>,
-    /// `resource`.
-    pub resource: Option<Resource>,
-    /// `uploader`.
-    pub uploader: Option<Uploader>,
-    /// `is_cover`.
-    pub is_cover: Option<bool>,
-    /// `uploaded_at`.
-    pub uploaded_at: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-}
-
-lark_types::json_struct!(TaskV2AttachmentDelivery {
-    guid: "guid",
-    file_token: "file_token",
-    name: "name",
-    size: "size",
-    resource: "resource",
-    uploader: "uploader",
-    is_cover: "is_cover",
-    uploaded_at: "uploaded_at",
-    url: "url"
-});
+///
+/// The same shape as [`Attachment`], so the same type.
+pub type TaskV2AttachmentDelivery = Attachment;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task_v2.list_related_task` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskV2CustomField {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `type`.
-    pub type_: Option<String>,
-    /// `number_value`.
-    pub number_value: Option<String>,
-    /// `datetime_value`.
-    pub datetime_value: Option<String>,
-    /// `member_value`.
-    pub member_value: Option<Vec<MemberValue>>,
-    /// `single_select_value`.
-    pub single_select_value: Option<String>,
-    /// `multi_select_value`.
-    pub multi_select_value: Option<Vec<String>>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `text_value`.
-    pub text_value: Option<String>,
-}
-
-lark_types::json_struct!(TaskV2CustomField {
-    guid: "guid",
-    type_: "type",
-    number_value: "number_value",
-    datetime_value: "datetime_value",
-    member_value: "member_value",
-    single_select_value: "single_select_value",
-    multi_select_value: "multi_select_value",
-    name: "name",
-    text_value: "text_value"
-});
+///
+/// The same shape as [`TaskCustomField`], so the same type.
+pub type TaskV2CustomField = TaskCustomField;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task_v2.list_related_task` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskV2PositiveReminder {
-    /// `id`.
-    pub id: Option<String>,
-    /// `relative_fire_minute` (required).
-    pub relative_fire_minute: Option<i32>,
-}
-
-lark_types::json_struct!(TaskV2PositiveReminder { id: "id", relative_fire_minute: "relative_fire_minute" });
+///
+/// The same shape as [`Reminder`], so the same type.
+pub type TaskV2PositiveReminder = Reminder;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task_v2.list_related_task` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TaskV2Tasklist {
-    /// `tasklist_guid`.
-    pub tasklist_guid: Option<String>,
-    /// `section_guid`.
-    pub section_guid: Option<String>,
-}
-
-lark_types::json_struct!(TaskV2Tasklist { tasklist_guid: "tasklist_guid", section_guid: "section_guid" });
+///
+/// The same shape as [`TaskTasklist`], so the same type.
+pub type TaskV2Tasklist = TaskTasklist;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.section.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10129,19 +9032,9 @@ pub struct TasklistsTaskResponse {
 lark_types::json_struct!(TasklistsTaskResponse { tasklists: "tasklists" });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.tasklists` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TasklistsTaskResponseTasklist {
-    /// `tasklist_guid`.
-    pub tasklist_guid: Option<String>,
-    /// `section_guid`.
-    pub section_guid: Option<String>,
-}
-
-lark_types::json_struct!(TasklistsTaskResponseTasklist {
-    tasklist_guid: "tasklist_guid",
-    section_guid: "section_guid"
-});
+///
+/// The same shape as [`TaskTasklist`], so the same type.
+pub type TasklistsTaskResponseTasklist = TaskTasklist;
 
 /// The reply `data` of `task.v2.section.tasks` ([`TasksSectionRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10210,153 +9103,14 @@ lark_types::json_struct!(TasksTasklistResponse {
 });
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.tasklist.tasks` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct TasksTasklistResponseTasklist {
-    /// `guid`.
-    pub guid: Option<String>,
-    /// `summary`.
-    pub summary: Option<String>,
-    /// `completed_at`.
-    pub completed_at: Option<String>,
-    /// `start`.
-    pub start: Option<Start>,
-    /// `due`.
-    pub due: Option<Due>,
-    /// `members`.
-    pub members: Option<Vec<Member>>,
-    /// `subtask_count`.
-    pub subtask_count: Option<i32>,
-}
-
-lark_types::json_struct!(TasksTasklistResponseTasklist {
-    guid: "guid",
-    summary: "summary",
-    completed_at: "completed_at",
-    start: "start",
-    due: "due",
-    members: "members",
-    subtask_count: "subtask_count"
-});
+///
+/// The same shape as [`TasksSectionResponseSection`], so the same type.
+pub type TasksTasklistResponseTasklist = TasksSectionResponseSection;
 
 /// An object of the `task` `v2` APIs (first seen in the `task.v2.task.add_members` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Tip {
-    /// `en_us`.
-    pub en_us: Option<String>,
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `zh_hk`.
-    pub zh_hk: Option<String>,
-    /// `zh_tw`.
-    pub zh_tw: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `fr_fr`.
-    pub fr_fr: Option<String>,
-    /// `it_it`.
-    pub it_it: Option<String>,
-    /// `de_de`.
-    pub de_de: Option<String>,
-    /// `ru_ru`.
-    pub ru_ru: Option<String>,
-    /// `th_th`.
-    pub th_th: Option<String>,
-    /// `es_es`.
-    pub es_es: Option<String>,
-    /// `ko_kr`.
-    pub ko_kr: Option<String>,
-}
-
-lark_types::json_struct!(Tip {
-    en_us: "en_us",
-    zh_cn: "zh_cn",
-    zh_hk: "zh_hk",
-    zh_tw: "zh_tw",
-    ja_jp: "ja_jp",
-    fr_fr: "fr_fr",
-    it_it: "it_it",
-    de_de: "de_de",
-    ru_ru: "ru_ru",
-    th_th: "th_th",
-    es_es: "es_es",
-    ko_kr: "ko_kr"
-});
-
-impl Tip {
-    /// Sets `en_us`.
-    pub fn en_us(mut self, value: impl Into<String>) -> Self {
-        self.en_us = Some(value.into());
-        self
-    }
-
-    /// Sets `zh_cn`.
-    pub fn zh_cn(mut self, value: impl Into<String>) -> Self {
-        self.zh_cn = Some(value.into());
-        self
-    }
-
-    /// Sets `zh_hk`.
-    pub fn zh_hk(mut self, value: impl Into<String>) -> Self {
-        self.zh_hk = Some(value.into());
-        self
-    }
-
-    /// Sets `zh_tw`.
-    pub fn zh_tw(mut self, value: impl Into<String>) -> Self {
-        self.zh_tw = Some(value.into());
-        self
-    }
-
-    /// Sets `ja_jp`.
-    pub fn ja_jp(mut self, value: impl Into<String>) -> Self {
-        self.ja_jp = Some(value.into());
-        self
-    }
-
-    /// Sets `fr_fr`.
-    pub fn fr_fr(mut self, value: impl Into<String>) -> Self {
-        self.fr_fr = Some(value.into());
-        self
-    }
-
-    /// Sets `it_it`.
-    pub fn it_it(mut self, value: impl Into<String>) -> Self {
-        self.it_it = Some(value.into());
-        self
-    }
-
-    /// Sets `de_de`.
-    pub fn de_de(mut self, value: impl Into<String>) -> Self {
-        self.de_de = Some(value.into());
-        self
-    }
-
-    /// Sets `ru_ru`.
-    pub fn ru_ru(mut self, value: impl Into<String>) -> Self {
-        self.ru_ru = Some(value.into());
-        self
-    }
-
-    /// Sets `th_th`.
-    pub fn th_th(mut self, value: impl Into<String>) -> Self {
-        self.th_th = Some(value.into());
-        self
-    }
-
-    /// Sets `es_es`.
-    pub fn es_es(mut self, value: impl Into<String>) -> Self {
-        self.es_es = Some(value.into());
-        self
-    }
-
-    /// Sets `ko_kr`.
-    pub fn ko_kr(mut self, value: impl Into<String>) -> Self {
-        self.ko_kr = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`PlatformI18nName`], so the same type.
+pub type Tip = PlatformI18nName;
 
 lark_types::open_enum! {
 /// Values of the `task` `v2` APIs (first seen in the `task.v2.custom_field.create` body).
@@ -10448,6 +9202,32 @@ pub struct Uploader {
 }
 
 lark_types::json_struct!(Uploader { id: "id", type_: "type", role: "role", name: "name" });
+
+impl Uploader {
+    /// Sets `id`.
+    pub fn id(mut self, value: impl Into<String>) -> Self {
+        self.id = Some(value.into());
+        self
+    }
+
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl Into<String>) -> Self {
+        self.type_ = Some(value.into());
+        self
+    }
+
+    /// Sets `role`.
+    pub fn role(mut self, value: impl Into<String>) -> Self {
+        self.role = Some(value.into());
+        self
+    }
+
+    /// Sets `name`.
+    pub fn name(mut self, value: impl Into<String>) -> Self {
+        self.name = Some(value.into());
+        self
+    }
+}
 
 lark_types::open_enum! {
 /// Values of the `task` `v2` APIs (first seen in the `task.v2.attachment.upload` query).

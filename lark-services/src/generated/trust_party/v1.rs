@@ -583,32 +583,14 @@ OpenGroupId = "open_group_id",
 }
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.visible_organization` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nDepartmentName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nDepartmentName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nDepartmentName = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.visible_organization` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nGroupName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nGroupName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nGroupName = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.collaboration_department.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -625,60 +607,24 @@ pub struct I18nName {
 lark_types::json_struct!(I18nName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nTenantName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nTenantName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nTenantName = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nTenantShortName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nTenantShortName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nTenantShortName = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nTenantTag {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nTenantTag { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nTenantTag = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.visible_organization` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct I18nUserName {
-    /// `zh_cn`.
-    pub zh_cn: Option<String>,
-    /// `ja_jp`.
-    pub ja_jp: Option<String>,
-    /// `en_us`.
-    pub en_us: Option<String>,
-}
-
-lark_types::json_struct!(I18nUserName { zh_cn: "zh_cn", ja_jp: "ja_jp", en_us: "en_us" });
+///
+/// The same shape as [`I18nName`], so the same type.
+pub type I18nUserName = I18nName;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.collaboration_department.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -707,18 +653,9 @@ pub struct Leader {
 lark_types::json_struct!(Leader { leader_type: "leader_type", id: "id" });
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.collaboration_user.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaderId {
-    /// `user_id`.
-    pub user_id: Option<String>,
-    /// `open_id`.
-    pub open_id: Option<String>,
-    /// `union_id`.
-    pub union_id: Option<String>,
-}
-
-lark_types::json_struct!(LeaderId { user_id: "user_id", open_id: "open_id", union_id: "union_id" });
+///
+/// The same shape as [`Id`], so the same type.
+pub type LeaderId = Id;
 
 /// The reply `data` of `trust_party.v1.collaboration_tenant.list` ([`ListCollaborationTenantRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -923,25 +860,9 @@ OpenId = "open_id",
 }
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.visible_organization` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UserAvatar {
-    /// `avatar_72`.
-    pub avatar_72: Option<String>,
-    /// `avatar_240`.
-    pub avatar_240: Option<String>,
-    /// `avatar_640`.
-    pub avatar_640: Option<String>,
-    /// `avatar_origin`.
-    pub avatar_origin: Option<String>,
-}
-
-lark_types::json_struct!(UserAvatar {
-    avatar_72: "avatar_72",
-    avatar_240: "avatar_240",
-    avatar_640: "avatar_640",
-    avatar_origin: "avatar_origin"
-});
+///
+/// The same shape as [`Avatar`], so the same type.
+pub type UserAvatar = Avatar;
 
 /// An object of the `trust_party` `v1` APIs (first seen in the `trust_party.v1.collaboration_tenant.collaboration_user.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -8850,56 +8850,14 @@ lark_types::json_struct!(Alert {
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AllowDept {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<String>,
-}
-
-lark_types::json_struct!(AllowDept { department_id: "department_id", department_name: "department_name" });
-
-impl AllowDept {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `department_name`.
-    pub fn department_name(mut self, value: impl Into<String>) -> Self {
-        self.department_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Dept`], so the same type.
+pub type AllowDept = Dept;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AllowUser {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(AllowUser { user_id: "user_id", user_name: "user_name" });
-
-impl AllowUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_name`.
-    pub fn user_name(mut self, value: impl Into<String>) -> Self {
-        self.user_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`User`], so the same type.
+pub type AllowUser = User;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.fetch_meeting_analyze` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9023,51 +8981,14 @@ impl ApprovalConfig {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.reserve_scope` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ApproveConfig {
-    /// `approval_switch`.
-    pub approval_switch: Option<i32>,
-    /// `approval_condition`.
-    pub approval_condition: Option<i32>,
-    /// `meeting_duration`.
-    pub meeting_duration: Option<f64>,
-    /// `approvers`.
-    pub approvers: Option<Vec<Approver>>,
-}
-
-lark_types::json_struct!(ApproveConfig {
-    approval_switch: "approval_switch",
-    approval_condition: "approval_condition",
-    meeting_duration: "meeting_duration",
-    approvers: "approvers"
-});
+///
+/// The same shape as [`ApprovalConfig`], so the same type.
+pub type ApproveConfig = ApprovalConfig;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.patch` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Approver {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Approver { user_id: "user_id", user_name: "user_name" });
-
-impl Approver {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_name`.
-    pub fn user_name(mut self, value: impl Into<String>) -> Self {
-        self.user_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`User`], so the same type.
+pub type Approver = User;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.apply` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9277,49 +9198,14 @@ pub struct AutoWelcomeMyAiRoomResponse {
 lark_types::json_struct!(AutoWelcomeMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.auto_welcome` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AutoWelcomeMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(AutoWelcomeMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type AutoWelcomeMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.auto_welcome` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct AutoWelcomeMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(AutoWelcomeMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type AutoWelcomeMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.apply` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -9671,49 +9557,14 @@ pub struct CheckInScheduleMyAiRoomResponse {
 lark_types::json_struct!(CheckInScheduleMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.check_in_schedule` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckInScheduleMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(CheckInScheduleMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type CheckInScheduleMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.check_in_schedule` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CheckInScheduleMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(CheckInScheduleMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type CheckInScheduleMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10099,22 +9950,9 @@ impl CreateScopeConfigBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.scope_config.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CurrentConfig {
-    /// `scope_type` (required).
-    pub scope_type: Option<i32>,
-    /// `scope_id` (required).
-    pub scope_id: Option<String>,
-    /// `scope_config`.
-    pub scope_config: Option<ScopeConfig>,
-}
-
-lark_types::json_struct!(CurrentConfig {
-    scope_type: "scope_type",
-    scope_id: "scope_id",
-    scope_config: "scope_config"
-});
+///
+/// The same shape as [`CreateScopeConfigBody`], so the same type.
+pub type CurrentConfig = CreateScopeConfigBody;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.form.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10776,69 +10614,10 @@ impl DocBasedSuggestQuestionMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.doc_based_suggest_question` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type DocBasedSuggestQuestionMyAiVcMeetingBodyScenarioContext =
+    DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.doc_based_suggest_question` ([`DocBasedSuggestQuestionMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -10991,49 +10770,14 @@ pub struct ExitMyAiRoomResponse {
 lark_types::json_struct!(ExitMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.exit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExitMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(ExitMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type ExitMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.exit` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ExitMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(ExitMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type ExitMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// The JSON body of [`ExtensionBoardingMyAiMmRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11222,69 +10966,9 @@ impl FetchRecapStreamMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.fetch_recap_stream` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl FetchRecapStreamMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type FetchRecapStreamMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.fetch_recap_stream` ([`FetchRecapStreamMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11380,69 +11064,10 @@ impl FetchSectionSummaryStreamMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.fetch_section_summary_stream` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type FetchSectionSummaryStreamMyAiVcMeetingBodyScenarioContext =
+    DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.fetch_section_summary_stream` ([`FetchSectionSummaryStreamMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11455,19 +11080,9 @@ pub struct FetchSectionSummaryStreamMyAiVcMeetingResponse {
 lark_types::json_struct!(FetchSectionSummaryStreamMyAiVcMeetingResponse { result: "result" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.fetch_section_summary_stream` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FetchSectionSummaryStreamMyAiVcMeetingResponseResult {
-    /// `meeting_recap_or_fail_reason`.
-    pub meeting_recap_or_fail_reason: Option<String>,
-    /// `meeting_recap`.
-    pub meeting_recap: Option<String>,
-}
-
-lark_types::json_struct!(FetchSectionSummaryStreamMyAiVcMeetingResponseResult {
-    meeting_recap_or_fail_reason: "meeting_recap_or_fail_reason",
-    meeting_recap: "meeting_recap"
-});
+///
+/// The same shape as [`FetchRecapStreamMyAiVcMeetingResponseResult`], so the same type.
+pub type FetchSectionSummaryStreamMyAiVcMeetingResponseResult = FetchRecapStreamMyAiVcMeetingResponseResult;
 
 /// The JSON body of [`FetchStepSummaryStreamMyAiVcMeetingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11538,69 +11153,9 @@ impl FetchStepSummaryStreamMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.fetch_step_summary_stream` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type FetchStepSummaryStreamMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.fetch_step_summary_stream` ([`FetchStepSummaryStreamMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11613,19 +11168,9 @@ pub struct FetchStepSummaryStreamMyAiVcMeetingResponse {
 lark_types::json_struct!(FetchStepSummaryStreamMyAiVcMeetingResponse { result: "result" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.fetch_step_summary_stream` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct FetchStepSummaryStreamMyAiVcMeetingResponseResult {
-    /// `meeting_recap_or_fail_reason`.
-    pub meeting_recap_or_fail_reason: Option<String>,
-    /// `meeting_recap`.
-    pub meeting_recap: Option<String>,
-}
-
-lark_types::json_struct!(FetchStepSummaryStreamMyAiVcMeetingResponseResult {
-    meeting_recap_or_fail_reason: "meeting_recap_or_fail_reason",
-    meeting_recap: "meeting_recap"
-});
+///
+/// The same shape as [`FetchRecapStreamMyAiVcMeetingResponseResult`], so the same type.
+pub type FetchStepSummaryStreamMyAiVcMeetingResponseResult = FetchRecapStreamMyAiVcMeetingResponseResult;
 
 /// The reply `data` of `vc.v1.reserve.get_active_meeting` ([`GetActiveMeetingReserveRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11638,61 +11183,9 @@ pub struct GetActiveMeetingReserveResponse {
 lark_types::json_struct!(GetActiveMeetingReserveResponse { meeting: "meeting" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.get_active_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetActiveMeetingReserveResponseMeeting {
-    /// `id`.
-    pub id: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `meeting_no`.
-    pub meeting_no: Option<String>,
-    /// `password`.
-    pub password: Option<lark_types::SecretString>,
-    /// `create_time`.
-    pub create_time: Option<String>,
-    /// `start_time`.
-    pub start_time: Option<String>,
-    /// `end_time`.
-    pub end_time: Option<String>,
-    /// `host_user`.
-    pub host_user: Option<MeetingHostUser>,
-    /// `meeting_connect`.
-    pub meeting_connect: Option<bool>,
-    /// `status`.
-    pub status: Option<i32>,
-    /// `participant_count`.
-    pub participant_count: Option<String>,
-    /// `participant_count_accumulated`.
-    pub participant_count_accumulated: Option<String>,
-    /// `participants`.
-    pub participants: Option<Vec<MeetingParticipant>>,
-    /// `ability`.
-    pub ability: Option<Ability>,
-    /// `note_id`.
-    pub note_id: Option<String>,
-}
-
-lark_types::json_struct!(GetActiveMeetingReserveResponseMeeting {
-    id: "id",
-    topic: "topic",
-    url: "url",
-    meeting_no: "meeting_no",
-    password: "password" as secret,
-    create_time: "create_time",
-    start_time: "start_time",
-    end_time: "end_time",
-    host_user: "host_user",
-    meeting_connect: "meeting_connect",
-    status: "status",
-    participant_count: "participant_count",
-    participant_count_accumulated: "participant_count_accumulated",
-    participants: "participants",
-    ability: "ability",
-    note_id: "note_id"
-});
+///
+/// The same shape as [`GetMeetingResponseMeeting`], so the same type.
+pub type GetActiveMeetingReserveResponseMeeting = GetMeetingResponseMeeting;
 
 /// The JSON body of [`GetCommonReplyMyAiVcMeetingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -11754,69 +11247,9 @@ impl GetCommonReplyMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.get_common_reply` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetCommonReplyMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(GetCommonReplyMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl GetCommonReplyMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type GetCommonReplyMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.get_common_reply` ([`GetCommonReplyMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12277,69 +11710,9 @@ impl GetRecapMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.get_recap` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetRecapMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(GetRecapMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl GetRecapMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type GetRecapMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.get_recap` ([`GetRecapMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12352,19 +11725,9 @@ pub struct GetRecapMyAiVcMeetingResponse {
 lark_types::json_struct!(GetRecapMyAiVcMeetingResponse { result: "result" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.get_recap` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetRecapMyAiVcMeetingResponseResult {
-    /// `meeting_recap_or_fail_reason`.
-    pub meeting_recap_or_fail_reason: Option<String>,
-    /// `meeting_recap`.
-    pub meeting_recap: Option<String>,
-}
-
-lark_types::json_struct!(GetRecapMyAiVcMeetingResponseResult {
-    meeting_recap_or_fail_reason: "meeting_recap_or_fail_reason",
-    meeting_recap: "meeting_recap"
-});
+///
+/// The same shape as [`FetchRecapStreamMyAiVcMeetingResponseResult`], so the same type.
+pub type GetRecapMyAiVcMeetingResponseResult = FetchRecapStreamMyAiVcMeetingResponseResult;
 
 /// The reply `data` of `vc.v1.reserve_config.admin.get` ([`GetReserveConfigAdminRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12555,69 +11918,9 @@ impl GetTodoTaskMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.get_todo_task` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GetTodoTaskMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(GetTodoTaskMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl GetTodoTaskMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type GetTodoTaskMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.get_todo_task` ([`GetTodoTaskMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12696,49 +11999,14 @@ pub struct HelpSceneTypeMyAiRoomResponse {
 lark_types::json_struct!(HelpSceneTypeMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.help_scene_type` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HelpSceneTypeMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(HelpSceneTypeMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type HelpSceneTypeMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.help_scene_type` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HelpSceneTypeMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(HelpSceneTypeMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type HelpSceneTypeMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12762,56 +12030,14 @@ lark_types::json_struct!(HostUser {
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.disable_inform.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InformedDept {
-    /// `department_id` (required).
-    pub department_id: Option<String>,
-    /// `department_name`.
-    pub department_name: Option<String>,
-}
-
-lark_types::json_struct!(InformedDept { department_id: "department_id", department_name: "department_name" });
-
-impl InformedDept {
-    /// Sets `department_id`.
-    pub fn department_id(mut self, value: impl Into<String>) -> Self {
-        self.department_id = Some(value.into());
-        self
-    }
-
-    /// Sets `department_name`.
-    pub fn department_name(mut self, value: impl Into<String>) -> Self {
-        self.department_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`Dept`], so the same type.
+pub type InformedDept = Dept;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.disable_inform.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct InformedUser {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(InformedUser { user_id: "user_id", user_name: "user_name" });
-
-impl InformedUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_name`.
-    pub fn user_name(mut self, value: impl Into<String>) -> Self {
-        self.user_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`User`], so the same type.
+pub type InformedUser = User;
 
 /// The JSON body of [`InviteMeetingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -12856,30 +12082,9 @@ pub struct InviteResult {
 lark_types::json_struct!(InviteResult { id: "id", user_type: "user_type", status: "status" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.invite` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Invitee {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(Invitee { id: "id", user_type: "user_type" });
-
-impl Invitee {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
-        self.user_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type Invitee = MeetingHostUser;
 
 /// The JSON body of [`JoinBotRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13048,49 +12253,14 @@ pub struct JoinMeetingMyAiRoomResponse {
 lark_types::json_struct!(JoinMeetingMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinMeetingMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(JoinMeetingMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type JoinMeetingMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinMeetingMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(JoinMeetingMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type JoinMeetingMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// The JSON body of [`JoinMeetingNumberMyAiRoomRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13143,49 +12313,14 @@ pub struct JoinMeetingNumberMyAiRoomResponse {
 lark_types::json_struct!(JoinMeetingNumberMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_meeting_number` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinMeetingNumberMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(JoinMeetingNumberMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type JoinMeetingNumberMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_meeting_number` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinMeetingNumberMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(JoinMeetingNumberMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type JoinMeetingNumberMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// The JSON body of [`JoinOfflineMeetingMyAiRoomRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13247,49 +12382,14 @@ pub struct JoinOfflineMeetingMyAiRoomResponse {
 lark_types::json_struct!(JoinOfflineMeetingMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_offline_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinOfflineMeetingMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(JoinOfflineMeetingMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type JoinOfflineMeetingMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.join_offline_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct JoinOfflineMeetingMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(JoinOfflineMeetingMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type JoinOfflineMeetingMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.join` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13379,30 +12479,9 @@ pub struct KickoutResult {
 lark_types::json_struct!(KickoutResult { id: "id", user_type: "user_type", result: "result" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.kickout` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct KickoutUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(KickoutUser { id: "id", user_type: "user_type" });
-
-impl KickoutUser {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
-        self.user_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type KickoutUser = MeetingHostUser;
 
 /// The JSON body of [`LeaveBotRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13474,61 +12553,19 @@ pub struct LeaveMeetingMyAiRoomResponse {
 lark_types::json_struct!(LeaveMeetingMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.leave_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaveMeetingMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(LeaveMeetingMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type LeaveMeetingMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.leave_meeting` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaveMeetingMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(LeaveMeetingMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type LeaveMeetingMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.leave` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct LeaveUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-}
-
-lark_types::json_struct!(LeaveUser { id: "id", user_type: "user_type" as number });
+///
+/// The same shape as [`JoinUser`], so the same type.
+pub type LeaveUser = JoinUser;
 
 /// The reply `data` of `vc.v1.alert.list` ([`ListAlertRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13968,6 +13005,20 @@ pub struct MeetingHostUser {
 
 lark_types::json_struct!(MeetingHostUser { id: "id", user_type: "user_type" });
 
+impl MeetingHostUser {
+    /// Sets `id`.
+    pub fn id(mut self, value: impl Into<String>) -> Self {
+        self.id = Some(value.into());
+        self
+    }
+
+    /// Sets `user_type`.
+    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
+        self.user_type = Some(value.into());
+        self
+    }
+}
+
 /// The JSON body of [`MeetingListExportRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -14366,30 +13417,9 @@ lark_types::json_struct!(Network {
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve_config.form.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct NotifiedUser {
-    /// `user_id` (required).
-    pub user_id: Option<String>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(NotifiedUser { user_id: "user_id", user_name: "user_name" });
-
-impl NotifiedUser {
-    /// Sets `user_id`.
-    pub fn user_id(mut self, value: impl Into<String>) -> Self {
-        self.user_id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_name`.
-    pub fn user_name(mut self, value: impl Into<String>) -> Self {
-        self.user_name = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`User`], so the same type.
+pub type NotifiedUser = User;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.do_operation` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14483,30 +13513,9 @@ impl ObjectiveCheckParam {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.set_host` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OldHostUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(OldHostUser { id: "id", user_type: "user_type" });
-
-impl OldHostUser {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
-        self.user_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type OldHostUser = MeetingHostUser;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.auto_release_event` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14556,64 +13565,19 @@ impl OpenapiHistory {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.auto_release_event` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OpenapiResponse {
-    /// `response_type`.
-    pub response_type: Option<f64>,
-    /// `schedule_event_id`.
-    pub schedule_event_id: Option<String>,
-    /// `other_msg`.
-    pub other_msg: Option<String>,
-    /// `oapi_msg`.
-    pub oapi_msg: Option<String>,
-}
-
-lark_types::json_struct!(OpenapiResponse {
-    response_type: "response_type" as number,
-    schedule_event_id: "schedule_event_id",
-    other_msg: "other_msg",
-    oapi_msg: "oapi_msg"
-});
+///
+/// The same shape as [`OpenapiHistory`], so the same type.
+pub type OpenapiResponse = OpenapiHistory;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Operator {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Operator {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Operator = HostUser;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.scope_config.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct OriginConfig {
-    /// `scope_type` (required).
-    pub scope_type: Option<i32>,
-    /// `scope_id` (required).
-    pub scope_id: Option<String>,
-    /// `scope_config`.
-    pub scope_config: Option<ScopeConfig>,
-}
-
-lark_types::json_struct!(OriginConfig {
-    scope_type: "scope_type",
-    scope_id: "scope_id",
-    scope_config: "scope_config"
-});
+///
+/// The same shape as [`CreateScopeConfigBody`], so the same type.
+pub type OriginConfig = CreateScopeConfigBody;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.note.unified_note_transcript` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14655,25 +13619,9 @@ lark_types::json_struct!(ParagraphSpeaker {
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Participant {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Participant {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Participant = HostUser;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15279,34 +14227,9 @@ pub struct PresentCardVariables {
 lark_types::json_struct!(PresentCardVariables { text: "text", image_key: "image_key" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.doc_based_suggest_question` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Presents {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(Presents {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type Presents = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.apply` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15417,6 +14340,38 @@ lark_types::json_struct!(QueryRoomConfigResponse {
     room_box_digital_signage: "room_box_digital_signage",
     room_status: "room_status"
 });
+
+impl QueryRoomConfigResponse {
+    /// Sets `room_background`.
+    pub fn room_background(mut self, value: impl Into<String>) -> Self {
+        self.room_background = Some(value.into());
+        self
+    }
+
+    /// Sets `display_background`.
+    pub fn display_background(mut self, value: impl Into<String>) -> Self {
+        self.display_background = Some(value.into());
+        self
+    }
+
+    /// Sets `digital_signage`.
+    pub fn digital_signage(mut self, value: impl Into<DigitalSignage>) -> Self {
+        self.digital_signage = Some(value.into());
+        self
+    }
+
+    /// Sets `room_box_digital_signage`.
+    pub fn room_box_digital_signage(mut self, value: impl Into<RoomBoxDigitalSignage>) -> Self {
+        self.room_box_digital_signage = Some(value.into());
+        self
+    }
+
+    /// Sets `room_status`.
+    pub fn room_status(mut self, value: impl Into<RoomStatus>) -> Self {
+        self.room_status = Some(value.into());
+        self
+    }
+}
 
 /// The reply `data` of `vc.v1.my_ai_mm.query_suggest_context` ([`QuerySuggestContextMyAiMmRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15710,49 +14665,14 @@ pub struct ReserveInstantEventMyAiRoomResponse {
 lark_types::json_struct!(ReserveInstantEventMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.reserve_instant_event` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReserveInstantEventMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(ReserveInstantEventMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type ReserveInstantEventMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.reserve_instant_event` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ReserveInstantEventMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(ReserveInstantEventMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type ReserveInstantEventMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.reserve.get` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -15973,164 +14893,14 @@ lark_types::json_struct!(Room {
 });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.room_config.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoomBoxDigitalSignage {
-    /// `if_cover_child_scope`.
-    pub if_cover_child_scope: Option<bool>,
-    /// `enable`.
-    pub enable: Option<bool>,
-    /// `mute`.
-    pub mute: Option<bool>,
-    /// `start_display`.
-    pub start_display: Option<i32>,
-    /// `stop_display`.
-    pub stop_display: Option<i32>,
-    /// `materials`.
-    pub materials: Option<Vec<RoomBoxDigitalSignageMaterial>>,
-}
-
-lark_types::json_struct!(RoomBoxDigitalSignage {
-    if_cover_child_scope: "if_cover_child_scope",
-    enable: "enable",
-    mute: "mute",
-    start_display: "start_display",
-    stop_display: "stop_display",
-    materials: "materials"
-});
-
-impl RoomBoxDigitalSignage {
-    /// Sets `if_cover_child_scope`.
-    pub fn if_cover_child_scope(mut self, value: impl Into<bool>) -> Self {
-        self.if_cover_child_scope = Some(value.into());
-        self
-    }
-
-    /// Sets `enable`.
-    pub fn enable(mut self, value: impl Into<bool>) -> Self {
-        self.enable = Some(value.into());
-        self
-    }
-
-    /// Sets `mute`.
-    pub fn mute(mut self, value: impl Into<bool>) -> Self {
-        self.mute = Some(value.into());
-        self
-    }
-
-    /// Sets `start_display`.
-    pub fn start_display(mut self, value: impl Into<i32>) -> Self {
-        self.start_display = Some(value.into());
-        self
-    }
-
-    /// Sets `stop_display`.
-    pub fn stop_display(mut self, value: impl Into<i32>) -> Self {
-        self.stop_display = Some(value.into());
-        self
-    }
-
-    /// Sets `materials`.
-    pub fn materials(
-        mut self,
-        value: impl IntoIterator<Item = impl Into<RoomBoxDigitalSignageMaterial>>,
-    ) -> Self {
-        self.materials = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-}
+///
+/// The same shape as [`DigitalSignage`], so the same type.
+pub type RoomBoxDigitalSignage = DigitalSignage;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.room_config.query` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoomBoxDigitalSignageMaterial {
-    /// `id`.
-    pub id: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// `material_type`.
-    pub material_type: Option<i32>,
-    /// `url`.
-    pub url: Option<String>,
-    /// `duration`.
-    pub duration: Option<i32>,
-    /// `cover`.
-    pub cover: Option<String>,
-    /// `md5`.
-    pub md5: Option<String>,
-    /// `vid`.
-    pub vid: Option<String>,
-    /// `size`.
-    pub size: Option<String>,
-}
-
-lark_types::json_struct!(RoomBoxDigitalSignageMaterial {
-    id: "id",
-    name: "name",
-    material_type: "material_type",
-    url: "url",
-    duration: "duration",
-    cover: "cover",
-    md5: "md5",
-    vid: "vid",
-    size: "size"
-});
-
-impl RoomBoxDigitalSignageMaterial {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `name`.
-    pub fn name(mut self, value: impl Into<String>) -> Self {
-        self.name = Some(value.into());
-        self
-    }
-
-    /// Sets `material_type`.
-    pub fn material_type(mut self, value: impl Into<i32>) -> Self {
-        self.material_type = Some(value.into());
-        self
-    }
-
-    /// Sets `url`.
-    pub fn url(mut self, value: impl Into<String>) -> Self {
-        self.url = Some(value.into());
-        self
-    }
-
-    /// Sets `duration`.
-    pub fn duration(mut self, value: impl Into<i32>) -> Self {
-        self.duration = Some(value.into());
-        self
-    }
-
-    /// Sets `cover`.
-    pub fn cover(mut self, value: impl Into<String>) -> Self {
-        self.cover = Some(value.into());
-        self
-    }
-
-    /// Sets `md5`.
-    pub fn md5(mut self, value: impl Into<String>) -> Self {
-        self.md5 = Some(value.into());
-        self
-    }
-
-    /// Sets `vid`.
-    pub fn vid(mut self, value: impl Into<String>) -> Self {
-        self.vid = Some(value.into());
-        self
-    }
-
-    /// Sets `size`.
-    pub fn size(mut self, value: impl Into<String>) -> Self {
-        self.size = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DigitalSignageMaterial`], so the same type.
+pub type RoomBoxDigitalSignageMaterial = DigitalSignageMaterial;
 
 /// The JSON body of [`RoomCallingMyAiRoomRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16183,49 +14953,14 @@ pub struct RoomCallingMyAiRoomResponse {
 lark_types::json_struct!(RoomCallingMyAiRoomResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.room_calling` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoomCallingMyAiRoomResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(RoomCallingMyAiRoomResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type RoomCallingMyAiRoomResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_room.room_calling` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RoomCallingMyAiRoomResponseResult {
-    /// `room_reply`.
-    pub room_reply: Option<String>,
-    /// `openapi_response`.
-    pub openapi_response: Option<OpenapiResponse>,
-}
-
-lark_types::json_struct!(RoomCallingMyAiRoomResponseResult {
-    room_reply: "room_reply",
-    openapi_response: "openapi_response"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponseResult`], so the same type.
+pub type RoomCallingMyAiRoomResponseResult = AutoReleaseEventMyAiRoomResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.room_config.set` body).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16705,102 +15440,14 @@ Meego = "Meego",
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.scope_config.create` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ScopeConfig {
-    /// `room_background`.
-    pub room_background: Option<String>,
-    /// `display_background`.
-    pub display_background: Option<String>,
-    /// `digital_signage`.
-    pub digital_signage: Option<DigitalSignage>,
-    /// `room_box_digital_signage`.
-    pub room_box_digital_signage: Option<RoomBoxDigitalSignage>,
-    /// `room_status`.
-    pub room_status: Option<RoomStatus>,
-}
-
-lark_types::json_struct!(ScopeConfig {
-    room_background: "room_background",
-    display_background: "display_background",
-    digital_signage: "digital_signage",
-    room_box_digital_signage: "room_box_digital_signage",
-    room_status: "room_status"
-});
-
-impl ScopeConfig {
-    /// Sets `room_background`.
-    pub fn room_background(mut self, value: impl Into<String>) -> Self {
-        self.room_background = Some(value.into());
-        self
-    }
-
-    /// Sets `display_background`.
-    pub fn display_background(mut self, value: impl Into<String>) -> Self {
-        self.display_background = Some(value.into());
-        self
-    }
-
-    /// Sets `digital_signage`.
-    pub fn digital_signage(mut self, value: impl Into<DigitalSignage>) -> Self {
-        self.digital_signage = Some(value.into());
-        self
-    }
-
-    /// Sets `room_box_digital_signage`.
-    pub fn room_box_digital_signage(mut self, value: impl Into<RoomBoxDigitalSignage>) -> Self {
-        self.room_box_digital_signage = Some(value.into());
-        self
-    }
-
-    /// Sets `room_status`.
-    pub fn room_status(mut self, value: impl Into<RoomStatus>) -> Self {
-        self.room_status = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`QueryRoomConfigResponse`], so the same type.
+pub type ScopeConfig = QueryRoomConfigResponse;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.participant_quality_list.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct ScreenSharing {
-    /// `time`.
-    pub time: Option<String>,
-    /// `bitrate_received`.
-    pub bitrate_received: Option<String>,
-    /// `latency_received`.
-    pub latency_received: Option<String>,
-    /// `jitter_received`.
-    pub jitter_received: Option<String>,
-    /// `maximum_resolution_received`.
-    pub maximum_resolution_received: Option<String>,
-    /// `framerate_received`.
-    pub framerate_received: Option<String>,
-    /// `bitrate_sent`.
-    pub bitrate_sent: Option<String>,
-    /// `latency_sent`.
-    pub latency_sent: Option<String>,
-    /// `jitter_sent`.
-    pub jitter_sent: Option<String>,
-    /// `maximum_resolution_sent`.
-    pub maximum_resolution_sent: Option<String>,
-    /// `framerate_sent`.
-    pub framerate_sent: Option<String>,
-}
-
-lark_types::json_struct!(ScreenSharing {
-    time: "time",
-    bitrate_received: "bitrate_received",
-    latency_received: "latency_received",
-    jitter_received: "jitter_received",
-    maximum_resolution_received: "maximum_resolution_received",
-    framerate_received: "framerate_received",
-    bitrate_sent: "bitrate_sent",
-    latency_sent: "latency_sent",
-    jitter_sent: "jitter_sent",
-    maximum_resolution_sent: "maximum_resolution_sent",
-    framerate_sent: "framerate_sent"
-});
+///
+/// The same shape as [`Video`], so the same type.
+pub type ScreenSharing = Video;
 
 /// The JSON body of [`SearchMeetingRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17050,69 +15697,9 @@ impl SectionSummaryMyAiVcMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.section_summary` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SectionSummaryMyAiVcMeetingBodyScenarioContext {
-    /// `plugins`.
-    pub plugins: Option<Vec<Plugin>>,
-    /// `object`.
-    pub object: Option<Object>,
-    /// `work_mode`.
-    pub work_mode: Option<f64>,
-    /// `scenario`.
-    pub scenario: Option<ScenarioContextScenario>,
-    /// `extra`.
-    pub extra: Option<ScenarioContextExtra>,
-    /// `system_info`.
-    pub system_info: Option<SystemInfo>,
-}
-
-lark_types::json_struct!(SectionSummaryMyAiVcMeetingBodyScenarioContext {
-    plugins: "plugins",
-    object: "object",
-    work_mode: "work_mode" as number,
-    scenario: "scenario",
-    extra: "extra",
-    system_info: "system_info"
-});
-
-impl SectionSummaryMyAiVcMeetingBodyScenarioContext {
-    /// Sets `plugins`.
-    pub fn plugins(mut self, value: impl IntoIterator<Item = impl Into<Plugin>>) -> Self {
-        self.plugins = Some(value.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `object`.
-    pub fn object(mut self, value: impl Into<Object>) -> Self {
-        self.object = Some(value.into());
-        self
-    }
-
-    /// Sets `work_mode`.
-    pub fn work_mode(mut self, value: impl Into<f64>) -> Self {
-        self.work_mode = Some(value.into());
-        self
-    }
-
-    /// Sets `scenario`.
-    pub fn scenario(mut self, value: impl Into<ScenarioContextScenario>) -> Self {
-        self.scenario = Some(value.into());
-        self
-    }
-
-    /// Sets `extra`.
-    pub fn extra(mut self, value: impl Into<ScenarioContextExtra>) -> Self {
-        self.extra = Some(value.into());
-        self
-    }
-
-    /// Sets `system_info`.
-    pub fn system_info(mut self, value: impl Into<SystemInfo>) -> Self {
-        self.system_info = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`DoOperationMyAiVcMeetingBodyScenarioContext`], so the same type.
+pub type SectionSummaryMyAiVcMeetingBodyScenarioContext = DoOperationMyAiVcMeetingBodyScenarioContext;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.section_summary` ([`SectionSummaryMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17125,19 +15712,9 @@ pub struct SectionSummaryMyAiVcMeetingResponse {
 lark_types::json_struct!(SectionSummaryMyAiVcMeetingResponse { result: "result" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc_meeting.section_summary` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SectionSummaryMyAiVcMeetingResponseResult {
-    /// `meeting_recap_or_fail_reason`.
-    pub meeting_recap_or_fail_reason: Option<String>,
-    /// `meeting_recap`.
-    pub meeting_recap: Option<String>,
-}
-
-lark_types::json_struct!(SectionSummaryMyAiVcMeetingResponseResult {
-    meeting_recap_or_fail_reason: "meeting_recap_or_fail_reason",
-    meeting_recap: "meeting_recap"
-});
+///
+/// The same shape as [`FetchRecapStreamMyAiVcMeetingResponseResult`], so the same type.
+pub type SectionSummaryMyAiVcMeetingResponseResult = FetchRecapStreamMyAiVcMeetingResponseResult;
 
 /// The reply `data` of `vc.v1.my_ai_vc_meeting.seed_ai_pull_data` ([`SeedAiPullDataMyAiVcMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17283,30 +15860,9 @@ impl SetHostMeetingBody {
 }
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.set_host` body).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SetHostMeetingBodyHostUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(SetHostMeetingBodyHostUser { id: "id", user_type: "user_type" });
-
-impl SetHostMeetingBodyHostUser {
-    /// Sets `id`.
-    pub fn id(mut self, value: impl Into<String>) -> Self {
-        self.id = Some(value.into());
-        self
-    }
-
-    /// Sets `user_type`.
-    pub fn user_type(mut self, value: impl Into<i32>) -> Self {
-        self.user_type = Some(value.into());
-        self
-    }
-}
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type SetHostMeetingBodyHostUser = MeetingHostUser;
 
 /// The reply `data` of `vc.v1.meeting.set_host` ([`SetHostMeetingRequest`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17319,16 +15875,9 @@ pub struct SetHostMeetingResponse {
 lark_types::json_struct!(SetHostMeetingResponse { host_user: "host_user" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.meeting.set_host` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SetHostMeetingResponseHostUser {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<i32>,
-}
-
-lark_types::json_struct!(SetHostMeetingResponseHostUser { id: "id", user_type: "user_type" });
+///
+/// The same shape as [`MeetingHostUser`], so the same type.
+pub type SetHostMeetingResponseHostUser = MeetingHostUser;
 
 /// The JSON body of [`SetMeetingListMyAiVcRequest`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17551,25 +16100,9 @@ pub struct ShareDoc {
 lark_types::json_struct!(ShareDoc { url: "url", title: "title" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.bot.events` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Speaker {
-    /// `id`.
-    pub id: Option<String>,
-    /// `user_type`.
-    pub user_type: Option<f64>,
-    /// `user_role`.
-    pub user_role: Option<f64>,
-    /// `user_name`.
-    pub user_name: Option<String>,
-}
-
-lark_types::json_struct!(Speaker {
-    id: "id",
-    user_type: "user_type" as number,
-    user_role: "user_role" as number,
-    user_name: "user_name"
-});
+///
+/// The same shape as [`HostUser`], so the same type.
+pub type Speaker = HostUser;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.note.unified_note_transcript` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17638,34 +16171,9 @@ pub struct StartAnalysisMyAiVcResponse {
 lark_types::json_struct!(StartAnalysisMyAiVcResponse { result: "result", present: "present" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.start_analysis` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StartAnalysisMyAiVcResponsePresent {
-    /// `type`.
-    pub type_: Option<String>,
-    /// `body`.
-    pub body: Option<String>,
-    /// `interactable`.
-    pub interactable: Option<bool>,
-    /// `operation_type`.
-    pub operation_type: Option<String>,
-    /// `operation_url`.
-    pub operation_url: Option<String>,
-    /// `callback_url`.
-    pub callback_url: Option<String>,
-    /// `callback_info`.
-    pub callback_info: Option<String>,
-}
-
-lark_types::json_struct!(StartAnalysisMyAiVcResponsePresent {
-    type_: "type",
-    body: "body",
-    interactable: "interactable",
-    operation_type: "operation_type",
-    operation_url: "operation_url",
-    callback_url: "callback_url",
-    callback_info: "callback_info"
-});
+///
+/// The same shape as [`AutoReleaseEventMyAiRoomResponsePresent`], so the same type.
+pub type StartAnalysisMyAiVcResponsePresent = AutoReleaseEventMyAiRoomResponsePresent;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_vc.start_analysis` response).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18364,19 +16872,9 @@ pub struct UploadMetaMaterialResponse {
 lark_types::json_struct!(UploadMetaMaterialResponse { results: "results" });
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.material.upload_meta` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct UploadMetaMaterialResponseResult {
-    /// `file_token`.
-    pub file_token: Option<String>,
-    /// `result`.
-    pub result: Option<f64>,
-}
-
-lark_types::json_struct!(UploadMetaMaterialResponseResult {
-    file_token: "file_token",
-    result: "result" as number
-});
+///
+/// The same shape as [`RemoveMaterialResponseResult`], so the same type.
+pub type UploadMetaMaterialResponseResult = RemoveMaterialResponseResult;
 
 /// An object of the `vc` `v1` APIs (first seen in the `vc.v1.my_ai_mm.extension_boarding` body).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1880,32 +1880,14 @@ Closed = "closed",
 }
 
 /// An object of the `wiki` `v2` APIs (first seen in the `wiki.v2.space.setting.update` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Setting {
-    /// `create_setting`.
-    pub create_setting: Option<String>,
-    /// `security_setting`.
-    pub security_setting: Option<String>,
-    /// `comment_setting`.
-    pub comment_setting: Option<String>,
-}
-
-lark_types::json_struct!(Setting {
-    create_setting: "create_setting",
-    security_setting: "security_setting",
-    comment_setting: "comment_setting"
-});
+///
+/// The same shape as [`UpdateSpaceSettingBody`], so the same type.
+pub type Setting = UpdateSpaceSettingBody;
 
 /// An object of the `wiki` `v2` APIs (first seen in the `wiki.v2.task.get` response).
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct SimpleTaskResult {
-    /// `status`.
-    pub status: Option<String>,
-}
-
-lark_types::json_struct!(SimpleTaskResult { status: "status" });
+///
+/// The same shape as [`DeleteSpaceResult`], so the same type.
+pub type SimpleTaskResult = DeleteSpaceResult;
 
 /// An object of the `wiki` `v2` APIs (first seen in the `wiki.v2.space.create` response).
 #[derive(Clone, Debug, Default, PartialEq)]
