@@ -49,6 +49,8 @@ pub const CARD_ACTION_TRIGGER: &str = "card.action.trigger";
 /// The event type of link preview callbacks.
 pub const URL_PREVIEW_GET: &str = "url.preview.get";
 const APP_TICKET: &str = "app_ticket";
+/// The prefix of the store keys marking event ids as seen.
+const DEDUP_PREFIX: &str = "event_seen:";
 
 const TIMESTAMP: HeaderName = HeaderName::from_static(TIMESTAMP_HEADER);
 const NONCE: HeaderName = HeaderName::from_static(NONCE_HEADER);
@@ -62,7 +64,7 @@ const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 /// A registered event handler: decodes the event (typed or raw) and starts the user's future.
 type EventHandler =
-    Arc<dyn Fn(EventContext, Payload<'_>) -> Result<HandlerFuture<()>, EventError> + Send + Sync>;
+    Arc<dyn Fn(EventContext, Payload<'_>, Start) -> Result<HandlerFuture<()>, EventError> + Send + Sync>;
 type CardHandler = Arc<dyn Fn(EventContext, CardAction) -> HandlerFuture<CardResponse> + Send + Sync>;
 type PreviewHandler =
     Arc<dyn Fn(EventContext, UrlPreview) -> HandlerFuture<UrlPreviewResponse> + Send + Sync>;
@@ -334,6 +336,14 @@ impl EventDispatcher {
     /// Handles a webhook delivery whose body was already read: checks the signature over the
     /// raw bytes, decrypts, checks token and timestamp, dispatches.
     pub async fn handle_webhook(&self, headers: &HeaderMap, body: Bytes) -> Result<Outcome, EventError> {
+        let job = self.prepare_webhook(headers, body)?;
+        self.finish(job).await
+    }
+
+    /// Everything [`handle_webhook`](Self::handle_webhook) does before it waits (on the store or
+    /// the handler): verify, decrypt, parse, check, route, decode the event, create the
+    /// handler's future. Synchronous, so the future a delivery is awaited in stays small.
+    fn prepare_webhook(&self, headers: &HeaderMap, body: Bytes) -> Result<Job, EventError> {
         if body.len() > self.inner.body_limit {
             return Err(EventError::new(EventErrorKind::BodyTooLarge));
         }
@@ -346,7 +356,7 @@ impl EventDispatcher {
         if let (Some(cipher), Some(encrypted)) = (&self.inner.cipher, envelope::bare_encrypt(&body)) {
             if let Ok(plain) = cipher.decrypt_bytes(encrypted) {
                 let wire = envelope::parse(&plain)?;
-                return self.process(&wire, &plain, Some(&checked)).await;
+                return self.process(&wire, &plain, Some(&checked));
             }
         }
         let outer = envelope::parse(&body)?;
@@ -359,9 +369,9 @@ impl EventDispatcher {
                     .decrypt(encrypted)
                     .map_err(|e| EventError::malformed("the body could not be decrypted").with_source(e))?;
                 let wire = envelope::parse(&plain)?;
-                self.process(&wire, &plain, Some(&checked)).await
+                self.process(&wire, &plain, Some(&checked))
             }
-            None => self.process(&outer, &body, Some(&checked)).await,
+            None => self.process(&outer, &body, Some(&checked)),
         }
     }
 
@@ -373,8 +383,11 @@ impl EventDispatcher {
         if plain.len() > self.inner.body_limit {
             return Err(EventError::new(EventErrorKind::BodyTooLarge));
         }
-        let wire = envelope::parse(&plain)?;
-        self.process(&wire, &plain, None).await
+        let job = {
+            let wire = envelope::parse(&plain)?;
+            self.process(&wire, &plain, None)?
+        };
+        self.finish(job).await
     }
 
     fn verify_signature(
@@ -447,23 +460,23 @@ impl EventDispatcher {
         Ok(())
     }
 
-    async fn process(
+    fn process(
         &self,
         wire: &Wire<'_>,
         plain: &Bytes,
         webhook: Option<&Checked<'_>>,
-    ) -> Result<Outcome, EventError> {
+    ) -> Result<Job, EventError> {
         let kind = wire.kind()?;
         if let Some(checked) = webhook {
             self.check_webhook(kind, wire, checked)?;
         }
         match kind {
             Kind::UrlCheck => {
-                Ok(Outcome::Challenge(wire.challenge.as_deref().unwrap_or_default().to_owned()))
+                Ok(Job::Done(Outcome::Challenge(wire.challenge.as_deref().unwrap_or_default().to_owned())))
             }
-            Kind::V2 => self.dispatch_v2(wire, plain).await,
-            Kind::V1 => self.dispatch_v1(wire, plain).await,
-            Kind::LegacyCard => self.dispatch_legacy_card(plain).await,
+            Kind::V2 => self.dispatch_v2(wire, plain),
+            Kind::V1 => self.dispatch_v1(wire, plain),
+            Kind::LegacyCard => self.dispatch_legacy_card(plain),
         }
     }
 
@@ -480,7 +493,29 @@ impl EventDispatcher {
         }
     }
 
-    async fn dispatch_v2(&self, wire: &Wire<'_>, plain: &Bytes) -> Result<Outcome, EventError> {
+    /// The dedup key of a delivery with this id, when dedup is on and the id is not empty.
+    fn dedup_key(&self, id: Option<&str>) -> Option<String> {
+        match (&self.inner.dedup, id) {
+            (Some(_), Some(id)) if !id.is_empty() => Some(format!("{DEDUP_PREFIX}{id}")),
+            _ => None,
+        }
+    }
+
+    /// Decodes the event and creates its handler's future. With a dedup key, the user's closure
+    /// is called only when that future is first polled, after the dedup mark is taken.
+    fn event_job(
+        registered: &Registered,
+        ctx: EventContext,
+        payload: Payload<'_>,
+        dedup: Option<String>,
+        callback: bool,
+    ) -> Result<Job, EventError> {
+        let start = if dedup.is_some() { Start::Deferred } else { Start::Now };
+        let future = (registered.handler)(ctx, payload, start)?;
+        Ok(Job::Event { future, event_type: registered.event_type.clone(), dedup, callback })
+    }
+
+    fn dispatch_v2(&self, wire: &Wire<'_>, plain: &Bytes) -> Result<Job, EventError> {
         let (Some(header), Some(event)) = (&wire.header, wire.event) else {
             return Err(EventError::malformed("schema 2.0 envelope without header or event"));
         };
@@ -500,79 +535,117 @@ impl EventDispatcher {
                 let action = CardAction::from_trigger(event.get()).map_err(|e| {
                     EventError::malformed("card.action.trigger event does not match its model").with_source(e)
                 })?;
-                let ctx = with_header(i.names.card_trigger.clone());
-                let answer = guarded(handler(ctx, action), event_type).await?;
-                return Ok(Outcome::Replied(answer.to_body(CardStyle::Trigger)));
+                let future = handler(with_header(i.names.card_trigger.clone()), action);
+                return Ok(Job::Card { future, style: CardStyle::Trigger });
             }
         } else if event_type == URL_PREVIEW_GET {
             if let Some(handler) = &i.preview {
                 let preview: UrlPreview = serde_json::from_str(event.get()).map_err(|e| {
                     EventError::malformed("url.preview.get event does not match its model").with_source(e)
                 })?;
-                let ctx = with_header(i.names.preview.clone());
-                let answer = guarded(handler(ctx, preview), event_type).await?;
-                return Ok(Outcome::Replied(answer.to_body()));
+                let future = handler(with_header(i.names.preview.clone()), preview);
+                return Ok(Job::Preview { future });
             }
         }
         let Some(registered) = i.handlers.get(event_type) else {
-            return Ok(if callback {
+            return Ok(Job::Done(if callback {
                 Outcome::Replied(Bytes::from_static(EMPTY_OBJECT))
             } else {
                 Outcome::Unhandled
-            });
+            }));
         };
         let ctx = with_header(registered.event_type.clone());
         // Callbacks expect an answer each time they are delivered: they are not deduplicated.
-        let dedup_id = if callback { None } else { header.event_id.as_deref() };
-        let outcome = self.run(registered, ctx, Payload { event, legacy: None }, dedup_id).await?;
-        Ok(match outcome {
-            Outcome::Handled if callback => Outcome::Replied(Bytes::from_static(EMPTY_OBJECT)),
-            other => other,
-        })
+        let dedup = if callback { None } else { self.dedup_key(header.event_id.as_deref()) };
+        Self::event_job(registered, ctx, Payload { event, legacy: None }, dedup, callback)
     }
 
-    async fn dispatch_v1(&self, wire: &Wire<'_>, plain: &Bytes) -> Result<Outcome, EventError> {
+    fn dispatch_v1(&self, wire: &Wire<'_>, plain: &Bytes) -> Result<Job, EventError> {
         let Some(event) = wire.event else {
             return Err(EventError::malformed("schema 1.0 envelope without event"));
         };
         let head: V1Event<'_> = serde_json::from_str(event.get())
             .map_err(|e| EventError::malformed("schema 1.0 event without a type").with_source(e))?;
-        let is_ticket = head.kind == APP_TICKET;
-        if is_ticket {
-            self.store_app_ticket(&head).await?;
-        }
-        let Some(registered) = self.inner.handlers.get(&*head.kind) else {
-            return Ok(if is_ticket { Outcome::Handled } else { Outcome::Unhandled });
+        let ticket = if head.kind == APP_TICKET {
+            let (Some(app_id), Some(ticket)) = (head.app_id.as_deref(), head.app_ticket.as_deref()) else {
+                return Err(EventError::malformed("app_ticket event without app_id or app_ticket"));
+            };
+            if app_id.is_empty() || ticket.is_empty() {
+                return Err(EventError::malformed("app_ticket event with an empty app_id or app_ticket"));
+            }
+            Some((app_id.to_owned(), ticket.to_owned()))
+        } else {
+            None
         };
-        let mut ctx = self.context(Schema::V1, registered.event_type.clone(), plain);
-        ctx.event_id = Text::new(plain, wire.uuid.as_deref());
-        ctx.tenant_key = Text::new(plain, head.tenant_key.as_deref().or(wire.tenant_key.as_deref()));
-        ctx.app_id = Text::new(plain, head.app_id.as_deref());
-        ctx.create_time_ms = wire.ts.and_then(envelope::seconds_to_millis);
-        let legacy = Legacy { uuid: wire.uuid.as_deref(), token: wire.token.as_deref(), ts: wire.ts };
-        self.run(registered, ctx, Payload { event, legacy: Some(legacy) }, wire.uuid.as_deref()).await
+        let then = match self.inner.handlers.get(&*head.kind) {
+            None if ticket.is_some() => Ok(Job::Done(Outcome::Handled)),
+            None => Ok(Job::Done(Outcome::Unhandled)),
+            Some(registered) => {
+                let mut ctx = self.context(Schema::V1, registered.event_type.clone(), plain);
+                ctx.event_id = Text::new(plain, wire.uuid.as_deref());
+                ctx.tenant_key = Text::new(plain, head.tenant_key.as_deref().or(wire.tenant_key.as_deref()));
+                ctx.app_id = Text::new(plain, head.app_id.as_deref());
+                ctx.create_time_ms = wire.ts.and_then(envelope::seconds_to_millis);
+                let legacy = Legacy { uuid: wire.uuid.as_deref(), token: wire.token.as_deref(), ts: wire.ts };
+                let dedup = self.dedup_key(wire.uuid.as_deref());
+                Self::event_job(registered, ctx, Payload { event, legacy: Some(legacy) }, dedup, false)
+            }
+        };
+        match ticket {
+            // The ticket is stored first; a handler of the event (if any) runs after.
+            Some((app_id, ticket)) => Ok(Job::Ticket { app_id, ticket, then: Box::new(then) }),
+            None => then,
+        }
     }
 
-    async fn dispatch_legacy_card(&self, plain: &Bytes) -> Result<Outcome, EventError> {
+    fn dispatch_legacy_card(&self, plain: &Bytes) -> Result<Job, EventError> {
         let Some(handler) = &self.inner.card else {
-            return Ok(Outcome::Replied(Bytes::from_static(EMPTY_OBJECT)));
+            return Ok(Job::Done(Outcome::Replied(Bytes::from_static(EMPTY_OBJECT))));
         };
         let action = CardAction::from_legacy(plain).map_err(|e| {
             EventError::malformed("old-style card callback does not match its model").with_source(e)
         })?;
         let mut ctx = self.context(Schema::LegacyCard, self.inner.names.legacy_card.clone(), plain);
         ctx.tenant_key = Text::new(plain, action.operator.tenant_key.as_deref());
-        let answer = guarded(handler(ctx, action), LEGACY_CARD_ACTION).await?;
-        Ok(Outcome::Replied(answer.to_body(CardStyle::Legacy)))
+        Ok(Job::Card { future: handler(ctx, action), style: CardStyle::Legacy })
     }
 
-    async fn store_app_ticket(&self, head: &V1Event<'_>) -> Result<(), EventError> {
-        let (Some(app_id), Some(ticket)) = (head.app_id.as_deref(), head.app_ticket.as_deref()) else {
-            return Err(EventError::malformed("app_ticket event without app_id or app_ticket"));
+    /// The waiting part of a delivery: stores the app_ticket, takes the dedup mark, runs the
+    /// handler; releases the mark when the handler fails so the platform's retry is dispatched.
+    async fn finish(&self, job: Job) -> Result<Outcome, EventError> {
+        let job = match job {
+            Job::Ticket { app_id, ticket, then } => {
+                self.store_app_ticket(&app_id, &ticket).await?;
+                (*then)?
+            }
+            other => other,
         };
-        if app_id.is_empty() || ticket.is_empty() {
-            return Err(EventError::malformed("app_ticket event with an empty app_id or app_ticket"));
+        match job {
+            Job::Done(outcome) => Ok(outcome),
+            Job::Card { future, style } => {
+                let event_type = match style {
+                    CardStyle::Legacy => LEGACY_CARD_ACTION,
+                    _ => CARD_ACTION_TRIGGER,
+                };
+                Ok(Outcome::Replied(guarded(future, event_type).await?.to_body(style)))
+            }
+            Job::Preview { future } => {
+                Ok(Outcome::Replied(guarded(future, URL_PREVIEW_GET).await?.to_body()))
+            }
+            Job::Event { future, event_type, dedup, callback } => {
+                let outcome = self.run(future, &event_type, dedup).await?;
+                Ok(match outcome {
+                    Outcome::Handled if callback => Outcome::Replied(Bytes::from_static(EMPTY_OBJECT)),
+                    other => other,
+                })
+            }
+            Job::Ticket { .. } => {
+                Err(EventError::malformed("an app_ticket event inside an app_ticket event"))
+            }
         }
+    }
+
+    async fn store_app_ticket(&self, app_id: &str, ticket: &str) -> Result<(), EventError> {
         let Some(store) = &self.inner.ticket_store else {
             tracing::warn!(
                 app_id,
@@ -588,32 +661,29 @@ impl EventDispatcher {
         Ok(())
     }
 
-    /// Decodes the event, takes the dedup mark, runs the handler (its closure is called only
-    /// now); releases the mark when the handler fails so the platform's retry is dispatched.
+    /// Takes the dedup mark (when there is a key) and runs the handler's future.
     async fn run(
         &self,
-        registered: &Registered,
-        ctx: EventContext,
-        payload: Payload<'_>,
-        dedup_id: Option<&str>,
+        future: HandlerFuture<()>,
+        event_type: &str,
+        dedup: Option<String>,
     ) -> Result<Outcome, EventError> {
-        let future = (registered.handler)(ctx, payload)?;
-        let mark = match (&self.inner.dedup, dedup_id) {
-            (Some((store, ttl)), Some(id)) if !id.is_empty() => {
-                let key = dedup_key(id);
+        let mark = match (&self.inner.dedup, dedup) {
+            (Some((store, ttl)), Some(key)) => {
                 let first = store.insert_if_absent(&key, "1", *ttl).await.map_err(|e| {
                     tracing::warn!(error = %e, "dedup store failed; answering 503 so the platform retries");
                     EventError::new(EventErrorKind::Store).with_source(e)
                 })?;
                 if !first {
-                    tracing::debug!(event_id = id, "duplicate delivery not dispatched");
+                    let event_id = key.strip_prefix(DEDUP_PREFIX).unwrap_or_default();
+                    tracing::debug!(event_id, "duplicate delivery not dispatched");
                     return Ok(Outcome::Duplicate);
                 }
                 Some(DedupMark { store: Some(store.clone()), key })
             }
             _ => None,
         };
-        match guarded(future, &registered.event_type).await {
+        match guarded(future, event_type).await {
             Ok(()) => {
                 if let Some(mut mark) = mark {
                     mark.keep();
@@ -628,6 +698,31 @@ impl EventDispatcher {
             }
         }
     }
+}
+
+/// What is left of a delivery once it is verified, routed and decoded: the parts that wait.
+enum Job {
+    /// Nothing to wait for.
+    Done(Outcome),
+    /// An event handler's future, with its dedup key (when deduplicated).
+    Event { future: HandlerFuture<()>, event_type: Arc<str>, dedup: Option<String>, callback: bool },
+    /// A card action handler's future.
+    Card { future: HandlerFuture<CardResponse>, style: CardStyle },
+    /// A link preview handler's future.
+    Preview { future: HandlerFuture<UrlPreviewResponse> },
+    /// An app_ticket to store, then what comes after it (the ticket is stored even when the
+    /// event then fails to decode).
+    Ticket { app_id: String, ticket: String, then: Box<Result<Job, EventError>> },
+}
+
+/// When a typed handler's closure is called.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Now: its future is run right away.
+    Now,
+    /// When its future is first polled (after the dedup mark is taken, so a duplicate delivery
+    /// runs none of the user's code).
+    Deferred,
 }
 
 /// A dedup mark taken for a delivery whose handler is running. It is kept when the handler
@@ -672,11 +767,6 @@ impl Drop for DedupMark {
     }
 }
 
-/// The store key marking an event id as seen.
-fn dedup_key(event_id: &str) -> String {
-    format!("event_seen:{event_id}")
-}
-
 /// Awaits a handler, turning its error or panic into a [`EventErrorKind::Handler`] error.
 async fn guarded<T>(future: HandlerFuture<T>, event_type: &str) -> Result<T, EventError> {
     match AssertUnwindSafe(future).catch_unwind().await {
@@ -688,6 +778,22 @@ async fn guarded<T>(future: HandlerFuture<T>, event_type: &str) -> Result<T, Eve
         Err(_) => {
             tracing::error!(event_type, "event handler panicked; answering 500 so the platform retries");
             Err(EventError::new(EventErrorKind::Handler).with_detail("the handler panicked"))
+        }
+    }
+}
+
+/// The future of a user's handler for one event; see [`Start`].
+fn start_handler<T, F, Fut>(handler: &Arc<F>, ctx: EventContext, event: T, start: Start) -> HandlerFuture<()>
+where
+    T: Send + 'static,
+    F: Fn(EventContext, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    match start {
+        Start::Now => Box::pin(handler(ctx, event)),
+        Start::Deferred => {
+            let handler = handler.clone();
+            Box::pin(async move { handler(ctx, event).await })
         }
     }
 }
@@ -852,11 +958,9 @@ impl EventDispatcherBuilder {
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let erased: EventHandler = Arc::new(move |ctx, payload| {
+        let erased: EventHandler = Arc::new(move |ctx, payload, start| {
             let event: E = payload.decode()?;
-            // The user's closure runs when the future is first polled: after the dedup check.
-            let handler = handler.clone();
-            Ok(Box::pin(async move { handler(ctx, event).await }) as HandlerFuture<()>)
+            Ok(start_handler(&handler, ctx, event, start))
         });
         self.register(E::EVENT_TYPE, erased)
     }
@@ -869,11 +973,10 @@ impl EventDispatcherBuilder {
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let erased: EventHandler = Arc::new(move |ctx, payload| {
+        let erased: EventHandler = Arc::new(move |ctx, payload, start| {
             let event: Value = serde_json::from_str(payload.event.get())
                 .map_err(|e| EventError::malformed("the event is not JSON").with_source(e))?;
-            let handler = handler.clone();
-            Ok(Box::pin(async move { handler(ctx, event).await }) as HandlerFuture<()>)
+            Ok(start_handler(&handler, ctx, event, start))
         });
         self.register(event_type.as_ref(), erased)
     }
