@@ -152,16 +152,38 @@ pub fn card_signature(timestamp: &str, nonce: &str, verification_token: &str, bo
 
 /// Compares a hex signature with a digest in constant time (either hex case is accepted).
 ///
-/// The given hex is decoded first (its timing tells only about the given text, which the sender
-/// knows); the decoded bytes are then compared with the digest in constant time.
+/// The digest is written as lowercase hex and the given text lowercased (its timing tells only
+/// about the given text, which the sender knows); the two are then compared in constant time.
 fn matches(signature: &str, digest: &[u8]) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let given = signature.trim().as_bytes();
-    let mut decoded = [0u8; 32];
-    let Some(decoded) = decoded.get_mut(..digest.len()) else { return false };
-    if given.len() != digest.len() * 2 || hex::decode_to_slice(given, decoded).is_err() {
+    let mut expected = [0u8; 64];
+    let Some(expected) = expected.get_mut(..digest.len() * 2) else { return false };
+    if given.len() != expected.len() {
         return false;
     }
-    bool::from((*decoded).ct_eq(digest))
+    for (pair, byte) in expected.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    let mut lower = [0u8; 64];
+    let lower = &mut lower[..given.len()];
+    for (out, c) in lower.iter_mut().zip(given) {
+        *out = if matches!(c, b'A'..=b'F') { c | 0x20 } else { *c };
+    }
+    bytes_eq(lower, expected)
+}
+
+/// Equality of two byte strings in constant time for a given length (the lengths may leak,
+/// the contents do not): the differences are folded into one word, tested once.
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| c.iter().fold(0u64, |w, &x| w << 8 | u64::from(x));
+    let (a_words, b_words) = (a.chunks(8), b.chunks(8));
+    let diff = a_words.zip(b_words).fold(0u64, |acc, (x, y)| acc | (word(x) ^ word(y)));
+    bool::from(diff.ct_eq(&0))
 }
 
 /// Whether `signature` is the event signature of `body` (constant-time comparison).
@@ -188,7 +210,7 @@ pub fn verify_card_signature(
 
 /// Constant-time equality of two secrets (their lengths may leak, their contents do not).
 pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    bytes_eq(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]
@@ -277,6 +299,35 @@ mod tests {
         let card = card_signature("1", "n", "t", body);
         assert!(!verify_card_signature("1", "n", "t", body, &sig), "a SHA-256 is not a SHA-1");
         assert!(!verify_event_signature("1", "n", "k", body, &card), "a SHA-1 is not a SHA-256");
+    }
+
+    #[test]
+    fn a_change_at_any_position_of_a_signature_is_refused() {
+        let body = BODY.as_bytes();
+        let sig = event_signature("1", "n", "k", body);
+        assert!(verify_event_signature("1", "n", "k", body, &format!("  {sig}\t")), "surrounding space");
+        for at in 0..sig.len() {
+            for c in ['0', '9', 'a', 'f', 'A', 'F', 'g', 'G', ' ', '\u{13}'] {
+                let mut changed = sig.clone().into_bytes();
+                changed[at] = c as u8;
+                let changed = String::from_utf8(changed).unwrap();
+                let same = changed.eq_ignore_ascii_case(&sig);
+                assert_eq!(verify_event_signature("1", "n", "k", body, &changed), same, "{changed:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_eq_compares_every_byte_and_the_length() {
+        let a = b"0123456789abcdefghij";
+        assert!(bytes_eq(a, a) && bytes_eq(b"", b""));
+        for at in 0..a.len() {
+            let mut b = *a;
+            b[at] ^= 0x01;
+            assert!(!bytes_eq(a, &b), "byte {at}");
+        }
+        assert!(!bytes_eq(&a[..19], a) && !bytes_eq(a, &a[..8]));
+        assert!(secret_eq("token", "token") && !secret_eq("token", "tokeN") && !secret_eq("token", "token "));
     }
 
     #[test]

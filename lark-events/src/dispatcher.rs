@@ -22,7 +22,6 @@ use lark_auth::{app_ticket_key, Clock, MemoryStore, SystemClock, TokenStore, APP
 use lark_services::Client;
 use lark_types::{BoxError, ConfigError, LarkError, SecretString};
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::card::{CardAction, CardResponse, CardStyle, UrlPreview, UrlPreviewResponse};
@@ -71,25 +70,26 @@ type PreviewHandler =
 
 /// The `event` object of a delivery, plus the 1.0 envelope fields typed 1.0 models may list.
 struct Payload<'a> {
-    event: &'a RawValue,
+    /// The raw JSON of `event` (validated by decoding it).
+    event: &'a str,
     legacy: Option<Legacy<'a>>,
 }
 
 struct Legacy<'a> {
     uuid: Option<&'a str>,
     token: Option<&'a str>,
-    ts: Option<&'a RawValue>,
+    ts: Option<&'a str>,
 }
 
 impl Payload<'_> {
     fn decode<T: DeserializeOwned>(&self) -> Result<T, EventError> {
         let decoded = match &self.legacy {
-            None => serde_json::from_str(self.event.get()),
-            Some(l) => serde_json::from_str::<Map<String, Value>>(self.event.get()).and_then(|mut map| {
+            None => serde_json::from_str(self.event),
+            Some(l) => serde_json::from_str::<Map<String, Value>>(self.event).and_then(|mut map| {
                 let fields = [
                     ("uuid", l.uuid.map(Value::from)),
                     ("token", l.token.map(Value::from)),
-                    ("ts", l.ts.and_then(|t| serde_json::from_str(t.get()).ok())),
+                    ("ts", l.ts.and_then(|t| serde_json::from_str(t).ok())),
                 ];
                 for (name, value) in fields {
                     if let Some(v) = value {
@@ -526,13 +526,13 @@ impl EventDispatcher {
             ctx.event_id = Text::new(plain, header.event_id.as_deref());
             ctx.tenant_key = Text::new(plain, header.tenant_key.as_deref());
             ctx.app_id = Text::new(plain, header.app_id.as_deref());
-            ctx.create_time_ms = header.create_time.and_then(envelope::millis);
+            ctx.create_time_ms = header.create_time.and_then(|t| envelope::millis(t.get()));
             ctx
         };
         let callback = event_type == CARD_ACTION_TRIGGER || event_type == URL_PREVIEW_GET;
         if event_type == CARD_ACTION_TRIGGER {
             if let Some(handler) = &i.card {
-                let action = CardAction::from_trigger(event.get()).map_err(|e| {
+                let action = CardAction::from_trigger(event).map_err(|e| {
                     EventError::malformed("card.action.trigger event does not match its model").with_source(e)
                 })?;
                 let future = handler(with_header(i.names.card_trigger.clone()), action);
@@ -540,7 +540,7 @@ impl EventDispatcher {
             }
         } else if event_type == URL_PREVIEW_GET {
             if let Some(handler) = &i.preview {
-                let preview: UrlPreview = serde_json::from_str(event.get()).map_err(|e| {
+                let preview: UrlPreview = serde_json::from_str(event).map_err(|e| {
                     EventError::malformed("url.preview.get event does not match its model").with_source(e)
                 })?;
                 let future = handler(with_header(i.names.preview.clone()), preview);
@@ -564,7 +564,7 @@ impl EventDispatcher {
         let Some(event) = wire.event else {
             return Err(EventError::malformed("schema 1.0 envelope without event"));
         };
-        let head: V1Event<'_> = serde_json::from_str(event.get())
+        let head: V1Event<'_> = serde_json::from_str(event)
             .map_err(|e| EventError::malformed("schema 1.0 event without a type").with_source(e))?;
         let ticket = if head.kind == APP_TICKET {
             let (Some(app_id), Some(ticket)) = (head.app_id.as_deref(), head.app_ticket.as_deref()) else {
@@ -974,7 +974,7 @@ impl EventDispatcherBuilder {
     {
         let handler = Arc::new(handler);
         let erased: EventHandler = Arc::new(move |ctx, payload, start| {
-            let event: Value = serde_json::from_str(payload.event.get())
+            let event: Value = serde_json::from_str(payload.event)
                 .map_err(|e| EventError::malformed("the event is not JSON").with_source(e))?;
             Ok(start_handler(&handler, ctx, event, start))
         });

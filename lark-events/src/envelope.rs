@@ -15,29 +15,26 @@ use serde_json::value::RawValue;
 use crate::error::EventError;
 
 /// Every top-level field the dispatcher looks at, of any envelope.
-#[derive(Deserialize)]
+///
+/// Members are found by a structural scan of the top-level object ([`members`]); each one the
+/// dispatcher uses is then read with serde, except the raw ones (`event`, `ts`, `action`), which
+/// are decoded (and so validated) only by whoever uses them: the event's model, for instance, reads
+/// `event` in one pass instead of two.
+#[derive(Default)]
 pub(crate) struct Wire<'a> {
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) encrypt: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(crate) header: Option<Header<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) event: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
+    /// The raw JSON of the `event` member (not yet validated).
+    pub(crate) event: Option<&'a str>,
     pub(crate) uuid: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) token: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) ts: Option<&'a RawValue>,
-    #[serde(rename = "type", borrow, default, deserialize_with = "borrowed")]
+    /// The raw JSON of the `ts` member (not yet validated).
+    pub(crate) ts: Option<&'a str>,
     pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) challenge: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) action: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
+    /// The raw JSON of the `action` member (not yet validated).
+    pub(crate) action: Option<&'a str>,
     pub(crate) tenant_key: Option<Cow<'a, str>>,
 }
 
@@ -93,8 +90,254 @@ pub(crate) fn parse(body: &[u8]) -> Result<Wire<'_>, EventError> {
     // Checking UTF-8 once up front is cheaper than per string and per raw value while parsing.
     let text = std::str::from_utf8(body)
         .map_err(|e| EventError::malformed("the body is not UTF-8").with_source(e))?;
-    serde_json::from_str(text)
-        .map_err(|e| EventError::malformed("the body is not a JSON envelope").with_source(e))
+    let not_json =
+        |detail: &'static str| EventError::malformed("the body is not a JSON envelope").with_detail(detail);
+    let mut wire = Wire::default();
+    let mut seen = 0u16;
+    for member in members(text) {
+        let (key, value) = member.map_err(not_json)?;
+        let (bit, slot) = match &*key {
+            "encrypt" => (0, Slot::Text(&mut wire.encrypt)),
+            "schema" => (1, Slot::Text(&mut wire.schema)),
+            "header" => (2, Slot::Header(&mut wire.header)),
+            "event" => (3, Slot::Raw(&mut wire.event)),
+            "uuid" => (4, Slot::Text(&mut wire.uuid)),
+            "token" => (5, Slot::Text(&mut wire.token)),
+            "ts" => (6, Slot::Raw(&mut wire.ts)),
+            "type" => (7, Slot::Text(&mut wire.kind)),
+            "challenge" => (8, Slot::Text(&mut wire.challenge)),
+            "action" => (9, Slot::Raw(&mut wire.action)),
+            "tenant_key" => (10, Slot::Text(&mut wire.tenant_key)),
+            _ => continue,
+        };
+        if seen & (1 << bit) != 0 {
+            return Err(not_json("a member appears twice"));
+        }
+        seen |= 1 << bit;
+        match slot {
+            Slot::Text(slot) => *slot = string(value).map_err(not_json)?,
+            Slot::Raw(slot) => *slot = (value != "null").then_some(value),
+            Slot::Header(slot) => {
+                *slot = serde_json::from_str(value)
+                    .map_err(|e| EventError::malformed("the body is not a JSON envelope").with_source(e))?;
+            }
+        }
+    }
+    Ok(wire)
+}
+
+/// Where a member of the envelope goes.
+enum Slot<'w, 'a> {
+    Text(&'w mut Option<Cow<'a, str>>),
+    Raw(&'w mut Option<&'a str>),
+    Header(&'w mut Option<Header<'a>>),
+}
+
+/// A JSON string member (or `null`), borrowed from the body unless it has escapes.
+fn string(value: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
+    if value == "null" {
+        return Ok(None);
+    }
+    let inner =
+        value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or("a member is not a string")?;
+    if !inner.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return Ok(Some(Cow::Borrowed(inner)));
+    }
+    serde_json::from_str::<String>(value)
+        .map(|s| Some(Cow::Owned(s)))
+        .map_err(|_| "a string member is invalid")
+}
+
+/// The members of the JSON object `text` is, as (key, raw value) pairs, found by a structural
+/// scan: strings, nesting and separators are followed; the values themselves are not validated
+/// (whoever reads one does that). Anything that is not one object gives an error, never a panic.
+pub(crate) fn members(text: &str) -> Members<'_> {
+    Members { text, pos: 0, state: MembersState::Start }
+}
+
+/// The iterator of [`members`].
+pub(crate) struct Members<'a> {
+    text: &'a str,
+    pos: usize,
+    state: MembersState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MembersState {
+    Start,
+    Next,
+    Done,
+}
+
+impl<'a> Members<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn skip_ws(&mut self) {
+        let b = self.bytes();
+        while self.pos < b.len() && matches!(b[self.pos], b' ' | b'\n' | b'\r' | b'\t') {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), &'static str> {
+        self.skip_ws();
+        if self.bytes().get(self.pos) != Some(&byte) {
+            return Err(what);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// One member at `pos` (after `{` or `,`).
+    fn member(&mut self) -> Result<(Cow<'a, str>, &'a str), &'static str> {
+        self.skip_ws();
+        let start = self.pos;
+        if self.bytes().get(start) != Some(&b'"') {
+            return Err("an object key is not a string");
+        }
+        let end = skip_string(self.bytes(), start)?;
+        let raw_key = self.text.get(start..end).ok_or("an object key is cut")?;
+        let key = match string(raw_key)? {
+            Some(key) => key,
+            None => return Err("an object key is not a string"),
+        };
+        self.pos = end;
+        self.expect(b':', "an object key is not followed by a colon")?;
+        self.skip_ws();
+        let start = self.pos;
+        self.pos = skip_value(self.bytes(), start)?;
+        let value = self.text.get(start..self.pos).ok_or("a value is cut")?;
+        Ok((key, value))
+    }
+
+    fn step(&mut self) -> Result<Option<(Cow<'a, str>, &'a str)>, &'static str> {
+        match self.state {
+            MembersState::Done => return Ok(None),
+            MembersState::Start => {
+                self.expect(b'{', "not a JSON object")?;
+                self.skip_ws();
+                if self.bytes().get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    self.end()?;
+                    return Ok(None);
+                }
+            }
+            MembersState::Next => {
+                self.skip_ws();
+                match self.bytes().get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        self.end()?;
+                        return Ok(None);
+                    }
+                    _ => return Err("object members are not separated by commas"),
+                }
+            }
+        }
+        let member = self.member()?;
+        self.state = MembersState::Next;
+        Ok(Some(member))
+    }
+
+    /// After the closing brace: only whitespace may follow.
+    fn end(&mut self) -> Result<(), &'static str> {
+        self.state = MembersState::Done;
+        self.skip_ws();
+        if self.pos == self.bytes().len() {
+            Ok(())
+        } else {
+            Err("something follows the object")
+        }
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Result<(Cow<'a, str>, &'a str), &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.step();
+        if item.is_err() {
+            self.state = MembersState::Done;
+        }
+        item.transpose()
+    }
+}
+
+/// The end (one past the closing quote) of the JSON string starting at `start` (a quote).
+///
+/// Eight bytes are looked at a time for a quote or a backslash: most of an event's bytes are in
+/// strings, and most strings are too short for a vectorised search to pay for its setup.
+fn skip_string(b: &[u8], start: usize) -> Result<usize, &'static str> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGHS: u64 = ONES << 7;
+    let has = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut i = start + 1;
+    loop {
+        while let Some(chunk) = b.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_le_bytes(word);
+            // The lowest flagged byte is always a true match (a borrow only flags bytes above one).
+            let found = has(word, b'"') | has(word, b'\\');
+            if found != 0 {
+                i += found.trailing_zeros() as usize / 8;
+                break;
+            }
+            i += 8;
+        }
+        match b.get(i) {
+            None => return Err("a string is not closed"),
+            Some(b'"') => return Ok(i + 1),
+            // A backslash escapes the byte after it (a `\uXXXX` escape's digits need no care).
+            Some(b'\\') => i += 2,
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// The end of the JSON value starting at `start`: a string, an object or array (nesting is
+/// followed, strings skipped), or a scalar (up to the next separator).
+fn skip_value(b: &[u8], start: usize) -> Result<usize, &'static str> {
+    match b.get(start) {
+        None => Err("a value is missing"),
+        Some(b'"') => skip_string(b, start),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            Err("an object or array is not closed")
+        }
+        Some(b'}' | b']' | b',' | b':') => Err("a value is missing"),
+        Some(_) => {
+            let len = b[start..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                .unwrap_or(b.len() - start);
+            Ok(start + len)
+        }
+    }
 }
 
 /// The ciphertext of a body that is exactly `{"encrypt":"<text>"}`, without looking at the text.
@@ -135,8 +378,7 @@ impl Wire<'_> {
 }
 
 /// The text of a JSON string or number (`"123"` or `123` both give `123`).
-pub(crate) fn raw_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+pub(crate) fn raw_text(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
         // A JSON string without escapes is the text between its quotes.
         let plain = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('\\'));
@@ -147,12 +389,12 @@ pub(crate) fn raw_text(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// `header.create_time` (Unix ms, as text) in milliseconds.
-pub(crate) fn millis(raw: &RawValue) -> Option<u64> {
+pub(crate) fn millis(raw: &str) -> Option<u64> {
     raw_text(raw)?.trim().parse().ok()
 }
 
 /// A 1.0 `ts` (Unix seconds with a fraction, as text) in milliseconds.
-pub(crate) fn seconds_to_millis(raw: &RawValue) -> Option<u64> {
+pub(crate) fn seconds_to_millis(raw: &str) -> Option<u64> {
     let secs: f64 = raw_text(raw)?.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
 }
@@ -180,6 +422,87 @@ mod tests {
         assert!(matches!(w.uuid, Some(Cow::Owned(ref u)) if u == "uA"));
         assert!(matches!(w.token, Some(Cow::Borrowed("t"))));
         assert!(w.tenant_key.is_none() && w.challenge.is_none());
+    }
+
+    /// The members as serde reads them, for comparison.
+    fn serde_members(text: &str) -> Vec<(String, serde_json::Value)> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).unwrap();
+        map.into_iter().collect()
+    }
+
+    fn scanned_members(text: &str) -> Vec<(String, serde_json::Value)> {
+        members(text)
+            .map(|m| {
+                let (k, v) = m.unwrap();
+                (k.into_owned(), serde_json::from_str(v).unwrap_or_else(|e| panic!("{v:?}: {e}")))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_split_objects_as_serde_reads_them() {
+        for text in [
+            "{}",
+            " { } ",
+            r#"{"a":1}"#,
+            "{ \"a\" : -1.5e3 ,\n\t\"b\":[1,[2,{\"c\":\"}]\\\"{\"}],[]] , \"d\":{\"e\":{}}, \"f\":null,\"g\":true}",
+            r#"{"k\u0041y":"v\"}","x":"\\","y":["]",{"z":"["}]}"#,
+            r#"{"event":{"message":{"content":"{\"text\":\"{hi}\"}"}},"header":{"event_type":"x"},"schema":"2.0"}"#,
+        ] {
+            let mut expected = serde_members(text);
+            let mut got = scanned_members(text);
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(got, expected, "{text}");
+        }
+        let keys: Vec<_> = members(r#"{"k\u0041y":1,"b":2}"#).map(|m| m.unwrap().0.into_owned()).collect();
+        assert_eq!(keys, ["kAy", "b"]);
+    }
+
+    #[test]
+    fn members_refuse_what_is_not_one_object() {
+        for text in [
+            "",
+            " ",
+            "[]",
+            "1",
+            "\"s\"",
+            "{",
+            "}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{,}",
+            "{\"a\":1 \"b\":2}",
+            "{\"a\":1}}",
+            "{\"a\":1} x",
+            "{\"a\":\"open}",
+            "{\"a\":{\"b\":1}",
+            "{\"a\":[1,2}",
+            "{a:1}",
+            "{\"a\\",
+        ] {
+            assert!(members(text).any(|m| m.is_err()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        assert!(parse(br#"{"schema":"2.0","schema":"2.0","header":{"event_type":"x"},"event":{}}"#).is_err());
+        assert!(parse(br#"{"other":1,"other":2,"type":"event_callback","event":{}}"#).is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn members_never_panic(text in ".{0,200}") {
+            let _ = members(&text).count();
+            let _ = parse(text.as_bytes());
+        }
+
+        #[test]
+        fn members_never_panic_near_json(text in r#"[{}\[\]":,\\a1 ]{0,40}"#) {
+            let _ = members(&text).count();
+        }
     }
 
     #[test]
@@ -221,14 +544,14 @@ mod tests {
 
     #[test]
     fn times() {
-        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
-        assert_eq!(millis(&raw("\"1700000000123\"")), Some(1_700_000_000_123));
-        assert_eq!(millis(&raw("1700000000123")), Some(1_700_000_000_123));
-        assert_eq!(millis(&raw("\"x\"")), None);
-        assert_eq!(millis(&raw("\"17\\u0030\"")), Some(170));
-        assert_eq!(raw_text(&raw("\"a\\\"b\"")).as_deref(), Some("a\"b"));
-        assert_eq!(seconds_to_millis(&raw("\"1502199207.7171419\"")), Some(1_502_199_207_717));
-        assert_eq!(seconds_to_millis(&raw("\"-1\"")), None);
-        assert_eq!(seconds_to_millis(&raw("\"NaN\"")), None);
+        let raw = |s: &'static str| s;
+        assert_eq!(millis(raw("\"1700000000123\"")), Some(1_700_000_000_123));
+        assert_eq!(millis(raw("1700000000123")), Some(1_700_000_000_123));
+        assert_eq!(millis(raw("\"x\"")), None);
+        assert_eq!(millis(raw("\"17\\u0030\"")), Some(170));
+        assert_eq!(raw_text(raw("\"a\\\"b\"")).as_deref(), Some("a\"b"));
+        assert_eq!(seconds_to_millis(raw("\"1502199207.7171419\"")), Some(1_502_199_207_717));
+        assert_eq!(seconds_to_millis(raw("\"-1\"")), None);
+        assert_eq!(seconds_to_millis(raw("\"NaN\"")), None);
     }
 }
