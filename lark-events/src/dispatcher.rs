@@ -526,7 +526,7 @@ impl EventDispatcher {
             ctx.event_id = Text::new(plain, header.event_id.as_deref());
             ctx.tenant_key = Text::new(plain, header.tenant_key.as_deref());
             ctx.app_id = Text::new(plain, header.app_id.as_deref());
-            ctx.create_time_ms = header.create_time.and_then(|t| envelope::millis(t.get()));
+            ctx.create_time_ms = header.create_time.and_then(envelope::millis);
             ctx
         };
         let callback = event_type == CARD_ACTION_TRIGGER || event_type == URL_PREVIEW_GET;

@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 
 use crate::error::EventError;
 
@@ -39,19 +38,13 @@ pub(crate) struct Wire<'a> {
 }
 
 /// The `header` of a schema 2.0 envelope.
-#[derive(Deserialize)]
 pub(crate) struct Header<'a> {
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) event_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub(crate) event_type: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub(crate) create_time: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
+    /// The raw JSON of `create_time` (a string or number of Unix ms; not yet validated).
+    pub(crate) create_time: Option<&'a str>,
     pub(crate) token: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) app_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub(crate) tenant_key: Option<Cow<'a, str>>,
 }
 
@@ -90,47 +83,85 @@ pub(crate) fn parse(body: &[u8]) -> Result<Wire<'_>, EventError> {
     // Checking UTF-8 once up front is cheaper than per string and per raw value while parsing.
     let text = std::str::from_utf8(body)
         .map_err(|e| EventError::malformed("the body is not UTF-8").with_source(e))?;
-    let not_json =
-        |detail: &'static str| EventError::malformed("the body is not a JSON envelope").with_detail(detail);
-    let mut wire = Wire::default();
-    let mut seen = 0u16;
-    for member in members(text) {
-        let (key, value) = member.map_err(not_json)?;
-        let (bit, slot) = match &*key {
-            "encrypt" => (0, Slot::Text(&mut wire.encrypt)),
-            "schema" => (1, Slot::Text(&mut wire.schema)),
-            "header" => (2, Slot::Header(&mut wire.header)),
-            "event" => (3, Slot::Raw(&mut wire.event)),
-            "uuid" => (4, Slot::Text(&mut wire.uuid)),
-            "token" => (5, Slot::Text(&mut wire.token)),
-            "ts" => (6, Slot::Raw(&mut wire.ts)),
-            "type" => (7, Slot::Text(&mut wire.kind)),
-            "challenge" => (8, Slot::Text(&mut wire.challenge)),
-            "action" => (9, Slot::Raw(&mut wire.action)),
-            "tenant_key" => (10, Slot::Text(&mut wire.tenant_key)),
-            _ => continue,
-        };
-        if seen & (1 << bit) != 0 {
-            return Err(not_json("a member appears twice"));
-        }
-        seen |= 1 << bit;
-        match slot {
-            Slot::Text(slot) => *slot = string(value).map_err(not_json)?,
-            Slot::Raw(slot) => *slot = (value != "null").then_some(value),
-            Slot::Header(slot) => {
-                *slot = serde_json::from_str(value)
-                    .map_err(|e| EventError::malformed("the body is not a JSON envelope").with_source(e))?;
-            }
-        }
-    }
-    Ok(wire)
+    let mut w = Wire::default();
+    let mut header = None;
+    fill(
+        text,
+        [
+            ("encrypt", Slot::Text(&mut w.encrypt)),
+            ("schema", Slot::Text(&mut w.schema)),
+            ("header", Slot::Raw(&mut header)),
+            ("event", Slot::Raw(&mut w.event)),
+            ("uuid", Slot::Text(&mut w.uuid)),
+            ("token", Slot::Text(&mut w.token)),
+            ("ts", Slot::Raw(&mut w.ts)),
+            ("type", Slot::Text(&mut w.kind)),
+            ("challenge", Slot::Text(&mut w.challenge)),
+            ("action", Slot::Raw(&mut w.action)),
+            ("tenant_key", Slot::Text(&mut w.tenant_key)),
+        ],
+    )
+    .and_then(|()| {
+        w.header = header.map(read_header).transpose()?;
+        Ok(())
+    })
+    .map_err(|detail| EventError::malformed("the body is not a JSON envelope").with_detail(detail))?;
+    Ok(w)
 }
 
-/// Where a member of the envelope goes.
+/// Reads the `header` object of a schema 2.0 envelope.
+fn read_header(text: &str) -> Result<Header<'_>, &'static str> {
+    let (mut event_type, mut h) = (
+        None,
+        Header {
+            event_id: None,
+            event_type: Cow::Borrowed(""),
+            create_time: None,
+            token: None,
+            app_id: None,
+            tenant_key: None,
+        },
+    );
+    fill(
+        text,
+        [
+            ("event_id", Slot::Text(&mut h.event_id)),
+            ("event_type", Slot::Text(&mut event_type)),
+            ("create_time", Slot::Raw(&mut h.create_time)),
+            ("token", Slot::Text(&mut h.token)),
+            ("app_id", Slot::Text(&mut h.app_id)),
+            ("tenant_key", Slot::Text(&mut h.tenant_key)),
+        ],
+    )?;
+    h.event_type = event_type.ok_or("the header has no event_type")?;
+    Ok(h)
+}
+
+/// Where a member of an object goes.
 enum Slot<'w, 'a> {
+    /// A string (or `null`), read now.
     Text(&'w mut Option<Cow<'a, str>>),
+    /// Any value (`null` is none), kept as raw JSON for whoever reads it.
     Raw(&'w mut Option<&'a str>),
-    Header(&'w mut Option<Header<'a>>),
+}
+
+/// Reads the members of the object `text` into their slots by key; other members are skipped.
+/// A key given twice is refused.
+fn fill<'a, const N: usize>(text: &'a str, mut slots: [(&str, Slot<'_, 'a>); N]) -> Result<(), &'static str> {
+    let mut seen = 0u64;
+    for member in members(text) {
+        let (key, value) = member?;
+        let Some(at) = slots.iter().position(|(name, _)| *name == key) else { continue };
+        if seen & (1 << at) != 0 {
+            return Err("a member appears twice");
+        }
+        seen |= 1 << at;
+        match &mut slots[at].1 {
+            Slot::Text(slot) => **slot = string(value)?,
+            Slot::Raw(slot) => **slot = (value != "null").then_some(value),
+        }
+    }
+    Ok(())
 }
 
 /// A JSON string member (or `null`), borrowed from the body unless it has escapes.
