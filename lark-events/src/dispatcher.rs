@@ -342,7 +342,9 @@ impl EventDispatcher {
 
     /// Everything [`handle_webhook`](Self::handle_webhook) does before it waits (on the store or
     /// the handler): verify, decrypt, parse, check, route, decode the event, create the
-    /// handler's future. Synchronous, so the future a delivery is awaited in stays small.
+    /// handler's future (calling the user's closure now unless a dedup mark or an app_ticket
+    /// has to come first; see [`Start`]). Synchronous, so the future a delivery is awaited in
+    /// stays small.
     fn prepare_webhook(&self, headers: &HeaderMap, body: Bytes) -> Result<Job, EventError> {
         if body.len() > self.inner.body_limit {
             return Err(EventError::new(EventErrorKind::BodyTooLarge));
@@ -509,8 +511,9 @@ impl EventDispatcher {
         payload: Payload<'_>,
         dedup: Option<String>,
         callback: bool,
+        after_ticket: bool,
     ) -> Result<Job, EventError> {
-        let start = if dedup.is_some() { Start::Deferred } else { Start::Now };
+        let start = if dedup.is_some() || after_ticket { Start::Deferred } else { Start::Now };
         let future = (registered.handler)(ctx, payload, start)?;
         Ok(Job::Event { future, event_type: registered.event_type.clone(), dedup, callback })
     }
@@ -557,7 +560,7 @@ impl EventDispatcher {
         let ctx = with_header(registered.event_type.clone());
         // Callbacks expect an answer each time they are delivered: they are not deduplicated.
         let dedup = if callback { None } else { self.dedup_key(header.event_id.as_deref()) };
-        Self::event_job(registered, ctx, Payload { event, legacy: None }, dedup, callback)
+        Self::event_job(registered, ctx, Payload { event, legacy: None }, dedup, callback, false)
     }
 
     fn dispatch_v1(&self, wire: &Wire<'_>, plain: &Bytes) -> Result<Job, EventError> {
@@ -588,7 +591,14 @@ impl EventDispatcher {
                 ctx.create_time_ms = wire.ts.and_then(envelope::seconds_to_millis);
                 let legacy = Legacy { uuid: wire.uuid.as_deref(), token: wire.token.as_deref(), ts: wire.ts };
                 let dedup = self.dedup_key(wire.uuid.as_deref());
-                Self::event_job(registered, ctx, Payload { event, legacy: Some(legacy) }, dedup, false)
+                Self::event_job(
+                    registered,
+                    ctx,
+                    Payload { event, legacy: Some(legacy) },
+                    dedup,
+                    false,
+                    ticket.is_some(),
+                )
             }
         };
         match ticket {
@@ -639,6 +649,7 @@ impl EventDispatcher {
                     other => other,
                 })
             }
+            // `dispatch_v1` builds what follows a ticket from `event_job` or `Done` only.
             Job::Ticket { .. } => {
                 Err(EventError::malformed("an app_ticket event inside an app_ticket event"))
             }
@@ -718,10 +729,11 @@ enum Job {
 /// When a typed handler's closure is called.
 #[derive(Clone, Copy)]
 enum Start {
-    /// Now: its future is run right away.
+    /// Now, while the delivery is prepared (its future is awaited later, in `finish`).
     Now,
-    /// When its future is first polled (after the dedup mark is taken, so a duplicate delivery
-    /// runs none of the user's code).
+    /// When its future is first polled: after the dedup mark is taken or the app_ticket stored,
+    /// so a duplicate delivery, or one whose ticket could not be stored, runs none of the
+    /// user's code.
     Deferred,
 }
 
@@ -790,7 +802,12 @@ where
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
     match start {
-        Start::Now => Box::pin(handler(ctx, event)),
+        // A panic in the closure itself is carried into the future, where `guarded` turns it
+        // into a 500 as it does for a panic while the future runs.
+        Start::Now => match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, event))) {
+            Ok(future) => Box::pin(future),
+            Err(panic) => Box::pin(async move { std::panic::resume_unwind(panic) }),
+        },
         Start::Deferred => {
             let handler = handler.clone();
             Box::pin(async move { handler(ctx, event).await })

@@ -15,10 +15,11 @@ use crate::error::EventError;
 
 /// Every top-level field the dispatcher looks at, of any envelope.
 ///
-/// Members are found by a structural scan of the top-level object ([`members`]); each one the
-/// dispatcher uses is then read with serde, except the raw ones (`event`, `ts`, `action`), which
-/// are decoded (and so validated) only by whoever uses them: the event's model, for instance, reads
-/// `event` in one pass instead of two.
+/// Members are found by a structural scan of the top-level object ([`members`]) and only those
+/// the dispatcher uses are read: strings are sliced from the body (serde unescapes those with
+/// escapes), the header is scanned the same way, and the raw ones (`event`, `ts`, `action`) are
+/// decoded, and so validated, only by whoever uses them: the event's model, for instance, reads
+/// `event` in one pass instead of two. Members nobody reads are not validated.
 #[derive(Default)]
 pub(crate) struct Wire<'a> {
     pub(crate) encrypt: Option<Cow<'a, str>>,
@@ -181,7 +182,8 @@ fn string(value: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
 
 /// The members of the JSON object `text` is, as (key, raw value) pairs, found by a structural
 /// scan: strings, nesting and separators are followed; the values themselves are not validated
-/// (whoever reads one does that). Anything that is not one object gives an error, never a panic.
+/// (whoever reads one does that, so e.g. `{"a":[}}` passes here). Text that is not structurally
+/// one object gives an error; no input panics.
 pub(crate) fn members(text: &str) -> Members<'_> {
     Members { text, pos: 0, state: MembersState::Start }
 }
@@ -314,7 +316,8 @@ fn skip_string(b: &[u8], start: usize) -> Result<usize, &'static str> {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
             let word = u64::from_le_bytes(word);
-            // The lowest flagged byte is always a true match (a borrow only flags bytes above one).
+            // The lowest flagged byte is always a true match: a borrow can only flag bytes above
+            // (after) a true match, never before the first one.
             let found = has(word, b'"') | has(word, b'\\');
             if found != 0 {
                 i += found.trailing_zeros() as usize / 8;

@@ -253,6 +253,29 @@ async fn a_failing_handler_gets_500_and_its_retry_is_dispatched() {
 }
 
 #[tokio::test]
+async fn a_handler_closure_that_panics_before_its_future_gets_500_with_or_without_dedup() {
+    fn closure_panics(
+        _ctx: EventContext,
+        _ev: serde_json::Value,
+    ) -> std::future::Ready<Result<(), lark_events::BoxError>> {
+        panic!("bug in the closure itself")
+    }
+    let s = signer();
+    for dedup in [false, true] {
+        let b = builder().on_raw("closure_panics_v1", closure_panics);
+        let d = if dedup { b.dedup() } else { b }.build().unwrap();
+        let envelope = s.event_v2("closure_panics_v1", json!({}));
+        assert_eq!(
+            send(&d, &s.seal(&envelope)).await,
+            (500, json!({"msg": "handler failed"})),
+            "dedup {dedup}"
+        );
+        // Not marked as seen: the platform's retry is dispatched (and fails the same way).
+        assert_eq!(send(&d, &s.seal(&envelope)).await.0, 500, "dedup {dedup}");
+    }
+}
+
+#[tokio::test]
 async fn an_abandoned_delivery_releases_its_dedup_mark_so_the_retry_is_dispatched() {
     let store = Arc::new(MemoryStore::new());
     let calls = Calls::default();
