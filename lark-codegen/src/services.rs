@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::names::{pascal, snake};
 use crate::spec::{Api, ApiFile, Schema};
-use crate::types::{emit_setter, emit_types, is_secret, lit, Field, Side, Stats, Ty, TypeSpace};
+use crate::types::{emit_setter, emit_types, lit, secret_by_name, Field, Side, Stats, Ty, TypeSpace};
 use crate::Output;
 
 /// Header of every generated Rust file.
@@ -388,10 +388,7 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
         .map(|(n, s)| (n.clone(), clone_schema(s)))
         .collect();
     for (wire, schema) in query_schema.props().iter().chain(extra_query.iter()) {
-        let mut ty = ts.resolve(schema, &pascal(wire), &request, &origin_q, Side::Request);
-        if ty == Ty::Str && is_secret(wire) {
-            ty = Ty::Secret;
-        }
+        let ty = secret_by_name(ts.resolve(schema, &pascal(wire), &request, &origin_q, Side::Request), wire);
         if !query_ok(&ty) {
             return Err(format!("{}: query {wire} has an unsupported type {ty:?}", api.id));
         }
@@ -422,8 +419,11 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
                 ));
             }
             download = true;
-            download_note =
-                Some("The spec marks it an upload, but a GET carries no form: the reply is the file.");
+            download_note = Some(if api.http_method == "GET" {
+                "The spec marks it an upload, but a GET carries no form: the reply is the file."
+            } else {
+                "The spec marks it an upload, but a DELETE carries no form: the reply is the file."
+            });
             Body::None
         }
         _ if api.file_upload => upload_body(ts, api, body_schema, &request, &origin_b, &mut idents)?,

@@ -38,6 +38,15 @@ pub(crate) fn is_secret(wire: &str) -> bool {
     SECRET_FIELDS.contains(&wire) || SECRET_SUFFIXES.iter().any(|s| wire.ends_with(s))
 }
 
+/// `ty` for a field of this wire name: a string whose name says secret becomes [`Ty::Secret`].
+pub(crate) fn secret_by_name(ty: Ty, wire: &str) -> Ty {
+    if ty == Ty::Str && is_secret(wire) {
+        Ty::Secret
+    } else {
+        ty
+    }
+}
+
 /// A Rust type of a field (always held in an `Option`, except path values).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Ty {
@@ -322,10 +331,7 @@ impl TypeSpace {
             Some("array") => pascal(&singular(wire)),
             _ => pascal(wire),
         });
-        let mut ty = self.resolve(child, &preferred, parent, origin, side);
-        if ty == Ty::Str && is_secret(wire) {
-            ty = Ty::Secret;
-        }
+        let ty = secret_by_name(self.resolve(child, &preferred, parent, origin, side), wire);
         self.stats.fields += 1;
         Field { ident: snake(wire), wire: wire.to_owned(), ty, required }
     }
@@ -542,25 +548,20 @@ pub(crate) fn emit_types(out: &mut String, ts: &TypeSpace, docs: &BTreeMap<Strin
     kinds.extend(ts.aliases.keys().map(|k| (k, Kind::Alias)));
     kinds.extend(ts.enums.keys().map(|k| (k, Kind::Enum)));
     kinds.sort();
+    // The doc of a struct or alias: given, or where its shape was first seen.
+    let doc_of = |name: &str, origin: &str| match docs.get(name) {
+        Some(doc) => doc.clone(),
+        None => format!("An object of {scope} (first seen in {origin})."),
+    };
     for (name, kind) in kinds {
         match kind {
             Kind::Struct => {
                 let def = &ts.structs[name];
-                match docs.get(name) {
-                    Some(doc) => emit_struct(out, def, doc),
-                    None => emit_struct(
-                        out,
-                        def,
-                        &format!("An object of {scope} (first seen in {}).", def.origin),
-                    ),
-                }
+                emit_struct(out, def, &doc_of(name, &def.origin));
             }
             Kind::Alias => {
                 let def = &ts.aliases[name];
-                let doc = match docs.get(name) {
-                    Some(doc) => doc.clone(),
-                    None => format!("An object of {scope} (first seen in {}).", def.origin),
-                };
+                let doc = doc_of(name, &def.origin);
                 let _ = writeln!(
                     out,
                     "/// {doc}

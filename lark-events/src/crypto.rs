@@ -155,22 +155,17 @@ pub fn card_signature(timestamp: &str, nonce: &str, verification_token: &str, bo
 /// The digest is written as lowercase hex and the given text lowercased (its timing tells only
 /// about the given text, which the sender knows); the two are then compared in constant time.
 fn matches(signature: &str, digest: &[u8]) -> bool {
-    // Lowercase hex digit of a nibble, without a table lookup or a branch on the digest.
-    let hex = |n: u8| n + b'0' + ((9u8.wrapping_sub(n) >> 7) * (b'a' - b'0' - 10));
     let given = signature.trim().as_bytes();
     let mut expected = [0u8; 64];
     let Some(expected) = expected.get_mut(..digest.len() * 2) else { return false };
-    if given.len() != expected.len() {
+    if given.len() != expected.len() || hex::encode_to_slice(digest, expected).is_err() {
         return false;
     }
-    for (pair, byte) in expected.chunks_exact_mut(2).zip(digest) {
-        pair[0] = hex(byte >> 4);
-        pair[1] = hex(byte & 0x0f);
-    }
+    // Lowercase what was given (ASCII only, so other bytes stay different) and compare.
     let mut lower = [0u8; 64];
     let lower = &mut lower[..given.len()];
-    for (out, c) in lower.iter_mut().zip(given) {
-        *out = if matches!(c, b'A'..=b'F') { c | 0x20 } else { *c };
+    for (l, g) in lower.iter_mut().zip(given) {
+        *l = g.to_ascii_lowercase();
     }
     bytes_eq(lower, expected)
 }

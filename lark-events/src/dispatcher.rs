@@ -623,13 +623,6 @@ impl EventDispatcher {
     /// The waiting part of a delivery: stores the app_ticket, takes the dedup mark, runs the
     /// handler; releases the mark when the handler fails so the platform's retry is dispatched.
     async fn finish(&self, job: Job) -> Result<Outcome, EventError> {
-        let job = match job {
-            Job::Ticket { app_id, ticket, then } => {
-                self.store_app_ticket(&app_id, &ticket).await?;
-                (*then)?
-            }
-            other => other,
-        };
         match job {
             Job::Done(outcome) => Ok(outcome),
             Job::Card { future, style } => {
@@ -649,9 +642,10 @@ impl EventDispatcher {
                     other => other,
                 })
             }
-            // `dispatch_v1` builds what follows a ticket from `event_job` or `Done` only.
-            Job::Ticket { .. } => {
-                Err(EventError::malformed("an app_ticket event inside an app_ticket event"))
+            Job::Ticket { app_id, ticket, then } => {
+                self.store_app_ticket(&app_id, &ticket).await?;
+                // Boxed: a future cannot hold itself (taken only by app_ticket events).
+                Box::pin(self.finish((*then)?)).await
             }
         }
     }

@@ -39,6 +39,7 @@ pub(crate) struct Wire<'a> {
 }
 
 /// The `header` of a schema 2.0 envelope.
+#[derive(Default)]
 pub(crate) struct Header<'a> {
     pub(crate) event_id: Option<Cow<'a, str>>,
     pub(crate) event_type: Cow<'a, str>,
@@ -112,17 +113,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Wire<'_>, EventError> {
 
 /// Reads the `header` object of a schema 2.0 envelope.
 fn read_header(text: &str) -> Result<Header<'_>, &'static str> {
-    let (mut event_type, mut h) = (
-        None,
-        Header {
-            event_id: None,
-            event_type: Cow::Borrowed(""),
-            create_time: None,
-            token: None,
-            app_id: None,
-            tenant_key: None,
-        },
-    );
+    let (mut h, mut event_type) = (Header::default(), None);
     fill(
         text,
         [
@@ -232,10 +223,8 @@ impl<'a> Members<'a> {
         }
         let end = skip_string(self.bytes(), start)?;
         let raw_key = self.text.get(start..end).ok_or("an object key is cut")?;
-        let key = match string(raw_key)? {
-            Some(key) => key,
-            None => return Err("an object key is not a string"),
-        };
+        // It starts with a quote, so it is never `null`.
+        let key = string(raw_key)?.ok_or("an object key is not a string")?;
         self.pos = end;
         self.expect(b':', "an object key is not followed by a colon")?;
         self.skip_ws();
@@ -414,9 +403,7 @@ impl Wire<'_> {
 /// The text of a JSON string or number (`"123"` or `123` both give `123`).
 pub(crate) fn raw_text(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
-        // A JSON string without escapes is the text between its quotes.
-        let plain = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('\\'));
-        plain.map(Cow::Borrowed).or_else(|| serde_json::from_str::<Cow<'_, str>>(text).ok())
+        string(text).ok().flatten()
     } else {
         Some(Cow::Borrowed(text))
     }

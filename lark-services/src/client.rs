@@ -20,7 +20,7 @@ use lark_types::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower::util::BoxCloneSyncService;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 const SDK_USER_AGENT: &str = concat!("lark-rs/", env!("CARGO_PKG_VERSION"));
 
@@ -184,14 +184,10 @@ impl ClientBuilder {
         let token_manager = TokenManager::builder(self.app_id, self.app_secret);
         let parts = (token_manager, self.app_type, base_url.as_str(), store, self.refresh_margin, self.clock);
         let (tokens, stack) = match self.http {
-            Some(custom) => {
-                let (tokens, stack) = build_stack(custom, &settings, parts)?;
-                (tokens, Stacks::Custom(stack))
-            }
+            Some(custom) => build_stack(custom, &settings, parts).map(|(t, s)| (t, Stacks::Custom(s)))?,
             None => {
                 let http = HttpClient::builder().json_limit(self.json_limit).build()?;
-                let (tokens, stack) = build_stack(http, &settings, parts)?;
-                (tokens, Stacks::Builtin(stack))
+                build_stack(http, &settings, parts).map(|(t, s)| (t, Stacks::Builtin(s)))?
             }
         };
         let helpdesk = match &self.helpdesk {
@@ -274,8 +270,7 @@ where
     let (tokens, app_type, base_url, store, refresh_margin, clock) = parts;
     let policy = CallPolicyLayer::new(s.retry.clone(), s.timeout, s.attempt_timeout);
     // Token endpoints: timeouts and retries, no auth.
-    let token_http =
-        BoxCloneSyncService::new(ServiceBuilder::new().layer(policy.clone()).service(http.clone()));
+    let token_http = BoxCloneSyncService::new(policy.layer(http.clone()));
     let mut tokens = tokens.app_type(app_type).base_url(base_url).store(store).http(token_http);
     if let Some(m) = refresh_margin {
         tokens = tokens.refresh_margin(m);

@@ -12,13 +12,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use lark_types::{log_id_from_headers, BoxError, LarkError, TimeoutError, TimeoutKind};
+use lark_types::{BoxError, LarkError, TimeoutKind};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::body::{try_clone_request, ReplayBody};
-use crate::reply::ReplyCode;
 use crate::retry::RetryPolicy;
+use crate::timeout::timeout_error;
+use crate::trace::{record_outcome, request_span};
 
 /// Adds a [`CallPolicy`]: a `lark.request` span, a total timeout, retries by a [`RetryPolicy`]
 /// and a per-attempt timeout.
@@ -106,15 +107,7 @@ impl<S> CallPolicy<S> {
         RB: Send + 'static,
     {
         let start = Instant::now();
-        let span = tracing::debug_span!(
-            target: "lark_transport::trace",
-            "lark.request",
-            http.method = %req.method(),
-            url.path = req.uri().path(),
-            http.status_code = tracing::field::Empty,
-            lark.code = tracing::field::Empty,
-            lark.log_id = tracing::field::Empty,
-        );
+        let span = request_span(&req);
         let limits = Limits { total: self.total, attempt: self.attempt };
         let run = run(self.inner.clone(), self.retry.clone(), limits, start, req, span.clone());
         Box::pin(run.instrument(span))
@@ -135,10 +128,6 @@ impl Limits {
             _ => self.attempt,
         }
     }
-}
-
-fn timeout(kind: TimeoutKind, after: Duration) -> BoxError {
-    Box::new(LarkError::Timeout(TimeoutError::new(kind, after)))
 }
 
 /// `from + after`, or a far-future instant when that overflows (a "practically never" timeout).
@@ -189,7 +178,7 @@ where
                     return Poll::Ready(r);
                 }
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(timeout(kind, limits.of(kind)))),
+                    Poll::Ready(()) => Poll::Ready(Err(timeout_error(kind, limits.of(kind)))),
                     Poll::Pending => Poll::Pending,
                 }
             })
@@ -203,7 +192,7 @@ where
             _ => None,
         };
         let Some((wait, next)) = retry else {
-            record(&span, &result);
+            record_outcome(&span, &result);
             return result;
         };
         drop(result);
@@ -212,8 +201,8 @@ where
         if resume_at >= total_at {
             timer.as_mut().reset(total_at);
             timer.as_mut().await;
-            let e = Err(timeout(TimeoutKind::Total, limits.total));
-            record(&span, &e);
+            let e = Err(timeout_error(TimeoutKind::Total, limits.total));
+            record_outcome(&span, &e);
             return e;
         }
         if !wait.is_zero() {
@@ -229,24 +218,6 @@ where
 
 fn is_total_timeout(e: &BoxError) -> bool {
     matches!(e.downcast_ref::<LarkError>(), Some(LarkError::Timeout(t)) if t.kind() == TimeoutKind::Total)
-}
-
-/// Records the outcome on the call's `lark.request` span.
-fn record<RB>(span: &tracing::Span, result: &Result<Response<RB>, BoxError>) {
-    let _guard = span.enter();
-    match result {
-        Ok(resp) => {
-            span.record("http.status_code", resp.status().as_u16());
-            if let Some(code) = resp.extensions().get::<ReplyCode>() {
-                span.record("lark.code", code.0);
-            }
-            if let Some(id) = log_id_from_headers(resp.headers()) {
-                span.record("lark.log_id", id.as_str());
-            }
-            tracing::debug!(target: "lark_transport::trace", "reply received");
-        }
-        Err(e) => tracing::debug!(target: "lark_transport::trace", error = %e, "call failed"),
-    }
 }
 
 #[cfg(test)]
@@ -391,6 +362,7 @@ mod tests {
         assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
         let resp = svc.call(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(resp.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

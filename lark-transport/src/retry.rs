@@ -169,9 +169,7 @@ impl RetryPolicy {
         self.attempt += 1;
         Some(wait)
     }
-}
 
-impl RetryPolicy {
     /// The wait before re-sending a call that ended in `result`, or `None` when `result` is final.
     /// A rejected managed token (see [`TokenRejected`]) is re-sent once at once; a success counts
     /// towards the retry budget.

@@ -107,10 +107,14 @@ where
             return Poll::Ready(r.map_err(Into::into));
         }
         match this.sleep.poll(cx) {
-            Poll::Ready(()) => {
-                Poll::Ready(Err(Box::new(LarkError::Timeout(TimeoutError::new(*this.kind, *this.after)))))
-            }
+            Poll::Ready(()) => Poll::Ready(Err(timeout_error(*this.kind, *this.after))),
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// The error of a call whose `kind` timeout of `after` ran out. Shared by [`Timeout`] and
+/// [`CallPolicy`](crate::CallPolicy).
+pub(crate) fn timeout_error(kind: TimeoutKind, after: Duration) -> BoxError {
+    Box::new(LarkError::Timeout(TimeoutError::new(kind, after)))
 }

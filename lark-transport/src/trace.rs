@@ -60,14 +60,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let span = tracing::debug_span!(
-            "lark.request",
-            http.method = %req.method(),
-            url.path = req.uri().path(),
-            http.status_code = tracing::field::Empty,
-            lark.code = tracing::field::Empty,
-            lark.log_id = tracing::field::Empty,
-        );
+        let span = request_span(&req);
         let inner = self.inner.call(req).instrument(span.clone());
         ResponseFuture { inner, span }
     }
@@ -92,20 +85,38 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
-        let _guard = this.span.enter();
-        match &out {
-            Ok(resp) => {
-                this.span.record("http.status_code", resp.status().as_u16());
-                if let Some(code) = resp.extensions().get::<ReplyCode>() {
-                    this.span.record("lark.code", code.0);
-                }
-                if let Some(id) = log_id_from_headers(resp.headers()) {
-                    this.span.record("lark.log_id", id.as_str());
-                }
-                tracing::debug!("reply received");
-            }
-            Err(e) => tracing::debug!(error = %e, "call failed"),
-        }
+        record_outcome(this.span, &out);
         Poll::Ready(out)
+    }
+}
+
+/// The `lark.request` span of one call (method and path; status, code and log id recorded by
+/// [`record_outcome`]). Shared by [`Trace`] and [`CallPolicy`](crate::CallPolicy).
+pub(crate) fn request_span<B>(req: &Request<B>) -> Span {
+    tracing::debug_span!(
+        "lark.request",
+        http.method = %req.method(),
+        url.path = req.uri().path(),
+        http.status_code = tracing::field::Empty,
+        lark.code = tracing::field::Empty,
+        lark.log_id = tracing::field::Empty,
+    )
+}
+
+/// Records a call's outcome on its [`request_span`] and logs it there.
+pub(crate) fn record_outcome<RB, E: std::fmt::Display>(span: &Span, out: &Result<Response<RB>, E>) {
+    let _guard = span.enter();
+    match out {
+        Ok(resp) => {
+            span.record("http.status_code", resp.status().as_u16());
+            if let Some(code) = resp.extensions().get::<ReplyCode>() {
+                span.record("lark.code", code.0);
+            }
+            if let Some(id) = log_id_from_headers(resp.headers()) {
+                span.record("lark.log_id", id.as_str());
+            }
+            tracing::debug!("reply received");
+        }
+        Err(e) => tracing::debug!(error = %e, "call failed"),
     }
 }

@@ -397,7 +397,7 @@ pub mod int64 {
     /// Writes the value as a JSON string (or `null`).
     pub fn serialize<S: Serializer>(value: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => serializer.collect_str(v),
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
             None => serializer.serialize_none(),
         }
     }
@@ -507,7 +507,7 @@ impl fmt::Display for Int64 {
 
 impl serde::Serialize for Int64 {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        int64::Out(&self.0).serialize(serializer)
     }
 }
 
@@ -566,7 +566,7 @@ pub mod number {
     /// Writes the value (`3` for `3.0`), or `null`.
     pub fn serialize<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => write_number(*v, serializer),
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
             None => serializer.serialize_none(),
         }
     }
@@ -671,7 +671,7 @@ pub mod decimal {
     /// Writes the decimal as a JSON string (or `null`).
     pub fn serialize<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => serializer.serialize_str(v),
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
             None => serializer.serialize_none(),
         }
     }
@@ -730,7 +730,7 @@ pub mod secret {
     /// Writes the secret's plain value (or `null`).
     pub fn serialize<S: Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(v) => serializer.serialize_str(v.expose_secret()),
+            Some(v) => serde::Serialize::serialize(&Out(v), serializer),
             None => serializer.serialize_none(),
         }
     }
