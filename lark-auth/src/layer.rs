@@ -6,10 +6,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use lark_transport::{
-    buffer_json_reply, try_clone_request, Body, ReplayBody, ReplyCode, TokenRejected, DEFAULT_JSON_LIMIT,
+    buffer_json_reply, is_buffered_or_stream, try_clone_request, Body, ReplayBody, ReplyCode, TokenRejected,
+    DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
     codes, AccessTokenType, AccessTokenTypes, AppType, AuthOptions, BoxError, ConfigError, LarkError,
@@ -17,7 +19,7 @@ use lark_types::{
 };
 use tower::ServiceExt;
 
-use crate::TokenManager;
+use crate::{AccessToken, TokenManager};
 
 /// Which token a request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +162,7 @@ impl<S> LarkAuthService<S> {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Ready<T> = std::future::Ready<T>;
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for LarkAuthService<S>
 where
@@ -178,89 +181,151 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         // Use the service that was polled ready; keep a fresh clone for the next call.
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let manager = self.manager.clone();
-        let limit = self.json_limit;
-        let resend = self.resend_itself;
-        Box::pin(async move {
-            authorize_and_call(inner, manager, limit, resend, req).await.map_err(|e| Box::new(e) as BoxError)
-        })
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (manager, limit, resend) = (self.manager.clone(), self.json_limit, self.resend_itself);
+        // Everything up to the inner call runs here, synchronously, when the token is at hand: the
+        // returned future then holds the inner future and what a rejected token needs, not the
+        // request.
+        let (kind, tenant_key) = match prepare(&mut req, manager.app_type()) {
+            Err(e) => return Box::pin(std::future::ready(Err(Box::new(e) as BoxError))),
+            Ok(None) => {
+                let call = inner.call(req);
+                return Box::pin(async move {
+                    let resp =
+                        call.await.map_err(|e| Box::new(LarkError::from_boxed(e.into())) as BoxError)?;
+                    buffer(resp.map(Body::wrap), limit).await.map_err(|e| Box::new(e) as BoxError)
+                });
+            }
+            Ok(Some(managed)) => managed,
+        };
+        match manager.cached_access_token(kind, tenant_key.as_deref()) {
+            Some(token) => {
+                let sent = Authorized { inner, manager, kind, tenant_key, token, resend, limit };
+                let fut = sent.call(req);
+                Box::pin(async move { fut.await.map_err(|e| Box::new(e) as BoxError) })
+            }
+            None => Box::pin(async move {
+                let token = manager.access_token(kind, tenant_key.as_deref()).await;
+                let token = token.map_err(|e| Box::new(e) as BoxError)?;
+                let sent = Authorized { inner, manager, kind, tenant_key, token, resend, limit };
+                sent.call(req).await.map_err(|e| Box::new(e) as BoxError)
+            }),
+        }
     }
 }
 
-async fn send<S, ReqB, ResB>(
-    inner: &mut S,
-    req: Request<ReqB>,
+/// A reply with its JSON buffered, so its code can be read. Our own `HttpClient` buffers JSON
+/// already, so the wait (boxed, to keep its state out of every call) is the rare case.
+fn buffer(
+    resp: Response<Body>,
     limit: usize,
-    ready: bool,
-) -> Result<Response<Body>, LarkError>
-where
-    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: Into<BoxError>,
-    ResB: http_body::Body<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<BoxError>,
-{
-    if !ready {
-        inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
+) -> Either<Ready<Result<Response<Body>, LarkError>>, BoxFuture<Result<Response<Body>, LarkError>>> {
+    if is_buffered_or_stream(&resp) {
+        Either::Left(std::future::ready(Ok(resp)))
+    } else {
+        Either::Right(Box::pin(buffer_json_reply(resp, limit)))
     }
-    let resp = inner.call(req).await.map_err(|e| LarkError::from_boxed(e.into()))?;
-    buffer_json_reply(resp.map(Body::wrap), limit).await
 }
 
-async fn authorize_and_call<S, ReqB, ResB>(
-    mut inner: S,
-    manager: TokenManager,
-    limit: usize,
-    resend_itself: bool,
-    mut req: Request<ReqB>,
-) -> Result<Response<Body>, LarkError>
-where
-    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: Into<BoxError>,
-    ReqB: ReplayBody,
-    ResB: http_body::Body<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<BoxError>,
-{
+/// Which managed token a request needs, after putting any other `Authorization` in place.
+fn prepare<B>(
+    req: &mut Request<B>,
+    app_type: AppType,
+) -> Result<Option<(AccessTokenType, Option<String>)>, LarkError> {
     if req.headers().contains_key(AUTHORIZATION) {
-        return send(&mut inner, req, limit, true).await;
+        return Ok(None);
     }
-    let opts = req.extensions().get::<AuthOptions>();
-    let choice = match opts {
-        Some(opts) => choose_token(opts, manager.app_type())?,
-        None => choose_token(&AuthOptions::accepting(AccessTokenTypes::TENANT), manager.app_type())?,
+    let choice = match req.extensions().get::<AuthOptions>() {
+        Some(opts) => choose_token(opts, app_type)?,
+        None => choose_token(&AuthOptions::accepting(AccessTokenTypes::TENANT), app_type)?,
     };
-    let (kind, tenant_key) = match choice {
-        TokenChoice::None => return send(&mut inner, req, limit, true).await,
+    match choice {
+        TokenChoice::None => Ok(None),
         TokenChoice::Given(token) => {
             req.headers_mut().insert(AUTHORIZATION, bearer(&token)?);
-            return send(&mut inner, req, limit, true).await;
+            Ok(None)
         }
-        TokenChoice::Managed { kind, tenant_key } => (kind, tenant_key),
-    };
-    let token = manager.access_token(kind, tenant_key.as_deref()).await?;
-    let again = if resend_itself { try_clone_request(&req) } else { None };
-    req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-    let mut resp = send(&mut inner, req, limit, true).await?;
-    let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
-    if !invalid {
-        return Ok(resp);
+        TokenChoice::Managed { kind, tenant_key } => Ok(Some((kind, tenant_key))),
     }
-    manager.invalidate(kind, tenant_key.as_deref(), token.token()).await?;
-    if !resend_itself {
-        resp.extensions_mut().insert(TokenRejected);
-        return Ok(resp);
+}
+
+/// A call made with a managed token: what is needed to recover when the platform refuses it.
+struct Authorized<S> {
+    inner: S,
+    manager: TokenManager,
+    kind: AccessTokenType,
+    tenant_key: Option<String>,
+    token: AccessToken,
+    resend: bool,
+    limit: usize,
+}
+
+impl<S> Authorized<S> {
+    /// Sends `req` with the token now; the future reads the reply and recovers from a refused
+    /// token.
+    fn call<ReqB, ResB>(
+        mut self,
+        mut req: Request<ReqB>,
+    ) -> impl Future<Output = Result<Response<Body>, LarkError>>
+    where
+        S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        ReqB: ReplayBody + Send + 'static,
+        ResB: http_body::Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        let again = if self.resend { try_clone_request(&req).map(Box::new) } else { None };
+        req.headers_mut().insert(AUTHORIZATION, self.token.header_value().clone());
+        let call = self.inner.call(req);
+        async move {
+            let resp = call.await.map_err(|e| LarkError::from_boxed(e.into()))?;
+            let resp = buffer(resp.map(Body::wrap), self.limit).await?;
+            let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
+            if !invalid {
+                return Ok(resp);
+            }
+            Box::pin(self.recover(again, resp)).await
+        }
     }
-    let Some(mut again) = again else {
-        tracing::debug!("token rejected; the body cannot be replayed, so the call is not retried");
-        return Ok(resp);
-    };
-    tracing::debug!(kind = kind.as_str(), "token rejected by the platform; refreshing and retrying once");
-    let fresh = manager.access_token(kind, tenant_key.as_deref()).await?;
-    again.headers_mut().insert(AUTHORIZATION, fresh.header_value().clone());
-    send(&mut inner, again, limit, false).await
+
+    /// Drops the refused token and, when allowed and possible, sends the request again with a
+    /// fresh one (once); otherwise returns the refusal, marked [`TokenRejected`] for an outer
+    /// retry layer.
+    async fn recover<ReqB, ResB>(
+        mut self,
+        again: Option<Box<Request<ReqB>>>,
+        mut resp: Response<Body>,
+    ) -> Result<Response<Body>, LarkError>
+    where
+        S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
+        S::Error: Into<BoxError>,
+        ResB: http_body::Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        let tenant_key = self.tenant_key.as_deref();
+        self.manager.invalidate(self.kind, tenant_key, self.token.token()).await?;
+        if !self.resend {
+            resp.extensions_mut().insert(TokenRejected);
+            return Ok(resp);
+        }
+        let Some(mut again) = again else {
+            tracing::debug!("token rejected; the body cannot be replayed, so the call is not retried");
+            return Ok(resp);
+        };
+        tracing::debug!(
+            kind = self.kind.as_str(),
+            "token rejected by the platform; refreshing and retrying once"
+        );
+        let fresh = self.manager.access_token(self.kind, tenant_key).await?;
+        again.headers_mut().insert(AUTHORIZATION, fresh.header_value().clone());
+        self.inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
+        let resp = self.inner.call(*again).await.map_err(|e| LarkError::from_boxed(e.into()))?;
+        buffer(resp.map(Body::wrap), self.limit).await
+    }
 }
 
 #[cfg(test)]

@@ -366,14 +366,14 @@ impl TokenManager {
         )
     }
 
-    fn tenant_for(
+    fn tenant_for<'k>(
         &self,
         kind: AccessTokenType,
-        tenant_key: Option<&str>,
-    ) -> Result<Option<String>, TokenError> {
+        tenant_key: Option<&'k str>,
+    ) -> Result<Option<&'k str>, TokenError> {
         match (kind, self.inner.app_type) {
             (AccessTokenType::Tenant, AppType::Marketplace) => match tenant_key {
-                Some(k) if !k.is_empty() => Ok(Some(k.to_owned())),
+                Some(k) if !k.is_empty() => Ok(Some(k)),
                 _ => Err(TokenError::new(TokenErrorKind::TenantKeyRequired)),
             },
             (AccessTokenType::User, _) => Err(TokenError::new(TokenErrorKind::UserTokenRequired)),
@@ -400,6 +400,23 @@ impl TokenManager {
         Ok(self.access_token(kind, tenant_key).await?.token)
     }
 
+    /// The token of `kind` this process already holds, if it is not yet due for refresh.
+    /// No I/O and no waiting: `None` means [`access_token`](Self::access_token) has work to do
+    /// (read the store, fetch, or report an error such as a missing tenant key).
+    pub fn cached_access_token(
+        &self,
+        kind: AccessTokenType,
+        tenant_key: Option<&str>,
+    ) -> Option<AccessToken> {
+        let tenant = self.tenant_for(kind, tenant_key).ok()?;
+        self.hot_token(kind, tenant, self.inner.clock.now_unix_ms())
+    }
+
+    fn hot_token(&self, kind: AccessTokenType, tenant: Option<&str>, now: u64) -> Option<AccessToken> {
+        let hot = self.inner.hot.read().unwrap_or_else(|e| e.into_inner());
+        hot.get(kind, tenant).filter(|t| now < t.refresh_at_ms).cloned()
+    }
+
     /// A managed token of `kind` with its ready `Authorization` header value.
     pub async fn access_token(
         &self,
@@ -407,13 +424,9 @@ impl TokenManager {
         tenant_key: Option<&str>,
     ) -> Result<AccessToken, LarkError> {
         let tenant = self.tenant_for(kind, tenant_key)?;
-        let tenant = tenant.as_deref();
         let now = self.inner.clock.now_unix_ms();
-        {
-            let hot = self.inner.hot.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(t) = hot.get(kind, tenant).filter(|t| now < t.refresh_at_ms) {
-                return Ok(t.clone());
-            }
+        if let Some(t) = self.hot_token(kind, tenant, now) {
+            return Ok(t);
         }
         let key = self.cache_key(kind, tenant);
         let (token, refresh_at_ms) = match self.read(&key).await? {
@@ -437,8 +450,8 @@ impl TokenManager {
             Ok(t) => t,
             Err(_) => return Ok(()),
         };
-        self.inner.hot.write().unwrap_or_else(|e| e.into_inner()).remove_if(kind, tenant.as_deref(), token);
-        let key = self.cache_key(kind, tenant.as_deref());
+        self.inner.hot.write().unwrap_or_else(|e| e.into_inner()).remove_if(kind, tenant, token);
+        let key = self.cache_key(kind, tenant);
         if let Some(c) = self.read(&key).await? {
             if c.token == token.expose_secret() {
                 self.inner.store.delete(&key).await?;

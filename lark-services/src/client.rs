@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use lark_transport::{
     Multipart, RetryPolicy, DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
-    AccessTokenTypes, AppType, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString,
+    AccessTokenTypes, AppType, BoxError, ConfigError, Domain, HelpdeskCredentials, LarkError, SecretString,
     HELPDESK_AUTH_HEADER,
 };
 use serde::de::DeserializeOwned;
@@ -243,13 +245,15 @@ enum Stacks {
     Custom(Stack<HttpService>),
 }
 
+/// A call on its way through the stack.
+type StackFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, BoxError>> + Send>>;
+
 impl Stacks {
-    async fn call(&self, req: http::Request<Body>) -> Result<http::Response<Body>, LarkError> {
-        let result = match self {
-            Stacks::Builtin(s) => s.send(req).await,
-            Stacks::Custom(s) => s.send(req).await,
-        };
-        result.map_err(LarkError::from_boxed)
+    fn call(&self, req: http::Request<Body>) -> StackFuture {
+        match self {
+            Stacks::Builtin(s) => s.send(req),
+            Stacks::Custom(s) => s.send(req),
+        }
     }
 }
 
@@ -397,11 +401,51 @@ impl Client {
 
     /// Sends a prepared request through the stack and returns the reply as it came (JSON replies
     /// buffered, downloads streaming). Typed APIs build on this.
-    pub async fn execute(
+    ///
+    /// The request is built when this is called (the future does not borrow the client); nothing
+    /// is sent until the future is polled.
+    pub fn execute(
         &self,
         req: ApiRequest,
         options: RequestOptions,
-    ) -> Result<http::Response<Body>, LarkError> {
+    ) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send {
+        let started = self.start(req, options);
+        async move { started?.await.map_err(LarkError::from_boxed) }
+    }
+
+    /// Sends a prepared request and decodes `data` as `T` (`Err(LarkError::Api)` when `code != 0`).
+    /// Built when called, sent when polled, as [`execute`](Self::execute).
+    pub fn execute_json<T: DeserializeOwned>(
+        &self,
+        req: ApiRequest,
+        options: RequestOptions,
+    ) -> impl Future<Output = Result<T, LarkError>> + Send {
+        let started = self.start(req, options);
+        let limit = self.inner.json_limit;
+        async move {
+            let resp = started?.await.map_err(LarkError::from_boxed)?;
+            decode_reply(resp, limit).await
+        }
+    }
+
+    /// Sends a prepared request whose reply is a file.
+    /// Built when called, sent when polled, as [`execute`](Self::execute).
+    pub fn execute_download(
+        &self,
+        req: ApiRequest,
+        options: RequestOptions,
+    ) -> impl Future<Output = Result<Download, LarkError>> + Send {
+        let started = self.start(req, options);
+        let limit = self.inner.json_limit;
+        async move {
+            let resp = started?.await.map_err(LarkError::from_boxed)?;
+            Download::from_response(resp, limit).await
+        }
+    }
+
+    /// Builds the `http::Request` and hands it to the stack, which sends it once polled. Only
+    /// the small boxed stack future crosses an await, not the request or its builder.
+    fn start(&self, req: ApiRequest, options: RequestOptions) -> Result<StackFuture, LarkError> {
         let path_is_helpdesk = req.path_template().starts_with("/open-apis/helpdesk/");
         let req = options.apply(req);
         let mut http_req = req.build(&self.inner.base_url)?;
@@ -416,27 +460,7 @@ impl Client {
                 headers.entry(HELPDESK_AUTH_HEADER).or_insert_with(|| v.clone());
             }
         }
-        self.inner.stack.call(http_req).await
-    }
-
-    /// Sends a prepared request and decodes `data` as `T` (`Err(LarkError::Api)` when `code != 0`).
-    pub async fn execute_json<T: DeserializeOwned>(
-        &self,
-        req: ApiRequest,
-        options: RequestOptions,
-    ) -> Result<T, LarkError> {
-        let resp = self.execute(req, options).await?;
-        decode_reply(resp, self.inner.json_limit).await
-    }
-
-    /// Sends a prepared request whose reply is a file.
-    pub async fn execute_download(
-        &self,
-        req: ApiRequest,
-        options: RequestOptions,
-    ) -> Result<Download, LarkError> {
-        let resp = self.execute(req, options).await?;
-        Download::from_response(resp, self.inner.json_limit).await
+        Ok(self.inner.stack.call(http_req))
     }
 }
 
@@ -529,22 +553,22 @@ impl RequestBuilder {
     per_call_option_setters!();
 
     /// Sends and decodes `data` as `T`.
-    pub async fn send<T: DeserializeOwned>(self) -> Result<T, LarkError> {
-        self.client.execute_json(self.req, self.options).await
+    pub fn send<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, LarkError>> + Send {
+        self.client.execute_json(self.req, self.options)
     }
 
     /// Sends and returns `data` as JSON.
-    pub async fn send_json(self) -> Result<serde_json::Value, LarkError> {
-        self.send().await
+    pub fn send_json(self) -> impl Future<Output = Result<serde_json::Value, LarkError>> + Send {
+        self.send()
     }
 
     /// Sends and returns the file of the reply as a stream.
-    pub async fn download(self) -> Result<Download, LarkError> {
-        self.client.execute_download(self.req, self.options).await
+    pub fn download(self) -> impl Future<Output = Result<Download, LarkError>> + Send {
+        self.client.execute_download(self.req, self.options)
     }
 
     /// Sends and returns the reply as it came, without looking at `code`.
-    pub async fn send_raw(self) -> Result<http::Response<Body>, LarkError> {
-        self.client.execute(self.req, self.options).await
+    pub fn send_raw(self) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send {
+        self.client.execute(self.req, self.options)
     }
 }

@@ -91,6 +91,15 @@ impl Body {
         }
     }
 
+    /// The bytes of an in-memory body, taken without waiting; a stream comes back as `Err`.
+    pub fn into_bytes(self) -> Result<Bytes, Body> {
+        match self.kind {
+            Kind::Empty => Ok(Bytes::new()),
+            Kind::Full(b) => Ok(b.unwrap_or_default()),
+            Kind::Stream(_) | Kind::Incoming(_) => Err(self),
+        }
+    }
+
     /// Reads the whole body into memory, failing with [`BodyTooLarge`] once it exceeds `limit` bytes.
     pub async fn collect_limited(self, limit: usize) -> Result<Bytes, BoxError> {
         match self.kind {

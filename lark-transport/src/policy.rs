@@ -106,10 +106,9 @@ impl<S> CallPolicy<S> {
         B: ReplayBody + Send + 'static,
         RB: Send + 'static,
     {
-        let start = Instant::now();
         let span = request_span(&req);
         let limits = Limits { total: self.total, attempt: self.attempt };
-        let run = run(self.inner.clone(), self.retry.clone(), limits, start, req, span.clone());
+        let run = run(self.inner.clone(), self.retry.clone(), limits, req, span.clone());
         Box::pin(run.instrument(span))
     }
 }
@@ -145,14 +144,15 @@ fn nearer(total_at: Instant, attempt_at: Instant) -> (Instant, TimeoutKind) {
     }
 }
 
-async fn run<S, B, RB>(
+/// The call as one future. A plain `fn` returning an `async move` block: the arguments live in the
+/// future once (an `async fn` keeps a second copy of each, and a request is 264 bytes).
+fn run<S, B, RB>(
     mut inner: S,
     mut policy: RetryPolicy,
     limits: Limits,
-    start: Instant,
     mut req: Request<B>,
     span: tracing::Span,
-) -> Result<Response<RB>, BoxError>
+) -> impl Future<Output = Result<Response<RB>, BoxError>>
 where
     S: tower::Service<Request<B>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
@@ -160,59 +160,67 @@ where
 {
     use std::future::poll_fn;
 
-    let total_at = deadline(start, limits.total);
-    let (first_at, mut kind) = nearer(total_at, deadline(Instant::now(), limits.attempt));
-    let timer = tokio::time::sleep_until(first_at);
-    tokio::pin!(timer);
-    loop {
-        let again = try_clone_request(&req);
-        let method = req.method().clone();
-        let result = {
-            let attempt = async {
-                poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
-                inner.call(req).await.map_err(Into::into)
-            };
-            tokio::pin!(attempt);
-            poll_fn(|cx| {
-                if let Poll::Ready(r) = attempt.as_mut().poll(cx) {
-                    return Poll::Ready(r);
+    async move {
+        // The clocks start when the call is first polled.
+        let start = Instant::now();
+        let total_at = deadline(start, limits.total);
+        let (first_at, mut kind) = nearer(total_at, deadline(start, limits.attempt));
+        let timer = tokio::time::sleep_until(first_at);
+        tokio::pin!(timer);
+        loop {
+            let again = try_clone_request(&req);
+            // Readiness, then the call, both racing the one timer. The request moves straight into
+            // the inner service's `call`, so the attempt keeps no copy of it.
+            let ready = poll_fn(|cx| {
+                if let Poll::Ready(r) = inner.poll_ready(cx) {
+                    return Poll::Ready(r.map_err(Into::into));
                 }
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(timeout_error(kind, limits.of(kind)))),
-                    Poll::Pending => Poll::Pending,
-                }
+                timer.as_mut().poll(cx).map(|()| Err(timeout_error(kind, limits.of(kind))))
             })
-            .await
-        };
-        // As the nested layers: a request that cannot be sent again never reaches the policy (no
-        // budget spent, no "retrying" logged), and nothing is retried past the total deadline.
-        let total_expired = matches!(&result, Err(e) if is_total_timeout(e));
-        let retry = match again {
-            Some(next) if !total_expired => policy.decide(&method, &result).map(|wait| (wait, next)),
-            _ => None,
-        };
-        let Some((wait, next)) = retry else {
-            record_outcome(&span, &result);
-            return result;
-        };
-        drop(result);
-        // Back off, within the total deadline.
-        let resume_at = deadline(Instant::now(), wait);
-        if resume_at >= total_at {
-            timer.as_mut().reset(total_at);
-            timer.as_mut().await;
-            let e = Err(timeout_error(TimeoutKind::Total, limits.total));
-            record_outcome(&span, &e);
-            return e;
+            .await;
+            let result = match ready {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let mut call = std::pin::pin!(inner.call(req));
+                    poll_fn(|cx| {
+                        if let Poll::Ready(r) = call.as_mut().poll(cx) {
+                            return Poll::Ready(r.map_err(Into::into));
+                        }
+                        timer.as_mut().poll(cx).map(|()| Err(timeout_error(kind, limits.of(kind))))
+                    })
+                    .await
+                }
+            };
+            // As the nested layers: a request that cannot be sent again never reaches the policy (no
+            // budget spent, no "retrying" logged), and nothing is retried past the total deadline.
+            let total_expired = matches!(&result, Err(e) if is_total_timeout(e));
+            let wait = match &again {
+                Some(next) if !total_expired => policy.decide(next.method(), &result),
+                _ => None,
+            };
+            let (Some(wait), Some(next)) = (wait, again) else {
+                record_outcome(&span, &result);
+                return result;
+            };
+            drop(result);
+            req = next;
+            // Back off, within the total deadline.
+            let resume_at = deadline(Instant::now(), wait);
+            if resume_at >= total_at {
+                timer.as_mut().reset(total_at);
+                timer.as_mut().await;
+                let e = Err(timeout_error(TimeoutKind::Total, limits.total));
+                record_outcome(&span, &e);
+                return e;
+            }
+            if !wait.is_zero() {
+                timer.as_mut().reset(resume_at);
+                timer.as_mut().await;
+            }
+            let (at, k) = nearer(total_at, deadline(Instant::now(), limits.attempt));
+            timer.as_mut().reset(at);
+            kind = k;
         }
-        if !wait.is_zero() {
-            timer.as_mut().reset(resume_at);
-            timer.as_mut().await;
-        }
-        let (at, k) = nearer(total_at, deadline(Instant::now(), limits.attempt));
-        timer.as_mut().reset(at);
-        kind = k;
-        req = next;
     }
 }
 

@@ -55,38 +55,49 @@ pub fn is_json<B>(resp: &Response<B>) -> bool {
     essence.eq_ignore_ascii_case(b"application/json") || essence.ends_with(b"+json")
 }
 
+/// Whether [`buffer_json_reply`] has nothing to do: the reply is buffered and tagged already, or
+/// is not JSON (a download, which must keep streaming).
+pub fn is_buffered_or_stream<B>(resp: &Response<B>) -> bool {
+    resp.extensions().get::<ReplyCode>().is_some() || !is_json(resp)
+}
+
 /// Buffers a JSON reply (up to `limit` bytes) and attaches its [`ReplyCode`]. Non-JSON replies
-/// (downloads) pass through untouched, still streaming. Returns the code when found.
+/// (downloads) pass through untouched, still streaming.
 pub async fn buffer_json_reply(resp: Response<Body>, limit: usize) -> Result<Response<Body>, LarkError> {
-    if resp.extensions().get::<ReplyCode>().is_some() || !is_json(&resp) {
+    if is_buffered_or_stream(&resp) {
         return Ok(resp);
     }
     let (mut parts, body) = resp.into_parts();
-    let bytes = body.collect_limited(limit).await.map_err(|e| {
-        let kind = if e.is::<crate::body::BodyTooLarge>() {
-            TransportErrorKind::TooLarge
-        } else {
-            TransportErrorKind::Body
-        };
-        TransportError::from_boxed(kind, e).with_log_id(log_id_from_headers(&parts.headers))
-    })?;
+    let bytes = read_body(body, limit, &parts.headers).await?;
     if let Some(code) = reply_code(&bytes) {
         parts.extensions.insert(ReplyCode(code));
     }
     Ok(Response::from_parts(parts, Body::full(bytes)))
 }
 
-/// Decodes a buffered reply: `data` as `T` when `code == 0`, [`LarkError::Api`] otherwise.
+/// The whole body in memory (at most `limit` bytes), errors carrying the reply's log id.
+async fn read_body(body: Body, limit: usize, headers: &http::HeaderMap) -> Result<Bytes, LarkError> {
+    body.collect_limited(limit).await.map_err(|e| {
+        let kind = if e.is::<crate::body::BodyTooLarge>() {
+            TransportErrorKind::TooLarge
+        } else {
+            TransportErrorKind::Body
+        };
+        TransportError::from_boxed(kind, e).with_log_id(log_id_from_headers(headers)).into()
+    })
+}
+
+/// Decodes a reply: `data` as `T` when `code == 0`, [`LarkError::Api`] otherwise. A buffered
+/// reply is decoded without waiting; a streaming one is read first (up to `limit` bytes).
 /// A missing `data` decodes as JSON `null` (or `{}` for structs with optional fields).
 pub async fn decode_reply<T: DeserializeOwned>(resp: Response<Body>, limit: usize) -> Result<T, LarkError> {
-    let resp = buffer_json_reply(resp, limit).await?;
     let (parts, body) = resp.into_parts();
-    let status = parts.status.as_u16();
-    let bytes = body.collect_limited(limit).await.map_err(|e| {
-        TransportError::from_boxed(TransportErrorKind::Body, e)
-            .with_log_id(log_id_from_headers(&parts.headers))
-    })?;
-    decode_bytes(&bytes, status, &parts.headers)
+    let bytes = match body.into_bytes() {
+        Ok(bytes) => bytes,
+        // Boxed: the rare case keeps its state out of every caller's future.
+        Err(body) => Box::pin(read_body(body, limit, &parts.headers)).await?,
+    };
+    decode_bytes(&bytes, parts.status.as_u16(), &parts.headers)
 }
 
 /// Decodes reply bytes as [`decode_reply`] does.

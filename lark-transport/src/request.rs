@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::Method;
+use http::{HeaderMap, Method};
 use lark_types::{AuthOptions, ConfigError, LarkError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
@@ -220,8 +220,8 @@ impl ApiRequest {
             .parse()
             .map_err(|e| ConfigError::new(format!("invalid request URL (check the base URL): {e}")))?;
 
-        let mut builder = http::Request::builder().method(self.method).uri(uri);
-        let headers = builder.headers_mut().expect("builder has no error yet");
+        // Parts are set in place on the request, not moved through `http::request::Builder`.
+        let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ConfigError::new(format!("invalid header name `{name}`")))?;
@@ -250,7 +250,10 @@ impl ApiRequest {
                 body
             }
         };
-        let mut req = builder.body(body).map_err(|e| ConfigError::new(format!("invalid request: {e}")))?;
+        let mut req = http::Request::new(body);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
         // No extension means "a tenant token" to the auth layer: skip it in that common case, which
         // saves an allocation here and in every copy the retry layer makes.
         if self.auth != AuthOptions::accepting(lark_types::AccessTokenTypes::TENANT) {
