@@ -163,6 +163,7 @@ impl<S> LarkAuthService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Ready<T> = std::future::Ready<T>;
+type Reply = Result<Response<Body>, LarkError>;
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for LarkAuthService<S>
 where
@@ -219,10 +220,7 @@ where
 
 /// A reply with its JSON buffered, so its code can be read. Our own `HttpClient` buffers JSON
 /// already, so the wait (boxed, to keep its state out of every call) is the rare case.
-fn buffer(
-    resp: Response<Body>,
-    limit: usize,
-) -> Either<Ready<Result<Response<Body>, LarkError>>, BoxFuture<Result<Response<Body>, LarkError>>> {
+fn buffer(resp: Response<Body>, limit: usize) -> Either<Ready<Reply>, BoxFuture<Reply>> {
     if is_buffered_or_stream(&resp) {
         Either::Left(std::future::ready(Ok(resp)))
     } else {
