@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::Either;
+use futures_util::future::{Either, TryFutureExt};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use lark_transport::{
-    buffer_json_reply, is_buffered_or_stream, try_clone_request, Body, ReplayBody, ReplyCode, TokenRejected,
+    buffer_json_reply, needs_buffering, try_clone_request, Body, ReplayBody, ReplyCode, TokenRejected,
     DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
@@ -138,6 +138,12 @@ impl<S> tower::Layer<S> for LarkAuthLayer {
 /// replayed); a second failure is returned as it is, so it never loops.
 ///
 /// Works on any tower HTTP service; JSON replies come back buffered, others still streaming.
+///
+/// When the token is at hand (cached in this process, given by the caller, or none needed), the
+/// inner service's `call` runs inside this service's `call`, as most tower layers do; when a
+/// token has to be fetched first, it runs once the returned future has the token. So with an
+/// inner service that starts work in `call` (such as `tower::buffer`), dropping the future
+/// unpolled does not always stop the request.
 #[derive(Clone, Debug)]
 pub struct LarkAuthService<S> {
     inner: S,
@@ -202,17 +208,15 @@ where
             }
             Ok(Some(managed)) => managed,
         };
-        match manager.cached_access_token(kind, tenant_key.as_deref()) {
-            Some(token) => {
-                let sent = Authorized { inner, manager, kind, tenant_key, token, resend, limit };
-                let fut = sent.call(req);
-                Box::pin(async move { fut.await.map_err(|e| Box::new(e) as BoxError) })
-            }
+        let cached = manager.cached_access_token(kind, tenant_key.as_deref());
+        let authorized = Authorized { inner, manager, kind, tenant_key, resend, limit };
+        match cached {
+            Some(token) => Box::pin(authorized.call(token, req).map_err(|e| Box::new(e) as BoxError)),
             None => Box::pin(async move {
-                let token = manager.access_token(kind, tenant_key.as_deref()).await;
+                let a = authorized;
+                let token = a.manager.access_token(kind, a.tenant_key.as_deref()).await;
                 let token = token.map_err(|e| Box::new(e) as BoxError)?;
-                let sent = Authorized { inner, manager, kind, tenant_key, token, resend, limit };
-                sent.call(req).await.map_err(|e| Box::new(e) as BoxError)
+                a.call(token, req).await.map_err(|e| Box::new(e) as BoxError)
             }),
         }
     }
@@ -221,10 +225,10 @@ where
 /// A reply with its JSON buffered, so its code can be read. Our own `HttpClient` buffers JSON
 /// already, so the wait (boxed, to keep its state out of every call) is the rare case.
 fn buffer(resp: Response<Body>, limit: usize) -> Either<Ready<Reply>, BoxFuture<Reply>> {
-    if is_buffered_or_stream(&resp) {
-        Either::Left(std::future::ready(Ok(resp)))
-    } else {
+    if needs_buffering(&resp) {
         Either::Right(Box::pin(buffer_json_reply(resp, limit)))
+    } else {
+        Either::Left(std::future::ready(Ok(resp)))
     }
 }
 
@@ -256,18 +260,14 @@ struct Authorized<S> {
     manager: TokenManager,
     kind: AccessTokenType,
     tenant_key: Option<String>,
-    token: AccessToken,
     resend: bool,
     limit: usize,
 }
 
 impl<S> Authorized<S> {
-    /// Sends `req` with the token now; the future reads the reply and recovers from a refused
+    /// Sends `req` with `token` now; the future reads the reply and recovers from a refused
     /// token.
-    fn call<ReqB, ResB>(
-        mut self,
-        mut req: Request<ReqB>,
-    ) -> impl Future<Output = Result<Response<Body>, LarkError>>
+    fn call<ReqB, ResB>(mut self, token: AccessToken, mut req: Request<ReqB>) -> impl Future<Output = Reply>
     where
         S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
         S::Error: Into<BoxError>,
@@ -277,7 +277,7 @@ impl<S> Authorized<S> {
         ResB::Error: Into<BoxError>,
     {
         let again = if self.resend { try_clone_request(&req).map(Box::new) } else { None };
-        req.headers_mut().insert(AUTHORIZATION, self.token.header_value().clone());
+        req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
         let call = self.inner.call(req);
         async move {
             let resp = call.await.map_err(|e| LarkError::from_boxed(e.into()))?;
@@ -286,7 +286,7 @@ impl<S> Authorized<S> {
             if !invalid {
                 return Ok(resp);
             }
-            Box::pin(self.recover(again, resp)).await
+            Box::pin(self.recover(token, again, resp)).await
         }
     }
 
@@ -295,9 +295,10 @@ impl<S> Authorized<S> {
     /// retry layer.
     async fn recover<ReqB, ResB>(
         mut self,
+        token: AccessToken,
         again: Option<Box<Request<ReqB>>>,
         mut resp: Response<Body>,
-    ) -> Result<Response<Body>, LarkError>
+    ) -> Reply
     where
         S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
         S::Error: Into<BoxError>,
@@ -305,7 +306,7 @@ impl<S> Authorized<S> {
         ResB::Error: Into<BoxError>,
     {
         let tenant_key = self.tenant_key.as_deref();
-        self.manager.invalidate(self.kind, tenant_key, self.token.token()).await?;
+        self.manager.invalidate(self.kind, tenant_key, token.token()).await?;
         if !self.resend {
             resp.extensions_mut().insert(TokenRejected);
             return Ok(resp);

@@ -67,3 +67,31 @@ async fn refreshes_and_retries_once_on_a_plain_hyper_client() {
     let calls = p.requests().iter().filter(|r| r.path.starts_with("/open-apis/contact")).count();
     assert_eq!(calls, 3, "one call, then one rejected call and its single retry");
 }
+
+#[tokio::test]
+async fn no_token_and_bad_given_tokens_on_a_plain_hyper_client() {
+    let p = FakePlatform::start().await;
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new().layer(LarkAuthLayer::new(manager(&p))).service(hyper);
+
+    // An API that takes no token: sent without one, and no token is fetched.
+    let mut req = get(&p, "/open-apis/testkit/echo/none");
+    req.extensions_mut().insert(AuthOptions::none());
+    svc.clone().oneshot(req).await.unwrap();
+    let none = p.requests().into_iter().find(|r| r.path == "/open-apis/testkit/echo/none").unwrap();
+    assert!(!none.headers.contains_key("authorization"));
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 0);
+
+    // A given token that cannot be a header value: a config error, nothing sent.
+    let mut req = get(&p, "/open-apis/testkit/echo/bad");
+    let opts = AuthOptions {
+        access_token: Some(lark_types::SecretString::new("t-1\nx")),
+        ..AuthOptions::accepting(AccessTokenTypes::TENANT)
+    };
+    req.extensions_mut().insert(opts);
+    let err = svc.clone().oneshot(req).await.unwrap_err();
+    let err = lark_types::LarkError::from_boxed(err);
+    assert!(matches!(err, lark_types::LarkError::Config(_)), "{err:?}");
+    assert!(!format!("{err:?}").contains("t-1"));
+    assert_eq!(p.requests().len(), 1);
+}

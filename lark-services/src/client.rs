@@ -402,13 +402,14 @@ impl Client {
     /// Sends a prepared request through the stack and returns the reply as it came (JSON replies
     /// buffered, downloads streaming). Typed APIs build on this.
     ///
-    /// The request is built when this is called (the future does not borrow the client); nothing
-    /// is sent until the future is polled.
+    /// The request is built, and its `lark.request` span opened, when this is called; nothing
+    /// is sent and no timeout runs until the future is polled. The future does not borrow the
+    /// client (it is `'static`), and a request that cannot be built fails when awaited.
     pub fn execute(
         &self,
         req: ApiRequest,
         options: RequestOptions,
-    ) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send {
+    ) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send + use<> {
         let started = self.start(req, options);
         async move { started?.await.map_err(LarkError::from_boxed) }
     }
@@ -419,13 +420,10 @@ impl Client {
         &self,
         req: ApiRequest,
         options: RequestOptions,
-    ) -> impl Future<Output = Result<T, LarkError>> + Send {
-        let started = self.start(req, options);
+    ) -> impl Future<Output = Result<T, LarkError>> + Send + use<T> {
+        let sent = self.execute(req, options);
         let limit = self.inner.json_limit;
-        async move {
-            let resp = started?.await.map_err(LarkError::from_boxed)?;
-            decode_reply(resp, limit).await
-        }
+        async move { decode_reply(sent.await?, limit).await }
     }
 
     /// Sends a prepared request whose reply is a file.
@@ -434,13 +432,10 @@ impl Client {
         &self,
         req: ApiRequest,
         options: RequestOptions,
-    ) -> impl Future<Output = Result<Download, LarkError>> + Send {
-        let started = self.start(req, options);
+    ) -> impl Future<Output = Result<Download, LarkError>> + Send + use<> {
+        let sent = self.execute(req, options);
         let limit = self.inner.json_limit;
-        async move {
-            let resp = started?.await.map_err(LarkError::from_boxed)?;
-            Download::from_response(resp, limit).await
-        }
+        async move { Download::from_response(sent.await?, limit).await }
     }
 
     /// Builds the `http::Request` and hands it to the stack, which sends it once polled. Only
@@ -552,23 +547,24 @@ impl RequestBuilder {
 
     per_call_option_setters!();
 
-    /// Sends and decodes `data` as `T`.
-    pub fn send<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, LarkError>> + Send {
+    /// Sends and decodes `data` as `T`. As all the `send` methods: the request is built when
+    /// this is called and sent when the future is polled (see [`Client::execute`]).
+    pub fn send<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, LarkError>> + Send + use<T> {
         self.client.execute_json(self.req, self.options)
     }
 
     /// Sends and returns `data` as JSON.
-    pub fn send_json(self) -> impl Future<Output = Result<serde_json::Value, LarkError>> + Send {
+    pub fn send_json(self) -> impl Future<Output = Result<serde_json::Value, LarkError>> + Send + use<> {
         self.send()
     }
 
     /// Sends and returns the file of the reply as a stream.
-    pub fn download(self) -> impl Future<Output = Result<Download, LarkError>> + Send {
+    pub fn download(self) -> impl Future<Output = Result<Download, LarkError>> + Send + use<> {
         self.client.execute_download(self.req, self.options)
     }
 
     /// Sends and returns the reply as it came, without looking at `code`.
-    pub fn send_raw(self) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send {
+    pub fn send_raw(self) -> impl Future<Output = Result<http::Response<Body>, LarkError>> + Send + use<> {
         self.client.execute(self.req, self.options)
     }
 }

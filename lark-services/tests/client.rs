@@ -40,6 +40,33 @@ async fn self_built_tenant_token_is_fetched_once_and_reused() {
     assert!(sent[0].headers["user-agent"].to_str().unwrap().starts_with("lark-rs/"));
 }
 
+/// Checks at compile time that a call's future owns everything it needs.
+fn owned<F: std::future::Future + Send + 'static>(f: F) -> F {
+    f
+}
+
+#[tokio::test]
+async fn a_call_is_sent_when_awaited_not_when_made() {
+    let p = FakePlatform::start().await;
+    let c = builder(&p).build().unwrap();
+    c.tokens().tenant_access_token(None).await.unwrap();
+    // The future outlives the client handle it came from, and sends nothing until polled.
+    let pending = {
+        let c = c.clone();
+        owned(c.get(USER_PATH).path_param("user_id", "ou_1").send_json())
+    };
+    let dropped = owned(c.get(USER_PATH).path_param("user_id", "ou_2").send_raw());
+    drop(dropped);
+    tokio::task::yield_now().await;
+    assert_eq!(api_requests(&p, "/open-apis/contact"), 0);
+    assert_eq!(pending.await.unwrap()["user"]["open_id"], "ou_1");
+    assert_eq!(api_requests(&p, "/open-apis/contact"), 1);
+    // A request that cannot be built fails when awaited, having sent nothing.
+    let bad = c.get("/open-apis/x").header("bad header", "v").send_json();
+    assert!(matches!(bad.await, Err(LarkError::Config(_))));
+    assert_eq!(p.requests().len(), 2);
+}
+
 #[tokio::test]
 async fn self_built_app_token_for_app_only_apis() {
     let p = FakePlatform::start().await;

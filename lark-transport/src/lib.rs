@@ -22,8 +22,8 @@ pub use client::{HttpClient, HttpClientBuilder};
 pub use multipart::Multipart;
 pub use policy::{CallPolicy, CallPolicyLayer};
 pub use reply::{
-    buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_buffered_or_stream,
-    is_json, reply_code, Download, ReplyCode, DEFAULT_JSON_LIMIT,
+    buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, needs_buffering,
+    reply_code, Download, ReplyCode, DEFAULT_JSON_LIMIT,
 };
 pub use request::{encode_path_segment, ApiRequest, JSON_CONTENT_TYPE};
 pub use retry::{RetryPolicy, RetryReason, TokenRejected};

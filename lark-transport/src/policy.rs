@@ -5,6 +5,11 @@
 //! (whose deadline is the nearer of the total and the attempt deadline) instead of five nested
 //! futures, two timers and a service clone per layer. `lark-services`' `Client` uses it; the
 //! separate layers stay available for stacks of your own.
+//!
+//! One difference from the stacked layers: the `lark.request` span is opened when the call is
+//! made (as `TraceLayer` does), but the total and attempt clocks start when the call's future is
+//! first polled (`TimeoutLayer` starts its clock in `call`), so a future created early and
+//! awaited later still gets its full time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -94,7 +99,9 @@ where
 
 impl<S> CallPolicy<S> {
     /// Sends `req` through the policy. Takes `&self`: the policy is always ready (see
-    /// `poll_ready`), and each call runs on its own clone of the inner service.
+    /// `poll_ready`), and each call runs on its own clone of the inner service. The span is
+    /// opened now (its parent is the span current here); nothing is sent and no clock runs until
+    /// the future is polled.
     pub fn send<B, RB>(
         &self,
         req: Request<B>,
@@ -171,24 +178,13 @@ where
             let again = try_clone_request(&req);
             // Readiness, then the call, both racing the one timer. The request moves straight into
             // the inner service's `call`, so the attempt keeps no copy of it.
-            let ready = poll_fn(|cx| {
-                if let Poll::Ready(r) = inner.poll_ready(cx) {
-                    return Poll::Ready(r.map_err(Into::into));
-                }
-                timer.as_mut().poll(cx).map(|()| Err(timeout_error(kind, limits.of(kind))))
-            })
-            .await;
+            let expired = || timeout_error(kind, limits.of(kind));
+            let ready = poll_fn(|cx| within(cx, timer.as_mut(), expired, |cx| inner.poll_ready(cx))).await;
             let result = match ready {
                 Err(e) => Err(e),
                 Ok(()) => {
                     let mut call = std::pin::pin!(inner.call(req));
-                    poll_fn(|cx| {
-                        if let Poll::Ready(r) = call.as_mut().poll(cx) {
-                            return Poll::Ready(r.map_err(Into::into));
-                        }
-                        timer.as_mut().poll(cx).map(|()| Err(timeout_error(kind, limits.of(kind))))
-                    })
-                    .await
+                    poll_fn(|cx| within(cx, timer.as_mut(), expired, |cx| call.as_mut().poll(cx))).await
                 }
             };
             // As the nested layers: a request that cannot be sent again never reaches the policy (no
@@ -222,6 +218,19 @@ where
             kind = k;
         }
     }
+}
+
+/// Polls `poll`; once `timer` fires first, fails with `expired()`.
+fn within<T, E: Into<BoxError>>(
+    cx: &mut Context<'_>,
+    timer: Pin<&mut tokio::time::Sleep>,
+    expired: impl Fn() -> BoxError,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T, E>>,
+) -> Poll<Result<T, BoxError>> {
+    if let Poll::Ready(r) = poll(cx) {
+        return Poll::Ready(r.map_err(Into::into));
+    }
+    timer.poll(cx).map(|()| Err(expired()))
 }
 
 fn is_total_timeout(e: &BoxError) -> bool {
@@ -370,6 +379,84 @@ mod tests {
         assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
         let resp = svc.call(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(resp.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A service whose readiness is scripted: `Ready(Err(connect))` for the first `failures`
+    /// polls (or never ready when `failures` is `usize::MAX`), then ready; answers 200.
+    #[derive(Clone)]
+    struct Flaky {
+        failures: usize,
+        polls: Arc<AtomicUsize>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl tower::Service<Request<Body>> for Flaky {
+        type Response = Response<Body>;
+        type Error = BoxError;
+        type Future = BoxFuture<'static, Result<Response<Body>, BoxError>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            let n = self.polls.fetch_add(1, Ordering::SeqCst);
+            if self.failures == usize::MAX {
+                return Poll::Pending;
+            }
+            if n < self.failures {
+                let e = lark_types::TransportError::new(lark_types::TransportErrorKind::Connect, "refused");
+                return Poll::Ready(Err(Box::new(LarkError::Transport(e))));
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _req: Request<Body>) -> Self::Future {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            status(200)
+        }
+    }
+
+    fn flaky(failures: usize) -> (Flaky, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (polls, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        (Flaky { failures, polls: polls.clone(), calls: calls.clone() }, polls, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_readiness_failure_is_retried_like_a_failed_attempt() {
+        let (svc, polls, calls) = flaky(2);
+        let started = Instant::now();
+        let resp =
+            layer(3, 60, 5).layer(svc).oneshot(Request::get("http://x/a").body(Body::empty()).unwrap());
+        assert_eq!(resp.await.unwrap().status(), 200);
+        assert_eq!((polls.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (3, 1));
+        // Two jittered backoffs of at most 1 s each.
+        assert!(started.elapsed() <= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_that_never_comes_ends_at_the_deadlines() {
+        let (svc, _, calls) = flaky(usize::MAX);
+        let started = Instant::now();
+        let err = layer(10, 12, 5)
+            .layer(svc)
+            .oneshot(Request::get("http://x/a").body(Body::empty()).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
+        assert_eq!(started.elapsed(), Duration::from_secs(12));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clocks_start_when_the_call_is_first_polled() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let svc = layer(0, 12, 5).layer(scripted(calls.clone(), |_| hang()));
+        let call = svc.send(Request::get("http://x/a").body(Body::empty()).unwrap());
+        // Created long before it is awaited: nothing has been sent, no time has been used.
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let polled = Instant::now();
+        let err = call.await.unwrap_err();
+        assert_eq!(timeout_kind(&err), Some(TimeoutKind::Attempt));
+        assert_eq!(polled.elapsed(), Duration::from_secs(5));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 

@@ -55,16 +55,16 @@ pub fn is_json<B>(resp: &Response<B>) -> bool {
     essence.eq_ignore_ascii_case(b"application/json") || essence.ends_with(b"+json")
 }
 
-/// Whether [`buffer_json_reply`] has nothing to do: the reply is buffered and tagged already, or
-/// is not JSON (a download, which must keep streaming).
-pub fn is_buffered_or_stream<B>(resp: &Response<B>) -> bool {
-    resp.extensions().get::<ReplyCode>().is_some() || !is_json(resp)
+/// Whether [`buffer_json_reply`] has work to do: the reply is JSON and not yet buffered and
+/// tagged with its [`ReplyCode`]. (Other replies, such as downloads, keep streaming.)
+pub fn needs_buffering<B>(resp: &Response<B>) -> bool {
+    resp.extensions().get::<ReplyCode>().is_none() && is_json(resp)
 }
 
 /// Buffers a JSON reply (up to `limit` bytes) and attaches its [`ReplyCode`]. Non-JSON replies
 /// (downloads) pass through untouched, still streaming.
 pub async fn buffer_json_reply(resp: Response<Body>, limit: usize) -> Result<Response<Body>, LarkError> {
-    if is_buffered_or_stream(&resp) {
+    if !needs_buffering(&resp) {
         return Ok(resp);
     }
     let (mut parts, body) = resp.into_parts();
@@ -304,6 +304,7 @@ fn split_params(value: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lark_types::BoxError;
 
     fn json_response(status: u16, body: &'static str) -> Response<Body> {
         Response::builder()
@@ -312,6 +313,43 @@ mod tests {
             .header("x-tt-logid", "LOG")
             .body(Body::from(body))
             .unwrap()
+    }
+
+    fn streaming(status: u16, content_type: &str, chunks: Vec<&'static str>) -> Response<Body> {
+        let chunks = chunks.into_iter().map(|c| Ok::<_, BoxError>(Bytes::from_static(c.as_bytes())));
+        Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, content_type)
+            .header("x-tt-logid", "LOG")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn streaming_replies_are_read_within_the_limit() {
+        let ok = streaming(200, "application/json", vec![r#"{"code":0,"#, r#""data":{"a":2}}"#]);
+        let v: serde_json::Value = decode_reply(ok, 1024).await.unwrap();
+        assert_eq!(v["a"], 2);
+        // An HTML error page: read, then reported as no envelope, with the log id.
+        let html = streaming(502, "text/html", vec!["<html>bad gateway</html>"]);
+        let e = decode_reply::<serde_json::Value>(html, 1024).await.unwrap_err();
+        assert!(matches!(&e, LarkError::Decode(d) if d.log_id() == Some("LOG")), "{e:?}");
+        // Over the limit, JSON or not: TooLarge.
+        for ct in ["application/json", "text/html"] {
+            let big = streaming(200, ct, vec!["0123456789", "0123456789"]);
+            let e = decode_reply::<serde_json::Value>(big, 15).await.unwrap_err();
+            assert!(
+                matches!(&e, LarkError::Transport(t) if t.kind() == TransportErrorKind::TooLarge),
+                "{e:?}"
+            );
+        }
+        // A body that fails while being read: Body.
+        let broken = Response::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(futures_util::stream::iter([Err::<Bytes, BoxError>("reset".into())])))
+            .unwrap();
+        let e = decode_reply::<serde_json::Value>(broken, 1024).await.unwrap_err();
+        assert!(matches!(&e, LarkError::Transport(t) if t.kind() == TransportErrorKind::Body), "{e:?}");
     }
 
     #[tokio::test]
