@@ -105,6 +105,10 @@ pub(crate) fn request_span<B>(req: &Request<B>) -> Span {
 
 /// Records a call's outcome on its [`request_span`] and logs it there.
 pub(crate) fn record_outcome<RB, E: std::fmt::Display>(span: &Span, out: &Result<Response<RB>, E>) {
+    // Nobody listening: skip the header lookups and the log id copy.
+    if span.is_disabled() && !tracing::event_enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let _guard = span.enter();
     match out {
         Ok(resp) => {
