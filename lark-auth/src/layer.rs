@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::{Either, TryFutureExt};
+use futures_util::future::TryFutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use lark_transport::{
@@ -168,7 +168,6 @@ impl<S> LarkAuthService<S> {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Ready<T> = std::future::Ready<T>;
 type Reply = Result<Response<Body>, LarkError>;
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for LarkAuthService<S>
@@ -199,12 +198,7 @@ where
         let (kind, tenant_key) = match prepare(&mut req, manager.app_type()) {
             Err(e) => return Box::pin(std::future::ready(Err(Box::new(e) as BoxError))),
             Ok(None) => {
-                let call = inner.call(req);
-                return Box::pin(async move {
-                    let resp =
-                        call.await.map_err(|e| Box::new(LarkError::from_boxed(e.into())) as BoxError)?;
-                    buffer(resp.map(Body::wrap), limit).await.map_err(|e| Box::new(e) as BoxError)
-                });
+                return Box::pin(replied(inner.call(req), limit).map_err(|e| Box::new(e) as BoxError))
             }
             Ok(Some(managed)) => managed,
         };
@@ -222,14 +216,21 @@ where
     }
 }
 
-/// A reply with its JSON buffered, so its code can be read. Our own `HttpClient` buffers JSON
-/// already, so the wait (boxed, to keep its state out of every call) is the rare case.
-fn buffer(resp: Response<Body>, limit: usize) -> Either<Ready<Reply>, BoxFuture<Reply>> {
-    if needs_buffering(&resp) {
-        Either::Right(Box::pin(buffer_json_reply(resp, limit)))
-    } else {
-        Either::Left(std::future::ready(Ok(resp)))
+/// The inner service's reply, with its JSON buffered so its code can be read. Our own
+/// `HttpClient` buffers JSON already, so that wait (boxed, to keep its state out of every call)
+/// is the rare case.
+async fn replied<F, ResB, E>(call: F, limit: usize) -> Reply
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    E: Into<BoxError>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let resp = call.await.map_err(|e| LarkError::from_boxed(e.into()))?.map(Body::wrap);
+    if !needs_buffering(&resp) {
+        return Ok(resp);
     }
+    Box::pin(buffer_json_reply(resp, limit)).await
 }
 
 /// Which managed token a request needs, after putting any other `Authorization` in place.
@@ -278,10 +279,9 @@ impl<S> Authorized<S> {
     {
         let again = if self.resend { try_clone_request(&req).map(Box::new) } else { None };
         req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-        let call = self.inner.call(req);
+        let reply = replied(self.inner.call(req), self.limit);
         async move {
-            let resp = call.await.map_err(|e| LarkError::from_boxed(e.into()))?;
-            let resp = buffer(resp.map(Body::wrap), self.limit).await?;
+            let resp = reply.await?;
             let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
             if !invalid {
                 return Ok(resp);
@@ -322,8 +322,7 @@ impl<S> Authorized<S> {
         let fresh = self.manager.access_token(self.kind, tenant_key).await?;
         again.headers_mut().insert(AUTHORIZATION, fresh.header_value().clone());
         self.inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
-        let resp = self.inner.call(*again).await.map_err(|e| LarkError::from_boxed(e.into()))?;
-        buffer(resp.map(Body::wrap), self.limit).await
+        replied(self.inner.call(*again), self.limit).await
     }
 }
 

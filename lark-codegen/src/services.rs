@@ -69,7 +69,7 @@ struct ApiGen<'a> {
     tokens: Vec<&'static str>,
     tokens_assumed: bool,
     /// Why a download that the spec calls something else is one.
-    download_note: Option<&'static str>,
+    download_note: Option<String>,
 }
 
 /// A resource accessor: `client.im().v1().message()`.
@@ -410,7 +410,7 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
     let mut download_note = None;
     let body = match body_schema {
         _ if api.file_upload && matches!(api.http_method.as_str(), "GET" | "DELETE") => {
-            // A GET carries no form: the spec's upload flag is wrong. A `download` is a download.
+            // A GET or DELETE carries no form: the spec's upload flag is wrong. A `download` is a download.
             let says_download = api.method.contains("download") || api.resource.contains("download");
             if !says_download || body_schema.is_some_and(|b| !b.props().is_empty()) {
                 return Err(format!(
@@ -419,11 +419,10 @@ fn api_gen<'a>(ts: &mut TypeSpace, api: &'a Api) -> Result<ApiGen<'a>, String> {
                 ));
             }
             download = true;
-            download_note = Some(if api.http_method == "GET" {
-                "The spec marks it an upload, but a GET carries no form: the reply is the file."
-            } else {
-                "The spec marks it an upload, but a DELETE carries no form: the reply is the file."
-            });
+            download_note = Some(format!(
+                "The spec marks it an upload, but a {} carries no form: the reply is the file.",
+                api.http_method
+            ));
             Body::None
         }
         _ if api.file_upload => upload_body(ts, api, body_schema, &request, &origin_b, &mut idents)?,
@@ -714,7 +713,7 @@ fn emit_accessors(s: &mut String, name: &str, prefix: &str, node: &Node, gens: &
                 "/// Replies with a file: a [`Download`](crate::Download) (a stream and the file name).\n",
             );
         }
-        if let Some(note) = g.download_note {
+        if let Some(note) = &g.download_note {
             let _ = writeln!(s, "/// {note}");
         }
         let _ = writeln!(s, "///\n/// Documentation: <{}>", api.doc_url);

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::body::{try_clone_request, ReplayBody};
 use crate::retry::RetryPolicy;
-use crate::timeout::timeout_error;
+use crate::timeout::{timeout_error, within};
 use crate::trace::{record_outcome, request_span};
 
 /// Adds a [`CallPolicy`]: a `lark.request` span, a total timeout, retries by a [`RetryPolicy`]
@@ -178,13 +178,14 @@ where
             let again = try_clone_request(&req);
             // Readiness, then the call, both racing the one timer. The request moves straight into
             // the inner service's `call`, so the attempt keeps no copy of it.
-            let expired = || timeout_error(kind, limits.of(kind));
-            let ready = poll_fn(|cx| within(cx, timer.as_mut(), expired, |cx| inner.poll_ready(cx))).await;
+            let after = limits.of(kind);
+            let ready =
+                poll_fn(|cx| within(cx, timer.as_mut(), kind, after, |cx| inner.poll_ready(cx))).await;
             let result = match ready {
                 Err(e) => Err(e),
                 Ok(()) => {
                     let mut call = std::pin::pin!(inner.call(req));
-                    poll_fn(|cx| within(cx, timer.as_mut(), expired, |cx| call.as_mut().poll(cx))).await
+                    poll_fn(|cx| within(cx, timer.as_mut(), kind, after, |cx| call.as_mut().poll(cx))).await
                 }
             };
             // As the nested layers: a request that cannot be sent again never reaches the policy (no
@@ -218,19 +219,6 @@ where
             kind = k;
         }
     }
-}
-
-/// Polls `poll`; once `timer` fires first, fails with `expired()`.
-fn within<T, E: Into<BoxError>>(
-    cx: &mut Context<'_>,
-    timer: Pin<&mut tokio::time::Sleep>,
-    expired: impl Fn() -> BoxError,
-    mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T, E>>,
-) -> Poll<Result<T, BoxError>> {
-    if let Poll::Ready(r) = poll(cx) {
-        return Poll::Ready(r.map_err(Into::into));
-    }
-    timer.poll(cx).map(|()| Err(expired()))
 }
 
 fn is_total_timeout(e: &BoxError) -> bool {

@@ -103,14 +103,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(r) = this.inner.poll(cx) {
-            return Poll::Ready(r.map_err(Into::into));
-        }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(timeout_error(*this.kind, *this.after))),
-            Poll::Pending => Poll::Pending,
-        }
+        let mut inner = this.inner;
+        within(cx, this.sleep, *this.kind, *this.after, |cx| inner.as_mut().poll(cx))
     }
+}
+
+/// Polls `poll`; once `sleep` fires first, fails with the `kind` timeout of `after`. Shared by
+/// [`Timeout`] and [`CallPolicy`](crate::CallPolicy).
+pub(crate) fn within<T, E: Into<BoxError>>(
+    cx: &mut Context<'_>,
+    sleep: Pin<&mut Sleep>,
+    kind: TimeoutKind,
+    after: Duration,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T, E>>,
+) -> Poll<Result<T, BoxError>> {
+    if let Poll::Ready(r) = poll(cx) {
+        return Poll::Ready(r.map_err(Into::into));
+    }
+    sleep.poll(cx).map(|()| Err(timeout_error(kind, after)))
 }
 
 /// The error of a call whose `kind` timeout of `after` ran out. Shared by [`Timeout`] and
