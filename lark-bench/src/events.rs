@@ -266,9 +266,10 @@ async fn axum_loopback(pool: Arc<Vec<SignedBody>>, n: usize, c: usize) -> Result
 pub(crate) async fn events(n: usize, c: usize) -> Result<Value, String> {
     let pool = Arc::new(deliveries());
     let body_bytes = pool.iter().map(|d| d.body.len()).sum::<usize>() / pool.len();
-    // For profiling one part alone (e.g. under callgrind): LARK_BENCH_ONLY=dispatch|crypto.
+    // For profiling one part alone (e.g. under callgrind): LARK_BENCH_ONLY=dispatch|minimal|crypto.
     match std::env::var("LARK_BENCH_ONLY").as_deref() {
         Ok("dispatch") => return Ok(in_process(pool, n, Variant::Generated)?.json()),
+        Ok("minimal") => return Ok(in_process(pool, n, Variant::Minimal)?.json()),
         Ok("crypto") => return Ok(bare_crypto(pool, n)?.json()),
         _ => {}
     }

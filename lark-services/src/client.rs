@@ -12,7 +12,7 @@ use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method};
 use lark_auth::{Clock, LarkAuthLayer, LarkAuthService, MemoryStore, TokenManager, TokenStore};
 use lark_transport::{
-    decode_reply, ApiRequest, Body, CallPolicy, CallPolicyLayer, Download, HttpClient, HttpService,
+    decode_reply, ApiRequest, BaseUrl, Body, CallPolicy, CallPolicyLayer, Download, HttpClient, HttpService,
     Multipart, RetryPolicy, DEFAULT_JSON_LIMIT,
 };
 use lark_types::{
@@ -204,9 +204,11 @@ impl ClientBuilder {
         };
         let mut default_headers = self.default_headers;
         default_headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(SDK_USER_AGENT));
+        let base = BaseUrl::parse(&base_url)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 base_url,
+                base,
                 tokens,
                 stack,
                 default_headers,
@@ -292,6 +294,8 @@ where
 
 struct Inner {
     base_url: String,
+    /// `base_url` parsed once, so each request parses only its own path and query.
+    base: BaseUrl,
     tokens: TokenManager,
     stack: Stacks,
     default_headers: HeaderMap,
@@ -443,11 +447,11 @@ impl Client {
     fn start(&self, req: ApiRequest, options: RequestOptions) -> Result<StackFuture, LarkError> {
         let path_is_helpdesk = req.path_template().starts_with("/open-apis/helpdesk/");
         let req = options.apply(req);
-        let mut http_req = req.build(&self.inner.base_url)?;
+        let mut http_req = req.build_at(&self.inner.base)?;
         let headers = http_req.headers_mut();
         for (name, value) in &self.inner.default_headers {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
+            if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value.clone());
             }
         }
         if path_is_helpdesk {

@@ -25,7 +25,7 @@ pub use reply::{
     buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, needs_buffering,
     reply_code, Download, ReplyCode, DEFAULT_JSON_LIMIT,
 };
-pub use request::{encode_path_segment, ApiRequest, JSON_CONTENT_TYPE};
+pub use request::{encode_path_segment, ApiRequest, BaseUrl, JSON_CONTENT_TYPE};
 pub use retry::{RetryPolicy, RetryReason, TokenRejected};
 pub use timeout::{Timeout, TimeoutLayer};
 pub use trace::{Trace, TraceLayer};

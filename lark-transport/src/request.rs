@@ -36,6 +36,60 @@ enum RequestBody {
     Raw { body: Body, content_type: Option<HeaderValue> },
 }
 
+/// A base URL parsed once: scheme, host and port, and an optional path prefix (a proxy's,
+/// say) that every request path is appended to. Requests built against it with
+/// [`ApiRequest::build_at`] parse only their own path and query.
+///
+/// ```
+/// use lark_transport::BaseUrl;
+///
+/// let base = BaseUrl::parse("https://proxy.example/lark/").unwrap();
+/// assert_eq!(base.as_str(), "https://proxy.example/lark");
+/// assert!(BaseUrl::parse("open.feishu.cn").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The path prefix without a trailing `/` (empty for none).
+    prefix: String,
+    /// The URL as given, without a trailing `/`.
+    text: String,
+}
+
+impl BaseUrl {
+    /// Parses `scheme://host[:port][/prefix]` (a trailing `/` is dropped). A URL without a scheme
+    /// or host, or with a query, is a [`ConfigError`].
+    pub fn parse(url: &str) -> Result<BaseUrl, ConfigError> {
+        let text = url.trim_end_matches('/');
+        let uri: http::Uri =
+            text.parse().map_err(|e| ConfigError::new(format!("base URL `{text}` is not a URL: {e}")))?;
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(ConfigError::new(format!("base URL `{text}` has no scheme or host")));
+        };
+        let prefix = match &parts.path_and_query {
+            Some(pq) if pq.query().is_some() => {
+                return Err(ConfigError::new(format!("base URL `{text}` has a query")))
+            }
+            Some(pq) => pq.path().trim_end_matches('/').to_owned(),
+            None => String::new(),
+        };
+        Ok(BaseUrl { scheme, authority, prefix, text: text.to_owned() })
+    }
+
+    /// The URL, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// A request to one open-platform API, built up and then turned into an `http::Request<Body>`.
 ///
 /// ```
@@ -161,10 +215,17 @@ impl ApiRequest {
 
     /// The path with `:name` segments replaced by their encoded values.
     pub fn render_path(&self) -> Result<String, ConfigError> {
-        if self.path_params.is_empty() && !self.path.contains(':') {
-            return Ok(self.path.to_string());
-        }
         let mut out = String::with_capacity(self.path.len() + 16);
+        self.render_path_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`render_path`](Self::render_path), appended to `out`.
+    fn render_path_into(&self, out: &mut String) -> Result<(), ConfigError> {
+        if self.path_params.is_empty() && !self.path.contains(':') {
+            out.push_str(&self.path);
+            return Ok(());
+        }
         let mut used = 0usize;
         for (i, segment) in self.path.split('/').enumerate() {
             if i > 0 {
@@ -200,24 +261,38 @@ impl ApiRequest {
                 unknown.join(", ")
             )));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Builds the `http::Request` against `base_url` (e.g. `https://open.feishu.cn`), with the
-    /// [`AuthOptions`] attached as an extension.
+    /// [`AuthOptions`] attached as an extension. A caller that builds many requests against one
+    /// base parses it once with [`BaseUrl::parse`] and uses [`build_at`](Self::build_at).
     pub fn build(self, base_url: &str) -> Result<http::Request<Body>, LarkError> {
-        let path = self.render_path()?;
-        let mut uri = String::with_capacity(base_url.len() + path.len() + 32);
-        uri.push_str(base_url.trim_end_matches('/'));
-        uri.push_str(&path);
-        for (i, (k, v)) in self.query.iter().enumerate() {
-            uri.push(if i == 0 { '?' } else { '&' });
-            uri.push_str(&encode_query_component(k));
-            uri.push('=');
-            uri.push_str(&encode_query_component(v));
+        self.build_at(&BaseUrl::parse(base_url)?)
+    }
+
+    /// Builds the `http::Request` against a parsed base URL, with the [`AuthOptions`] attached
+    /// as an extension. Only the request's own path and query are parsed.
+    pub fn build_at(self, base: &BaseUrl) -> Result<http::Request<Body>, LarkError> {
+        let mut target = String::with_capacity(base.prefix.len() + self.path.len() + 32);
+        target.push_str(&base.prefix);
+        if !self.path.starts_with('/') {
+            target.push('/');
         }
-        let uri: http::Uri = uri
-            .parse()
+        self.render_path_into(&mut target)?;
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            target.push(if i == 0 { '?' } else { '&' });
+            target.push_str(&encode_query_component(k));
+            target.push('=');
+            target.push_str(&encode_query_component(v));
+        }
+        let path_and_query = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
+            .map_err(|e| ConfigError::new(format!("invalid request path: {e}")))?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(base.scheme.clone());
+        parts.authority = Some(base.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        let uri = http::Uri::from_parts(parts)
             .map_err(|e| ConfigError::new(format!("invalid request URL (check the base URL): {e}")))?;
 
         // Parts are set in place on the request, not moved through `http::request::Builder`.
@@ -266,6 +341,39 @@ impl ApiRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_urls_with_a_prefix_a_port_or_a_trailing_slash() {
+        let at = |base: &str, path: &str| {
+            let base = BaseUrl::parse(base).unwrap();
+            ApiRequest::new(Method::GET, path.to_owned())
+                .query("q", "a b")
+                .build_at(&base)
+                .unwrap()
+                .uri()
+                .to_string()
+        };
+        assert_eq!(
+            at("https://open.feishu.cn", "/open-apis/x"),
+            "https://open.feishu.cn/open-apis/x?q=a%20b"
+        );
+        assert_eq!(at("http://127.0.0.1:8080/", "/open-apis/x"), "http://127.0.0.1:8080/open-apis/x?q=a%20b");
+        assert_eq!(
+            at("https://proxy.example/lark/", "/open-apis/x"),
+            "https://proxy.example/lark/open-apis/x?q=a%20b"
+        );
+        // A path without its leading slash still lands under the base, never in the host.
+        assert_eq!(at("http://h:1", "open-apis/x"), "http://h:1/open-apis/x?q=a%20b");
+        // `build` with the text gives the same request as `build_at`.
+        let text = ApiRequest::new(Method::GET, "/open-apis/x").build("https://proxy.example/lark/").unwrap();
+        assert_eq!(text.uri(), "https://proxy.example/lark/open-apis/x");
+        assert_eq!(BaseUrl::parse("https://h/p/").unwrap().as_str(), "https://h/p");
+        for bad in ["open.feishu.cn", "/open-apis", "https://h/?a=1", "http://"] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+        let e = ApiRequest::new(Method::GET, "/open-apis/x y").build("https://h").unwrap_err();
+        assert!(e.to_string().contains("invalid request path"), "{e}");
+    }
 
     #[test]
     fn path_values_are_encoded() {
