@@ -166,13 +166,10 @@ impl ClientBuilder {
             );
         }
         let base_url = self.domain.base_url().to_owned();
-        let uri: http::Uri =
-            base_url.parse().map_err(|_| ConfigError::new(format!("base URL `{base_url}` is not a URL")))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(
-                ConfigError::new(format!("base URL `{base_url}` must be http(s)://host[:port]")).into()
-            );
-        }
+        let base =
+            BaseUrl::parse(&base_url).ok().filter(|b| matches!(b.scheme(), "http" | "https")).ok_or_else(
+                || ConfigError::new(format!("base URL `{base_url}` must be http(s)://host[:port]")),
+            )?;
         if self.timeout.is_zero() || self.attempt_timeout.is_zero() {
             return Err(ConfigError::new("timeouts must be greater than zero").into());
         }
@@ -204,7 +201,6 @@ impl ClientBuilder {
         };
         let mut default_headers = self.default_headers;
         default_headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(SDK_USER_AGENT));
-        let base = BaseUrl::parse(&base_url)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 base_url,
@@ -445,7 +441,7 @@ impl Client {
     /// Builds the `http::Request` and hands it to the stack, which sends it once polled. Only
     /// the small boxed stack future crosses an await, not the request or its builder.
     fn start(&self, req: ApiRequest, options: RequestOptions) -> Result<StackFuture, LarkError> {
-        let path_is_helpdesk = req.path_template().starts_with("/open-apis/helpdesk/");
+        let path_is_helpdesk = req.path_template().trim_start_matches('/').starts_with("open-apis/helpdesk/");
         let req = options.apply(req);
         let mut http_req = req.build_at(&self.inner.base)?;
         let headers = http_req.headers_mut();

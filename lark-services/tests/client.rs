@@ -360,6 +360,11 @@ async fn helpdesk_calls_carry_the_helpdesk_header_and_others_do_not() {
     assert_eq!(helpdesk.headers["x-lark-helpdesk-authorization"], "aGRfMTpoZC10b2tlbg==");
     let other = sent.iter().find(|r| r.path == "/open-apis/testkit/echo/other").unwrap();
     assert!(other.headers.get("x-lark-helpdesk-authorization").is_none());
+    // A path written without its leading slash is the same API, with the same header.
+    c.get("open-apis/helpdesk/v1/faqs").send_json().await.ok();
+    let sent = p.requests();
+    let faqs = sent.iter().find(|r| r.path == "/open-apis/helpdesk/v1/faqs").unwrap();
+    assert_eq!(faqs.headers["x-lark-helpdesk-authorization"], "aGRfMTpoZC10b2tlbg==");
 }
 
 #[tokio::test]
@@ -505,6 +510,12 @@ fn builder_rejects_bad_configuration() {
     assert!(matches!(Client::builder("cli_1", "").build(), Err(LarkError::Config(_))));
     let err = Client::builder("cli_1", "s").base_url("ftp://x").build().unwrap_err();
     assert!(err.to_string().contains("http"), "{err}");
+    for bad in ["https://h/lark?x=1", "https://h/lark#x", "open.feishu.cn"] {
+        assert!(
+            matches!(Client::builder("cli_1", "s").base_url(bad).build(), Err(LarkError::Config(_))),
+            "{bad}"
+        );
+    }
     assert!(matches!(
         Client::builder("cli_1", "s").timeout(Duration::ZERO).build(),
         Err(LarkError::Config(_))

@@ -59,9 +59,12 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     /// Parses `scheme://host[:port][/prefix]` (a trailing `/` is dropped). A URL without a scheme
-    /// or host, or with a query, is a [`ConfigError`].
+    /// or host, or with a query or a fragment, is a [`ConfigError`].
     pub fn parse(url: &str) -> Result<BaseUrl, ConfigError> {
         let text = url.trim_end_matches('/');
+        if text.contains('#') {
+            return Err(ConfigError::new(format!("base URL `{text}` has a fragment")));
+        }
         let uri: http::Uri =
             text.parse().map_err(|e| ConfigError::new(format!("base URL `{text}` is not a URL: {e}")))?;
         let parts = uri.into_parts();
@@ -81,6 +84,11 @@ impl BaseUrl {
     /// The URL, without a trailing `/`.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The scheme, lower case (`https`).
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_str()
     }
 }
 
@@ -293,7 +301,7 @@ impl ApiRequest {
         parts.authority = Some(base.authority.clone());
         parts.path_and_query = Some(path_and_query);
         let uri = http::Uri::from_parts(parts)
-            .map_err(|e| ConfigError::new(format!("invalid request URL (check the base URL): {e}")))?;
+            .map_err(|e| ConfigError::new(format!("invalid request URL: {e}")))?;
 
         // Parts are set in place on the request, not moved through `http::request::Builder`.
         let mut headers = HeaderMap::new();
@@ -362,13 +370,20 @@ mod tests {
             at("https://proxy.example/lark/", "/open-apis/x"),
             "https://proxy.example/lark/open-apis/x?q=a%20b"
         );
-        // A path without its leading slash still lands under the base, never in the host.
+        // A path without its leading slash lands under the base (string concatenation used to glue
+        // it to the host, giving another authority).
         assert_eq!(at("http://h:1", "open-apis/x"), "http://h:1/open-apis/x?q=a%20b");
-        // `build` with the text gives the same request as `build_at`.
+        // `build` with the text gives the same request as `build_at` with the parsed base.
         let text = ApiRequest::new(Method::GET, "/open-apis/x").build("https://proxy.example/lark/").unwrap();
+        let parsed = BaseUrl::parse("https://proxy.example/lark/").unwrap();
+        assert_eq!(text.uri(), ApiRequest::new(Method::GET, "/open-apis/x").build_at(&parsed).unwrap().uri());
         assert_eq!(text.uri(), "https://proxy.example/lark/open-apis/x");
+        // IPv6 hosts, user info and upper-case schemes pass through as `http::Uri` reads them.
+        assert_eq!(at("HTTP://[::1]:8080", "/x"), "http://[::1]:8080/x?q=a%20b");
+        assert_eq!(at("https://u@h/p", "/x"), "https://u@h/p/x?q=a%20b");
         assert_eq!(BaseUrl::parse("https://h/p/").unwrap().as_str(), "https://h/p");
-        for bad in ["open.feishu.cn", "/open-apis", "https://h/?a=1", "http://"] {
+        assert_eq!(BaseUrl::parse("HTTPS://h").unwrap().scheme(), "https");
+        for bad in ["open.feishu.cn", "/open-apis", "https://h/?a=1", "https://h/lark#x", "http://", ""] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
         let e = ApiRequest::new(Method::GET, "/open-apis/x y").build("https://h").unwrap_err();
