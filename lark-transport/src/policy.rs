@@ -266,6 +266,11 @@ mod tests {
         }
     }
 
+    /// The request most tests send: a GET without a body (so it can be sent again).
+    fn get() -> Request<Body> {
+        Request::get("http://x/a").body(Body::empty()).expect("valid request")
+    }
+
     fn layer(retries: u32, total_s: u64, attempt_s: u64) -> CallPolicyLayer {
         let retry = RetryPolicy::default()
             .budget(None)
@@ -279,7 +284,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let svc =
             layer(3, 60, 5).layer(scripted(calls.clone(), |i| if i == 0 { hang() } else { status(200) }));
-        let resp = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = svc.oneshot(get()).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -290,7 +295,7 @@ mod tests {
         // Every attempt hangs 5 s then backs off ~1 s: the 12 s total ends the third attempt.
         let svc = layer(10, 12, 5).layer(scripted(calls.clone(), |_| hang()));
         let started = Instant::now();
-        let err = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap_err();
+        let err = svc.oneshot(get()).await.unwrap_err();
         assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
         assert_eq!(started.elapsed(), Duration::from_secs(12));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -311,7 +316,7 @@ mod tests {
         let svc = CallPolicyLayer::new(retry, Duration::from_secs(60), Duration::from_secs(5))
             .layer(scripted(calls.clone(), slow));
         let started = Instant::now();
-        let resp = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = svc.oneshot(get()).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(started.elapsed(), Duration::from_secs(8));
@@ -332,7 +337,7 @@ mod tests {
         };
         let svc = layer(3, 5, 5).layer(scripted(calls.clone(), limited));
         let started = Instant::now();
-        let err = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap_err();
+        let err = svc.oneshot(get()).await.unwrap_err();
         assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -351,7 +356,7 @@ mod tests {
         };
         let svc = CallPolicyLayer::new(RetryPolicy::none(), Duration::from_secs(60), Duration::from_secs(5))
             .layer(scripted(calls.clone(), rejected));
-        let resp = svc.oneshot(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = svc.oneshot(get()).await.unwrap();
         assert!(resp.extensions().get::<crate::TokenRejected>().is_some());
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the first send and one re-send");
     }
@@ -365,7 +370,7 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-        let resp = svc.call(Request::get("http://x/a").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = svc.call(get()).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -411,8 +416,7 @@ mod tests {
     async fn a_readiness_failure_is_retried_like_a_failed_attempt() {
         let (svc, polls, calls) = flaky(2);
         let started = Instant::now();
-        let resp =
-            layer(3, 60, 5).layer(svc).oneshot(Request::get("http://x/a").body(Body::empty()).unwrap());
+        let resp = layer(3, 60, 5).layer(svc).oneshot(get());
         assert_eq!(resp.await.unwrap().status(), 200);
         assert_eq!((polls.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (3, 1));
         // Two jittered backoffs of at most 1 s each.
@@ -423,11 +427,7 @@ mod tests {
     async fn readiness_that_never_comes_ends_at_the_deadlines() {
         let (svc, _, calls) = flaky(usize::MAX);
         let started = Instant::now();
-        let err = layer(10, 12, 5)
-            .layer(svc)
-            .oneshot(Request::get("http://x/a").body(Body::empty()).unwrap())
-            .await
-            .unwrap_err();
+        let err = layer(10, 12, 5).layer(svc).oneshot(get()).await.unwrap_err();
         assert_eq!(timeout_kind(&err), Some(TimeoutKind::Total));
         assert_eq!(started.elapsed(), Duration::from_secs(12));
         assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -437,7 +437,7 @@ mod tests {
     async fn the_clocks_start_when_the_call_is_first_polled() {
         let calls = Arc::new(AtomicUsize::new(0));
         let svc = layer(0, 12, 5).layer(scripted(calls.clone(), |_| hang()));
-        let call = svc.send(Request::get("http://x/a").body(Body::empty()).unwrap());
+        let call = svc.send(get());
         // Created long before it is awaited: nothing has been sent, no time has been used.
         tokio::time::advance(Duration::from_secs(100)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 0);
