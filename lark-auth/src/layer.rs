@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::TryFutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use lark_transport::{
@@ -181,13 +180,13 @@ where
 {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = BoxFuture<Result<Response<Body>, BoxError>>;
+    type Future = AuthFuture<S, ReqB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> AuthFuture<S, ReqB> {
         // Use the service that was polled ready; keep a fresh clone for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -196,29 +195,158 @@ where
         // returned future then holds the inner future and what a rejected token needs, not the
         // request.
         let (kind, tenant_key) = match prepare(&mut req, manager.app_type()) {
-            Err(e) => return Box::pin(std::future::ready(Err(Box::new(e) as BoxError))),
-            Ok(None) => {
-                return Box::pin(replied(inner.call(req), limit).map_err(|e| Box::new(e) as BoxError))
-            }
+            Err(e) => return AuthFuture::failed(e),
+            Ok(None) => return AuthFuture::calling(inner.call(req), limit, None),
             Ok(Some(managed)) => managed,
         };
         let cached = manager.cached_access_token(kind, tenant_key.as_deref());
         let authorized = Authorized { inner, manager, kind, tenant_key, resend, limit };
         match cached {
-            Some(token) => Box::pin(authorized.call(token, req).map_err(|e| Box::new(e) as BoxError)),
-            None => Box::pin(async move {
+            Some(token) => authorized.call(token, req),
+            // Rare (first call, or a refresh due): the fetch and the call in one boxed future.
+            None => AuthFuture::boxed(Box::pin(async move {
                 let a = authorized;
-                let token = a.manager.access_token(kind, a.tenant_key.as_deref()).await;
-                let token = token.map_err(|e| Box::new(e) as BoxError)?;
-                a.call(token, req).await.map_err(|e| Box::new(e) as BoxError)
-            }),
+                let token = a.manager.access_token(kind, a.tenant_key.as_deref()).await?;
+                a.call(token, req).await.map_err(LarkError::from_boxed)
+            })),
         }
     }
 }
 
-/// The inner service's reply, with its JSON buffered so its code can be read. Our own
-/// `HttpClient` buffers JSON already, so that wait (boxed, to keep its state out of every call)
-/// is the rare case.
+pin_project_lite::pin_project! {
+    /// The future of a [`LarkAuthService`] call: the inner service's future held inline (no
+    /// allocation on the common path), the reply's JSON buffered if the inner service left it
+    /// streaming, and the recovery from a refused token when one is due.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct AuthFuture<S, ReqB>
+    where
+        S: tower::Service<Request<ReqB>>,
+    {
+        #[pin]
+        state: AuthState<S, ReqB>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuthStateProj]
+    enum AuthState<S, ReqB>
+    where
+        S: tower::Service<Request<ReqB>>,
+    {
+        // The request could not be prepared.
+        Failed { error: Option<LarkError> },
+        // The inner call is under way; `recovery` is set for a managed token.
+        Calling { #[pin] call: S::Future, limit: usize, recovery: Option<Recovery<S, ReqB>> },
+        // The inner service replied with JSON it did not buffer (a service other than ours).
+        Buffering { reply: BoxFuture<Reply>, recovery: Option<Recovery<S, ReqB>> },
+        // A token fetch or a recovery, off the common path.
+        Boxed { run: BoxFuture<Reply> },
+    }
+}
+
+impl<S, ReqB> std::fmt::Debug for AuthFuture<S, ReqB>
+where
+    S: tower::Service<Request<ReqB>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            AuthState::Failed { .. } => "failed",
+            AuthState::Calling { .. } => "calling",
+            AuthState::Buffering { .. } => "buffering",
+            AuthState::Boxed { .. } => "boxed",
+        };
+        f.debug_struct("AuthFuture").field("state", &state).finish()
+    }
+}
+
+impl<S, ReqB> AuthFuture<S, ReqB>
+where
+    S: tower::Service<Request<ReqB>>,
+{
+    fn failed(error: LarkError) -> Self {
+        AuthFuture { state: AuthState::Failed { error: Some(error) } }
+    }
+
+    fn calling(call: S::Future, limit: usize, recovery: Option<Recovery<S, ReqB>>) -> Self {
+        AuthFuture { state: AuthState::Calling { call, limit, recovery } }
+    }
+
+    fn boxed(run: BoxFuture<Reply>) -> Self {
+        AuthFuture { state: AuthState::Boxed { run } }
+    }
+}
+
+impl<S, ReqB, ResB> Future for AuthFuture<S, ReqB>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    ReqB: Send + 'static,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let (resp, recovery) = match self.as_mut().project().state.project() {
+                AuthStateProj::Failed { error } => {
+                    return Poll::Ready(Err(match error.take() {
+                        Some(e) => Box::new(e),
+                        None => polled_after_completion(),
+                    }));
+                }
+                AuthStateProj::Calling { call, limit, recovery } => {
+                    let resp = match std::task::ready!(call.poll(cx)) {
+                        Ok(resp) => resp.map(Body::wrap),
+                        Err(e) => return Poll::Ready(Err(as_lark_error(e.into()))),
+                    };
+                    let recovery = recovery.take();
+                    if needs_buffering(&resp) {
+                        // Boxed, to keep the buffering state out of every call's future.
+                        let reply = Box::pin(buffer_json_reply(resp, *limit));
+                        self.as_mut().project().state.set(AuthState::Buffering { reply, recovery });
+                        continue;
+                    }
+                    (resp, recovery)
+                }
+                AuthStateProj::Buffering { reply, recovery } => {
+                    let resp =
+                        std::task::ready!(reply.as_mut().poll(cx)).map_err(|e| Box::new(e) as BoxError)?;
+                    (resp, recovery.take())
+                }
+                AuthStateProj::Boxed { run } => {
+                    return run.as_mut().poll(cx).map_err(|e| Box::new(e) as BoxError);
+                }
+            };
+            let refused = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
+            match recovery {
+                Some(recovery) if refused => {
+                    let run = Box::pin(recovery.run(resp));
+                    self.as_mut().project().state.set(AuthState::Boxed { run });
+                }
+                _ => return Poll::Ready(Ok(resp)),
+            }
+        }
+    }
+}
+
+/// An inner service's error as a boxed [`LarkError`] (others are wrapped as transport errors).
+fn as_lark_error(e: BoxError) -> BoxError {
+    if e.is::<LarkError>() {
+        e
+    } else {
+        Box::new(LarkError::from_boxed(e))
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    let e = std::io::Error::other("AuthFuture polled after it completed");
+    Box::new(LarkError::Transport(lark_types::TransportError::new(lark_types::TransportErrorKind::Io, e)))
+}
+
+/// The inner service's reply, with its JSON buffered so its code can be read (used off the
+/// common path, where the future is boxed anyway).
 async fn replied<F, ResB, E>(call: F, limit: usize) -> Reply
 where
     F: Future<Output = Result<Response<ResB>, E>>,
@@ -227,10 +355,7 @@ where
     ResB::Error: Into<BoxError>,
 {
     let resp = call.await.map_err(|e| LarkError::from_boxed(e.into()))?.map(Body::wrap);
-    if !needs_buffering(&resp) {
-        return Ok(resp);
-    }
-    Box::pin(buffer_json_reply(resp, limit)).await
+    buffer_json_reply(resp, limit).await
 }
 
 /// Which managed token a request needs, after putting any other `Authorization` in place.
@@ -268,46 +393,41 @@ struct Authorized<S> {
 impl<S> Authorized<S> {
     /// Sends `req` with `token` now; the future reads the reply and recovers from a refused
     /// token.
-    fn call<ReqB, ResB>(mut self, token: AccessToken, mut req: Request<ReqB>) -> impl Future<Output = Reply>
+    fn call<ReqB>(mut self, token: AccessToken, mut req: Request<ReqB>) -> AuthFuture<S, ReqB>
     where
-        S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send,
-        ReqB: ReplayBody + Send + 'static,
-        ResB: http_body::Body<Data = Bytes> + Send + 'static,
-        ResB::Error: Into<BoxError>,
+        S: tower::Service<Request<ReqB>>,
+        ReqB: ReplayBody,
     {
         let again = if self.resend { try_clone_request(&req).map(Box::new) } else { None };
         req.headers_mut().insert(AUTHORIZATION, token.header_value().clone());
-        let reply = replied(self.inner.call(req), self.limit);
-        async move {
-            let resp = reply.await?;
-            let invalid = resp.extensions().get::<ReplyCode>().is_some_and(|c| codes::is_token_invalid(c.0));
-            if !invalid {
-                return Ok(resp);
-            }
-            Box::pin(self.recover(token, again, resp)).await
-        }
+        let call = self.inner.call(req);
+        let limit = self.limit;
+        AuthFuture::calling(call, limit, Some(Recovery { authorized: self, token, again }))
     }
+}
 
+/// What a call with a managed token keeps for the case the platform refuses the token.
+struct Recovery<S, ReqB> {
+    authorized: Authorized<S>,
+    token: AccessToken,
+    again: Option<Box<Request<ReqB>>>,
+}
+
+impl<S, ReqB> Recovery<S, ReqB> {
     /// Drops the refused token and, when allowed and possible, sends the request again with a
     /// fresh one (once); otherwise returns the refusal, marked [`TokenRejected`] for an outer
     /// retry layer.
-    async fn recover<ReqB, ResB>(
-        mut self,
-        token: AccessToken,
-        again: Option<Box<Request<ReqB>>>,
-        mut resp: Response<Body>,
-    ) -> Reply
+    async fn run<ResB>(self, mut resp: Response<Body>) -> Reply
     where
         S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
         S::Error: Into<BoxError>,
         ResB: http_body::Body<Data = Bytes> + Send + 'static,
         ResB::Error: Into<BoxError>,
     {
-        let tenant_key = self.tenant_key.as_deref();
-        self.manager.invalidate(self.kind, tenant_key, token.token()).await?;
-        if !self.resend {
+        let Recovery { authorized: mut a, token, again } = self;
+        let tenant_key = a.tenant_key.as_deref();
+        a.manager.invalidate(a.kind, tenant_key, token.token()).await?;
+        if !a.resend {
             resp.extensions_mut().insert(TokenRejected);
             return Ok(resp);
         }
@@ -316,13 +436,13 @@ impl<S> Authorized<S> {
             return Ok(resp);
         };
         tracing::debug!(
-            kind = self.kind.as_str(),
+            kind = a.kind.as_str(),
             "token rejected by the platform; refreshing and retrying once"
         );
-        let fresh = self.manager.access_token(self.kind, tenant_key).await?;
+        let fresh = a.manager.access_token(a.kind, tenant_key).await?;
         again.headers_mut().insert(AUTHORIZATION, fresh.header_value().clone());
-        self.inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
-        replied(self.inner.call(*again), self.limit).await
+        a.inner.ready().await.map_err(|e| LarkError::from_boxed(e.into()))?;
+        replied(a.inner.call(*again), a.limit).await
     }
 }
 

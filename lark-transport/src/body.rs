@@ -123,28 +123,50 @@ where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    let mut first: Option<Bytes> = None;
-    let mut buf = bytes::BytesMut::new();
+    let mut collected = Collected::new(limit);
     while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => return Err(e.into()),
-        };
-        let Ok(data) = frame.into_data() else { continue };
-        let total = buf.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
-        if total > limit {
-            return Err(Box::new(BodyTooLarge { limit }));
-        }
-        match first.take() {
-            None if buf.is_empty() => first = Some(data),
-            None => buf.extend_from_slice(&data),
-            Some(f) => {
-                buf.extend_from_slice(&f);
-                buf.extend_from_slice(&data);
-            }
+        let frame = frame.map_err(Into::into)?;
+        if let Ok(data) = frame.into_data() {
+            collected.push(data)?;
         }
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(collected.finish())
+}
+
+/// Data frames gathered into one buffer, at most `limit` bytes. A body of one chunk is kept
+/// as it came, without copying.
+pub(crate) struct Collected {
+    first: Option<Bytes>,
+    buf: bytes::BytesMut,
+    limit: usize,
+}
+
+impl Collected {
+    pub(crate) fn new(limit: usize) -> Self {
+        Collected { first: None, buf: bytes::BytesMut::new(), limit }
+    }
+
+    /// Adds a chunk; fails once the total exceeds the limit.
+    pub(crate) fn push(&mut self, data: Bytes) -> Result<(), BodyTooLarge> {
+        let total = self.buf.len() + self.first.as_ref().map_or(0, Bytes::len) + data.len();
+        if total > self.limit {
+            return Err(BodyTooLarge { limit: self.limit });
+        }
+        match self.first.take() {
+            None if self.buf.is_empty() => self.first = Some(data),
+            None => self.buf.extend_from_slice(&data),
+            Some(f) => {
+                self.buf.extend_from_slice(&f);
+                self.buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes gathered.
+    pub(crate) fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.buf.freeze())
+    }
 }
 
 impl Default for Body {

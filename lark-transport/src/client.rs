@@ -13,7 +13,11 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use lark_types::{BoxError, LarkError, TransportError, TransportErrorKind};
 
-use crate::reply::{buffer_json_reply, DEFAULT_JSON_LIMIT};
+use http_body::Body as _;
+use hyper_util::client::legacy::ResponseFuture;
+
+use crate::body::Collected;
+use crate::reply::{body_error, is_json, tagged, DEFAULT_JSON_LIMIT};
 use crate::Body;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -125,21 +129,97 @@ fn transport_error(e: hyper_util::client::legacy::Error) -> LarkError {
 impl tower::Service<Request<Body>> for HttpClient {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = HttpClientFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let fut = self.client.request(req);
-        let limit = self.json_limit;
-        Box::pin(async move {
-            let resp = match fut.await {
-                Ok(resp) => resp.map(Body::incoming),
-                Err(e) => return Err(Box::new(transport_error(e)) as BoxError),
-            };
-            buffer_json_reply(resp, limit).await.map_err(|e| Box::new(e) as BoxError)
-        })
+    fn call(&mut self, req: Request<Body>) -> HttpClientFuture {
+        HttpClientFuture { state: State::Sending { reply: self.client.request(req), limit: self.json_limit } }
     }
+}
+
+/// The future of an [`HttpClient`] call: the reply once its head has arrived, a JSON reply read
+/// whole (up to the JSON limit) and tagged with its [`ReplyCode`](crate::ReplyCode), any other
+/// reply still streaming.
+///
+/// A named type, not a boxed future, so the layers above hold it inline: a call through the
+/// `lark-services` stack allocates one future, not one per layer.
+#[must_use = "futures do nothing unless polled"]
+pub struct HttpClientFuture {
+    state: State,
+}
+
+enum State {
+    /// Waiting for the reply's head.
+    Sending { reply: ResponseFuture, limit: usize },
+    /// Reading a JSON reply's body.
+    Reading { parts: http::response::Parts, body: hyper::body::Incoming, collected: Collected },
+    /// The output was returned.
+    Done,
+}
+
+impl std::fmt::Debug for HttpClientFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Sending { .. } => "sending",
+            State::Reading { .. } => "reading",
+            State::Done => "done",
+        };
+        f.debug_struct("HttpClientFuture").field("state", &state).finish()
+    }
+}
+
+impl Future for HttpClientFuture {
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every part is `Unpin`, so the state is reached without projection.
+        let state = &mut self.state;
+        loop {
+            match state {
+                State::Sending { reply, limit } => {
+                    let resp = match std::task::ready!(Pin::new(reply).poll(cx)) {
+                        Ok(resp) => resp,
+                        Err(e) => {
+                            *state = State::Done;
+                            return Poll::Ready(Err(Box::new(transport_error(e))));
+                        }
+                    };
+                    if !is_json(&resp) {
+                        *state = State::Done;
+                        return Poll::Ready(Ok(resp.map(Body::incoming)));
+                    }
+                    let (parts, body) = resp.into_parts();
+                    let collected = Collected::new(*limit);
+                    *state = State::Reading { parts, body, collected };
+                }
+                State::Reading { parts, body, collected } => {
+                    let e: BoxError = match std::task::ready!(Pin::new(body).poll_frame(cx)) {
+                        None => break,
+                        Some(Ok(frame)) => match frame.into_data().map(|data| collected.push(data)) {
+                            Ok(Err(too_large)) => Box::new(too_large),
+                            Ok(Ok(())) | Err(_) => continue,
+                        },
+                        Some(Err(e)) => Box::new(e),
+                    };
+                    let error = body_error(e, &parts.headers);
+                    *state = State::Done;
+                    return Poll::Ready(Err(Box::new(error)));
+                }
+                State::Done => return Poll::Ready(Err(polled_after_completion())),
+            }
+        }
+        // The body has ended.
+        match std::mem::replace(state, State::Done) {
+            State::Reading { parts, collected, .. } => Poll::Ready(Ok(tagged(parts, collected.finish()))),
+            _ => Poll::Ready(Err(polled_after_completion())),
+        }
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    let e = std::io::Error::other("HttpClientFuture polled after it completed");
+    Box::new(LarkError::Transport(TransportError::new(TransportErrorKind::Io, e)))
 }

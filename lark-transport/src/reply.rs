@@ -67,24 +67,33 @@ pub async fn buffer_json_reply(resp: Response<Body>, limit: usize) -> Result<Res
     if !needs_buffering(&resp) {
         return Ok(resp);
     }
-    let (mut parts, body) = resp.into_parts();
+    let (parts, body) = resp.into_parts();
     let bytes = read_body(body, limit, &parts.headers).await?;
+    Ok(tagged(parts, bytes))
+}
+
+/// A buffered JSON reply, tagged with its [`ReplyCode`] when it has one.
+pub(crate) fn tagged(mut parts: http::response::Parts, bytes: Bytes) -> Response<Body> {
     if let Some(code) = reply_code(&bytes) {
         parts.extensions.insert(ReplyCode(code));
     }
-    Ok(Response::from_parts(parts, Body::full(bytes)))
+    Response::from_parts(parts, Body::full(bytes))
 }
 
 /// The whole body in memory (at most `limit` bytes), errors carrying the reply's log id.
 async fn read_body(body: Body, limit: usize, headers: &http::HeaderMap) -> Result<Bytes, LarkError> {
-    body.collect_limited(limit).await.map_err(|e| {
-        let kind = if e.is::<crate::body::BodyTooLarge>() {
-            TransportErrorKind::TooLarge
-        } else {
-            TransportErrorKind::Body
-        };
-        TransportError::from_boxed(kind, e).with_log_id(log_id_from_headers(headers)).into()
-    })
+    body.collect_limited(limit).await.map_err(|e| body_error(e, headers))
+}
+
+/// A failure reading a reply's body ([`BodyTooLarge`](crate::BodyTooLarge) or the connection's),
+/// with the reply's log id.
+pub(crate) fn body_error(e: lark_types::BoxError, headers: &http::HeaderMap) -> LarkError {
+    let kind = if e.is::<crate::body::BodyTooLarge>() {
+        TransportErrorKind::TooLarge
+    } else {
+        TransportErrorKind::Body
+    };
+    TransportError::from_boxed(kind, e).with_log_id(log_id_from_headers(headers)).into()
 }
 
 /// Decodes a reply: `data` as `T` when `code == 0`, [`LarkError::Api`] otherwise. A buffered
