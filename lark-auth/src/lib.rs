@@ -11,7 +11,7 @@ mod redis_store;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use layer::{choose_token, LarkAuthLayer, LarkAuthService, TokenChoice};
+pub use layer::{choose_token, AuthFuture, LarkAuthLayer, LarkAuthService, TokenChoice};
 pub use manager::{app_ticket_key, AccessToken, TokenManager, TokenManagerBuilder, APP_TICKET_TTL};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, RedisStoreBuilder};

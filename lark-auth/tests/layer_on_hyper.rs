@@ -95,3 +95,28 @@ async fn no_token_and_bad_given_tokens_on_a_plain_hyper_client() {
     assert!(!format!("{err:?}").contains("t-1"));
     assert_eq!(p.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn errors_of_a_plain_hyper_client_come_back_as_one_lark_error() {
+    use lark_types::{LarkError, TransportErrorKind};
+    let p = FakePlatform::start().await;
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let layer = LarkAuthLayer::new(manager(&p)).json_limit(10);
+    let svc = ServiceBuilder::new().layer(layer).service(hyper.clone());
+    // The JSON reply is buffered by the layer (hyper leaves it streaming); over the limit it is
+    // a TooLarge transport error, as a `LarkError` (not wrapped twice).
+    let e = svc.clone().oneshot(get(&p, "/open-apis/contact/v3/users/ou_1")).await.unwrap_err();
+    let kind = match e.downcast_ref::<LarkError>() {
+        Some(LarkError::Transport(t)) => Some(t.kind()),
+        _ => None,
+    };
+    assert_eq!(kind, Some(TransportErrorKind::TooLarge), "{e:?}");
+
+    // hyper's own error (nothing listens on the port): wrapped once as a transport error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let svc = ServiceBuilder::new().layer(LarkAuthLayer::new(manager(&p))).service(hyper);
+    let mut req = get(&p, "/x");
+    *req.uri_mut() = format!("http://{closed}/open-apis/x").parse().unwrap();
+    let e = svc.oneshot(req).await.unwrap_err();
+    assert!(matches!(e.downcast_ref::<LarkError>(), Some(LarkError::Transport(_))), "{e:?}");
+}

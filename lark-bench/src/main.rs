@@ -28,6 +28,7 @@ use lark_services::Client;
 use lark_testkit::{Endpoint, FakePlatform};
 use serde_json::json;
 
+mod ceiling;
 mod events;
 mod ws;
 
@@ -204,34 +205,54 @@ async fn fetch_token(t: &Target) -> Result<String, String> {
     Ok(token.expose_secret().to_owned())
 }
 
-async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
-    let url: http::Uri = format!("{}{USER_PATH}", t.base_url).parse().map_err(|e| format!("{e}"))?;
-    let auth = format!("Bearer {}", fetch_token(t).await?);
+/// The bare hyper-util client of `overhead` and `ceiling` (plain HTTP connector, no TLS).
+fn bare_client(c: usize) -> HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
-    let bare = HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(c.max(64)).build(connector);
-    let bare_call = {
-        let (bare, url, auth) = (bare.clone(), url.clone(), auth.clone());
-        move || {
-            let req = http::Request::get(url.clone())
-                .header("authorization", auth.as_str())
-                .body(Full::new(Bytes::new()))
-                .expect("valid request");
-            let bare = bare.clone();
-            async move {
-                match bare.request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status().is_success();
-                        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
-                        ok && body.is_ok_and(|b| {
-                            serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["code"] == 0)
-                        })
-                    }
-                    Err(_) => false,
+    HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(c.max(64)).build(connector)
+}
+
+/// The bare side of `overhead`: a fixed `Authorization` header, the whole reply parsed into
+/// `serde_json::Value` and its `code` checked.
+#[derive(Clone)]
+struct BareCall {
+    client: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: http::Uri,
+    auth: Arc<str>,
+}
+
+impl BareCall {
+    fn call(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let req = http::Request::get(self.url.clone())
+            .header("authorization", &*self.auth)
+            .body(Full::new(Bytes::new()))
+            .expect("valid request");
+        let client = self.client.clone();
+        async move {
+            match client.request(req).await {
+                Ok(resp) => {
+                    let ok = resp.status().is_success();
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                    ok && body.is_ok_and(|b| {
+                        serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["code"] == 0)
+                    })
                 }
+                Err(_) => false,
             }
         }
-    };
+    }
+}
+
+/// The bare side for the user API with `auth` as its `Authorization` header.
+fn bare_side(t: &Target, auth: &str, c: usize) -> Result<BareCall, String> {
+    let url: http::Uri = format!("{}{USER_PATH}", t.base_url).parse().map_err(|e| format!("{e}"))?;
+    Ok(BareCall { client: bare_client(c), url, auth: auth.into() })
+}
+
+async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
+    let auth = format!("Bearer {}", fetch_token(t).await?);
+    let bare = bare_side(t, &auth, c)?;
+    let bare_call = move || bare.call();
     let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
         .base_url(t.base_url.clone())
         .build()
@@ -564,6 +585,9 @@ fn main() -> ExitCode {
             "ws" => ws::ws(&t, args.requests.unwrap_or(50_000), args.concurrency.unwrap_or(256)).await,
             "events" => {
                 events::events(args.requests.unwrap_or(200_000), args.concurrency.unwrap_or(32)).await
+            }
+            "ceiling" => {
+                ceiling::ceiling(&t, args.requests.unwrap_or(60_000), args.concurrency.unwrap_or(32)).await
             }
             "layers" => layers(&t, args.requests.unwrap_or(20_000), args.concurrency.unwrap_or(32)).await,
             "breakdown" => {

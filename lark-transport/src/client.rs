@@ -144,8 +144,9 @@ impl tower::Service<Request<Body>> for HttpClient {
 /// whole (up to the JSON limit) and tagged with its [`ReplyCode`](crate::ReplyCode), any other
 /// reply still streaming.
 ///
-/// A named type, not a boxed future, so the layers above hold it inline: a call through the
-/// `lark-services` stack allocates one future, not one per layer.
+/// A named type, not a boxed future, so the layers above hold it inline: through the
+/// `lark-services` stack the SDK allocates one future per call, not one per layer (hyper-util
+/// boxes its own request future inside).
 #[must_use = "futures do nothing unless polled"]
 pub struct HttpClientFuture {
     state: State,

@@ -90,6 +90,22 @@ async fn json_over_the_limit_is_too_large_with_the_log_id() {
 }
 
 #[tokio::test]
+async fn the_limit_counts_every_chunk_and_a_reply_of_exactly_the_limit_passes() {
+    const HEAD: &str =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    // 10 + 10 bytes in two chunks.
+    let chunks = vec![HEAD, "a\r\n{\"code\":0,\r\n", "a\r\n\"x\":12345}\r\n", "0\r\n\r\n"];
+    let url = serve_once(chunks.clone()).await;
+    let exact = HttpClient::builder().json_limit(20).build().unwrap();
+    let resp = exact.oneshot(get(&url)).await.unwrap();
+    assert_eq!(resp.extensions().get::<ReplyCode>(), Some(&ReplyCode(0)));
+    let url = serve_once(chunks).await;
+    let under = HttpClient::builder().json_limit(19).build().unwrap();
+    let e = under.oneshot(get(&url)).await.unwrap_err();
+    assert_eq!(transport_kind(&e).map(|(k, _)| k), Some(TransportErrorKind::TooLarge), "{e:?}");
+}
+
+#[tokio::test]
 async fn a_reply_cut_short_is_a_body_error_with_the_log_id_and_no_panic_after() {
     let url = serve_once(vec![
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-tt-logid: L3\r\ncontent-length: 100\r\n\r\n",
