@@ -118,11 +118,7 @@ fn fused(t: &Target, sdk: &Client) -> Result<Side, String> {
 /// Runs the four sides in rotating chunks; ratios against `bare`.
 pub(crate) async fn ceiling(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, String> {
     let auth = format!("Bearer {}", crate::fetch_token(t).await?);
-    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
-        .base_url(t.base_url.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let sdk = crate::warm_client(t).await?;
     let sdk_side = {
         let sdk = sdk.clone();
         boxed(move || {

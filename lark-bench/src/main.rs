@@ -196,12 +196,23 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn fetch_token(t: &Target) -> Result<String, String> {
-    let client = Client::builder(t.app_id.clone(), t.app_secret.clone())
+/// A `Client` for the target, not yet holding a token.
+fn client(t: &Target) -> Result<Client, String> {
+    Client::builder(t.app_id.clone(), t.app_secret.clone())
         .base_url(t.base_url.clone())
         .build()
-        .map_err(|e| e.to_string())?;
-    let token = client.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// A `Client` for the target with its tenant token cached.
+async fn warm_client(t: &Target) -> Result<Client, String> {
+    let sdk = client(t)?;
+    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    Ok(sdk)
+}
+
+async fn fetch_token(t: &Target) -> Result<String, String> {
+    let token = client(t)?.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
     Ok(token.expose_secret().to_owned())
 }
 
@@ -253,11 +264,7 @@ async fn overhead(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, S
     let auth = format!("Bearer {}", fetch_token(t).await?);
     let bare = bare_side(t, &auth, c)?;
     let bare_call = move || bare.call();
-    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
-        .base_url(t.base_url.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let sdk = warm_client(t).await?;
     let sdk_call = move || {
         let sdk = sdk.clone();
         async move { sdk.get(USER_PATH).send_json().await.is_ok() }
@@ -420,11 +427,7 @@ async fn layers(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, Str
             best[i] = best[i].min(run.cpu_us_per_req);
         }
     }
-    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
-        .base_url(t.base_url.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let sdk = warm_client(t).await?;
     let mut client_best = [f64::MAX; 3];
     for _round in 0..3 {
         let c1 = sdk.clone();
@@ -495,11 +498,7 @@ async fn breakdown(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, 
             }
         }
     };
-    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
-        .base_url(t.base_url.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    sdk.tokens().tenant_access_token(None).await.map_err(|e| e.to_string())?;
+    let sdk = warm_client(t).await?;
     let stack_raw = {
         let sdk = sdk.clone();
         move || {
@@ -526,10 +525,7 @@ async fn breakdown(t: &Target, n: usize, c: usize) -> Result<serde_json::Value, 
 
 async fn stampede(t: &Target, c: usize) -> Result<serde_json::Value, String> {
     let before = t.platform.as_ref().map(|p| p.hits(Endpoint::TenantAccessTokenInternal));
-    let sdk = Client::builder(t.app_id.clone(), t.app_secret.clone())
-        .base_url(t.base_url.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let sdk = client(t)?;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(c);
     for _ in 0..c {
