@@ -18,10 +18,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use lark_events::crypto::{verify_event_signature, Cipher};
 use lark_events::generated::im::MessageReceiveV1;
 use lark_events::EventDispatcher;
@@ -232,10 +229,7 @@ async fn axum_loopback(pool: Arc<Vec<SignedBody>>, n: usize, c: usize) -> Result
         axum::serve(listener, app).await
     });
 
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HyperClient<_, Full<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(c.max(64)).build(connector);
+    let client = crate::bare_client(c);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let call = move || {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

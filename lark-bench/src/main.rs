@@ -216,8 +216,12 @@ async fn fetch_token(t: &Target) -> Result<String, String> {
     Ok(token.expose_secret().to_owned())
 }
 
-/// The bare hyper-util client of `overhead` and `ceiling` (plain HTTP connector, no TLS).
-fn bare_client(c: usize) -> HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+/// A hyper-util client over a plain HTTP connector (no TLS), as the bare sides use.
+type BareClient = HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The bare hyper-util client of `overhead`, `ceiling` and the events loopback run: no TLS,
+/// `TCP_NODELAY`, at least `c` idle connections kept.
+fn bare_client(c: usize) -> BareClient {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
     HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(c.max(64)).build(connector)
@@ -227,7 +231,7 @@ fn bare_client(c: usize) -> HyperClient<hyper_util::client::legacy::connect::Htt
 /// `serde_json::Value` and its `code` checked.
 #[derive(Clone)]
 struct BareCall {
-    client: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: BareClient,
     url: http::Uri,
     auth: Arc<str>,
 }

@@ -421,13 +421,9 @@ impl Client {
         req: ApiRequest,
         options: RequestOptions,
     ) -> impl Future<Output = Result<T, LarkError>> + Send + use<T> {
-        let started = self.start(req, options);
+        let sent = self.execute(req, options);
         let limit = self.inner.json_limit;
-        // One future from the stack's reply to the decoded value (not `execute` nested inside).
-        async move {
-            let resp = started?.await.map_err(LarkError::from_boxed)?;
-            decode_reply(resp, limit).await
-        }
+        async move { decode_reply(sent.await?, limit).await }
     }
 
     /// Sends a prepared request whose reply is a file.
