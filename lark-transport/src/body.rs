@@ -6,10 +6,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use lark_types::BoxError;
+
+use crate::pool::Lease;
 
 /// An HTTP body: empty, fully in memory (replayable, so retryable), or streamed (sent once).
 pub struct Body {
@@ -21,7 +23,7 @@ enum Kind {
     Full(Option<Bytes>),
     Stream(UnsyncBoxBody<Bytes, BoxError>),
     /// A reply body straight from hyper, kept unboxed on the hot path.
-    Incoming(hyper::body::Incoming),
+    Incoming(Incoming),
 }
 
 impl Body {
@@ -59,7 +61,15 @@ impl Body {
 
     /// A reply body from hyper (not replayable).
     pub fn incoming(body: hyper::body::Incoming) -> Self {
-        Body { kind: Kind::Incoming(body) }
+        Body { kind: Kind::Incoming(Incoming { body, lease: None }) }
+    }
+
+    /// A reply body from the pool's connection `lease`, which goes back to the pool once the
+    /// body has been read to its end.
+    pub(crate) fn leased(body: hyper::body::Incoming, lease: Lease) -> Self {
+        let mut incoming = Incoming { body, lease: Some(lease) };
+        incoming.release_at_end();
+        Body { kind: Kind::Incoming(incoming) }
     }
 
     /// A body streamed from chunks. The result cannot be replayed.
@@ -113,6 +123,56 @@ impl Body {
     /// The body as a stream of chunks, for downloads.
     pub fn into_data_stream(self) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
         http_body_util::BodyDataStream::new(self)
+    }
+}
+
+/// hyper's reply body, with the lease of the pooled connection it arrives on.
+struct Incoming {
+    body: hyper::body::Incoming,
+    lease: Option<Lease>,
+}
+
+impl Incoming {
+    /// Returns the connection to the pool once the body has ended.
+    fn release_at_end(&mut self) {
+        if self.body.is_end_stream() {
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
+        }
+    }
+}
+
+impl http_body::Body for Incoming {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(lease) = this.lease.take() {
+                    lease.release();
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => this.release_at_end(),
+            // A broken body: the connection is not reused.
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -1,5 +1,5 @@
-//! [`HttpClient`]: the pooled hyper-util client over rustls (HTTPS with webpki roots; plain HTTP
-//! for loopback), as a tower `Service<http::Request<Body>>`.
+//! [`HttpClient`]: pooled hyper connections over rustls (HTTPS with webpki roots; plain HTTP for
+//! loopback), as a tower `Service<http::Request<Body>>`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,18 +9,14 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use lark_types::{BoxError, LarkError, TransportError, TransportErrorKind};
 
 use http_body::Body as _;
-use hyper_util::client::legacy::ResponseFuture;
 
 use crate::body::Collected;
+use crate::pool::{Lease, Pool, PoolConfig};
 use crate::reply::{body_error, is_json, tagged, DEFAULT_JSON_LIMIT};
 use crate::Body;
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Settings of an [`HttpClient`].
 #[derive(Clone, Debug)]
@@ -57,7 +53,7 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Idle connections kept per host (default 64).
+    /// Idle HTTP/1 connections kept per host (default 64; 0: connections are not reused).
     pub fn pool_max_idle_per_host(mut self, n: usize) -> Self {
         self.pool_max_idle_per_host = n;
         self
@@ -82,24 +78,27 @@ impl HttpClientBuilder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(https);
-        Ok(HttpClient { client: Arc::new(client), json_limit: self.json_limit })
+        let config = PoolConfig {
+            idle_timeout: self.pool_idle_timeout,
+            max_idle_per_host: self.pool_max_idle_per_host,
+        };
+        Ok(HttpClient { pool: Pool::new(https, config), json_limit: self.json_limit })
     }
 }
 
 /// The HTTP client at the bottom of the stack. Cheap to clone (clones share the pool).
 ///
+/// Connections are hyper's own HTTP/1 and HTTP/2 connections in a pool of lark-rs's (reused
+/// last-in first-out, HTTP/2 by ALPN over TLS and shared per host, idle ones closed after the
+/// idle timeout; see [`HttpClientBuilder`]). A request a reused connection closed before it went
+/// out is sent again on another connection, whatever its method: it was not sent.
+///
 /// JSON replies are buffered (up to the JSON limit) and tagged with their
-/// [`ReplyCode`](crate::ReplyCode); other replies (downloads) stream.
+/// [`ReplyCode`](crate::ReplyCode); other replies (downloads) stream, and their connection goes
+/// back to the pool when the body has been read to its end.
 #[derive(Clone)]
 pub struct HttpClient {
-    // Behind one `Arc`: the tower stack clones its services on every call, and the hyper client's
-    // own clone touches half a dozen shared reference counts (pool, connector, TLS config, ...).
-    client: Arc<HyperClient<Connector, Body>>,
+    pool: Arc<Pool>,
     json_limit: usize,
 }
 
@@ -121,11 +120,6 @@ impl HttpClient {
     }
 }
 
-fn transport_error(e: hyper_util::client::legacy::Error) -> LarkError {
-    let kind = if e.is_connect() { TransportErrorKind::Connect } else { TransportErrorKind::Io };
-    LarkError::Transport(TransportError::new(kind, e))
-}
-
 impl tower::Service<Request<Body>> for HttpClient {
     type Response = Response<Body>;
     type Error = BoxError;
@@ -136,7 +130,8 @@ impl tower::Service<Request<Body>> for HttpClient {
     }
 
     fn call(&mut self, req: Request<Body>) -> HttpClientFuture {
-        HttpClientFuture { state: State::Sending { reply: self.client.request(req), limit: self.json_limit } }
+        let reply = Box::pin(self.pool.clone().send(req));
+        HttpClientFuture { state: State::Sending { reply, limit: self.json_limit } }
     }
 }
 
@@ -144,19 +139,23 @@ impl tower::Service<Request<Body>> for HttpClient {
 /// whole (up to the JSON limit) and tagged with its [`ReplyCode`](crate::ReplyCode), any other
 /// reply still streaming.
 ///
-/// A named type, not a boxed future, so the layers above hold it inline: through the
-/// `lark-services` stack the SDK allocates one future per call, not one per layer (hyper-util
-/// boxes its own request future inside).
+/// A named type, so the layers above hold it inline: through the `lark-services` stack the SDK
+/// allocates one future per call for the layers, and one inside for taking a connection and
+/// sending the request.
 #[must_use = "futures do nothing unless polled"]
 pub struct HttpClientFuture {
     state: State,
 }
 
+/// Taking a connection and sending the request, up to the reply's head.
+type SendFuture =
+    Pin<Box<dyn Future<Output = Result<(Response<hyper::body::Incoming>, Lease), LarkError>> + Send>>;
+
 enum State {
     /// Waiting for the reply's head.
-    Sending { reply: ResponseFuture, limit: usize },
+    Sending { reply: SendFuture, limit: usize },
     /// Reading a JSON reply's body.
-    Reading { parts: http::response::Parts, body: hyper::body::Incoming, collected: Collected },
+    Reading { parts: http::response::Parts, body: hyper::body::Incoming, collected: Collected, lease: Lease },
     /// The output was returned.
     Done,
 }
@@ -181,22 +180,22 @@ impl Future for HttpClientFuture {
         loop {
             match state {
                 State::Sending { reply, limit } => {
-                    let resp = match std::task::ready!(Pin::new(reply).poll(cx)) {
-                        Ok(resp) => resp,
+                    let (resp, lease) = match std::task::ready!(reply.as_mut().poll(cx)) {
+                        Ok(sent) => sent,
                         Err(e) => {
                             *state = State::Done;
-                            return Poll::Ready(Err(Box::new(transport_error(e))));
+                            return Poll::Ready(Err(Box::new(e)));
                         }
                     };
                     if !is_json(&resp) {
                         *state = State::Done;
-                        return Poll::Ready(Ok(resp.map(Body::incoming)));
+                        return Poll::Ready(Ok(resp.map(|body| Body::leased(body, lease))));
                     }
                     let (parts, body) = resp.into_parts();
                     let collected = Collected::new(*limit);
-                    *state = State::Reading { parts, body, collected };
+                    *state = State::Reading { parts, body, collected, lease };
                 }
-                State::Reading { parts, body, collected } => {
+                State::Reading { parts, body, collected, .. } => {
                     let e: BoxError = match std::task::ready!(Pin::new(body).poll_frame(cx)) {
                         None => break,
                         Some(Ok(frame)) => match frame.into_data().map(|data| collected.push(data)) {
@@ -214,7 +213,10 @@ impl Future for HttpClientFuture {
         }
         // The body has ended.
         match std::mem::replace(state, State::Done) {
-            State::Reading { parts, collected, .. } => Poll::Ready(Ok(tagged(parts, collected.finish()))),
+            State::Reading { parts, collected, lease, .. } => {
+                lease.release();
+                Poll::Ready(Ok(tagged(parts, collected.finish())))
+            }
             _ => Poll::Ready(Err(polled_after_completion())),
         }
     }

@@ -11,6 +11,7 @@ mod body;
 mod client;
 mod multipart;
 mod policy;
+mod pool;
 mod reply;
 mod request;
 mod retry;
