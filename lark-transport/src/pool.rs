@@ -184,32 +184,37 @@ impl Pool {
     /// A ready connection to `key`: an idle or shared one (`true`: reused), or a new one.
     async fn checkout(self: &Arc<Self>, key: &Key) -> Result<(Sender, bool, HeaderValue), LarkError> {
         loop {
-            let (found, host_header) = {
-                let mut hosts = self.hosts();
-                let host = host_of(&mut hosts, key)?;
-                let found = match &host.h2 {
-                    Some(h2) if !h2.is_closed() => Some(Sender::H2(h2.clone())),
-                    Some(_) => {
-                        host.h2 = None;
-                        None
-                    }
-                    None => host.take_idle(self.config.idle_timeout).map(Sender::H1),
-                };
-                (found, host.host_header.clone())
-            };
+            let (found, host_header) = self.take(key)?;
             match found {
                 // An HTTP/1 connection is ready once its previous reply has been taken up by
                 // its connection task; closed, it is dropped and the next one is tried (the
                 // loop ends: each turn takes one connection out of the pool).
                 Some(Sender::H1(mut tx)) => {
-                    if tx.ready().await.is_ok() {
+                    if tx.is_ready() || tx.ready().await.is_ok() {
                         return Ok((Sender::H1(tx), true, host_header));
                     }
                 }
                 Some(h2) => return Ok((h2, true, host_header)),
-                None => return Ok((self.connect(key).await?, false, host_header)),
+                // Boxed: connecting is rare, and its state is large (TLS, handshakes); inline,
+                // every call's future would carry it.
+                None => return Ok((Box::pin(self.connect(key)).await?, false, host_header)),
             }
         }
+    }
+
+    /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one.
+    fn take(&self, key: &Key) -> Result<(Option<Sender>, HeaderValue), LarkError> {
+        let mut hosts = self.hosts();
+        let host = host_of(&mut hosts, key)?;
+        let found = match &host.h2 {
+            Some(h2) if !h2.is_closed() => Some(Sender::H2(h2.clone())),
+            Some(_) => {
+                host.h2 = None;
+                None
+            }
+            None => host.take_idle(self.config.idle_timeout).map(Sender::H1),
+        };
+        Ok((found, host.host_header.clone()))
     }
 
     /// Opens a connection to `key`, HTTP/2 when TLS negotiated it.
@@ -426,5 +431,22 @@ mod tests {
     fn origin_form_keeps_path_and_query() {
         assert_eq!(origin_form(&"http://h:1/a/b?x=1&x=2".parse().unwrap()), "/a/b?x=1&x=2");
         assert_eq!(origin_form(&"http://h:1".parse().unwrap()), "/");
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        let pool = super::Pool::new(
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+                .unwrap()
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(hyper_util::client::legacy::connect::HttpConnector::new()),
+            super::PoolConfig { idle_timeout: std::time::Duration::from_secs(1), max_idle_per_host: 1 },
+        );
+        let fut = pool.send(http::Request::new(crate::Body::empty()));
+        eprintln!("SEND FUTURE SIZE {}", std::mem::size_of_val(&fut));
     }
 }
