@@ -14,7 +14,7 @@ use lark_types::{BoxError, LarkError, TransportError, TransportErrorKind};
 use http_body::Body as _;
 
 use crate::body::Collected;
-use crate::pool::{Lease, Pool, PoolConfig};
+use crate::pool::{Lease, Pool, PoolConfig, SendFuture};
 use crate::reply::{body_error, is_json, tagged, DEFAULT_JSON_LIMIT};
 use crate::Body;
 
@@ -130,7 +130,7 @@ impl tower::Service<Request<Body>> for HttpClient {
     }
 
     fn call(&mut self, req: Request<Body>) -> HttpClientFuture {
-        let reply = Box::pin(self.pool.clone().send(req));
+        let reply = self.pool.send(req);
         HttpClientFuture { state: State::Sending { reply, limit: self.json_limit } }
     }
 }
@@ -146,10 +146,6 @@ impl tower::Service<Request<Body>> for HttpClient {
 pub struct HttpClientFuture {
     state: State,
 }
-
-/// Taking a connection and sending the request, up to the reply's head.
-type SendFuture =
-    Pin<Box<dyn Future<Output = Result<(Response<hyper::body::Incoming>, Lease), LarkError>> + Send>>;
 
 enum State {
     /// Waiting for the reply's head.

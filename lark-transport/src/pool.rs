@@ -15,6 +15,8 @@
 //! reaper task that runs only while some are idle) and beyond the per-host idle limit.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -58,6 +60,25 @@ struct Key {
     scheme: Scheme,
     authority: Authority,
 }
+
+impl Key {
+    /// The key of an absolute `http` or `https` URI.
+    fn of(uri: &Uri) -> Result<Key, LarkError> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            let e = format!("request URI `{uri}` has no scheme or host");
+            return Err(transport(TransportErrorKind::Other, e));
+        };
+        if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
+            let e = format!("unsupported URI scheme `{scheme}`");
+            return Err(transport(TransportErrorKind::Other, e));
+        }
+        Ok(Key { scheme: scheme.clone(), authority: authority.clone() })
+    }
+}
+
+/// The future of [`Pool::send`].
+pub(crate) type SendFuture =
+    Pin<Box<dyn Future<Output = Result<(Response<Incoming>, Lease), LarkError>> + Send>>;
 
 struct Host {
     /// Idle HTTP/1 connections, oldest first.
@@ -117,40 +138,84 @@ impl Pool {
         self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends `req` (an absolute URI) on a pooled or new connection and returns the reply's head,
-    /// with the lease of the connection its body arrives on.
-    pub(crate) async fn send(
-        self: Arc<Self>,
-        mut req: Request<Body>,
-    ) -> Result<(Response<Incoming>, Lease), LarkError> {
-        let key = match (req.uri().scheme(), req.uri().authority()) {
-            (Some(scheme), Some(authority)) => Key { scheme: scheme.clone(), authority: authority.clone() },
-            _ => {
-                let e = format!("request URI `{}` has no scheme or host", req.uri());
-                return Err(transport(TransportErrorKind::Other, e));
-            }
+    /// Sends `req` (an absolute URI) on a pooled or new connection; the future gives the
+    /// reply's head, with the lease of the connection its body arrives on.
+    ///
+    /// The common case, an idle HTTP/1 connection ready for its next request, hands the request
+    /// to it right away, and the future only waits for the reply; anything else (waiting for a
+    /// connection to be ready, HTTP/2, connecting, sending again) is a second, boxed future.
+    pub(crate) fn send(self: &Arc<Self>, mut req: Request<Body>) -> SendFuture {
+        let key = match Key::of(req.uri()) {
+            Ok(key) => key,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
-        if key.scheme != Scheme::HTTP && key.scheme != Scheme::HTTPS {
-            let e = format!("unsupported URI scheme `{}`", key.scheme);
-            return Err(transport(TransportErrorKind::Other, e));
+        match self.take(&key) {
+            Ok((Some(Sender::H1(mut tx)), host_header)) if tx.is_ready() => {
+                let uri = req.uri().clone();
+                prepare_h1(&mut req, &uri, host_header);
+                let sent = tx.try_send_request(req);
+                let pool = self.clone();
+                Box::pin(async move {
+                    match sent.await {
+                        Ok(resp) => Ok((resp, pool.lease(key, tx))),
+                        Err(e) => pool.send_again(key, e, uri, true).await,
+                    }
+                })
+            }
+            Ok((found, _)) => Box::pin(self.clone().send_slow(key, req, found)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
         }
+    }
+
+    /// After a failed send: a request the connection closed before it went out is sent again
+    /// (on another connection) when the connection was a reused one; anything else is an error.
+    async fn send_again(
+        self: Arc<Self>,
+        key: Key,
+        mut e: hyper::client::conn::TrySendError<Request<Body>>,
+        uri: Uri,
+        reused: bool,
+    ) -> Result<(Response<Incoming>, Lease), LarkError> {
+        match e.take_message() {
+            Some(mut req) if reused => {
+                tracing::debug!(target: "lark::transport", "pooled connection closed before sending; trying another");
+                *req.uri_mut() = uri;
+                Box::pin(self.send_slow(key, req, None)).await
+            }
+            _ => Err(send_error(e.into_error())),
+        }
+    }
+
+    /// The lease of an HTTP/1 connection, given back at the end of its reply's body.
+    fn lease(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) -> Lease {
+        Lease { back: (self.config.max_idle_per_host > 0).then(|| (self, key, tx)) }
+    }
+
+    /// The general path: `first` (a connection taken from the pool, not yet ready) or the next
+    /// one the pool has, or a new one; a request a reused connection closed before sending is
+    /// sent again on another (the loop is bounded: each turn consumes a pooled connection, and
+    /// a new connection is not retried).
+    async fn send_slow(
+        self: Arc<Self>,
+        key: Key,
+        mut req: Request<Body>,
+        mut first: Option<Sender>,
+    ) -> Result<(Response<Incoming>, Lease), LarkError> {
         let uri = req.uri().clone();
         loop {
-            let (sender, reused, host_header) = self.checkout(&key).await?;
-            let outcome = match sender {
+            let (sender, reused) = match first.take() {
+                Some(Sender::H1(mut tx)) => match tx.ready().await {
+                    Ok(()) => (Sender::H1(tx), true),
+                    Err(_) => continue,
+                },
+                Some(h2) => (h2, true),
+                None => self.checkout(&key).await?,
+            };
+            let e = match sender {
                 Sender::H1(mut tx) => {
-                    if !req.headers().contains_key(http::header::HOST) {
-                        req.headers_mut().insert(http::header::HOST, host_header);
-                    }
-                    *req.uri_mut() = origin_form(&uri);
-                    if req.version() == http::Version::HTTP_2 {
-                        *req.version_mut() = http::Version::HTTP_11;
-                    }
+                    prepare_h1(&mut req, &uri, self.host_header(&key)?);
                     match tx.try_send_request(req).await {
-                        Ok(resp) => {
-                            let back = (self.config.max_idle_per_host > 0).then(|| (self.clone(), key, tx));
-                            return Ok((resp, Lease { back }));
-                        }
+                        Ok(resp) => return Ok((resp, self.lease(key, tx))),
                         Err(e) => e,
                     }
                 }
@@ -167,14 +232,12 @@ impl Pool {
                     }
                 }
             };
-            let mut e = outcome;
+            let mut e = e;
             match e.take_message() {
-                // The connection closed before the request went out (an idle connection the
-                // server had just closed): send it again, on another connection.
                 Some(back) if reused => {
+                    tracing::debug!(target: "lark::transport", "pooled connection closed before sending; trying another");
                     req = back;
                     *req.uri_mut() = uri.clone();
-                    tracing::debug!(target: "lark::transport", "pooled connection closed before sending; trying another");
                 }
                 _ => return Err(send_error(e.into_error())),
             }
@@ -182,24 +245,28 @@ impl Pool {
     }
 
     /// A ready connection to `key`: an idle or shared one (`true`: reused), or a new one.
-    async fn checkout(self: &Arc<Self>, key: &Key) -> Result<(Sender, bool, HeaderValue), LarkError> {
+    async fn checkout(self: &Arc<Self>, key: &Key) -> Result<(Sender, bool), LarkError> {
         loop {
-            let (found, host_header) = self.take(key)?;
-            match found {
+            match self.take(key)?.0 {
                 // An HTTP/1 connection is ready once its previous reply has been taken up by
                 // its connection task; closed, it is dropped and the next one is tried (the
                 // loop ends: each turn takes one connection out of the pool).
                 Some(Sender::H1(mut tx)) => {
                     if tx.is_ready() || tx.ready().await.is_ok() {
-                        return Ok((Sender::H1(tx), true, host_header));
+                        return Ok((Sender::H1(tx), true));
                     }
                 }
-                Some(h2) => return Ok((h2, true, host_header)),
+                Some(h2) => return Ok((h2, true)),
                 // Boxed: connecting is rare, and its state is large (TLS, handshakes); inline,
                 // every call's future would carry it.
-                None => return Ok((Box::pin(self.connect(key)).await?, false, host_header)),
+                None => return Ok((Box::pin(self.connect(key)).await?, false)),
             }
         }
+    }
+
+    /// The `Host` header of HTTP/1 requests to `key`.
+    fn host_header(&self, key: &Key) -> Result<HeaderValue, LarkError> {
+        Ok(host_of(&mut self.hosts(), key)?.host_header.clone())
     }
 
     /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one.
@@ -391,6 +458,18 @@ impl Host {
     }
 }
 
+/// Readies a request for an HTTP/1 connection: the `Host` header unless the caller set one, the
+/// target in origin form (`uri` is the request's absolute URI).
+fn prepare_h1(req: &mut Request<Body>, uri: &Uri, host_header: HeaderValue) {
+    if !req.headers().contains_key(http::header::HOST) {
+        req.headers_mut().insert(http::header::HOST, host_header);
+    }
+    *req.uri_mut() = origin_form(uri);
+    if req.version() == http::Version::HTTP_2 {
+        *req.version_mut() = http::Version::HTTP_11;
+    }
+}
+
 /// The request target HTTP/1 sends: path and query only.
 fn origin_form(uri: &Uri) -> Uri {
     match uri.path_and_query() {
@@ -431,22 +510,5 @@ mod tests {
     fn origin_form_keeps_path_and_query() {
         assert_eq!(origin_form(&"http://h:1/a/b?x=1&x=2".parse().unwrap()), "/a/b?x=1&x=2");
         assert_eq!(origin_form(&"http://h:1".parse().unwrap()), "/");
-    }
-}
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn probe() {
-        let pool = super::Pool::new(
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-                .unwrap()
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(hyper_util::client::legacy::connect::HttpConnector::new()),
-            super::PoolConfig { idle_timeout: std::time::Duration::from_secs(1), max_idle_per_host: 1 },
-        );
-        let fut = pool.send(http::Request::new(crate::Body::empty()));
-        eprintln!("SEND FUTURE SIZE {}", std::mem::size_of_val(&fut));
     }
 }
