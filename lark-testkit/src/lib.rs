@@ -88,6 +88,7 @@ pub mod redis_server;
 mod reply;
 mod server;
 mod state;
+mod tls;
 mod users;
 pub mod ws;
 
@@ -115,6 +116,11 @@ pub struct FakePlatformConfig {
     pub token_ttl: Duration,
     /// Number of seeded contact users (`ou_1` ..= `ou_<user_count>`). Default 25.
     pub user_count: usize,
+    /// Serve HTTPS instead of plain HTTP: a certificate for `127.0.0.1`, `::1` and `localhost`
+    /// signed by a certificate authority made at start (see
+    /// [`FakePlatform::ca_certificate_der`]), `h2` and `http/1.1` offered by ALPN. Default
+    /// `false`.
+    pub tls: bool,
 }
 
 impl Default for FakePlatformConfig {
@@ -124,6 +130,7 @@ impl Default for FakePlatformConfig {
             app_secret: "testkit-secret".to_owned(),
             token_ttl: Duration::from_secs(7200),
             user_count: 25,
+            tls: false,
         }
     }
 }
@@ -135,6 +142,7 @@ impl fmt::Debug for FakePlatformConfig {
             .field("app_secret", &"<redacted>")
             .field("token_ttl", &self.token_ttl)
             .field("user_count", &self.user_count)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -154,6 +162,8 @@ struct Inner {
     addr: SocketAddr,
     /// Flipped to `true` (or dropped with the last handle) to stop the server.
     shutdown: watch::Sender<bool>,
+    /// The CA certificate (DER) when serving HTTPS.
+    ca_der: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for FakePlatform {
@@ -198,13 +208,21 @@ impl FakePlatform {
     ///
     /// Panics when called outside a tokio runtime.
     pub async fn bind(addr: SocketAddr, config: FakePlatformConfig) -> std::io::Result<FakePlatform> {
+        let tls = match config.tls {
+            true => Some(tls::make().map_err(std::io::Error::other)?),
+            false => None,
+        };
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(&config));
         state.ws.set_bind_ip(addr.ip());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        tokio::spawn(server::serve(listener, state.clone(), shutdown_rx));
-        Ok(FakePlatform { inner: Arc::new(Inner { state, addr, shutdown }) })
+        let (acceptor, ca_der) = match tls {
+            Some(t) => (Some(t.acceptor), Some(t.ca_der)),
+            None => (None, None),
+        };
+        tokio::spawn(server::serve(listener, state.clone(), acceptor, shutdown_rx));
+        Ok(FakePlatform { inner: Arc::new(Inner { state, addr, shutdown, ca_der }) })
     }
 
     fn state(&self) -> &State {
@@ -216,9 +234,17 @@ impl FakePlatform {
         self.inner.addr
     }
 
-    /// The base URL to give the SDK, such as `http://127.0.0.1:41234` (no trailing slash).
+    /// The base URL to give the SDK, such as `http://127.0.0.1:41234` (no trailing slash;
+    /// `https://` when serving TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        let scheme = if self.inner.ca_der.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.inner.addr)
+    }
+
+    /// The certificate authority (DER) that signed the server's certificate, when serving HTTPS
+    /// ([`FakePlatformConfig::tls`]): what a client must trust to connect.
+    pub fn ca_certificate_der(&self) -> Option<&[u8]> {
+        self.inner.ca_der.as_deref()
     }
 
     /// The app id the token endpoints accept.
@@ -245,6 +271,18 @@ impl FakePlatform {
     /// How many requests the server received so far, on any route.
     pub fn total_requests(&self) -> usize {
         self.state().total_requests()
+    }
+
+    /// How many connections the server accepted so far (TCP; each may carry many requests).
+    pub fn connections(&self) -> usize {
+        self.state().connections()
+    }
+
+    /// Closes every open connection, as a server does when its keep-alive timeout passes or it
+    /// restarts: idle connections close at once, a connection with a request in flight after
+    /// its reply. New connections are accepted as before.
+    pub fn close_connections(&self) {
+        self.state().close_connections();
     }
 
     /// The last 10,000 requests received, oldest first.

@@ -39,8 +39,13 @@ impl fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 /// Accepts connections until `shutdown` flips (or its sender is dropped), serving each with
-/// HTTP/1.1 (keep-alive) or h2c.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+/// HTTP/1.1 (keep-alive) or HTTP/2: h2c on plain TCP, by ALPN under `tls`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         if *shutdown.borrow_and_update() {
@@ -59,24 +64,52 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let builder = builder.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = shutdown.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::trace!(error = %e, "lark-testkit: connection ended with an error");
+        let close = state.count_connection();
+        let (state, builder, shutdown) = (state.clone(), builder.clone(), shutdown.clone());
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, state, builder, shutdown, close));
             }
-        });
+            Some(acceptor) => {
+                let accept = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match accept.await {
+                        Ok(stream) => serve_connection(stream, state, builder, shutdown, close).await,
+                        Err(e) => tracing::trace!(error = %e, "lark-testkit: TLS handshake failed"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Serves one connection until it ends, the server shuts down, or `close` asks it to close
+/// (gracefully: a request in flight gets its reply first).
+async fn serve_connection<IO>(
+    io: IO,
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    mut shutdown: watch::Receiver<bool>,
+    mut close: watch::Receiver<u64>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(state.clone(), req));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        _ = close.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::trace!(error = %e, "lark-testkit: connection ended with an error");
     }
 }
 

@@ -90,6 +90,9 @@ pub(crate) struct State {
     app_ticket: Mutex<Option<String>>,
     hits: [AtomicUsize; 5],
     total: AtomicUsize,
+    connections: AtomicUsize,
+    /// Bumped to make the open connections close (see `close_connections`).
+    close_connections: tokio::sync::watch::Sender<u64>,
     requests: Mutex<VecDeque<RecordedRequest>>,
     faults: Mutex<FaultQueue>,
     fault_count: AtomicUsize,
@@ -132,6 +135,8 @@ impl State {
             app_ticket: Mutex::new(None),
             hits: Default::default(),
             total: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            close_connections: tokio::sync::watch::Sender::new(0),
             requests: Mutex::new(VecDeque::new()),
             faults: Mutex::new(FaultQueue::default()),
             fault_count: AtomicUsize::new(0),
@@ -243,6 +248,21 @@ impl State {
 
     pub(crate) fn total_requests(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Counts an accepted connection and returns the signal that asks it to close.
+    pub(crate) fn count_connection(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.close_connections.subscribe()
+    }
+
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Asks every open connection to close: idle ones at once, busy ones after their reply.
+    pub(crate) fn close_connections(&self) {
+        self.close_connections.send_modify(|generation| *generation += 1);
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {

@@ -26,6 +26,8 @@ pub struct HttpClientBuilder {
     pool_max_idle_per_host: usize,
     json_limit: usize,
     tcp_nodelay: bool,
+    http2_only: bool,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for HttpClientBuilder {
@@ -36,6 +38,8 @@ impl Default for HttpClientBuilder {
             pool_max_idle_per_host: 64,
             json_limit: DEFAULT_JSON_LIMIT,
             tcp_nodelay: true,
+            http2_only: false,
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -65,25 +69,62 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Builds the client. Fails only if the TLS setup fails.
+    /// Speak only HTTP/2 (default: off). Over `https` the connection offers only `h2` by ALPN;
+    /// over plain `http` it starts HTTP/2 at once (prior knowledge, as for an h2c server or a
+    /// sidecar proxy). Off, `https` connections use HTTP/2 when the server picks it by ALPN and
+    /// HTTP/1.1 otherwise, and plain `http` ones HTTP/1.1.
+    pub fn http2_only(mut self, yes: bool) -> Self {
+        self.http2_only = yes;
+        self
+    }
+
+    /// Trusts this certificate authority too (DER-encoded), beside the built-in Mozilla roots:
+    /// for a private platform deployment or a TLS-inspecting proxy. A certificate that cannot be
+    /// parsed makes [`build`](Self::build) fail with a `ConfigError`.
+    pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(der.into());
+        self
+    }
+
+    /// Builds the client. Fails only if the TLS setup fails (or a root certificate is invalid).
     pub fn build(self) -> Result<HttpClient, LarkError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(self.tcp_nodelay);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| LarkError::Config(lark_types::ConfigError::new(format!("TLS setup failed: {e}"))))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let tls = tls_config(&self.root_certificates)?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        let https = if self.http2_only {
+            https.enable_http2().wrap_connector(http)
+        } else {
+            https.enable_http1().enable_http2().wrap_connector(http)
+        };
         let config = PoolConfig {
             idle_timeout: self.pool_idle_timeout,
             max_idle_per_host: self.pool_max_idle_per_host,
+            http2_only: self.http2_only,
         };
         Ok(HttpClient { pool: Pool::new(https, config), json_limit: self.json_limit })
     }
+}
+
+/// rustls settings: the ring provider, webpki roots plus `extra` (DER), no client certificate.
+/// (The connector sets the ALPN protocols.)
+fn tls_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, LarkError> {
+    let config_error = |what: String| LarkError::Config(lark_types::ConfigError::new(what));
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for (i, der) in extra.iter().enumerate() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| config_error(format!("root certificate {i} is not usable: {e}")))?;
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_error(format!("TLS setup failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(config)
 }
 
 /// The HTTP client at the bottom of the stack. Cheap to clone (clones share the pool).
@@ -117,6 +158,13 @@ impl HttpClient {
     /// Settings for a client.
     pub fn builder() -> HttpClientBuilder {
         HttpClientBuilder::default()
+    }
+
+    /// Connections in the pool waiting for a request: open idle HTTP/1 connections and open
+    /// shared HTTP/2 ones, all hosts together. (Connections lent to calls in flight are not
+    /// counted; a connection the server closed is not counted once its close has been seen.)
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 }
 

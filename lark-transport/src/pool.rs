@@ -43,6 +43,8 @@ pub(crate) struct PoolConfig {
     pub(crate) idle_timeout: Duration,
     /// Idle HTTP/1 connections kept per host (0: none are reused).
     pub(crate) max_idle_per_host: usize,
+    /// Every connection speaks HTTP/2 (prior knowledge on `http`, ALPN `h2` only on `https`).
+    pub(crate) http2_only: bool,
 }
 
 /// Connections by scheme and authority.
@@ -84,15 +86,37 @@ struct Host {
     /// Idle HTTP/1 connections, oldest first.
     idle: VecDeque<Idle>,
     /// The HTTP/2 connection shared by every call to this host, once one was negotiated.
-    h2: Option<http2::SendRequest<Body>>,
+    h2: Option<Shared>,
     /// The `Host` header of HTTP/1 requests: the authority without user info, the port only
     /// when it is not the scheme's default.
     host_header: HeaderValue,
+    /// Whether this host speaks HTTP/2 (configured, or negotiated before): calls that find no
+    /// open connection then wait for one connect instead of each opening their own.
+    h2_expected: bool,
+    /// Whether a connection to this host was ever made (its protocol is known).
+    connected: bool,
+    /// Held while connecting, when connects are made one at a time.
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A host's shared HTTP/2 connection and when a call last took it (it is closed after the idle
+/// timeout like an idle HTTP/1 connection; calls still holding it finish first).
+struct Shared {
+    tx: http2::SendRequest<Body>,
+    used: Instant,
 }
 
 struct Idle {
     tx: http1::SendRequest<Body>,
     since: Instant,
+}
+
+/// What [`Pool::take`] found for a host.
+struct Taken {
+    sender: Option<Sender>,
+    host_header: HeaderValue,
+    /// Whether new connections to the host are made one at a time (see [`Pool::checkout`]).
+    one_connect_at_a_time: bool,
 }
 
 enum Sender {
@@ -150,7 +174,7 @@ impl Pool {
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         match self.take(&key) {
-            Ok((Some(Sender::H1(mut tx)), host_header)) if tx.is_ready() => {
+            Ok(Taken { sender: Some(Sender::H1(mut tx)), host_header, .. }) if tx.is_ready() => {
                 let uri = req.uri().clone();
                 prepare_h1(&mut req, &uri, host_header);
                 let sent = tx.try_send_request(req);
@@ -162,7 +186,7 @@ impl Pool {
                     }
                 })
             }
-            Ok((found, _)) => Box::pin(self.clone().send_slow(key, req, found)),
+            Ok(Taken { sender, .. }) => Box::pin(self.clone().send_slow(key, req, sender)),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
@@ -245,9 +269,16 @@ impl Pool {
     }
 
     /// A ready connection to `key`: an idle or shared one (`true`: reused), or a new one.
+    ///
+    /// Connects to a host that speaks HTTP/2, or to an `https` host not yet connected to (whose
+    /// protocol ALPN will tell), are made one at a time: the calls that find no connection wait
+    /// for the connect in progress and then share its HTTP/2 connection. Once a host is known to
+    /// speak HTTP/1.1, its calls connect side by side.
     async fn checkout(self: &Arc<Self>, key: &Key) -> Result<(Sender, bool), LarkError> {
+        let mut connect_guard = None;
         loop {
-            match self.take(key)?.0 {
+            let Taken { sender, one_connect_at_a_time, .. } = self.take(key)?;
+            match sender {
                 // An HTTP/1 connection is ready once its previous reply has been taken up by
                 // its connection task; closed, it is dropped and the next one is tried (the
                 // loop ends: each turn takes one connection out of the pool).
@@ -257,11 +288,26 @@ impl Pool {
                     }
                 }
                 Some(h2) => return Ok((h2, true)),
-                // Boxed: connecting is rare, and its state is large (TLS, handshakes); inline,
-                // every call's future would carry it.
-                None => return Ok((Box::pin(self.connect(key)).await?, false)),
+                None if one_connect_at_a_time && connect_guard.is_none() => {
+                    let lock = self.connecting_lock(key)?;
+                    connect_guard = Some(lock.lock_owned().await);
+                }
+                None => {
+                    if !one_connect_at_a_time {
+                        connect_guard = None;
+                    }
+                    // Boxed: connecting is rare, and its state is large (TLS, handshakes);
+                    // inline, every call's future would carry it.
+                    let sender = Box::pin(self.connect(key)).await?;
+                    drop(connect_guard);
+                    return Ok((sender, false));
+                }
             }
         }
+    }
+
+    fn connecting_lock(&self, key: &Key) -> Result<Arc<tokio::sync::Mutex<()>>, LarkError> {
+        Ok(host_of(&mut self.hosts(), key)?.connecting.clone())
     }
 
     /// The `Host` header of HTTP/1 requests to `key`.
@@ -269,19 +315,28 @@ impl Pool {
         Ok(host_of(&mut self.hosts(), key)?.host_header.clone())
     }
 
-    /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one.
-    fn take(&self, key: &Key) -> Result<(Option<Sender>, HeaderValue), LarkError> {
+    /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one;
+    /// and whether the host speaks HTTP/2.
+    fn take(&self, key: &Key) -> Result<Taken, LarkError> {
         let mut hosts = self.hosts();
         let host = host_of(&mut hosts, key)?;
-        let found = match &host.h2 {
-            Some(h2) if !h2.is_closed() => Some(Sender::H2(h2.clone())),
+        let found = match &mut host.h2 {
+            Some(h2) if !h2.tx.is_closed() => {
+                h2.used = Instant::now();
+                Some(Sender::H2(h2.tx.clone()))
+            }
             Some(_) => {
                 host.h2 = None;
                 None
             }
             None => host.take_idle(self.config.idle_timeout).map(Sender::H1),
         };
-        Ok((found, host.host_header.clone()))
+        let h2_expected = host.h2_expected || self.config.http2_only;
+        Ok(Taken {
+            sender: found,
+            host_header: host.host_header.clone(),
+            one_connect_at_a_time: h2_expected || (key.scheme == Scheme::HTTPS && !host.connected),
+        })
     }
 
     /// Opens a connection to `key`, HTTP/2 when TLS negotiated it.
@@ -299,7 +354,7 @@ impl Pool {
             .await
             .map_err(|e| transport(TransportErrorKind::Connect, e))?;
         let handshake_error = |e: hyper::Error| transport(TransportErrorKind::Connect, e);
-        if io.connected().is_negotiated_h2() {
+        if self.config.http2_only || io.connected().is_negotiated_h2() {
             let (mut tx, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(io)
@@ -311,11 +366,20 @@ impl Pool {
                 }
             });
             tx.ready().await.map_err(handshake_error)?;
-            let mut hosts = self.hosts();
-            if let Some(host) = find(&mut hosts, key) {
-                if host.h2.as_ref().is_none_or(|h2| h2.is_closed()) {
-                    host.h2 = Some(tx.clone());
+            let now = Instant::now();
+            let start_reaper = {
+                let mut hosts = self.hosts();
+                if let Some(host) = find(&mut hosts, key) {
+                    host.h2_expected = true;
+                    host.connected = true;
+                    if host.h2.as_ref().is_none_or(|h2| h2.tx.is_closed()) {
+                        host.h2 = Some(Shared { tx: tx.clone(), used: now });
+                    }
                 }
+                !self.reaping.swap(true, Ordering::AcqRel)
+            };
+            if start_reaper {
+                self.spawn_reaper(now + self.config.idle_timeout);
             }
             Ok(Sender::H2(tx))
         } else {
@@ -326,6 +390,9 @@ impl Pool {
                 }
             });
             tx.ready().await.map_err(handshake_error)?;
+            if let Some(host) = find(&mut self.hosts(), key) {
+                host.connected = true;
+            }
             Ok(Sender::H1(tx))
         }
     }
@@ -334,7 +401,7 @@ impl Pool {
     fn forget_h2(&self, key: &Key, tx: &http2::SendRequest<Body>) {
         let mut hosts = self.hosts();
         if let Some(host) = find(&mut hosts, key) {
-            if host.h2.as_ref().is_some_and(|h2| h2.is_closed()) && tx.is_closed() {
+            if host.h2.as_ref().is_some_and(|h2| h2.tx.is_closed()) && tx.is_closed() {
                 host.h2 = None;
             }
         }
@@ -347,7 +414,8 @@ impl Pool {
         let now = Instant::now();
         let start_reaper = {
             let mut hosts = self.hosts();
-            let Some(host) = find(&mut hosts, &key) else { return };
+            // The reaper may have dropped the host's entry while this connection was lent out.
+            let Ok(host) = host_of(&mut hosts, &key) else { return };
             host.drop_expired(now, self.config.idle_timeout);
             if host.idle.len() >= self.config.max_idle_per_host {
                 host.idle.pop_front();
@@ -356,22 +424,23 @@ impl Pool {
             !self.reaping.swap(true, Ordering::AcqRel)
         };
         if start_reaper {
-            self.spawn_reaper();
+            self.spawn_reaper(now + self.config.idle_timeout);
         }
     }
 
-    /// Closes idle connections past the idle timeout while any are idle; ends when none are,
-    /// or when the pool is dropped.
-    fn spawn_reaper(self: &Arc<Self>) {
+    /// Closes idle connections once they pass the idle timeout, waking when the oldest one
+    /// does; ends when none are idle, or when the pool is dropped.
+    fn spawn_reaper(self: &Arc<Self>, first_expiry: Instant) {
         let pool: Weak<Pool> = Arc::downgrade(self);
-        let every = self.config.idle_timeout.max(Duration::from_millis(10));
         let spawned = tokio::runtime::Handle::try_current().map(|rt| {
             rt.spawn(async move {
+                let mut at = first_expiry;
                 loop {
-                    tokio::time::sleep(every).await;
+                    tokio::time::sleep_until(at).await;
                     let Some(pool) = pool.upgrade() else { return };
-                    if !pool.reap(Instant::now()) {
-                        return;
+                    match pool.reap(Instant::now()) {
+                        Some(next) => at = next,
+                        None => return,
                     }
                 }
             })
@@ -381,27 +450,41 @@ impl Pool {
         }
     }
 
-    /// Drops expired idle connections; `false` (and the reaper stops) when none are left idle.
-    fn reap(&self, now: Instant) -> bool {
+    /// Drops expired idle connections (and shared HTTP/2 ones no call took within the idle
+    /// timeout); returns when the oldest one left expires, or `None` (and the reaper stops) when
+    /// none are left.
+    fn reap(&self, now: Instant) -> Option<Instant> {
+        let timeout = self.config.idle_timeout;
         let mut hosts = self.hosts();
         hosts.retain_mut(|(_, host)| {
-            host.drop_expired(now, self.config.idle_timeout);
-            if host.h2.as_ref().is_some_and(|h2| h2.is_closed()) {
+            host.drop_expired(now, timeout);
+            let expired =
+                |h2: &Shared| h2.tx.is_closed() || now.saturating_duration_since(h2.used) >= timeout;
+            if host.h2.as_ref().is_some_and(expired) {
                 host.h2 = None;
             }
             !host.idle.is_empty() || host.h2.is_some()
         });
-        let any_idle = hosts.iter().any(|(_, h)| !h.idle.is_empty());
-        if !any_idle {
+        let oldest = hosts
+            .iter()
+            .flat_map(|(_, h)| {
+                h.idle.front().map(|i| i.since).into_iter().chain(h.h2.as_ref().map(|h2| h2.used))
+            })
+            .min();
+        if oldest.is_none() {
             self.reaping.store(false, Ordering::Release);
         }
-        any_idle
+        // At least a millisecond ahead, so a zero timeout cannot spin.
+        oldest.map(|since| (since + timeout).max(now + Duration::from_millis(1)))
     }
 
-    /// Idle HTTP/1 connections, all hosts together.
-    #[cfg(test)]
+    /// Open idle HTTP/1 connections and open shared HTTP/2 ones, all hosts together.
     pub(crate) fn idle_count(&self) -> usize {
-        self.hosts().iter().map(|(_, h)| h.idle.len()).sum()
+        let open_h2 = |h: &Host| usize::from(h.h2.as_ref().is_some_and(|h2| !h2.tx.is_closed()));
+        self.hosts()
+            .iter()
+            .map(|(_, h)| h.idle.iter().filter(|i| !i.tx.is_closed()).count() + open_h2(h))
+            .sum()
     }
 }
 
@@ -430,7 +513,14 @@ impl Host {
             _ => HeaderValue::from_str(host),
         };
         let host_header = value.map_err(|e| transport(TransportErrorKind::Other, e))?;
-        Ok(Host { idle: VecDeque::new(), h2: None, host_header })
+        Ok(Host {
+            idle: VecDeque::new(),
+            h2: None,
+            host_header,
+            h2_expected: false,
+            connected: false,
+            connecting: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// The most recently returned idle connection still open and within the idle timeout.

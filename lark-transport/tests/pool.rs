@@ -1,0 +1,245 @@
+//! `HttpClient`'s connection pool against lark-testkit, counted at the server: connections are
+//! reused, given back when a streamed reply ends and not when it is cut short, replaced when
+//! the server closed them, closed after the idle timeout; HTTP/2 (h2c, and over TLS by ALPN) is
+//! one shared connection; TLS trusts only the roots it is given.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lark_testkit::{FakePlatform, FakePlatformConfig};
+use lark_transport::{Body, HttpClient};
+use lark_types::{LarkError, TransportErrorKind};
+use tower::ServiceExt;
+
+const ECHO: &str = "/open-apis/testkit/echo/pool";
+
+fn get(url: String) -> http::Request<Body> {
+    http::Request::get(url).body(Body::empty()).unwrap()
+}
+
+/// One call; the reply's body read whole. Returns the status and the HTTP version.
+async fn call(http: &HttpClient, req: http::Request<Body>) -> (http::StatusCode, http::Version) {
+    let resp = http.clone().oneshot(req).await.unwrap();
+    let (status, version) = (resp.status(), resp.version());
+    resp.into_body().collect_limited(usize::MAX).await.unwrap();
+    (status, version)
+}
+
+async fn echo(http: &HttpClient, p: &FakePlatform) -> http::Version {
+    let (status, version) = call(http, get(format!("{}{ECHO}", p.base_url()))).await;
+    assert_eq!(status, 200);
+    version
+}
+
+/// A tenant token from the fake platform, as an `Authorization` value.
+async fn bearer(http: &HttpClient, p: &FakePlatform) -> String {
+    let body = serde_json::json!({"app_id": p.app_id(), "app_secret": p.app_secret()}).to_string();
+    let req = http::Request::post(format!("{}/open-apis/auth/v3/tenant_access_token/internal", p.base_url()))
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = http.clone().oneshot(req).await.unwrap();
+    let bytes = resp.into_body().collect_limited(usize::MAX).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    format!("Bearer {}", v["tenant_access_token"].as_str().unwrap())
+}
+
+fn download(p: &FakePlatform, auth: &str, size: usize) -> http::Request<Body> {
+    http::Request::get(format!("{}/open-apis/im/v1/files/size_{size}", p.base_url()))
+        .header("authorization", auth)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Waits (yielding, at most 5 s) until the client has seen its idle connections close.
+async fn until_no_idle(http: &HttpClient) {
+    let waited = tokio::time::timeout(Duration::from_secs(5), async {
+        while http.idle_connections() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the client never saw its idle connections close");
+}
+
+#[tokio::test]
+async fn sequential_calls_share_one_connection() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::new().unwrap();
+    for _ in 0..20 {
+        assert_eq!(echo(&http, &p).await, http::Version::HTTP_11);
+    }
+    assert_eq!(p.connections(), 1);
+    assert_eq!(p.total_requests(), 20);
+    assert_eq!(http.idle_connections(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_calls_open_a_connection_each_then_reuse_them() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::new().unwrap();
+    let round = || futures_util::future::join_all((0..8).map(|_| echo(&http, &p)));
+    round().await;
+    let after_first = p.connections();
+    assert!((1..=8).contains(&after_first), "{after_first} connections for 8 calls");
+    round().await;
+    round().await;
+    assert_eq!(p.connections(), after_first, "later rounds opened connections");
+    assert_eq!(p.total_requests(), 24);
+}
+
+#[tokio::test]
+async fn a_streamed_reply_read_to_its_end_gives_its_connection_back() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::new().unwrap();
+    let auth = bearer(&http, &p).await;
+    let resp = http.clone().oneshot(download(&p, &auth, 300_000)).await.unwrap();
+    let mut stream = std::pin::pin!(resp.into_body().into_data_stream());
+    let mut total = 0;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, 300_000);
+    assert_eq!(http.idle_connections(), 1);
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_reply_dropped_halfway_does_not_reuse_its_connection() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::new().unwrap();
+    let auth = bearer(&http, &p).await;
+    let resp = http.clone().oneshot(download(&p, &auth, 5_000_000)).await.unwrap();
+    let mut stream = Box::pin(resp.into_body().into_data_stream());
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(!first.is_empty() && first.len() < 5_000_000);
+    drop(stream);
+    assert_eq!(http.idle_connections(), 0);
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 2);
+}
+
+#[tokio::test]
+async fn connections_the_server_closed_are_replaced_and_the_request_is_sent_once() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::new().unwrap();
+    echo(&http, &p).await;
+    p.close_connections();
+    until_no_idle(&http).await;
+    let req = http::Request::post(format!("{}{ECHO}", p.base_url())).body(Body::from("once")).unwrap();
+    assert_eq!(call(&http, req).await.0, 200);
+    assert_eq!(p.connections(), 2);
+    assert_eq!(p.total_requests(), 2);
+    let posts = p.requests().iter().filter(|r| r.method == http::Method::POST).count();
+    assert_eq!(posts, 1);
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::builder().pool_idle_timeout(Duration::from_secs(5)).build().unwrap();
+    echo(&http, &p).await;
+    assert_eq!(http.idle_connections(), 1);
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(http.idle_connections(), 1, "closed before the idle timeout");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    until_no_idle(&http).await;
+    tokio::time::resume();
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 2);
+}
+
+#[tokio::test]
+async fn an_unused_http2_connection_closes_after_the_idle_timeout() {
+    let p = FakePlatform::start().await;
+    let http =
+        HttpClient::builder().http2_only(true).pool_idle_timeout(Duration::from_secs(5)).build().unwrap();
+    echo(&http, &p).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(3)).await;
+    // No I/O while the clock is paused: it could jump to a timer while a reply is on its way.
+    tokio::time::resume();
+    echo(&http, &p).await; // taking it counts as use
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(http.idle_connections(), 1, "closed though used within the idle timeout");
+    tokio::time::advance(Duration::from_secs(3)).await;
+    until_no_idle(&http).await;
+    tokio::time::resume();
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 2);
+}
+
+#[tokio::test]
+async fn with_no_idle_connections_allowed_every_call_connects() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::builder().pool_max_idle_per_host(0).build().unwrap();
+    for _ in 0..3 {
+        echo(&http, &p).await;
+    }
+    assert_eq!(p.connections(), 3);
+    assert_eq!(http.idle_connections(), 0);
+}
+
+#[tokio::test]
+async fn http2_only_shares_one_connection_among_concurrent_calls() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::builder().http2_only(true).build().unwrap();
+    for _ in 0..2 {
+        let versions = futures_util::future::join_all((0..16).map(|_| echo(&http, &p))).await;
+        assert!(versions.iter().all(|v| *v == http::Version::HTTP_2), "{versions:?}");
+    }
+    assert_eq!(p.connections(), 1);
+    assert_eq!(p.total_requests(), 32);
+    assert_eq!(http.idle_connections(), 1);
+
+    p.close_connections();
+    until_no_idle(&http).await;
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 2);
+}
+
+async fn tls_platform() -> FakePlatform {
+    FakePlatform::start_with(FakePlatformConfig { tls: true, ..FakePlatformConfig::default() }).await
+}
+
+#[tokio::test]
+async fn https_negotiates_http2_by_alpn_and_shares_the_connection() {
+    let p = tls_platform().await;
+    assert!(p.base_url().starts_with("https://"));
+    let ca = p.ca_certificate_der().unwrap().to_vec();
+    let http = HttpClient::builder().add_root_certificate_der(ca).build().unwrap();
+    for _ in 0..2 {
+        let versions = futures_util::future::join_all((0..16).map(|_| echo(&http, &p))).await;
+        assert!(versions.iter().all(|v| *v == http::Version::HTTP_2), "{versions:?}");
+    }
+    assert_eq!(p.connections(), 1, "the first burst waited for one TLS connect");
+    assert_eq!(p.total_requests(), 32);
+
+    // Uploads and streamed downloads over the same connection.
+    let auth = bearer(&http, &p).await;
+    let resp = http.clone().oneshot(download(&p, &auth, 200_000)).await.unwrap();
+    assert_eq!(resp.into_body().collect_limited(usize::MAX).await.unwrap().len(), 200_000);
+    assert_eq!(p.connections(), 1);
+}
+
+#[tokio::test]
+async fn https_to_a_server_signed_by_an_unknown_authority_is_a_connect_error() {
+    let p = tls_platform().await;
+    let http = HttpClient::new().unwrap();
+    let e = http.clone().oneshot(get(format!("{}{ECHO}", p.base_url()))).await.unwrap_err();
+    match e.downcast_ref::<LarkError>() {
+        Some(LarkError::Transport(t)) => assert_eq!(t.kind(), TransportErrorKind::Connect, "{t:?}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert_eq!(p.total_requests(), 0);
+}
+
+#[test]
+fn a_root_certificate_that_is_not_one_is_a_config_error() {
+    let e =
+        HttpClient::builder().add_root_certificate_der(b"not a certificate".to_vec()).build().unwrap_err();
+    assert!(matches!(e, LarkError::Config(_)), "{e:?}");
+}
