@@ -39,6 +39,7 @@ pub struct ClientBuilder {
     default_headers: HeaderMap,
     helpdesk: Option<HelpdeskCredentials>,
     http: Option<HttpService>,
+    http_client: Option<HttpClient>,
     refresh_margin: Option<Duration>,
     clock: Option<Arc<dyn Clock>>,
     json_limit: usize,
@@ -135,6 +136,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses this [`HttpClient`] at the bottom of the stack instead of a default one: for
+    /// HTTP/2 only, an extra root certificate, other pool settings, or one pool shared by
+    /// several clients. Its own JSON limit applies to the replies it reads. Setting both this
+    /// and [`http_service`](Self::http_service) is a `ConfigError`.
+    pub fn http_client(mut self, http: HttpClient) -> Self {
+        self.http_client = Some(http);
+        self
+    }
+
     /// Refresh tokens this long before they expire (default 3 min).
     pub fn token_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = Some(margin);
@@ -182,10 +192,18 @@ impl ClientBuilder {
         };
         let token_manager = TokenManager::builder(self.app_id, self.app_secret);
         let parts = (token_manager, self.app_type, base_url.as_str(), store, self.refresh_margin, self.clock);
-        let (tokens, stack) = match self.http {
-            Some(custom) => build_stack(custom, &settings, parts).map(|(t, s)| (t, Stacks::Custom(s)))?,
-            None => {
-                let http = HttpClient::builder().json_limit(self.json_limit).build()?;
+        let (tokens, stack) = match (self.http, self.http_client) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("set either http_service or http_client, not both").into());
+            }
+            (Some(custom), None) => {
+                build_stack(custom, &settings, parts).map(|(t, s)| (t, Stacks::Custom(s)))?
+            }
+            (None, given) => {
+                let http = match given {
+                    Some(http) => http,
+                    None => HttpClient::builder().json_limit(self.json_limit).build()?,
+                };
                 build_stack(http, &settings, parts).map(|(t, s)| (t, Stacks::Builtin(s)))?
             }
         };
@@ -344,6 +362,7 @@ impl Client {
             default_headers: HeaderMap::new(),
             helpdesk: None,
             http: None,
+            http_client: None,
             refresh_margin: None,
             clock: None,
             json_limit: DEFAULT_JSON_LIMIT,

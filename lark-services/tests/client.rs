@@ -521,4 +521,38 @@ fn builder_rejects_bad_configuration() {
         Client::builder("cli_1", "s").timeout(Duration::ZERO).build(),
         Err(LarkError::Config(_))
     ));
+    let http = lark_transport::HttpClient::new().unwrap();
+    let both = Client::builder("cli_1", "s")
+        .http_client(http.clone())
+        .http_service(tower::util::BoxCloneSyncService::new(http))
+        .build();
+    assert!(matches!(both, Err(LarkError::Config(_))));
+}
+
+#[tokio::test]
+async fn over_https_calls_token_fetches_and_uploads_share_one_http2_connection() {
+    let p = FakePlatform::start_with(FakePlatformConfig { tls: true, ..FakePlatformConfig::default() }).await;
+    let ca = p.ca_certificate_der().unwrap().to_vec();
+    let http = lark_transport::HttpClient::builder().add_root_certificate_der(ca).build().unwrap();
+    let c = builder(&p).http_client(http).build().unwrap();
+    let ids: Vec<String> = (1..=8).map(|i| format!("ou_{i}")).collect();
+    let users = futures_util::future::join_all(ids.iter().map(|id| get_user(&c, id))).await;
+    assert!(users.iter().all(Result::is_ok), "{users:?}");
+    let sent = c
+        .post("/open-apis/im/v1/messages")
+        .query("receive_id_type", "open_id")
+        .json(&json!({"receive_id": "ou_1", "msg_type": "text", "content": "{\"text\":\"hi\"}"}))
+        .send_json()
+        .await
+        .unwrap();
+    assert!(sent["message_id"].as_str().unwrap().starts_with("om_"));
+    let image = vec![7u8; 100_000];
+    c.post("/open-apis/im/v1/images")
+        .multipart(Multipart::new().text("image_type", "message").file("image", "a.png", image.clone()))
+        .send_json()
+        .await
+        .unwrap();
+    assert_eq!(p.uploads()[0].files[0].data.len(), image.len());
+    assert_eq!(p.hits(Endpoint::TenantAccessTokenInternal), 1);
+    assert_eq!(p.connections(), 1);
 }
