@@ -121,6 +121,9 @@ pub struct FakePlatformConfig {
     /// [`FakePlatform::ca_certificate_der`]), `h2` and `http/1.1` offered by ALPN. Default
     /// `false`.
     pub tls: bool,
+    /// Speak only HTTP/1.1: no h2c, and only `http/1.1` offered by ALPN under TLS. Default
+    /// `false`.
+    pub http1_only: bool,
 }
 
 impl Default for FakePlatformConfig {
@@ -131,6 +134,7 @@ impl Default for FakePlatformConfig {
             token_ttl: Duration::from_secs(7200),
             user_count: 25,
             tls: false,
+            http1_only: false,
         }
     }
 }
@@ -143,6 +147,7 @@ impl fmt::Debug for FakePlatformConfig {
             .field("token_ttl", &self.token_ttl)
             .field("user_count", &self.user_count)
             .field("tls", &self.tls)
+            .field("http1_only", &self.http1_only)
             .finish()
     }
 }
@@ -209,7 +214,7 @@ impl FakePlatform {
     /// Panics when called outside a tokio runtime.
     pub async fn bind(addr: SocketAddr, config: FakePlatformConfig) -> std::io::Result<FakePlatform> {
         let tls = match config.tls {
-            true => Some(tls::make().map_err(std::io::Error::other)?),
+            true => Some(tls::make(config.http1_only).map_err(std::io::Error::other)?),
             false => None,
         };
         let listener = TcpListener::bind(addr).await?;
@@ -221,7 +226,7 @@ impl FakePlatform {
             Some(t) => (Some(t.acceptor), Some(t.ca_der)),
             None => (None, None),
         };
-        tokio::spawn(server::serve(listener, state.clone(), acceptor, shutdown_rx));
+        tokio::spawn(server::serve(listener, state.clone(), acceptor, config.http1_only, shutdown_rx));
         Ok(FakePlatform { inner: Arc::new(Inner { state, addr, shutdown, ca_der }) })
     }
 

@@ -44,9 +44,14 @@ pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    http1_only: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if http1_only {
+        builder = builder.http1_only();
+    }
+    let builder = Arc::new(builder);
     loop {
         if *shutdown.borrow_and_update() {
             break;

@@ -13,8 +13,9 @@ pub(crate) struct Tls {
     pub(crate) ca_der: Vec<u8>,
 }
 
-/// Makes a CA and a server certificate, and the acceptor serving it.
-pub(crate) fn make() -> Result<Tls, String> {
+/// Makes a CA and a server certificate, and the acceptor serving it (offering `h2` too unless
+/// `http1_only`).
+pub(crate) fn make(http1_only: bool) -> Result<Tls, String> {
     let err = |e: &dyn std::fmt::Display| format!("lark-testkit TLS setup: {e}");
     let ca_key = KeyPair::generate().map_err(|e| err(&e))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
@@ -38,6 +39,9 @@ pub(crate) fn make() -> Result<Tls, String> {
         .with_no_client_auth()
         .with_single_cert(chain, private)
         .map_err(|e| err(&e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = match http1_only {
+        true => vec![b"http/1.1".to_vec()],
+        false => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
     Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_der: ca_cert.der().to_vec() })
 }

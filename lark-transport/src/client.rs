@@ -19,7 +19,7 @@ use crate::reply::{body_error, is_json, tagged, DEFAULT_JSON_LIMIT};
 use crate::Body;
 
 /// Settings of an [`HttpClient`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClientBuilder {
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
@@ -28,6 +28,20 @@ pub struct HttpClientBuilder {
     tcp_nodelay: bool,
     http2_only: bool,
     root_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HttpClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClientBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("json_limit", &self.json_limit)
+            .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("http2_only", &self.http2_only)
+            .field("root_certificates", &self.root_certificates.len())
+            .finish()
+    }
 }
 
 impl Default for HttpClientBuilder {
@@ -45,7 +59,7 @@ impl Default for HttpClientBuilder {
 }
 
 impl HttpClientBuilder {
-    /// Time allowed to open a TCP connection (default 10 s).
+    /// Time allowed to open a connection: TCP, TLS and the HTTP/2 handshake (default 10 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
@@ -103,6 +117,7 @@ impl HttpClientBuilder {
             idle_timeout: self.pool_idle_timeout,
             max_idle_per_host: self.pool_max_idle_per_host,
             http2_only: self.http2_only,
+            connect_timeout: self.connect_timeout,
         };
         Ok(HttpClient { pool: Pool::new(https, config), json_limit: self.json_limit })
     }

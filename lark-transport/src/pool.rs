@@ -8,11 +8,13 @@
 //! lock to take a connection, one to return it, and no task. On the loopback benchmark that is
 //! about 4 µs of client CPU per call (a fifth of a bare hyper-util call).
 //!
-//! Behaviour kept from hyper-util: connections are reused last-in first-out; a request that a
-//! reused connection closed before sending is sent again on another one (it was not sent, so
-//! this is safe for any method); HTTPS negotiates HTTP/2 by ALPN, and an HTTP/2 connection is
-//! shared by all calls to its host; idle connections are dropped after the idle timeout (by a
-//! reaper task that runs only while some are idle) and beyond the per-host idle limit.
+//! Behaviour kept from hyper-util: connections are reused last-in first-out, and only once ready
+//! for their next request; a request that a reused connection closed before sending is sent
+//! again on another one (it was not sent, so this is safe for any method); HTTPS negotiates
+//! HTTP/2 by ALPN, and an HTTP/2 connection is shared by all calls to its host; a connect
+//! finishes (and its connection is pooled) even when the call that started it gave up; idle
+//! connections are dropped after the idle timeout (by a reaper task that runs only while some
+//! are idle) and beyond the per-host idle limit.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -45,6 +47,8 @@ pub(crate) struct PoolConfig {
     pub(crate) max_idle_per_host: usize,
     /// Every connection speaks HTTP/2 (prior knowledge on `http`, ALPN `h2` only on `https`).
     pub(crate) http2_only: bool,
+    /// Time allowed for a whole connect: TCP, TLS and the HTTP handshake.
+    pub(crate) connect_timeout: Duration,
 }
 
 /// Connections by scheme and authority.
@@ -67,8 +71,8 @@ impl Key {
     /// The key of an absolute `http` or `https` URI.
     fn of(uri: &Uri) -> Result<Key, LarkError> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            let e = format!("request URI `{uri}` has no scheme or host");
-            return Err(transport(TransportErrorKind::Other, e));
+            // The URI itself is left out: its query may carry something private.
+            return Err(transport(TransportErrorKind::Other, "request URI has no scheme or host"));
         };
         if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
             let e = format!("unsupported URI scheme `{scheme}`");
@@ -82,21 +86,25 @@ impl Key {
 pub(crate) type SendFuture =
     Pin<Box<dyn Future<Output = Result<(Response<Incoming>, Lease), LarkError>> + Send>>;
 
+type ConnectLock = Arc<tokio::sync::Mutex<()>>;
+
 struct Host {
-    /// Idle HTTP/1 connections, oldest first.
+    /// Idle HTTP/1 connections, oldest first, each ready for a request.
     idle: VecDeque<Idle>,
     /// The HTTP/2 connection shared by every call to this host, once one was negotiated.
     h2: Option<Shared>,
     /// The `Host` header of HTTP/1 requests: the authority without user info, the port only
     /// when it is not the scheme's default.
     host_header: HeaderValue,
-    /// Whether this host speaks HTTP/2 (configured, or negotiated before): calls that find no
-    /// open connection then wait for one connect instead of each opening their own.
+    /// Whether this host speaks HTTP/2 (negotiated before): calls that find no open connection
+    /// then wait for one connect instead of each opening their own.
     h2_expected: bool,
-    /// Whether a connection to this host was ever made (its protocol is known).
-    connected: bool,
-    /// Held while connecting, when connects are made one at a time.
-    connecting: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the call connecting to a host that speaks HTTP/2.
+    connecting: ConnectLock,
+    /// Connect attempts finished, and the error of the last one if it failed: a call that waited
+    /// for another's connect fails with its error rather than trying again at once.
+    connects: u64,
+    last_connect_error: Option<Arc<str>>,
 }
 
 /// A host's shared HTTP/2 connection and when a call last took it (it is closed after the idle
@@ -115,8 +123,10 @@ struct Idle {
 struct Taken {
     sender: Option<Sender>,
     host_header: HeaderValue,
-    /// Whether new connections to the host are made one at a time (see [`Pool::checkout`]).
-    one_connect_at_a_time: bool,
+    /// The host's connect lock when connects to it are made one at a time (it speaks HTTP/2).
+    one_at_a_time: Option<ConnectLock>,
+    connects: u64,
+    last_connect_error: Option<Arc<str>>,
 }
 
 enum Sender {
@@ -151,6 +161,13 @@ fn transport(kind: TransportErrorKind, e: impl Into<lark_types::BoxError>) -> La
     LarkError::Transport(TransportError::new(kind, e))
 }
 
+/// `t + d`, or about thirty years on when that does not fit (a timeout of `Duration::MAX` means
+/// "never").
+fn after(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
+}
+
 impl Pool {
     pub(crate) fn new(connector: Connector, config: PoolConfig) -> Arc<Pool> {
         Arc::new(Pool { connector, config, hosts: Mutex::new(Vec::new()), reaping: AtomicBool::new(false) })
@@ -165,9 +182,9 @@ impl Pool {
     /// Sends `req` (an absolute URI) on a pooled or new connection; the future gives the
     /// reply's head, with the lease of the connection its body arrives on.
     ///
-    /// The common case, an idle HTTP/1 connection ready for its next request, hands the request
-    /// to it right away, and the future only waits for the reply; anything else (waiting for a
-    /// connection to be ready, HTTP/2, connecting, sending again) is a second, boxed future.
+    /// The common case, an idle HTTP/1 connection, hands the request to it right away, and the
+    /// future only waits for the reply; anything else (HTTP/2, connecting, sending again) is a
+    /// second, boxed future.
     pub(crate) fn send(self: &Arc<Self>, mut req: Request<Body>) -> SendFuture {
         let key = match Key::of(req.uri()) {
             Ok(key) => key,
@@ -182,7 +199,7 @@ impl Pool {
                 Box::pin(async move {
                     match sent.await {
                         Ok(resp) => Ok((resp, pool.lease(key, tx))),
-                        Err(e) => pool.send_again(key, e, uri, true).await,
+                        Err(e) => pool.send_again(key, e, uri).await,
                     }
                 })
             }
@@ -191,22 +208,21 @@ impl Pool {
         }
     }
 
-    /// After a failed send: a request the connection closed before it went out is sent again
-    /// (on another connection) when the connection was a reused one; anything else is an error.
+    /// After a failed send on a reused connection: a request the connection closed before it
+    /// went out is sent again on another connection; anything else is an error.
     async fn send_again(
         self: Arc<Self>,
         key: Key,
         mut e: hyper::client::conn::TrySendError<Request<Body>>,
         uri: Uri,
-        reused: bool,
     ) -> Result<(Response<Incoming>, Lease), LarkError> {
         match e.take_message() {
-            Some(mut req) if reused => {
+            Some(mut req) => {
                 tracing::debug!(target: "lark::transport", "pooled connection closed before sending; trying another");
                 *req.uri_mut() = uri;
                 Box::pin(self.send_slow(key, req, None)).await
             }
-            _ => Err(send_error(e.into_error())),
+            None => Err(send_error(e.into_error())),
         }
     }
 
@@ -215,10 +231,10 @@ impl Pool {
         Lease { back: (self.config.max_idle_per_host > 0).then(|| (self, key, tx)) }
     }
 
-    /// The general path: `first` (a connection taken from the pool, not yet ready) or the next
-    /// one the pool has, or a new one; a request a reused connection closed before sending is
-    /// sent again on another (the loop is bounded: each turn consumes a pooled connection, and
-    /// a new connection is not retried).
+    /// The general path: `first` (a connection taken from the pool) or the next one the pool
+    /// has, or a new one; a request a reused connection closed before sending is sent again on
+    /// another (the loop is bounded: each turn consumes a pooled connection, and a request that
+    /// fails on a new connection is not sent again).
     async fn send_slow(
         self: Arc<Self>,
         key: Key,
@@ -249,7 +265,7 @@ impl Pool {
                         Ok(resp) => return Ok((resp, Lease { back: None })),
                         Err(e) => {
                             if tx.is_closed() {
-                                self.forget_h2(&key, &tx);
+                                self.forget_h2(&key);
                             }
                             e
                         }
@@ -270,44 +286,39 @@ impl Pool {
 
     /// A ready connection to `key`: an idle or shared one (`true`: reused), or a new one.
     ///
-    /// Connects to a host that speaks HTTP/2, or to an `https` host not yet connected to (whose
-    /// protocol ALPN will tell), are made one at a time: the calls that find no connection wait
-    /// for the connect in progress and then share its HTTP/2 connection. Once a host is known to
-    /// speak HTTP/1.1, its calls connect side by side.
+    /// Connects to a host known to speak HTTP/2 are made one at a time: the calls that find no
+    /// connection wait for the connect in progress, then share its connection, or fail with its
+    /// error. Other hosts get a connect per call that finds no idle connection, side by side.
     async fn checkout(self: &Arc<Self>, key: &Key) -> Result<(Sender, bool), LarkError> {
-        let mut connect_guard = None;
+        // The connect lock once held, and the connect count seen before waiting for it.
+        let mut waited: Option<(tokio::sync::OwnedMutexGuard<()>, u64)> = None;
         loop {
-            let Taken { sender, one_connect_at_a_time, .. } = self.take(key)?;
-            match sender {
-                // An HTTP/1 connection is ready once its previous reply has been taken up by
-                // its connection task; closed, it is dropped and the next one is tried (the
-                // loop ends: each turn takes one connection out of the pool).
-                Some(Sender::H1(mut tx)) => {
-                    if tx.is_ready() || tx.ready().await.is_ok() {
+            let taken = self.take(key)?;
+            match (taken.sender, taken.one_at_a_time) {
+                // Idle connections are ready; one that closed meanwhile is dropped and the
+                // next one is tried (the loop ends: each turn takes one out of the pool).
+                (Some(Sender::H1(mut tx)), _) => {
+                    if tx.ready().await.is_ok() {
                         return Ok((Sender::H1(tx), true));
                     }
                 }
-                Some(h2) => return Ok((h2, true)),
-                None if one_connect_at_a_time && connect_guard.is_none() => {
-                    let lock = self.connecting_lock(key)?;
-                    connect_guard = Some(lock.lock_owned().await);
+                (Some(h2), _) => return Ok((h2, true)),
+                (None, Some(lock)) if waited.is_none() => {
+                    waited = Some((lock.lock_owned().await, taken.connects));
                 }
-                None => {
-                    if !one_connect_at_a_time {
-                        connect_guard = None;
+                (None, _) => {
+                    if let (Some((_, seen)), Some(error)) = (&waited, &taken.last_connect_error) {
+                        if *seen != taken.connects {
+                            let e = format!("connecting to the host failed just now: {error}");
+                            return Err(transport(TransportErrorKind::Connect, e));
+                        }
                     }
-                    // Boxed: connecting is rare, and its state is large (TLS, handshakes);
-                    // inline, every call's future would carry it.
-                    let sender = Box::pin(self.connect(key)).await?;
-                    drop(connect_guard);
+                    let sender = self.connect(key).await?;
+                    drop(waited);
                     return Ok((sender, false));
                 }
             }
         }
-    }
-
-    fn connecting_lock(&self, key: &Key) -> Result<Arc<tokio::sync::Mutex<()>>, LarkError> {
-        Ok(host_of(&mut self.hosts(), key)?.connecting.clone())
     }
 
     /// The `Host` header of HTTP/1 requests to `key`.
@@ -315,38 +326,68 @@ impl Pool {
         Ok(host_of(&mut self.hosts(), key)?.host_header.clone())
     }
 
-    /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one;
-    /// and whether the host speaks HTTP/2.
+    /// Takes an idle HTTP/1 connection or a clone of the shared HTTP/2 one, if there is one.
     fn take(&self, key: &Key) -> Result<Taken, LarkError> {
+        let timeout = self.config.idle_timeout;
         let mut hosts = self.hosts();
         let host = host_of(&mut hosts, key)?;
         let found = match &mut host.h2 {
-            Some(h2) if !h2.tx.is_closed() => {
-                h2.used = Instant::now();
-                Some(Sender::H2(h2.tx.clone()))
+            Some(h2) => {
+                let now = Instant::now();
+                if h2.tx.is_closed() || now.saturating_duration_since(h2.used) >= timeout {
+                    host.h2 = None;
+                    None
+                } else {
+                    h2.used = now;
+                    Some(Sender::H2(h2.tx.clone()))
+                }
             }
-            Some(_) => {
-                host.h2 = None;
-                None
-            }
-            None => host.take_idle(self.config.idle_timeout).map(Sender::H1),
+            None => host.take_idle(timeout).map(Sender::H1),
         };
-        let h2_expected = host.h2_expected || self.config.http2_only;
+        let h2 = host.h2_expected || self.config.http2_only;
         Ok(Taken {
             sender: found,
             host_header: host.host_header.clone(),
-            one_connect_at_a_time: h2_expected || (key.scheme == Scheme::HTTPS && !host.connected),
+            one_at_a_time: h2.then(|| host.connecting.clone()),
+            connects: host.connects,
+            last_connect_error: host.last_connect_error.clone(),
         })
     }
 
-    /// Opens a connection to `key`, HTTP/2 when TLS negotiated it.
+    /// Connects to `key` within the connect timeout. The connect runs as a task of its own, so
+    /// a call that gives up (its timeout, or its caller dropping it) does not waste it: the
+    /// connection goes to the pool.
     async fn connect(self: &Arc<Self>, key: &Key) -> Result<Sender, LarkError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (pool, key) = (self.clone(), key.clone());
+        tokio::spawn(async move {
+            let limit = pool.config.connect_timeout;
+            let opened = match tokio::time::timeout(limit, pool.open(&key)).await {
+                Ok(opened) => opened,
+                Err(_) => Err(transport(
+                    TransportErrorKind::Connect,
+                    format!("connecting (TCP, TLS and HTTP handshakes) took longer than {limit:?}"),
+                )),
+            };
+            pool.record_connect(&key, &opened);
+            if let Err(Ok(Sender::H1(unclaimed))) = tx.send(opened) {
+                pool.put_back(key, unclaimed);
+            }
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(transport(TransportErrorKind::Connect, "the connect task ended unfinished"))
+        })
+    }
+
+    /// Opens a connection to `key`, HTTP/2 when configured or negotiated by ALPN.
+    async fn open(&self, key: &Key) -> Result<Sender, LarkError> {
+        let connect_error = |e: &dyn std::fmt::Display| transport(TransportErrorKind::Connect, e.to_string());
         let dst = Uri::builder()
             .scheme(key.scheme.clone())
             .authority(key.authority.clone())
             .path_and_query("/")
             .build()
-            .map_err(|e| transport(TransportErrorKind::Connect, e))?;
+            .map_err(|e| connect_error(&e))?;
         let io = self
             .connector
             .clone()
@@ -366,21 +407,6 @@ impl Pool {
                 }
             });
             tx.ready().await.map_err(handshake_error)?;
-            let now = Instant::now();
-            let start_reaper = {
-                let mut hosts = self.hosts();
-                if let Some(host) = find(&mut hosts, key) {
-                    host.h2_expected = true;
-                    host.connected = true;
-                    if host.h2.as_ref().is_none_or(|h2| h2.tx.is_closed()) {
-                        host.h2 = Some(Shared { tx: tx.clone(), used: now });
-                    }
-                }
-                !self.reaping.swap(true, Ordering::AcqRel)
-            };
-            if start_reaper {
-                self.spawn_reaper(now + self.config.idle_timeout);
-            }
             Ok(Sender::H2(tx))
         } else {
             let (mut tx, conn) = http1::handshake(io).await.map_err(handshake_error)?;
@@ -390,27 +416,69 @@ impl Pool {
                 }
             });
             tx.ready().await.map_err(handshake_error)?;
-            if let Some(host) = find(&mut self.hosts(), key) {
-                host.connected = true;
-            }
             Ok(Sender::H1(tx))
         }
     }
 
-    /// Drops the shared HTTP/2 connection of `key` if it is `tx`'s (closed) connection.
-    fn forget_h2(&self, key: &Key, tx: &http2::SendRequest<Body>) {
-        let mut hosts = self.hosts();
-        if let Some(host) = find(&mut hosts, key) {
-            if host.h2.as_ref().is_some_and(|h2| h2.tx.is_closed()) && tx.is_closed() {
+    /// Notes a finished connect: its error for the calls that waited for it, or what the host
+    /// speaks; an HTTP/2 connection becomes the host's shared one.
+    fn record_connect(self: &Arc<Self>, key: &Key, opened: &Result<Sender, LarkError>) {
+        let now = Instant::now();
+        let start_reaper = {
+            let mut hosts = self.hosts();
+            let Ok(host) = host_of(&mut hosts, key) else { return };
+            host.connects += 1;
+            host.last_connect_error = opened.as_ref().err().map(|e| Arc::from(e.to_string()));
+            match opened {
+                Ok(Sender::H2(tx)) => {
+                    host.h2_expected = true;
+                    if host.h2.as_ref().is_none_or(|h2| h2.tx.is_closed()) {
+                        host.h2 = Some(Shared { tx: tx.clone(), used: now });
+                    }
+                    !self.reaping.swap(true, Ordering::AcqRel)
+                }
+                Ok(Sender::H1(_)) => {
+                    host.h2_expected = false;
+                    false
+                }
+                Err(_) => false,
+            }
+        };
+        if start_reaper {
+            self.spawn_reaper(after(now, self.config.idle_timeout));
+        }
+    }
+
+    /// Drops the shared HTTP/2 connection of `key` once it has closed.
+    fn forget_h2(&self, key: &Key) {
+        if let Some(host) = find(&mut self.hosts(), key) {
+            if host.h2.as_ref().is_some_and(|h2| h2.tx.is_closed()) {
                 host.h2 = None;
             }
         }
     }
 
-    fn put_back(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) {
+    /// Gives a connection whose reply has been read back to the pool. One not yet ready (its
+    /// request still going out: a reply can come before the request body has been sent whole)
+    /// is pooled once it is, by a task of its own, so no call waits on it; it is dropped if it
+    /// does not become ready within the idle timeout.
+    fn put_back(self: Arc<Self>, key: Key, mut tx: http1::SendRequest<Body>) {
         if tx.is_closed() {
             return;
         }
+        if tx.is_ready() {
+            return self.idle_now(key, tx);
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let limit = self.config.idle_timeout;
+        rt.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(limit, tx.ready()).await {
+                self.idle_now(key, tx);
+            }
+        });
+    }
+
+    fn idle_now(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) {
         let now = Instant::now();
         let start_reaper = {
             let mut hosts = self.hosts();
@@ -424,23 +492,28 @@ impl Pool {
             !self.reaping.swap(true, Ordering::AcqRel)
         };
         if start_reaper {
-            self.spawn_reaper(now + self.config.idle_timeout);
+            self.spawn_reaper(after(now, self.config.idle_timeout));
         }
     }
 
     /// Closes idle connections once they pass the idle timeout, waking when the oldest one
-    /// does; ends when none are idle, or when the pool is dropped.
+    /// does; ends when none are idle, or when the pool is dropped. If the task is dropped
+    /// unfinished (its runtime shut down), the next connection pooled starts a new one.
     fn spawn_reaper(self: &Arc<Self>, first_expiry: Instant) {
-        let pool: Weak<Pool> = Arc::downgrade(self);
+        let mut running = Reaping { pool: Arc::downgrade(self), armed: true };
         let spawned = tokio::runtime::Handle::try_current().map(|rt| {
             rt.spawn(async move {
                 let mut at = first_expiry;
                 loop {
                     tokio::time::sleep_until(at).await;
-                    let Some(pool) = pool.upgrade() else { return };
+                    let Some(pool) = running.pool.upgrade() else { return };
                     match pool.reap(Instant::now()) {
                         Some(next) => at = next,
-                        None => return,
+                        None => {
+                            // `reap` cleared the flag under the pool's lock.
+                            running.disarm();
+                            return;
+                        }
                     }
                 }
             })
@@ -463,7 +536,8 @@ impl Pool {
             if host.h2.as_ref().is_some_and(expired) {
                 host.h2 = None;
             }
-            !host.idle.is_empty() || host.h2.is_some()
+            // An entry goes when it holds nothing and no call is connecting or waiting on it.
+            !host.idle.is_empty() || host.h2.is_some() || Arc::strong_count(&host.connecting) > 1
         });
         let oldest = hosts
             .iter()
@@ -475,7 +549,7 @@ impl Pool {
             self.reaping.store(false, Ordering::Release);
         }
         // At least a millisecond ahead, so a zero timeout cannot spin.
-        oldest.map(|since| (since + timeout).max(now + Duration::from_millis(1)))
+        oldest.map(|since| after(since, timeout).max(now + Duration::from_millis(1)))
     }
 
     /// Open idle HTTP/1 connections and open shared HTTP/2 ones, all hosts together.
@@ -485,6 +559,26 @@ impl Pool {
             .iter()
             .map(|(_, h)| h.idle.iter().filter(|i| !i.tx.is_closed()).count() + open_h2(h))
             .sum()
+    }
+}
+
+/// Clears the pool's "reaper running" flag if the reaper task is dropped before it finishes.
+struct Reaping {
+    pool: Weak<Pool>,
+    armed: bool,
+}
+
+impl Reaping {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        if let (true, Some(pool)) = (self.armed, self.pool.upgrade()) {
+            pool.reaping.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -518,8 +612,9 @@ impl Host {
             h2: None,
             host_header,
             h2_expected: false,
-            connected: false,
             connecting: Arc::new(tokio::sync::Mutex::new(())),
+            connects: 0,
+            last_connect_error: None,
         })
     }
 

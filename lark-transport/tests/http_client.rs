@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
+use futures_util::StreamExt;
 use lark_transport::{Body, HttpClient, ReplyCode};
 use lark_types::{BoxError, LarkError, TransportErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,4 +124,57 @@ async fn a_reply_cut_short_is_a_body_error_with_the_log_id_and_no_panic_after() 
     })
     .await;
     assert_eq!(transport_kind(&again.unwrap_err()).map(|(k, _)| k), Some(TransportErrorKind::Io));
+}
+
+/// A server that answers every request with a 400 JSON reply as soon as it has the request's
+/// head, without reading its body, and keeps the connection open. Counts connections.
+async fn early_replier() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"code":1,"msg":"early"}"#;
+                let reply = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if sock.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Keep the connection open, reading nothing more.
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    (format!("http://{addr}/open-apis/x"), accepted)
+}
+
+#[tokio::test]
+async fn a_reply_that_comes_before_the_request_body_is_sent_does_not_hold_up_the_next_call() {
+    let (url, accepted) = early_replier().await;
+    let http = HttpClient::new().unwrap();
+    // One chunk, then a body that never ends: the connection stays busy sending it.
+    let stalled = futures_util::stream::iter([Ok::<_, BoxError>(bytes::Bytes::from_static(b"part"))])
+        .chain(futures_util::stream::pending());
+    let post = http::Request::post(url.as_str()).body(Body::from_stream(stalled)).unwrap();
+    let resp = http.clone().oneshot(post).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.extensions().get::<ReplyCode>(), Some(&ReplyCode(1)));
+    // The next call must not wait for that connection: it connects anew.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), http.clone().oneshot(get(&url))).await;
+    assert_eq!(next.expect("the next call waited on the busy connection").unwrap().status(), 400);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(http.idle_connections(), 1, "only the second connection is idle");
 }

@@ -51,11 +51,12 @@ fn download(p: &FakePlatform, auth: &str, size: usize) -> http::Request<Body> {
         .unwrap()
 }
 
-/// Waits (yielding, at most 5 s) until the client has seen its idle connections close.
+/// Waits (checking every millisecond, at most 5 s; with the clock paused, the clock moves on
+/// as it waits) until the client has seen its idle connections close.
 async fn until_no_idle(http: &HttpClient) {
     let waited = tokio::time::timeout(Duration::from_secs(5), async {
         while http.idle_connections() > 0 {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })
     .await;
@@ -80,11 +81,10 @@ async fn concurrent_calls_open_a_connection_each_then_reuse_them() {
     let http = HttpClient::new().unwrap();
     let round = || futures_util::future::join_all((0..8).map(|_| echo(&http, &p)));
     round().await;
-    let after_first = p.connections();
-    assert!((1..=8).contains(&after_first), "{after_first} connections for 8 calls");
+    assert_eq!(p.connections(), 8, "plain HTTP/1.1 calls connect side by side");
     round().await;
     round().await;
-    assert_eq!(p.connections(), after_first, "later rounds opened connections");
+    assert_eq!(p.connections(), 8, "later rounds opened connections");
     assert_eq!(p.total_requests(), 24);
 }
 
@@ -206,17 +206,93 @@ async fn tls_platform() -> FakePlatform {
 }
 
 #[tokio::test]
+async fn https_to_an_http1_server_pools_connections_like_plain_http() {
+    let config = FakePlatformConfig { tls: true, http1_only: true, ..FakePlatformConfig::default() };
+    let p = FakePlatform::start_with(config).await;
+    let ca = p.ca_certificate_der().unwrap().to_vec();
+    let http = HttpClient::builder().add_root_certificate_der(ca).build().unwrap();
+    for _ in 0..3 {
+        let versions = futures_util::future::join_all((0..8).map(|_| echo(&http, &p))).await;
+        assert!(versions.iter().all(|v| *v == http::Version::HTTP_11), "{versions:?}");
+    }
+    assert_eq!(p.connections(), 8);
+    assert_eq!(http.idle_connections(), 8);
+}
+
+#[tokio::test]
+async fn an_idle_timeout_of_duration_max_means_never() {
+    let p = FakePlatform::start().await;
+    let http = HttpClient::builder().pool_idle_timeout(Duration::MAX).build().unwrap();
+    echo(&http, &p).await;
+    echo(&http, &p).await;
+    assert_eq!(p.connections(), 1);
+    assert_eq!(http.idle_connections(), 1);
+}
+
+#[test]
+fn the_reaper_starts_again_after_its_runtime_is_gone() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let p = server.block_on(FakePlatform::start());
+    let http = HttpClient::builder().pool_idle_timeout(Duration::from_secs(5)).build().unwrap();
+    let current = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // The first runtime pools a connection and starts the reaper, then goes away with both.
+    current().block_on(echo(&http, &p));
+    current().block_on(async {
+        echo(&http, &p).await;
+        assert_eq!(p.connections(), 2, "the first runtime's connection died with it");
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        until_no_idle(&http).await;
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_connect_timeout_covers_the_tls_handshake() {
+    // Accepts TCP (the kernel does) but never answers the TLS hello.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}{ECHO}", silent.local_addr().unwrap());
+    let http = HttpClient::builder().connect_timeout(Duration::from_secs(3)).build().unwrap();
+    let e = http.clone().oneshot(get(url)).await.unwrap_err();
+    match e.downcast_ref::<LarkError>() {
+        Some(LarkError::Transport(t)) => {
+            assert_eq!(t.kind(), TransportErrorKind::Connect);
+            let cause = std::error::Error::source(t).map(ToString::to_string).unwrap_or_default();
+            assert!(cause.contains("took longer than 3s"), "{cause}");
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_waiting_for_a_failed_http2_connect_fail_with_it_instead_of_each_trying() {
+    // HTTP/2 only, to a server whose certificate the client does not trust: every connect fails.
+    let p = tls_platform().await;
+    let http = HttpClient::builder().http2_only(true).build().unwrap();
+    let url = format!("{}{ECHO}", p.base_url());
+    let calls = (0..8).map(|_| http.clone().oneshot(get(url.clone())));
+    let results = futures_util::future::join_all(calls).await;
+    for r in &results {
+        match r.as_ref().map_err(|e| e.downcast_ref::<LarkError>()) {
+            Err(Some(LarkError::Transport(t))) => assert_eq!(t.kind(), TransportErrorKind::Connect, "{t}"),
+            other => panic!("expected a connect error, got {other:?}"),
+        }
+    }
+    assert_eq!(p.connections(), 1, "one connect was tried, not one per call");
+}
+
+#[tokio::test]
 async fn https_negotiates_http2_by_alpn_and_shares_the_connection() {
     let p = tls_platform().await;
     assert!(p.base_url().starts_with("https://"));
     let ca = p.ca_certificate_der().unwrap().to_vec();
     let http = HttpClient::builder().add_root_certificate_der(ca).build().unwrap();
+    assert_eq!(echo(&http, &p).await, http::Version::HTTP_2);
     for _ in 0..2 {
         let versions = futures_util::future::join_all((0..16).map(|_| echo(&http, &p))).await;
         assert!(versions.iter().all(|v| *v == http::Version::HTTP_2), "{versions:?}");
     }
-    assert_eq!(p.connections(), 1, "the first burst waited for one TLS connect");
-    assert_eq!(p.total_requests(), 32);
+    assert_eq!(p.connections(), 1, "calls to an HTTP/2 host share its connection");
+    assert_eq!(p.total_requests(), 33);
 
     // Uploads and streamed downloads over the same connection.
     let auth = bearer(&http, &p).await;
