@@ -88,13 +88,22 @@ async fn concurrent_calls_open_a_connection_each_then_reuse_them() {
     assert_eq!(p.total_requests(), 24);
 }
 
-#[tokio::test]
-async fn a_streamed_reply_read_to_its_end_gives_its_connection_back() {
+type Chunks =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, lark_types::BoxError>> + Send>>;
+
+/// A fake platform, a client, and the stream of a `size`-byte download through it (after a
+/// token fetch on the same connection).
+async fn streamed_download(size: usize) -> (FakePlatform, HttpClient, Chunks) {
     let p = FakePlatform::start().await;
     let http = HttpClient::new().unwrap();
     let auth = bearer(&http, &p).await;
-    let resp = http.clone().oneshot(download(&p, &auth, 300_000)).await.unwrap();
-    let mut stream = std::pin::pin!(resp.into_body().into_data_stream());
+    let resp = http.clone().oneshot(download(&p, &auth, size)).await.unwrap();
+    (p, http, Box::pin(resp.into_body().into_data_stream()))
+}
+
+#[tokio::test]
+async fn a_streamed_reply_read_to_its_end_gives_its_connection_back() {
+    let (p, http, mut stream) = streamed_download(300_000).await;
     let mut total = 0;
     while let Some(chunk) = stream.next().await {
         total += chunk.unwrap().len();
@@ -107,11 +116,7 @@ async fn a_streamed_reply_read_to_its_end_gives_its_connection_back() {
 
 #[tokio::test]
 async fn a_streamed_reply_dropped_halfway_does_not_reuse_its_connection() {
-    let p = FakePlatform::start().await;
-    let http = HttpClient::new().unwrap();
-    let auth = bearer(&http, &p).await;
-    let resp = http.clone().oneshot(download(&p, &auth, 5_000_000)).await.unwrap();
-    let mut stream = Box::pin(resp.into_body().into_data_stream());
+    let (p, http, mut stream) = streamed_download(5_000_000).await;
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.is_empty() && first.len() < 5_000_000);
     drop(stream);
@@ -144,10 +149,16 @@ async fn idle_connections_close_after_the_idle_timeout() {
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(4)).await;
     assert_eq!(http.idle_connections(), 1, "closed before the idle timeout");
-    tokio::time::advance(Duration::from_secs(2)).await;
-    until_no_idle(&http).await;
+    expire_then_reconnect(&http, &p, Duration::from_secs(2)).await;
+}
+
+/// With the clock paused: moves it `by` on, waits for the reaper to close the idle connection,
+/// then (clock running again) checks that the next call opens a second connection.
+async fn expire_then_reconnect(http: &HttpClient, p: &FakePlatform, by: Duration) {
+    tokio::time::advance(by).await;
+    until_no_idle(http).await;
     tokio::time::resume();
-    echo(&http, &p).await;
+    echo(http, p).await;
     assert_eq!(p.connections(), 2);
 }
 
@@ -165,11 +176,7 @@ async fn an_unused_http2_connection_closes_after_the_idle_timeout() {
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(3)).await;
     assert_eq!(http.idle_connections(), 1, "closed though used within the idle timeout");
-    tokio::time::advance(Duration::from_secs(3)).await;
-    until_no_idle(&http).await;
-    tokio::time::resume();
-    echo(&http, &p).await;
-    assert_eq!(p.connections(), 2);
+    expire_then_reconnect(&http, &p, Duration::from_secs(3)).await;
 }
 
 #[tokio::test]
