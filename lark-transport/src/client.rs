@@ -210,6 +210,9 @@ pub struct HttpClientFuture {
     state: State,
 }
 
+// The reading state is the large one; boxing it would cost an allocation per call, and the
+// future lives inside the caller's (already boxed) future anyway.
+#[allow(clippy::large_enum_variant)]
 enum State {
     /// Waiting for the reply's head.
     Sending { reply: SendFuture, limit: usize },

@@ -228,7 +228,7 @@ impl Pool {
 
     /// The lease of an HTTP/1 connection, given back at the end of its reply's body.
     fn lease(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) -> Lease {
-        Lease { back: (self.config.max_idle_per_host > 0).then(|| (self, key, tx)) }
+        Lease { back: (self.config.max_idle_per_host > 0).then_some((self, key, tx)) }
     }
 
     /// The general path: `first` (a connection taken from the pool) or the next one the pool
