@@ -261,6 +261,10 @@ impl Pool {
                 }
                 Sender::H2(mut tx) => {
                     *req.version_mut() = http::Version::HTTP_2;
+                    // HTTP/2 sends the authority as it is: leave out user info, as `Host` does.
+                    if let Some(bare) = without_user_info(&uri) {
+                        *req.uri_mut() = bare;
+                    }
                     match tx.try_send_request(req).await {
                         Ok(resp) => return Ok((resp, Lease { back: None })),
                         Err(e) => {
@@ -313,8 +317,9 @@ impl Pool {
                             return Err(transport(TransportErrorKind::Connect, e));
                         }
                     }
-                    let sender = self.connect(key).await?;
-                    drop(waited);
+                    // The connect task holds the lock until it has recorded its outcome, even
+                    // if this call gives up first.
+                    let sender = self.connect(key, waited.map(|(guard, _)| guard)).await?;
                     return Ok((sender, false));
                 }
             }
@@ -357,7 +362,11 @@ impl Pool {
     /// Connects to `key` within the connect timeout. The connect runs as a task of its own, so
     /// a call that gives up (its timeout, or its caller dropping it) does not waste it: the
     /// connection goes to the pool.
-    async fn connect(self: &Arc<Self>, key: &Key) -> Result<Sender, LarkError> {
+    async fn connect(
+        self: &Arc<Self>,
+        key: &Key,
+        lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<Sender, LarkError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (pool, key) = (self.clone(), key.clone());
         tokio::spawn(async move {
@@ -370,6 +379,7 @@ impl Pool {
                 )),
             };
             pool.record_connect(&key, &opened);
+            drop(lock);
             if let Err(Ok(Sender::H1(unclaimed))) = tx.send(opened) {
                 pool.put_back(key, unclaimed);
             }
@@ -396,8 +406,12 @@ impl Pool {
             .map_err(|e| transport(TransportErrorKind::Connect, e))?;
         let handshake_error = |e: hyper::Error| transport(TransportErrorKind::Connect, e);
         if self.config.http2_only || io.connected().is_negotiated_h2() {
+            // Pings while calls are in flight, so a connection that died silently (a dropped
+            // NAT entry) fails its calls within the keep-alive timeout, not TCP's minutes.
             let (mut tx, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
+                .keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(20))
                 .handshake(io)
                 .await
                 .map_err(handshake_error)?;
@@ -479,6 +493,9 @@ impl Pool {
     }
 
     fn idle_now(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) {
+        if self.config.max_idle_per_host == 0 {
+            return;
+        }
         let now = Instant::now();
         let start_reaper = {
             let mut hosts = self.hosts();
@@ -536,8 +553,12 @@ impl Pool {
             if host.h2.as_ref().is_some_and(expired) {
                 host.h2 = None;
             }
-            // An entry goes when it holds nothing and no call is connecting or waiting on it.
-            !host.idle.is_empty() || host.h2.is_some() || Arc::strong_count(&host.connecting) > 1
+            // An entry goes when it holds nothing, no call is connecting or waiting on it, and
+            // it has nothing worth remembering (that the host speaks HTTP/2).
+            !host.idle.is_empty()
+                || host.h2.is_some()
+                || host.h2_expected
+                || Arc::strong_count(&host.connecting) > 1
         });
         let oldest = hosts
             .iter()
@@ -655,6 +676,15 @@ fn prepare_h1(req: &mut Request<Body>, uri: &Uri, host_header: HeaderValue) {
     }
 }
 
+/// `uri` without the user info of its authority, if it has any.
+fn without_user_info(uri: &Uri) -> Option<Uri> {
+    let authority = uri.authority()?.as_str();
+    let (_, host) = authority.rsplit_once('@')?;
+    let mut parts = uri.clone().into_parts();
+    parts.authority = Some(host.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
 /// The request target HTTP/1 sends: path and query only.
 fn origin_form(uri: &Uri) -> Uri {
     match uri.path_and_query() {
@@ -689,6 +719,13 @@ mod tests {
         assert_eq!(header("https://example.com:80/"), "example.com:80");
         assert_eq!(header("https://user:pw@open.feishu.cn/"), "open.feishu.cn");
         assert_eq!(header("http://[::1]:9000/"), "[::1]:9000");
+    }
+
+    #[test]
+    fn user_info_is_left_out_of_http2_authorities() {
+        let uri: Uri = "https://user:pw@open.feishu.cn:8443/a?b=1".parse().unwrap();
+        assert_eq!(without_user_info(&uri).unwrap(), "https://open.feishu.cn:8443/a?b=1");
+        assert!(without_user_info(&"https://open.feishu.cn/a".parse().unwrap()).is_none());
     }
 
     #[test]

@@ -301,11 +301,19 @@ async fn https_negotiates_http2_by_alpn_and_shares_the_connection() {
     assert_eq!(p.connections(), 1, "calls to an HTTP/2 host share its connection");
     assert_eq!(p.total_requests(), 33);
 
+    // The host is now known to speak HTTP/2: after its connection closes, a burst of calls
+    // waits for one new connect instead of each opening its own.
+    p.close_connections();
+    until_no_idle(&http).await;
+    let versions = futures_util::future::join_all((0..16).map(|_| echo(&http, &p))).await;
+    assert!(versions.iter().all(|v| *v == http::Version::HTTP_2), "{versions:?}");
+    assert_eq!(p.connections(), 2);
+
     // Uploads and streamed downloads over the same connection.
     let auth = bearer(&http, &p).await;
     let resp = http.clone().oneshot(download(&p, &auth, 200_000)).await.unwrap();
     assert_eq!(resp.into_body().collect_limited(usize::MAX).await.unwrap().len(), 200_000);
-    assert_eq!(p.connections(), 1);
+    assert_eq!(p.connections(), 2);
 }
 
 #[tokio::test]
