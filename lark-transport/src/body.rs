@@ -136,9 +136,13 @@ impl Incoming {
     /// Returns the connection to the pool once the body has ended.
     fn release_at_end(&mut self) {
         if self.body.is_end_stream() {
-            if let Some(lease) = self.lease.take() {
-                lease.release();
-            }
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
         }
     }
 }
@@ -154,11 +158,7 @@ impl http_body::Body for Incoming {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => {
-                if let Some(lease) = this.lease.take() {
-                    lease.release();
-                }
-            }
+            Poll::Ready(None) => this.release(),
             Poll::Ready(Some(Ok(_))) => this.release_at_end(),
             // A broken body: the connection is not reused.
             Poll::Ready(Some(Err(_))) => this.lease = None,

@@ -106,7 +106,7 @@ impl HttpClientBuilder {
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(self.tcp_nodelay);
-        let tls = tls_config(&self.root_certificates)?;
+        let tls = tls_client_config(&self.root_certificates)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let https = if self.http2_only {
             https.enable_http2().wrap_connector(http)
@@ -123,9 +123,10 @@ impl HttpClientBuilder {
     }
 }
 
-/// rustls settings: the ring provider, webpki roots plus `extra` (DER), no client certificate.
-/// (The connector sets the ALPN protocols.)
-fn tls_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, LarkError> {
+/// The SDK's rustls client settings: the ring provider, the webpki (Mozilla) roots plus `extra`
+/// (DER certificates), no client certificate, no ALPN protocols (the caller sets them). Used by
+/// [`HttpClient`] and by the long-connection client of `lark-events`.
+pub fn tls_client_config(extra: &[Vec<u8>]) -> Result<rustls::ClientConfig, LarkError> {
     let config_error = |what: String| LarkError::Config(lark_types::ConfigError::new(what));
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for (i, der) in extra.iter().enumerate() {

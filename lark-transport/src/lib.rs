@@ -19,7 +19,7 @@ mod timeout;
 mod trace;
 
 pub use body::{try_clone_request, Body, BodyTooLarge, ReplayBody};
-pub use client::{HttpClient, HttpClientBuilder, HttpClientFuture};
+pub use client::{tls_client_config, HttpClient, HttpClientBuilder, HttpClientFuture};
 pub use multipart::Multipart;
 pub use policy::{CallPolicy, CallPolicyLayer};
 pub use reply::{

@@ -126,11 +126,13 @@ async fn a_streamed_reply_dropped_halfway_does_not_reuse_its_connection() {
 }
 
 #[tokio::test]
-async fn connections_the_server_closed_are_replaced_and_the_request_is_sent_once() {
+async fn a_connection_the_server_closed_is_not_reused_and_the_request_arrives_once() {
     let p = FakePlatform::start().await;
     let http = HttpClient::new().unwrap();
     echo(&http, &p).await;
     p.close_connections();
+    // The client sees the close before the next call, so the closed connection is skipped. (The
+    // resend of a request a connection closed before sending needs a race and is not covered.)
     until_no_idle(&http).await;
     let req = http::Request::post(format!("{}{ECHO}", p.base_url())).body(Body::from("once")).unwrap();
     assert_eq!(call(&http, req).await.0, 200);

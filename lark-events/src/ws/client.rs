@@ -428,9 +428,7 @@ impl WsClientBuilder {
         if bootstrap.tokens().app_id() != self.app_id {
             return fail("the bootstrap client belongs to another app id");
         }
-        let tls = tls_connector().map_err(|e| {
-            LarkError::Config(ConfigError::new(format!("the TLS setup of the long connection failed: {e}")))
-        })?;
+        let tls = tls_connector()?;
         // A frame is one message plus a few headers.
         let max_message = self.dispatcher.body_limit().saturating_add(64 << 10);
         let mut ws_config = WebSocketConfig::default();

@@ -127,15 +127,10 @@ pub(crate) async fn bootstrap(
     Ok(Endpoint { url, config: data.client_config })
 }
 
-/// The TLS setup for `wss://`: rustls with the ring provider and the webpki roots.
-pub(crate) fn tls_connector() -> Result<TlsConnector, rustls::Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+/// The TLS setup for `wss://`: the SDK's rustls settings (ring provider, webpki roots), HTTP/1.1
+/// by ALPN.
+pub(crate) fn tls_connector() -> Result<TlsConnector, LarkError> {
+    let mut config = lark_transport::tls_client_config(&[])?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
 }
