@@ -487,10 +487,16 @@ async fn duplicates_across_two_dispatchers_sharing_redis_are_dispatched_once() {
     for i in 0..16 {
         let d = dispatchers[i % 2].clone();
         let req = s.seal(&envelope).to_request(URL);
-        tasks.push(tokio::spawn(async move { d.oneshot(req).await.unwrap_or_else(|n| match n {}).status() }));
+        tasks.push(tokio::spawn(async move {
+            let reply = d.oneshot(req).await.unwrap_or_else(|n| match n {});
+            let status = reply.status();
+            let body = reply.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
     }
     assert_eq!(calls.get(), 2);
 }

@@ -6,14 +6,16 @@
 //! `SKIPPED: redis-server not found` to stderr, so the test can return early; with
 //! `LARK_REQUIRE_REDIS=1` in the environment it panics instead, so CI cannot skip silently.
 
+use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a server may take to answer its first PING.
+/// How long a server may take to answer its first `INFO server`.
 const STARTUP_LIMIT: Duration = Duration::from_secs(5);
 /// How often the starting server is polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -76,7 +78,7 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// Spawns `redis-server` on `self.port` and waits until it answers PING.
+    /// Spawns `redis-server` on `self.port` and waits until it answers as itself (see `is_ours`).
     fn spawn_and_wait(&mut self) -> Result<(), Failure> {
         let spawned = Command::new("redis-server")
             .arg("--port")
@@ -97,7 +99,7 @@ impl RedisServer {
         });
         let deadline = Instant::now() + STARTUP_LIMIT;
         loop {
-            if self.answers_ping() {
+            if self.is_ours() {
                 return Ok(());
             }
             let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
@@ -111,7 +113,7 @@ impl RedisServer {
             if Instant::now() >= deadline {
                 self.kill();
                 return Err(Failure::DidNotStart(format!(
-                    "redis-server did not answer PING within {STARTUP_LIMIT:?}; log:\n{}",
+                    "redis-server did not answer as itself within {STARTUP_LIMIT:?}; log:\n{}",
                     self.log()
                 )));
             }
@@ -152,22 +154,32 @@ impl RedisServer {
         }
     }
 
-    /// Whether something on the port answers a PING like Redis (`+PONG`, or `-NOAUTH` when a
-    /// password is required).
-    fn answers_ping(&self) -> bool {
+    /// Whether the server listening on the port is this one's child: it must answer `INFO server`
+    /// (after `AUTH` when `--requirepass` was given) with the child's `process_id`. A server that
+    /// merely answers on the port may be another test's, one that took the port first; talking to
+    /// it would make this test fail once that other server is killed.
+    fn is_ours(&self) -> bool {
+        let Some(pid) = self.child.as_ref().map(Child::id) else { return false };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        if stream.write_all(b"PING\r\n").is_err() {
+        let mut request = Vec::new();
+        if let Some(password) = self.password() {
+            request.extend_from_slice(&resp_command(&["AUTH", password]));
+        }
+        request.extend_from_slice(&resp_command(&["INFO", "server"]));
+        if stream.write_all(&request).is_err() {
             return false;
         }
-        let mut reply = [0u8; 16];
-        match stream.read(&mut reply) {
-            Ok(n) => reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"),
-            Err(_) => false,
-        }
+        read_process_id(&mut stream) == Some(pid)
+    }
+
+    /// The value given with `--requirepass`, if any.
+    fn password(&self) -> Option<&str> {
+        let at = self.extra_args.iter().position(|a| a == "--requirepass")?;
+        self.extra_args.get(at + 1).map(String::as_str)
     }
 
     fn log(&self) -> String {
@@ -187,14 +199,92 @@ enum Failure {
     DidNotStart(String),
 }
 
-/// A loopback port nothing listens on right now (it may be taken again at any time).
+/// A loopback port nothing listens on right now (it may be taken again at any time). Within one
+/// process a port is handed out once, so two servers started side by side never share one.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr of a bound listener").port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut port = 0;
+    for _ in 0..64 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        port = listener.local_addr().expect("local_addr of a bound listener").port();
+        if handed_out.insert(port) {
+            break;
+        }
+    }
+    port
+}
+
+/// A command in the Redis protocol's array form (any bytes in the arguments are safe).
+fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads replies until the `process_id:` line of an `INFO server` reply (at most 64 KiB, each read
+/// bounded by the stream's timeout). `None` on an error reply, a timeout or end of stream.
+fn read_process_id(stream: &mut TcpStream) -> Option<u32> {
+    const FIELD: &[u8] = b"process_id:";
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while seen.len() < 64 * 1024 {
+        let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        seen.extend_from_slice(&chunk[..n]);
+        if seen.starts_with(b"-") || seen.windows(3).any(|w| w == b"\r\n-") {
+            return None;
+        }
+        if let Some(at) = seen.windows(FIELD.len()).position(|w| w == FIELD) {
+            let rest = &seen[at + FIELD.len()..];
+            if let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+                return std::str::from_utf8(&rest[..end]).ok()?.trim().parse().ok();
+            }
+        }
+    }
+    None
 }
 
 fn unique_dir(port: u16) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("lark-redis-{}-{port}-{n}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_bind_is_not_mistaken_for_the_one_on_its_port() {
+        let Some(first) = RedisServer::start() else { return };
+        let mut second = RedisServer {
+            child: None,
+            port: first.port(),
+            dir: unique_dir(first.port()),
+            extra_args: Vec::new(),
+        };
+        std::fs::create_dir_all(&second.dir).unwrap();
+        match second.spawn_and_wait() {
+            Err(Failure::DidNotStart(why)) => assert!(why.contains("exited"), "{why}"),
+            Err(Failure::NotInstalled) => panic!("redis-server vanished"),
+            Ok(()) => panic!("took the first server (port {}) for its own", first.port()),
+        }
+        assert!(first.is_ours(), "the first server still answers as itself");
+    }
+
+    #[test]
+    fn a_password_protected_server_is_recognised() {
+        let Some(server) = RedisServer::start_with_args(&["--requirepass", "p w\r\n"]) else { return };
+        assert!(server.is_ours());
+    }
+
+    #[test]
+    fn ports_are_handed_out_once_per_process() {
+        let ports: BTreeSet<u16> = (0..200).map(|_| free_port()).collect();
+        assert_eq!(ports.len(), 200);
+    }
 }
