@@ -102,6 +102,10 @@ impl Body {
     }
 
     /// The bytes of an in-memory body, taken without waiting; a stream comes back as `Err`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "a reply body carries its pooled connection inline; boxing it would cost an allocation per call"
+    )]
     pub fn into_bytes(self) -> Result<Bytes, Body> {
         match self.kind {
             Kind::Empty => Ok(Bytes::new()),

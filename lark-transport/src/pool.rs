@@ -29,8 +29,9 @@ use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lark_types::{LarkError, TransportError, TransportErrorKind};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -116,8 +117,32 @@ struct Shared {
 }
 
 struct Idle {
-    tx: http1::SendRequest<Body>,
+    conn: H1,
     since: Instant,
+}
+
+/// An HTTP/1 connection: hyper's sender, and a second handle on its TCP socket (when there is
+/// one) to look for a close the connection's task has not noticed yet.
+struct H1 {
+    tx: http1::SendRequest<Body>,
+    socket: Option<socket2::Socket>,
+}
+
+impl H1 {
+    /// Whether the server closed this idle connection (or sent something unasked, which makes it
+    /// unusable too): its socket has an end of stream, data or an error waiting. The
+    /// connection's task learns of a close only when the runtime next polls its socket; a
+    /// request handed over before that would be written to a connection the server has
+    /// already closed, and fail after it may have been sent, which cannot be sent again
+    /// safely. One non-blocking `recv` with `MSG_PEEK` per reuse rules that out.
+    fn peer_closed(&self) -> bool {
+        let Some(socket) = &self.socket else { return false };
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        match socket.peek(&mut byte) {
+            Ok(_) => true,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
+        }
+    }
 }
 
 /// What [`Pool::take`] found for a host.
@@ -131,7 +156,7 @@ struct Taken {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Body>),
+    H1(H1),
     H2(http2::SendRequest<Body>),
 }
 
@@ -140,7 +165,7 @@ enum Sender {
 /// reply was cut short or abandoned), it is not reused. HTTP/2 connections are shared, so
 /// there is nothing to give back.
 pub(crate) struct Lease {
-    back: Option<(Arc<Pool>, Key, http1::SendRequest<Body>)>,
+    back: Option<(Arc<Pool>, Key, H1)>,
 }
 
 impl Lease {
@@ -192,14 +217,14 @@ impl Pool {
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         match self.take(&key) {
-            Ok(Taken { sender: Some(Sender::H1(mut tx)), host_header, .. }) if tx.is_ready() => {
+            Ok(Taken { sender: Some(Sender::H1(mut conn)), host_header, .. }) if conn.tx.is_ready() => {
                 let uri = req.uri().clone();
                 prepare_h1(&mut req, &uri, host_header);
-                let sent = tx.try_send_request(req);
+                let sent = conn.tx.try_send_request(req);
                 let pool = self.clone();
                 Box::pin(async move {
                     match sent.await {
-                        Ok(resp) => Ok((resp, pool.lease(key, tx))),
+                        Ok(resp) => Ok((resp, pool.lease(key, conn))),
                         // Closed before it went out (a reused connection): on another one.
                         Err(e) => Box::pin(pool.send_slow(key, unsent(e, &uri)?, None)).await,
                     }
@@ -211,8 +236,8 @@ impl Pool {
     }
 
     /// The lease of an HTTP/1 connection, given back at the end of its reply's body.
-    fn lease(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) -> Lease {
-        Lease { back: (self.config.max_idle_per_host > 0).then_some((self, key, tx)) }
+    fn lease(self: Arc<Self>, key: Key, conn: H1) -> Lease {
+        Lease { back: (self.config.max_idle_per_host > 0).then_some((self, key, conn)) }
     }
 
     /// The general path: `first` (a connection taken from the pool) or the next one the pool
@@ -228,18 +253,18 @@ impl Pool {
         let uri = req.uri().clone();
         loop {
             let (sender, reused) = match first.take() {
-                Some(Sender::H1(mut tx)) => match tx.ready().await {
-                    Ok(()) => (Sender::H1(tx), true),
+                Some(Sender::H1(mut conn)) => match conn.tx.ready().await {
+                    Ok(()) => (Sender::H1(conn), true),
                     Err(_) => continue,
                 },
                 Some(h2) => (h2, true),
                 None => self.checkout(&key).await?,
             };
             let e = match sender {
-                Sender::H1(mut tx) => {
+                Sender::H1(mut conn) => {
                     prepare_h1(&mut req, &uri, self.host_header(&key)?);
-                    match tx.try_send_request(req).await {
-                        Ok(resp) => return Ok((resp, self.lease(key, tx))),
+                    match conn.tx.try_send_request(req).await {
+                        Ok(resp) => return Ok((resp, self.lease(key, conn))),
                         Err(e) => e,
                     }
                 }
@@ -276,9 +301,9 @@ impl Pool {
             match (taken.sender, taken.one_at_a_time) {
                 // Idle connections are ready; one that closed meanwhile is dropped and the
                 // next one is tried (the loop ends: each turn takes one out of the pool).
-                (Some(Sender::H1(mut tx)), _) => {
-                    if tx.ready().await.is_ok() {
-                        return Ok((Sender::H1(tx), true));
+                (Some(Sender::H1(mut conn)), _) => {
+                    if conn.tx.ready().await.is_ok() {
+                        return Ok((Sender::H1(conn), true));
                     }
                 }
                 (Some(h2), _) => return Ok((h2, true)),
@@ -398,6 +423,8 @@ impl Pool {
             tx.ready().await.map_err(handshake_error)?;
             Ok(Sender::H2(tx))
         } else {
+            // A failed duplicate only costs the check in `H1::peer_closed`.
+            let socket = socket2::SockRef::from(tcp_stream(&io)).try_clone().ok();
             let (mut tx, conn) = http1::handshake(io).await.map_err(handshake_error)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -405,7 +432,7 @@ impl Pool {
                 }
             });
             tx.ready().await.map_err(handshake_error)?;
-            Ok(Sender::H1(tx))
+            Ok(Sender::H1(H1 { tx, socket }))
         }
     }
 
@@ -442,23 +469,23 @@ impl Pool {
     /// request still going out: a reply can come before the request body has been sent whole)
     /// is pooled once it is, by a task of its own, so no call waits on it; it is dropped if it
     /// does not become ready within the idle timeout.
-    fn put_back(self: Arc<Self>, key: Key, mut tx: http1::SendRequest<Body>) {
-        if tx.is_closed() {
+    fn put_back(self: Arc<Self>, key: Key, mut conn: H1) {
+        if conn.tx.is_closed() {
             return;
         }
-        if tx.is_ready() {
-            return self.idle_now(key, tx);
+        if conn.tx.is_ready() {
+            return self.idle_now(key, conn);
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         let limit = self.config.idle_timeout;
         rt.spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(limit, tx.ready()).await {
-                self.idle_now(key, tx);
+            if let Ok(Ok(())) = tokio::time::timeout(limit, conn.tx.ready()).await {
+                self.idle_now(key, conn);
             }
         });
     }
 
-    fn idle_now(self: Arc<Self>, key: Key, tx: http1::SendRequest<Body>) {
+    fn idle_now(self: Arc<Self>, key: Key, conn: H1) {
         if self.config.max_idle_per_host == 0 {
             return;
         }
@@ -471,7 +498,7 @@ impl Pool {
             if host.idle.len() >= self.config.max_idle_per_host {
                 host.idle.pop_front();
             }
-            host.idle.push_back(Idle { tx, since: now });
+            host.idle.push_back(Idle { conn, since: now });
             !self.reaping.swap(true, Ordering::AcqRel)
         };
         if start_reaper {
@@ -544,7 +571,7 @@ impl Pool {
         let open_h2 = |h: &Host| usize::from(h.h2.as_ref().is_some_and(|h2| !h2.tx.is_closed()));
         self.hosts()
             .iter()
-            .map(|(_, h)| h.idle.iter().filter(|i| !i.tx.is_closed()).count() + open_h2(h))
+            .map(|(_, h)| h.idle.iter().filter(|i| !i.conn.tx.is_closed()).count() + open_h2(h))
             .sum()
     }
 }
@@ -602,15 +629,20 @@ impl Host {
     }
 
     /// The most recently returned idle connection still open and within the idle timeout.
-    fn take_idle(&mut self, timeout: Duration) -> Option<http1::SendRequest<Body>> {
+    fn take_idle(&mut self, timeout: Duration) -> Option<H1> {
         if self.idle.is_empty() {
             return None;
         }
         self.drop_expired(Instant::now(), timeout);
         while let Some(idle) = self.idle.pop_back() {
-            if !idle.tx.is_closed() {
-                return Some(idle.tx);
+            if idle.conn.tx.is_closed() {
+                continue;
             }
+            if idle.conn.peer_closed() {
+                tracing::debug!(target: "lark::transport", "idle connection closed by the server; not reused");
+                continue;
+            }
+            return Some(idle.conn);
         }
         None
     }
@@ -619,10 +651,18 @@ impl Host {
         while self
             .idle
             .front()
-            .is_some_and(|i| now.saturating_duration_since(i.since) >= timeout || i.tx.is_closed())
+            .is_some_and(|i| now.saturating_duration_since(i.since) >= timeout || i.conn.tx.is_closed())
         {
             self.idle.pop_front();
         }
+    }
+}
+
+/// The TCP socket under a connection, plain or TLS.
+fn tcp_stream(io: &hyper_rustls::MaybeHttpsStream<TokioIo<TcpStream>>) -> &TcpStream {
+    match io {
+        hyper_rustls::MaybeHttpsStream::Http(tcp) => tcp.inner(),
+        hyper_rustls::MaybeHttpsStream::Https(tls) => tls.inner().get_ref().0.inner().inner(),
     }
 }
 

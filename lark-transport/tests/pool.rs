@@ -336,3 +336,63 @@ fn a_root_certificate_that_is_not_one_is_a_config_error() {
         HttpClient::builder().add_root_certificate_der(b"not a certificate".to_vec()).build().unwrap_err();
     assert!(matches!(e, LarkError::Config(_)), "{e:?}");
 }
+
+/// Reads one request head (the test's requests have no body) from `stream`; `false` at end of
+/// stream or on an error.
+fn read_head(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_request_given_to_a_pooled_connection_the_server_already_closed_goes_out_once_on_another() {
+    use std::io::Write;
+    // A plain server on a thread of its own, so that it can close the pooled connection while the
+    // client's runtime (this test's one thread) is held: the connection's task has not seen the
+    // close and the connection still looks ready. Handed the request, it would write it to the
+    // closed socket and fail with the request possibly sent (hyper: IncompleteMessage), which
+    // no retry may repeat for a POST; the pool has to see the close itself before reusing it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (mut first, _) = listener.accept().unwrap();
+        assert!(read_head(&mut first));
+        first.write_all(REPLY).unwrap();
+        close_rx.recv().unwrap();
+        first.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(first);
+        closed_tx.send(()).unwrap();
+        let (mut second, _) = listener.accept().unwrap();
+        assert!(read_head(&mut second));
+        second.write_all(REPLY).unwrap();
+        // What else arrives: nothing on either connection (the client closes the second when
+        // the test ends).
+        drop(listener);
+        read_head(&mut second)
+    });
+
+    let http = HttpClient::new().unwrap();
+    assert_eq!(call(&http, get(url.clone())).await.0, 200);
+    assert_eq!(http.idle_connections(), 1, "the first connection is pooled");
+    close_tx.send(()).unwrap();
+    // Blocks this runtime's only thread on purpose: the client must not run until the close is done.
+    closed_rx.recv().unwrap();
+    assert_eq!(http.idle_connections(), 1, "the client has not seen the close yet");
+
+    assert_eq!(call(&http, get(url)).await.0, 200);
+    drop(http);
+    // Joined off this thread: the second connection closes when the client's tasks run.
+    let more = tokio::task::spawn_blocking(move || server.join().unwrap()).await.unwrap();
+    assert!(!more, "the request arrived once, on the second connection");
+}
