@@ -121,6 +121,13 @@ struct Idle {
     since: Instant,
 }
 
+/// How long a connection must have been idle before its reuse checks for a close by the server
+/// ([`H1::peer_closed`]). Servers close idle connections after their keep-alive timeout,
+/// seconds or minutes after the last reply; a connection reused sooner under load skips the
+/// check and its system call (about 5% of the throughput of the loopback benchmark when paid on
+/// every call).
+const CHECK_AFTER_IDLE: Duration = Duration::from_millis(1);
+
 /// An HTTP/1 connection: hyper's sender, and a second handle on its TCP socket (when there is
 /// one) to look for a close the connection's task has not noticed yet.
 struct H1 {
@@ -633,12 +640,13 @@ impl Host {
         if self.idle.is_empty() {
             return None;
         }
-        self.drop_expired(Instant::now(), timeout);
+        let now = Instant::now();
+        self.drop_expired(now, timeout);
         while let Some(idle) = self.idle.pop_back() {
             if idle.conn.tx.is_closed() {
                 continue;
             }
-            if idle.conn.peer_closed() {
+            if now.saturating_duration_since(idle.since) >= CHECK_AFTER_IDLE && idle.conn.peer_closed() {
                 tracing::debug!(target: "lark::transport", "idle connection closed by the server; not reused");
                 continue;
             }

@@ -385,9 +385,14 @@ async fn a_request_given_to_a_pooled_connection_the_server_already_closed_goes_o
     let http = HttpClient::new().unwrap();
     assert_eq!(call(&http, get(url.clone())).await.0, 200);
     assert_eq!(http.idle_connections(), 1, "the first connection is pooled");
+    // Idle long enough that its reuse checks it (busy connections skip the check), before the
+    // server closes it.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(5)).await;
     close_tx.send(()).unwrap();
     // Blocks this runtime's only thread on purpose: the client must not run until the close is done.
     closed_rx.recv().unwrap();
+    tokio::time::resume();
     assert_eq!(http.idle_connections(), 1, "the client has not seen the close yet");
 
     assert_eq!(call(&http, get(url)).await.0, 200);
