@@ -229,6 +229,28 @@ async fn https_to_an_http1_server_pools_connections_like_plain_http() {
 }
 
 #[tokio::test]
+async fn connections_idle_long_enough_to_be_checked_for_a_close_are_still_reused() {
+    for tls in [false, true] {
+        let config = FakePlatformConfig { tls, http1_only: true, ..FakePlatformConfig::default() };
+        let p = FakePlatform::start_with(config).await;
+        let mut builder = HttpClient::builder();
+        if let Some(ca) = p.ca_certificate_der() {
+            builder = builder.add_root_certificate_der(ca.to_vec());
+        }
+        let http = builder.build().unwrap();
+        for _ in 0..3 {
+            futures_util::future::join_all((0..4).map(|_| echo(&http, &p))).await;
+            // Past the idle time after which a reuse first checks the socket for a close.
+            tokio::time::pause();
+            tokio::time::advance(Duration::from_millis(5)).await;
+            tokio::time::resume();
+        }
+        assert_eq!((tls, p.connections()), (tls, 4));
+        assert_eq!(http.idle_connections(), 4);
+    }
+}
+
+#[tokio::test]
 async fn an_idle_timeout_of_duration_max_means_never() {
     let p = FakePlatform::start().await;
     let http = HttpClient::builder().pool_idle_timeout(Duration::MAX).build().unwrap();
