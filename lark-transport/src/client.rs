@@ -15,6 +15,7 @@ use http_body::Body as _;
 
 use crate::body::Collected;
 use crate::pool::{Lease, Pool, PoolConfig, SendFuture};
+use crate::proxy::{Proxy, ProxyConnector};
 use crate::reply::{body_error, is_json, tagged, DEFAULT_JSON_LIMIT};
 use crate::Body;
 
@@ -28,6 +29,8 @@ pub struct HttpClientBuilder {
     tcp_nodelay: bool,
     http2_only: bool,
     root_certificates: Vec<Vec<u8>>,
+    /// `None`: read from the environment when built.
+    proxy: Option<Proxy>,
 }
 
 impl std::fmt::Debug for HttpClientBuilder {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for HttpClientBuilder {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("http2_only", &self.http2_only)
             .field("root_certificates", &self.root_certificates.len())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -54,6 +58,7 @@ impl Default for HttpClientBuilder {
             tcp_nodelay: true,
             http2_only: false,
             root_certificates: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -100,8 +105,23 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Builds the client. Fails only if the TLS setup fails (or a root certificate is invalid).
+    /// The HTTP proxy connections go through (default: [`Proxy::from_env`], read when the client
+    /// is built; [`Proxy::none`] for none).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Builds the client. Fails only if the TLS setup fails (or a root certificate is invalid),
+    /// or if the proxy environment variables hold something that is not a usable proxy URL.
     pub fn build(self) -> Result<HttpClient, LarkError> {
+        let proxy = match self.proxy {
+            Some(proxy) => proxy,
+            None => Proxy::from_env()?,
+        };
+        if proxy.is_some() {
+            tracing::debug!(target: "lark::transport", proxy = ?proxy, "connections go through an HTTP proxy");
+        }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
@@ -109,9 +129,9 @@ impl HttpClientBuilder {
         let tls = tls_client_config(&self.root_certificates)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let https = if self.http2_only {
-            https.enable_http2().wrap_connector(http)
+            https.enable_http2().wrap_connector(ProxyConnector::new(http, proxy))
         } else {
-            https.enable_http1().enable_http2().wrap_connector(http)
+            https.enable_http1().enable_http2().wrap_connector(ProxyConnector::new(http, proxy))
         };
         let config = PoolConfig {
             idle_timeout: self.pool_idle_timeout,

@@ -12,6 +12,7 @@ mod client;
 mod multipart;
 mod policy;
 mod pool;
+mod proxy;
 mod reply;
 mod request;
 mod retry;
@@ -22,6 +23,7 @@ pub use body::{try_clone_request, Body, BodyTooLarge, ReplayBody};
 pub use client::{tls_client_config, HttpClient, HttpClientBuilder, HttpClientFuture};
 pub use multipart::Multipart;
 pub use policy::{CallPolicy, CallPolicyLayer};
+pub use proxy::Proxy;
 pub use reply::{
     buffer_json_reply, content_disposition_file_name, decode_bytes, decode_reply, is_json, needs_buffering,
     reply_code, Download, ReplyCode, DEFAULT_JSON_LIMIT,

@@ -28,7 +28,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
+use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lark_types::{LarkError, TransportError, TransportErrorKind};
 use tokio::net::TcpStream;
@@ -37,8 +37,9 @@ use tower::ServiceExt;
 
 use crate::Body;
 
-/// The connector: TCP, then TLS for `https` (ALPN `h2` and `http/1.1`).
-pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// The connector: TCP (straight or through a proxy's tunnel), then TLS for `https` (ALPN `h2`
+/// and `http/1.1`).
+pub(crate) type Connector = hyper_rustls::HttpsConnector<crate::proxy::ProxyConnector>;
 
 /// The pool's settings.
 #[derive(Clone, Copy, Debug)]
