@@ -102,9 +102,9 @@ impl Proxy {
     /// The proxy the environment names, as curl and the official Go SDK read it: `HTTPS_PROXY`
     /// for `https` hosts, `HTTP_PROXY` for `http` hosts, `ALL_PROXY` for either when its own is
     /// unset (lower-case names too, checked first), `NO_PROXY` for hosts that go straight.
-    /// Loopback hosts never use it. Nothing set: no proxy. A value that is not a usable
-    /// `http://` URL is a `ConfigError` naming the variable (not its value: it may hold a
-    /// password).
+    /// Loopback hosts never use it. Nothing set: no proxy. A variable naming another kind of
+    /// proxy (`socks5://`, `https://`) is skipped with a warning; a value that is not a usable
+    /// URL is a `ConfigError` naming the variable (not its value: it may hold a password).
     pub fn from_env() -> Result<Proxy, LarkError> {
         Proxy::from_vars(|name| std::env::var(name).ok())
     }
@@ -116,6 +116,13 @@ impl Proxy {
         };
         let server = |found: Option<(&'static str, String)>| -> Result<Option<Arc<ProxyServer>>, LarkError> {
             let Some((name, value)) = found else { return Ok(None) };
+            // Set for other programs too (a SOCKS proxy for a desktop, say): skipped, not fatal.
+            if let Some((scheme, _)) = value.trim().split_once("://") {
+                if !scheme.eq_ignore_ascii_case("http") {
+                    tracing::warn!(target: "lark::transport", variable = name, scheme, "proxy variable ignored: only http:// proxies are supported");
+                    return Ok(None);
+                }
+            }
             let parsed =
                 ProxyServer::parse(value.trim()).map_err(|why| config_error(format!("{name}: {why}")))?;
             Ok(Some(Arc::new(parsed)))
@@ -389,15 +396,31 @@ mod tests {
     #[test]
     fn bad_values_are_config_errors_that_leave_the_value_out() {
         for (value, says) in [
-            ("socks5://user:hunter2@p:1080", "unsupported proxy scheme `socks5`"),
-            ("https://user:hunter2@p:443", "unsupported proxy scheme `https`"),
             ("http://user:hunter2@", "not a URL"),
+            ("user:hunter2@", "not a URL"),
             ("http://us er:hunter2@p", "not a URL"),
         ] {
             let err = Proxy::from_vars(vars(&[("HTTPS_PROXY", value)])).unwrap_err();
             let shown = format!("{err} {err:?}");
             assert!(shown.contains("HTTPS_PROXY") && shown.contains(says), "{shown}");
             assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn other_kinds_of_proxy_in_the_environment_are_skipped_and_in_code_refused() {
+        let env = vars(&[("ALL_PROXY", "socks5://user:hunter2@p:1080"), ("HTTPS_PROXY", "HTTPS://p:443")]);
+        let p = Proxy::from_vars(env).unwrap();
+        assert!(!p.is_some());
+        let env = vars(&[("ALL_PROXY", "socks5://p:1080"), ("HTTP_PROXY", "http://plain:8080")]);
+        let p = Proxy::from_vars(env).unwrap();
+        assert_eq!(
+            (via(&p, "https://open.feishu.cn/"), via(&p, "http://x/")),
+            (None, Some("plain:8080".into()))
+        );
+        for url in ["socks5://user:hunter2@p:1080", "https://user:hunter2@p:443"] {
+            let err = Proxy::all(url).unwrap_err().to_string();
+            assert!(err.contains("unsupported proxy scheme") && !err.contains("hunter2"), "{err}");
         }
     }
 
