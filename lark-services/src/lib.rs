@@ -116,6 +116,6 @@ pub use generated::*;
 #[cfg(feature = "redis")]
 pub use lark_auth::RedisStore;
 pub use lark_auth::{MemoryStore, TokenManager, TokenStore};
-pub use lark_transport::{Body, Download, Multipart, RetryPolicy};
+pub use lark_transport::{Body, Download, HttpClient, HttpClientBuilder, Multipart, Proxy, RetryPolicy};
 pub use lark_types::{AccessTokenType, AccessTokenTypes, ApiError, AppType, Domain, LarkError};
 pub use pagination::{next_page, Items, NextPage, Pages, Paginated, PaginatedItems};
