@@ -204,15 +204,14 @@ enum Failure {
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut port = 0;
     for _ in 0..64 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        port = listener.local_addr().expect("local_addr of a bound listener").port();
+        let port = listener.local_addr().expect("local_addr of a bound listener").port();
         if handed_out.insert(port) {
-            break;
+            return port;
         }
     }
-    port
+    panic!("the system gave 64 ports in a row that were already handed out");
 }
 
 /// A command in the Redis protocol's array form (any bytes in the arguments are safe).

@@ -432,7 +432,10 @@ impl Pool {
             Ok(Sender::H2(tx))
         } else {
             // A failed duplicate only costs the check in `H1::peer_closed`.
-            let socket = socket2::SockRef::from(tcp_stream(&io)).try_clone().ok();
+            let socket = socket2::SockRef::from(tcp_stream(&io))
+                .try_clone()
+                .and_then(|dup| dup.set_nonblocking(true).map(|()| dup))
+                .ok();
             let (mut tx, conn) = http1::handshake(io).await.map_err(handshake_error)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -656,14 +659,10 @@ impl Host {
         None
     }
 
+    /// Drops idle connections past the idle timeout and closed ones (wherever they are in the
+    /// queue: each holds a socket until dropped).
     fn drop_expired(&mut self, now: Instant, timeout: Duration) {
-        while self
-            .idle
-            .front()
-            .is_some_and(|i| now.saturating_duration_since(i.since) >= timeout || i.conn.tx.is_closed())
-        {
-            self.idle.pop_front();
-        }
+        self.idle.retain(|i| now.saturating_duration_since(i.since) < timeout && !i.conn.tx.is_closed());
     }
 }
 

@@ -22,8 +22,10 @@ const MAX_CONNECT_REPLY: usize = 16 * 1024;
 
 /// Which HTTP proxy, if any, connections go through.
 ///
-/// Connections are tunnelled with `CONNECT host:port` (for `https` and plain `http` targets
-/// alike), then TLS runs inside the tunnel: the proxy sees the host name, never the requests.
+/// Connections are tunnelled with `CONNECT host:port`, then TLS runs inside the tunnel for
+/// `https` hosts (all of the platform's): the proxy sees the host name, never the requests.
+/// Plain `http` hosts are tunnelled the same way, without TLS, so the proxy sees their requests,
+/// and proxies that allow `CONNECT` only to port 443 (Squid's default) refuse them.
 /// Only `http://` proxies are supported; credentials in the proxy URL
 /// (`http://user:password@proxy:3128`, percent-encoded) are sent as `Proxy-Authorization: Basic`
 /// and never shown by `Debug` or in errors.
@@ -73,6 +75,23 @@ enum NoProxyEntry {
     Ip(IpAddr),
     /// A domain: the host itself and its subdomains.
     Domain(String),
+    /// A CIDR range: addresses whose first `bits` bits are those of the network address.
+    Cidr(IpAddr, u8),
+}
+
+/// Whether `ip` lies in `network/bits` (never across address families).
+fn in_range(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits.min(128))).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
 }
 
 fn config_error(what: String) -> LarkError {
@@ -99,10 +118,12 @@ impl Proxy {
         })
     }
 
-    /// The proxy the environment names, as curl and the official Go SDK read it: `HTTPS_PROXY`
-    /// for `https` hosts, `HTTP_PROXY` for `http` hosts, `ALL_PROXY` for either when its own is
-    /// unset (lower-case names too, checked first), `NO_PROXY` for hosts that go straight.
-    /// Loopback hosts never use it. Nothing set: no proxy. A variable naming another kind of
+    /// The proxy the environment names, read as curl reads it: `HTTPS_PROXY` for `https` hosts,
+    /// `HTTP_PROXY` for `http` hosts, `ALL_PROXY` for either when its own is unset (lower-case
+    /// names too, checked first), `NO_PROXY` for hosts that go straight (see
+    /// [`no_proxy`](Self::no_proxy)). Unlike curl, a proxy URL without a port means port 80.
+    /// (Go's `ProxyFromEnvironment` differs: upper-case first, no `ALL_PROXY`, and `.example.com`
+    /// matching subdomains only.) Loopback hosts never use it. Nothing set: no proxy. A variable naming another kind of
     /// proxy (`socks5://`, `https://`) is skipped with a warning; a value that is not a usable
     /// URL is a `ConfigError` naming the variable (not its value: it may hold a password).
     pub fn from_env() -> Result<Proxy, LarkError> {
@@ -135,8 +156,9 @@ impl Proxy {
     }
 
     /// Hosts that go straight, in `NO_PROXY` syntax: comma-separated domains (each matching
-    /// itself and its subdomains; a leading `.` is ignored), IP addresses, or `*` for all. A
-    /// port after a host is ignored. Adds to the hosts already excluded.
+    /// itself and its subdomains; a leading `.` or `*.` is ignored), IP addresses, CIDR ranges
+    /// (`10.0.0.0/8`, `fd00::/8`), or `*` for all. A port after a host is ignored. Adds to the
+    /// hosts already excluded.
     pub fn no_proxy(mut self, list: &str) -> Proxy {
         self.no_proxy.extend(parse_no_proxy(list));
         self
@@ -159,6 +181,7 @@ impl Proxy {
         let excluded = self.no_proxy.iter().any(|entry| match entry {
             NoProxyEntry::All => true,
             NoProxyEntry::Ip(a) => ip == Some(*a),
+            NoProxyEntry::Cidr(net, bits) => ip.is_some_and(|ip| in_range(ip, *net, *bits)),
             NoProxyEntry::Domain(d) => {
                 host == *d || host.strip_suffix(d.as_str()).is_some_and(|s| s.ends_with('.'))
             }
@@ -174,6 +197,15 @@ fn parse_no_proxy(list: &str) -> Vec<NoProxyEntry> {
         .map(|entry| {
             if entry == "*" {
                 return NoProxyEntry::All;
+            }
+            if let Some((net, bits)) = entry.split_once('/') {
+                let net = net.trim_start_matches('[').trim_end_matches(']');
+                if let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u8>()) {
+                    let max = if net.is_ipv4() { 32 } else { 128 };
+                    if bits <= max {
+                        return NoProxyEntry::Cidr(net, bits);
+                    }
+                }
             }
             let bare = entry.trim_start_matches('[');
             if let Some((ip, _)) = bare.split_once(']') {
@@ -230,7 +262,14 @@ impl ProxyServer {
                 Some(value)
             }
         };
-        let port = authority.port_u16().unwrap_or(80);
+        // `port()` is `None` for a port that is empty or not a u16: not "no port" then.
+        let after_host =
+            authority.as_str().rsplit('@').next().and_then(|rest| rest.strip_prefix(authority.host()));
+        let port = match (authority.port_u16(), after_host) {
+            (Some(port), _) => port,
+            (None, Some("") | None) => 80,
+            (None, Some(_)) => return Err("invalid proxy port".to_owned()),
+        };
         let authority =
             format!("{}:{port}", authority.host()).parse().map_err(|_| "invalid proxy host".to_owned())?;
         Ok(ProxyServer { authority, authorization })
@@ -385,6 +424,18 @@ mod tests {
         for proxied in ["https://open.larksuite.com/", "https://notfeishu.cn/", "https://10.0.0.8/"] {
             assert_eq!(via(&p, proxied), Some("p:1".into()), "{proxied}");
         }
+        let env = vars(&[
+            ("HTTPS_PROXY", "http://p:1"),
+            ("NO_PROXY", "10.0.0.0/8, 192.168.1.0/24,fd00::/8, 1.2.3.4/40"),
+        ]);
+        let p = Proxy::from_vars(env).unwrap();
+        for straight in ["https://10.200.3.4/", "https://192.168.1.77/", "https://[fd12::1]/"] {
+            assert_eq!(via(&p, straight), None, "{straight}");
+        }
+        for proxied in ["https://11.0.0.1/", "https://192.168.2.1/", "https://[fe80::1]/", "https://1.2.3.4/"]
+        {
+            assert_eq!(via(&p, proxied), Some("p:1".into()), "{proxied}");
+        }
         let p = Proxy::from_vars(vars(&[("HTTPS_PROXY", "http://p:1"), ("no_proxy", "*")])).unwrap();
         assert_eq!(via(&p, "https://open.feishu.cn/"), None);
         // An explicit proxy applies to loopback hosts unless excluded.
@@ -398,6 +449,8 @@ mod tests {
         for (value, says) in [
             ("http://user:hunter2@", "not a URL"),
             ("user:hunter2@", "not a URL"),
+            ("http://user:hunter2@p:99999", "invalid proxy port"),
+            ("http://user:hunter2@p:", "invalid proxy port"),
             ("http://us er:hunter2@p", "not a URL"),
         ] {
             let err = Proxy::from_vars(vars(&[("HTTPS_PROXY", value)])).unwrap_err();
@@ -422,6 +475,15 @@ mod tests {
             let err = Proxy::all(url).unwrap_err().to_string();
             assert!(err.contains("unsupported proxy scheme") && !err.contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn tunnel_targets_name_host_and_port() {
+        let target = |uri: &str| tunnel_target(&uri.parse().unwrap()).unwrap();
+        assert_eq!(target("https://open.feishu.cn/"), "open.feishu.cn:443");
+        assert_eq!(target("http://example.com/"), "example.com:80");
+        assert_eq!(target("https://[::1]:8443/x"), "[::1]:8443");
+        assert_eq!(target("https://10.0.0.1:444/"), "10.0.0.1:444");
     }
 
     #[test]
