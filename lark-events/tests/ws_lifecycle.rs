@@ -392,3 +392,29 @@ async fn dropping_the_handle_stops_the_client() {
     );
     assert_eq!(ws.handshakes(), 1, "and did not reconnect");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_long_connection_goes_through_a_proxy_tunnel() {
+    let platform = platform().await;
+    let proxy = lark_testkit::connect_proxy::ConnectProxy::start_with_credentials("bot", "pw@1").await;
+    let seen = Seen::default();
+    let client = builder(&platform, recording(&seen, false, 0))
+        .proxy(lark_transport::Proxy::all(&proxy.url("bot:pw%401@")).unwrap())
+        .build()
+        .unwrap();
+    let handle = connected(&client).await;
+    let ws = platform.ws();
+    let envelope = message(1);
+    ws.push_event(&envelope);
+    assert!(ws.wait_until_for(PATIENCE, |ws| ws.acked() == 1).await);
+    assert_eq!(seen.times(&event_id(&envelope)), 1);
+    // One tunnel, to the WebSocket's address; the bootstrap call went straight (its client has
+    // no proxy).
+    let heads = proxy.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let url = ws.issued_urls().pop().unwrap();
+    let target = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+    assert!(heads[0].starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")), "{}", heads[0]);
+    assert_eq!(ws.handshakes(), 1);
+    handle.shutdown().await.unwrap();
+}

@@ -80,6 +80,7 @@
 mod api;
 mod auth;
 mod body;
+pub mod connect_proxy;
 pub mod events;
 mod fault;
 pub mod push;

@@ -171,9 +171,34 @@ impl Proxy {
 
     /// The proxy for a connection to `uri`, if it goes through one.
     fn for_uri(&self, uri: &Uri) -> Option<&ProxyServer> {
-        let server = if uri.scheme() == Some(&Scheme::HTTPS) { &self.https } else { &self.http };
+        self.for_host(uri.scheme() == Some(&Scheme::HTTPS), uri.host()?)
+    }
+
+    /// A TCP connection to `host:port`, straight or through a `CONNECT` tunnel of the proxy
+    /// these settings pick for it (`secure`: the host is reached over TLS, as `https`/`wss`; the
+    /// caller runs TLS on the stream). For connections outside [`HttpClient`](crate::HttpClient),
+    /// such as the long connection's WebSocket. The error never shows proxy credentials.
+    pub async fn connect_tcp(&self, secure: bool, host: &str, port: u16) -> Result<TcpStream, BoxError> {
+        let Some(server) = self.for_host(secure, host) else {
+            return Ok(TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?);
+        };
+        let (proxy_host, proxy_port) = (server.authority.host(), server.authority.port_u16().unwrap_or(80));
+        let mut stream =
+            TcpStream::connect((proxy_host.trim_start_matches('[').trim_end_matches(']'), proxy_port))
+                .await
+                .map_err(|e| -> BoxError { format!("cannot connect to the proxy: {e}").into() })?;
+        let _ = stream.set_nodelay(true);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let target = if bare.contains(':') { format!("[{bare}]:{port}") } else { format!("{bare}:{port}") };
+        open_tunnel(&mut stream, &target, server.authorization.as_ref()).await?;
+        Ok(stream)
+    }
+
+    /// The proxy for a connection to `host`, if it goes through one.
+    fn for_host(&self, secure: bool, host: &str) -> Option<&ProxyServer> {
+        let server = if secure { &self.https } else { &self.http };
         let server = server.as_deref()?;
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let ip = host.parse::<IpAddr>().ok();
         if self.skip_loopback && (host == "localhost" || ip.is_some_and(|ip| ip.is_loopback())) {
             return None;

@@ -1,71 +1,17 @@
-//! `HttpClient` through an HTTP proxy: a `CONNECT` proxy on loopback (written here, counting what
-//! it is asked) in front of lark-testkit, plain and TLS.
+//! `HttpClient` through an HTTP proxy: lark-testkit's `CONNECT` proxy on loopback (which keeps
+//! what it is asked) in front of the fake platform, plain and TLS.
 
-use std::sync::{Arc, Mutex};
-
+use lark_testkit::connect_proxy::ConnectProxy;
 use lark_testkit::{FakePlatform, FakePlatformConfig};
 use lark_transport::{Body, HttpClient, Proxy};
 use lark_types::{LarkError, TransportErrorKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 /// `user:p@ss` in Basic form.
 const GOOD_AUTH: &str = "Proxy-Authorization: Basic dXNlcjpwQHNz";
 
-/// A CONNECT proxy requiring `user:p@ss`; keeps the request head of every tunnel asked for.
-struct ConnectProxy {
-    port: u16,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl ConnectProxy {
-    async fn start() -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(serve(client, seen.clone()));
-            }
-        });
-        ConnectProxy { port, heads }
-    }
-
-    fn url(&self, userinfo: &str) -> String {
-        format!("http://{userinfo}127.0.0.1:{}", self.port)
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-async fn serve(mut client: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).await.unwrap_or(0) == 0 || head.len() > 8192 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    heads.lock().unwrap().push(head.clone());
-    if !head.lines().any(|line| line == GOOD_AUTH) {
-        let refusal = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\ncontent-length: 0\r\n\r\n";
-        let _ = client.write_all(refusal.as_bytes()).await;
-        return;
-    }
-    let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    let Ok(mut upstream) = TcpStream::connect(target).await else {
-        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n").await;
-        return;
-    };
-    if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    }
+async fn proxy() -> ConnectProxy {
+    ConnectProxy::start_with_credentials("user", "p@ss").await
 }
 
 async fn echo(http: &HttpClient, p: &FakePlatform) -> Result<http::StatusCode, LarkError> {
@@ -91,7 +37,7 @@ async fn connections_go_through_one_connect_tunnel_each_with_the_credentials() {
     for tls in [true, false] {
         let config = FakePlatformConfig { tls, http1_only: true, ..FakePlatformConfig::default() };
         let p = FakePlatform::start_with(config).await;
-        let proxy = ConnectProxy::start().await;
+        let proxy = proxy().await;
         let http = client(&p, Proxy::all(&proxy.url("user:p%40ss@")).unwrap());
         for _ in 0..3 {
             assert_eq!(echo(&http, &p).await.unwrap(), 200);
@@ -112,7 +58,7 @@ async fn connections_go_through_one_connect_tunnel_each_with_the_credentials() {
 #[tokio::test]
 async fn a_refused_tunnel_is_a_connect_error_without_the_credentials() {
     let p = FakePlatform::start().await;
-    let proxy = ConnectProxy::start().await;
+    let proxy = proxy().await;
     let http = client(&p, Proxy::all(&proxy.url("user:wrong-secret@")).unwrap());
     let err = echo(&http, &p).await.unwrap_err();
     let LarkError::Transport(t) = &err else { panic!("{err:?}") };
@@ -132,7 +78,7 @@ async fn a_refused_tunnel_is_a_connect_error_without_the_credentials() {
 #[tokio::test]
 async fn hosts_listed_in_no_proxy_go_straight() {
     let p = FakePlatform::start().await;
-    let proxy = ConnectProxy::start().await;
+    let proxy = proxy().await;
     let http = client(&p, Proxy::all(&proxy.url("user:p%40ss@")).unwrap().no_proxy("example.com, 127.0.0.1"));
     assert_eq!(echo(&http, &p).await.unwrap(), 200);
     assert!(proxy.heads().is_empty());

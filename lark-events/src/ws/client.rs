@@ -122,6 +122,7 @@ struct Inner {
     bootstrap: Client,
     dispatcher: EventDispatcher,
     tls: TlsConnector,
+    proxy: lark_transport::Proxy,
     settings: Settings,
     max_concurrent: usize,
     idle_timeout: Option<Duration>,
@@ -227,6 +228,7 @@ impl WsClient {
             fragment_time_limit: DEFAULT_FRAGMENT_TIME_LIMIT,
             fragment_memory: DEFAULT_FRAGMENT_MEMORY,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
+            proxy: None,
         }
     }
 
@@ -276,6 +278,8 @@ pub struct WsClientBuilder {
     fragment_time_limit: Duration,
     fragment_memory: usize,
     ack_timeout: Duration,
+    /// `None`: read from the environment when built.
+    proxy: Option<lark_transport::Proxy>,
 }
 
 impl fmt::Debug for WsClientBuilder {
@@ -356,6 +360,15 @@ impl WsClientBuilder {
         self
     }
 
+    /// The HTTP proxy the WebSocket connection goes through, as a `CONNECT` tunnel with TLS
+    /// inside (default: [`Proxy::from_env`](lark_transport::Proxy::from_env), read when built;
+    /// [`Proxy::none`](lark_transport::Proxy::none) for none). The bootstrap call goes through
+    /// its [`Client`]'s own HTTP client and its proxy setting.
+    pub fn proxy(mut self, proxy: lark_transport::Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
     /// How long a graceful stop waits for running handlers before aborting them (default 30 s).
     pub fn stop_timeout(mut self, d: Duration) -> Self {
         self.stop_timeout = d;
@@ -429,6 +442,10 @@ impl WsClientBuilder {
             return fail("the bootstrap client belongs to another app id");
         }
         let tls = tls_connector()?;
+        let proxy = match self.proxy {
+            Some(proxy) => proxy,
+            None => lark_transport::Proxy::from_env()?,
+        };
         // A frame is one message plus a few headers.
         let max_message = self.dispatcher.body_limit().saturating_add(64 << 10);
         let mut ws_config = WebSocketConfig::default();
@@ -451,6 +468,7 @@ impl WsClientBuilder {
                 bootstrap,
                 dispatcher: self.dispatcher,
                 tls,
+                proxy,
                 settings,
                 max_concurrent: self.max_concurrent,
                 idle_timeout: self.idle_timeout.map(clamp),
@@ -950,7 +968,8 @@ async fn attempt(inner: &Inner, settings: &mut Settings) -> Result<(WsStream, Co
     if let Some(config) = &endpoint.config {
         settings.apply(config);
     }
-    match timeout(inner.connect_timeout, dial(&endpoint.url, &inner.tls, inner.ws_config)).await {
+    match timeout(inner.connect_timeout, dial(&endpoint.url, &inner.tls, &inner.proxy, inner.ws_config)).await
+    {
         Ok(Ok(ws)) => Ok((ws, endpoint.url)),
         Ok(Err(failure)) => Err(failure),
         Err(_) => Err(Failure::Retry(format!("dialing timed out after {:?}", inner.connect_timeout).into())),

@@ -11,7 +11,6 @@ use lark_types::{AccessTokenTypes, BoxError, LarkError, SecretString};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -139,9 +138,10 @@ pub(crate) fn tls_connector() -> Result<TlsConnector, LarkError> {
 pub(crate) async fn dial(
     url: &ConnectUrl,
     tls: &TlsConnector,
+    proxy: &lark_transport::Proxy,
     config: WebSocketConfig,
 ) -> Result<WsStream, Failure> {
-    let tcp = TcpStream::connect((url.host(), url.port())).await.map_err(retry)?;
+    let tcp = proxy.connect_tcp(url.secure(), url.host(), url.port()).await.map_err(retry)?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if url.secure() {
         let name = rustls::pki_types::ServerName::try_from(url.host().to_owned()).map_err(retry)?;
@@ -441,7 +441,7 @@ mod tests {
     }
 
     async fn dial_plain(url: &ConnectUrl) -> Result<WsStream, Failure> {
-        dial(url, &tls_connector().unwrap(), WebSocketConfig::default()).await
+        dial(url, &tls_connector().unwrap(), &lark_transport::Proxy::none(), WebSocketConfig::default()).await
     }
 
     fn retried(result: Result<WsStream, Failure>) -> String {
@@ -575,7 +575,9 @@ mod tests {
             hello
         });
         let url = ConnectUrl::parse(&format!("wss://127.0.0.1:{port}/ws/v2?service_id=1&ticket=t")).unwrap();
-        let result = dial(&url, &tls_connector().unwrap(), WebSocketConfig::default()).await;
+        let result =
+            dial(&url, &tls_connector().unwrap(), &lark_transport::Proxy::none(), WebSocketConfig::default())
+                .await;
         assert!(matches!(result, Err(Failure::Retry(_))));
         // A TLS handshake record (type 22, version 3.x): the ClientHello.
         let hello = server.await.unwrap();
