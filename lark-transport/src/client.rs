@@ -127,11 +127,12 @@ impl HttpClientBuilder {
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(self.tcp_nodelay);
         let tls = tls_client_config(&self.root_certificates)?;
+        let tcp = ProxyConnector::new(http, proxy);
         let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let https = if self.http2_only {
-            https.enable_http2().wrap_connector(ProxyConnector::new(http, proxy))
+            https.enable_http2().wrap_connector(tcp)
         } else {
-            https.enable_http1().enable_http2().wrap_connector(ProxyConnector::new(http, proxy))
+            https.enable_http1().enable_http2().wrap_connector(tcp)
         };
         let config = PoolConfig {
             idle_timeout: self.pool_idle_timeout,

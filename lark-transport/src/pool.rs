@@ -646,10 +646,9 @@ impl Host {
         }
         let now = Instant::now();
         self.drop_expired(now, timeout);
+        // `drop_expired` left only open connections (one closing meanwhile fails `is_ready` or
+        // `ready` where it is used).
         while let Some(idle) = self.idle.pop_back() {
-            if idle.conn.tx.is_closed() {
-                continue;
-            }
             if now.saturating_duration_since(idle.since) >= CHECK_AFTER_IDLE && idle.conn.peer_closed() {
                 tracing::debug!(target: "lark::transport", "idle connection closed by the server; not reused");
                 continue;

@@ -60,9 +60,9 @@ struct ProxyServer {
 
 impl std::fmt::Debug for ProxyServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (host, port) = (self.authority.host(), self.authority.port_u16().unwrap_or(80));
+        // The authority was rebuilt as `host:port`, without user info.
         let credentials = if self.authorization.is_some() { "<redacted>" } else { "none" };
-        write!(f, "http://{host}:{port} (credentials: {credentials})")
+        write!(f, "http://{} (credentials: {credentials})", self.authority)
     }
 }
 
@@ -123,9 +123,10 @@ impl Proxy {
     /// names too, checked first), `NO_PROXY` for hosts that go straight (see
     /// [`no_proxy`](Self::no_proxy)). Unlike curl, a proxy URL without a port means port 80.
     /// (Go's `ProxyFromEnvironment` differs: upper-case first, no `ALL_PROXY`, and `.example.com`
-    /// matching subdomains only.) Loopback hosts never use it. Nothing set: no proxy. A variable naming another kind of
-    /// proxy (`socks5://`, `https://`) is skipped with a warning; a value that is not a usable
-    /// URL is a `ConfigError` naming the variable (not its value: it may hold a password).
+    /// matching subdomains only.) Loopback hosts never use it. Nothing set: no proxy. A variable
+    /// naming another kind of proxy (`socks5://`, `https://`) is skipped with a warning; a value
+    /// that is not a usable URL is a `ConfigError` naming the variable (not its value: it may
+    /// hold a password).
     pub fn from_env() -> Result<Proxy, LarkError> {
         Proxy::from_vars(|name| std::env::var(name).ok())
     }
@@ -179,17 +180,14 @@ impl Proxy {
     /// caller runs TLS on the stream). For connections outside [`HttpClient`](crate::HttpClient),
     /// such as the long connection's WebSocket. The error never shows proxy credentials.
     pub async fn connect_tcp(&self, secure: bool, host: &str, port: u16) -> Result<TcpStream, BoxError> {
+        let target = host_port(host, port);
         let Some(server) = self.for_host(secure, host) else {
-            return Ok(TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?);
+            return Ok(TcpStream::connect(target).await?);
         };
-        let (proxy_host, proxy_port) = (server.authority.host(), server.authority.port_u16().unwrap_or(80));
-        let mut stream =
-            TcpStream::connect((proxy_host.trim_start_matches('[').trim_end_matches(']'), proxy_port))
-                .await
-                .map_err(|e| -> BoxError { format!("cannot connect to the proxy: {e}").into() })?;
-        let _ = stream.set_nodelay(true);
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let target = if bare.contains(':') { format!("[{bare}]:{port}") } else { format!("{bare}:{port}") };
+        // The authority is `host:port`, IPv6 hosts in brackets: a socket address string as is.
+        let mut stream = TcpStream::connect(server.authority.as_str())
+            .await
+            .map_err(|e| -> BoxError { format!("cannot connect to the proxy: {e}").into() })?;
         open_tunnel(&mut stream, &target, server.authorization.as_ref()).await?;
         Ok(stream)
     }
@@ -352,7 +350,17 @@ impl Service<Uri> for ProxyConnector {
 fn tunnel_target(uri: &Uri) -> Result<String, BoxError> {
     let host = uri.host().ok_or("request URI has no host")?;
     let port = uri.port_u16().unwrap_or(if uri.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 });
-    Ok(format!("{host}:{port}"))
+    Ok(host_port(host, port))
+}
+
+/// `host:port`, an IPv6 host in brackets (given with or without them).
+fn host_port(host: &str, port: u16) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.contains(':') {
+        format!("[{bare}]:{port}")
+    } else {
+        format!("{bare}:{port}")
+    }
 }
 
 /// Asks the proxy on `stream` for a tunnel to `target`; succeeds on a 2xx reply.
@@ -509,6 +517,8 @@ mod tests {
         assert_eq!(target("http://example.com/"), "example.com:80");
         assert_eq!(target("https://[::1]:8443/x"), "[::1]:8443");
         assert_eq!(target("https://10.0.0.1:444/"), "10.0.0.1:444");
+        // As `connect_tcp` gets hosts: IPv6 without brackets.
+        assert_eq!(host_port("::1", 443), "[::1]:443");
     }
 
     #[test]
